@@ -1,0 +1,42 @@
+# `make run` starts a working console on this machine; `make test` runs the whole suite.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+MANAGE := $(PY) manage.py
+LOCALE_IGNORE := --ignore .venv --ignore node_modules --ignore var --ignore staticfiles
+
+.PHONY: setup run test lint messages makemessages worker clean
+
+setup: $(VENV)/.installed node_modules/.installed messages
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+node_modules/.installed: package.json
+	npm install --no-audit --no-fund --loglevel=error
+	touch $@
+
+messages: $(VENV)/.installed
+	$(MANAGE) compilemessages $(LOCALE_IGNORE) -v 0
+
+# One run from the top: strings land in their app's locale/, top-level templates in imageconsole/locale/.
+makemessages: $(VENV)/.installed
+	$(MANAGE) makemessages -l zh_Hans --no-location --no-obsolete $(LOCALE_IGNORE) --ignore bench --ignore tests -v 0
+
+run: setup
+	$(PY) scripts/run.py
+
+worker: setup
+	$(MANAGE) rqworker imports convert default maintenance --with-scheduler
+
+test: setup
+	$(PY) -m pytest
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf $(VENV) node_modules staticfiles

@@ -1,0 +1,234 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from imageconsole.models import BaseModel
+
+
+class ImageQuerySet(models.QuerySet):
+    def for_tenant(self, tenant):
+        """Images a tenant owns. Selectors add sharing and project-group scope on top of this."""
+        return self.filter(tenant=tenant)
+
+
+class Image(BaseModel):
+    class Status(models.TextChoices):
+        CREATING = "creating", pgettext_lazy("Image status", "Creating")
+        UPLOADING = "uploading", pgettext_lazy("Image status", "Importing")
+        AVAILABLE = "available", pgettext_lazy("Image status", "Available")
+        FAILED = "failed", pgettext_lazy("Image status", "Import failed")
+        DELETING = "deleting", pgettext_lazy("Image status", "Deleting")
+        DELETED = "deleted", pgettext_lazy("Image status", "Deleted")
+
+    # Statuses whose rows poll themselves in the list.
+    TRANSITIONAL = frozenset({Status.CREATING, Status.UPLOADING, Status.DELETING})
+
+    # Allowed transitions; `images.services.image_transition` is the only writer of `status`.
+    TRANSITIONS = {
+        Status.CREATING: {Status.AVAILABLE, Status.FAILED},
+        Status.UPLOADING: {Status.AVAILABLE, Status.FAILED},
+        Status.AVAILABLE: {Status.DELETING},
+        Status.FAILED: {Status.DELETING},
+        Status.DELETING: {Status.DELETED},
+        Status.DELETED: {Status.AVAILABLE, Status.FAILED},
+    }
+
+    class Stage(models.TextChoices):
+        NONE = "", pgettext_lazy("Image stage", "—")
+        QUEUED = "queued", pgettext_lazy("Image stage", "Queued")
+        RECEIVING = "receiving", pgettext_lazy("Image stage", "Receiving")
+        DOWNLOADING = "downloading", pgettext_lazy("Image stage", "Downloading")
+        INSPECTING = "inspecting", pgettext_lazy("Image stage", "Inspecting")
+        CONVERTING = "converting", pgettext_lazy("Image stage", "Converting")
+        STORING = "storing", pgettext_lazy("Image stage", "Storing")
+
+    class Kind(models.TextChoices):
+        SYSTEM = "system", pgettext_lazy("Image kind", "System image")
+        VOLUME = "volume", pgettext_lazy("Image kind", "Volume image")
+        ISO = "iso", pgettext_lazy("Image kind", "ISO image")
+
+    class DiskFormat(models.TextChoices):
+        QCOW2 = "qcow2", "qcow2"
+        RAW = "raw", "raw"
+        VMDK = "vmdk", "vmdk"
+        VHD = "vhd", "vhd"
+        VHDX = "vhdx", "vhdx"
+        OVA = "ova", "ova"
+        ISO = "iso", "iso"
+
+    class OSType(models.TextChoices):
+        LINUX = "linux", "Linux"
+        WINDOWS = "windows", "Windows"
+        OTHER = "other", pgettext_lazy("OS type", "Other")
+
+    class Architecture(models.TextChoices):
+        X86_64 = "x86_64", "x86_64"
+        AARCH64 = "aarch64", "aarch64"
+        MIPS64EL = "mips64el", "mips64el"
+
+    class BootMode(models.TextChoices):
+        BIOS = "bios", pgettext_lazy("Boot mode", "BIOS (Legacy)")
+        UEFI = "uefi", "UEFI"
+
+    class Source(models.TextChoices):
+        UPLOAD = "upload", pgettext_lazy("Image source", "Local file")
+        URL = "url", pgettext_lazy("Image source", "URL")
+        VM = "vm", pgettext_lazy("Image source", "Virtual machine")
+        STORAGE_SCAN = "scan", pgettext_lazy("Image source", "Storage scan")
+
+    class Sharing(models.TextChoices):
+        PRIVATE = "private", pgettext_lazy("Sharing mode", "Not shared")
+        TENANTS = "tenants", pgettext_lazy("Sharing mode", "Shared with chosen tenants")
+        GLOBAL = "global", pgettext_lazy("Sharing mode", "Shared globally")
+
+    id = models.UUIDField(_("resource ID"), primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="images")
+    project_group = models.ForeignKey(
+        "tenants.ProjectGroup",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="images",
+        verbose_name=_("project group"),
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    storage = models.ForeignKey(
+        "storage.ImageStorage",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="images",
+        verbose_name=_("image storage"),
+        help_text=_("The storage the import writes to; replicas record where the bytes are."),
+    )
+    name = models.CharField(_("name"), max_length=128, db_index=True)
+    description = models.CharField(_("remarks"), max_length=1024, blank=True)
+    kind = models.CharField(_("image type"), max_length=8, choices=Kind.choices, default=Kind.SYSTEM)
+    disk_format = models.CharField(
+        _("format"),
+        max_length=8,
+        choices=DiskFormat.choices,
+        help_text=_("The format stored: after a conversion, the storage's target format."),
+    )
+    source_format = models.CharField(
+        _("format imported"), max_length=8, choices=DiskFormat.choices, blank=True
+    )
+    os_type = models.CharField(_("OS type"), max_length=8, choices=OSType.choices, default=OSType.LINUX)
+    platform = models.CharField(_("platform"), max_length=32, blank=True)
+    os_version = models.CharField(_("OS version"), max_length=32, blank=True)
+    architecture = models.CharField(
+        _("architecture"), max_length=10, choices=Architecture.choices, default=Architecture.X86_64
+    )
+    boot_mode = models.CharField(_("boot mode"), max_length=8, choices=BootMode.choices, default=BootMode.BIOS)
+    csm = models.BooleanField(_("CSM"), default=False)
+    virtio = models.BooleanField(_("VirtIO"), default=True)
+    cloud_init = models.BooleanField(_("cloud-init"), default=False)
+    qemu_ga = models.BooleanField(_("qemu-ga"), default=False)
+    hot_upgrade = models.BooleanField(_("hot upgrade"), default=False)
+    encrypted = models.BooleanField(_("encrypted"), default=False)
+    labels = models.JSONField(_("labels"), default=list, blank=True)
+    target_size = models.PositiveBigIntegerField(
+        _("target image size"), null=True, blank=True, help_text=_("In bytes: 20 GB to 500 GB.")
+    )
+    size = models.PositiveBigIntegerField(_("size"), default=0)
+    virtual_size = models.PositiveBigIntegerField(_("virtual size"), null=True, blank=True)
+    md5 = models.CharField(_("MD5"), max_length=32, blank=True)
+    sha256 = models.CharField(_("SHA256"), max_length=64, blank=True)
+    expected_sha256 = models.CharField(_("expected SHA256"), max_length=64, blank=True)
+    source = models.CharField(_("source"), max_length=8, choices=Source.choices, default=Source.UPLOAD)
+    status = models.CharField(
+        _("status"), max_length=12, choices=Status.choices, default=Status.UPLOADING, db_index=True
+    )
+    stage = models.CharField(_("stage"), max_length=12, choices=Stage.choices, default=Stage.QUEUED, blank=True)
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0, help_text=_("Percent, 0 to 100."))
+    bytes_done = models.PositiveBigIntegerField(_("bytes done"), default=0)
+    bytes_total = models.PositiveBigIntegerField(_("bytes total"), null=True, blank=True)
+    error = models.TextField(_("error"), blank=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+    sharing = models.CharField(_("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE)
+    shared_with = models.ManyToManyField(
+        "tenants.Tenant", blank=True, related_name="images_shared_with_me", verbose_name=_("shared with")
+    )
+    job_id = models.CharField(max_length=64, blank=True)
+    deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
+    deleted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    purge_after = models.DateTimeField(_("expunge after"), null=True, blank=True)
+
+    objects = ImageQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        verbose_name = _("image")
+        verbose_name_plural = _("images")
+        indexes = [
+            models.Index(fields=["tenant", "status", "-created_at"], name="image_tenant_status_created"),
+            models.Index(fields=["tenant", "kind", "-created_at"], name="image_tenant_kind_created"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(progress__lte=100), name="image_progress_lte_100"),
+            models.CheckConstraint(
+                condition=~models.Q(architecture__in=["aarch64", "mips64el"]) | models.Q(boot_mode="uefi"),
+                name="image_arm_mips_need_uefi",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def is_transitional(self) -> bool:
+        return self.status in self.TRANSITIONAL
+
+
+class ImageReplica(BaseModel):
+    class State(models.TextChoices):
+        SYNCING = "syncing", pgettext_lazy("Replica state", "Syncing")
+        READY = "ready", pgettext_lazy("Replica state", "Ready")
+        FAILED = "failed", pgettext_lazy("Replica state", "Failed")
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="replicas")
+    storage = models.ForeignKey("storage.ImageStorage", on_delete=models.PROTECT, related_name="replicas")
+    key = models.CharField(_("key"), max_length=255, help_text=_("Where the backend keeps the bytes."))
+    state = models.CharField(_("state"), max_length=8, choices=State.choices, default=State.SYNCING)
+    size = models.PositiveBigIntegerField(_("size"), default=0)
+    progress = models.PositiveSmallIntegerField(_("progress"), default=0)
+    error = models.TextField(_("error"), blank=True)
+
+    class Meta:
+        verbose_name = _("image replica")
+        verbose_name_plural = _("image replicas")
+        constraints = [
+            models.UniqueConstraint(fields=["image", "storage"], name="replica_one_per_storage"),
+        ]
+
+    def __str__(self):
+        return f"{self.image} @ {self.storage}"
+
+
+class UploadSession(BaseModel):
+    """One import's bytes on their way in: a tus or PUT upload, or a worker's fetch of a URL."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    image = models.OneToOneField(Image, on_delete=models.CASCADE, related_name="upload")
+    length = models.PositiveBigIntegerField(_("length"), null=True, blank=True)
+    offset = models.PositiveBigIntegerField(_("offset"), default=0)
+    staging_path = models.CharField(max_length=1024, blank=True)
+    # URL imports: the URL with any password redacted, and the password kept encrypted until the fetch ends.
+    source_url = models.CharField(_("source URL"), max_length=2048, blank=True)
+    secret_encrypted = models.TextField(blank=True)
+    expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    class Meta:
+        verbose_name = _("upload session")
+        verbose_name_plural = _("upload sessions")
+
+    def __str__(self):
+        return f"{self.image} ({self.offset}/{self.length})"

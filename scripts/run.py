@@ -1,0 +1,74 @@
+"""`make run`: migrate, create the demo accounts once, then run Redis (when REDIS_URL is unset), an RQ
+worker with its scheduler and the web server until Ctrl-C, which stops everything this started."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
+PYTHON = sys.executable
+MANAGE = [PYTHON, str(BASE_DIR / "manage.py")]
+
+
+def main() -> int:
+    env = dict(os.environ)
+    env.setdefault("DEBUG", "1")
+    port = env.setdefault("PORT", "8000")
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    children: list[subprocess.Popen] = []
+
+    def stop(*_args):
+        for child in reversed(children):
+            if child.poll() is None:
+                child.terminate()
+        for child in reversed(children):
+            try:
+                child.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+    try:
+        if not env.get("REDIS_URL"):
+            socket = VAR_DIR / "redis.sock"
+            socket.unlink(missing_ok=True)
+            (VAR_DIR / "redis").mkdir(exist_ok=True)
+            children.append(
+                subprocess.Popen(
+                    ["redis-server", "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
+                     "--dir", str(VAR_DIR / "redis"), "--save", "60 1", "--logfile", str(VAR_DIR / "redis.log")],
+                )
+            )
+            deadline = time.monotonic() + 10
+            while not socket.exists():
+                if time.monotonic() > deadline or children[-1].poll() is not None:
+                    print("redis-server did not start; see var/redis.log", file=sys.stderr)
+                    return 1
+                time.sleep(0.05)
+            env["REDIS_URL"] = f"unix://{socket}?db=0"
+            print(f"Redis: private server at {socket}")
+        subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
+        subprocess.run([*MANAGE, "demo"], env=env, check=True)
+        children.append(
+            subprocess.Popen(
+                [*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"], env=env
+            )
+        )
+        children.append(subprocess.Popen([*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env))
+        print(f"\nThe console is at http://127.0.0.1:{port}/  (Ctrl-C stops it)\n", flush=True)
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        print("A process stopped; stopping the others.", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,87 @@
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from imageconsole.models import BaseModel
+
+GiB = 1024**3
+
+
+class ImageStorage(BaseModel):
+    class Kind(models.TextChoices):
+        STANDALONE = "standalone", pgettext_lazy("Image storage kind", "Standalone")
+        DISTRIBUTED = "distributed", pgettext_lazy("Image storage kind", "Distributed")
+
+    class State(models.TextChoices):
+        CONNECTED = "connected", pgettext_lazy("Image storage state", "Connected")
+        DISCONNECTED = "disconnected", pgettext_lazy("Image storage state", "Disconnected")
+
+    class TargetFormat(models.TextChoices):
+        QCOW2 = "qcow2", "qcow2"
+        RAW = "raw", "raw"
+
+    name = models.CharField(_("name"), max_length=128, unique=True)
+    description = models.CharField(_("description"), max_length=255, blank=True)
+    kind = models.CharField(_("kind"), max_length=16, choices=Kind.choices)
+    data_center = models.CharField(_("data center"), max_length=64, blank=True, default="default")
+    # Standalone
+    mount_path = models.CharField(
+        _("mount path"),
+        max_length=512,
+        blank=True,
+        help_text=_("Absolute path of the directory that holds the image chunks."),
+    )
+    # Distributed (S3-compatible)
+    endpoint_url = models.URLField(_("endpoint URL"), blank=True)
+    region = models.CharField(_("region"), max_length=64, blank=True)
+    bucket = models.CharField(_("bucket"), max_length=63, blank=True)
+    access_key = models.CharField(_("access key"), max_length=128, blank=True)
+    secret_key_encrypted = models.TextField(blank=True, editable=False)
+
+    reserved_bytes = models.PositiveBigIntegerField(
+        _("reserved capacity"),
+        default=GiB,
+        help_text=_("Capacity kept free on the storage; an import that would use it is refused."),
+    )
+    upload_concurrency = models.PositiveSmallIntegerField(
+        _("blob upload concurrency"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(16)],
+    )
+    download_concurrency = models.PositiveSmallIntegerField(
+        _("blob download concurrency"),
+        default=1,
+        validators=[MinValueValidator(1), MaxValueValidator(16)],
+    )
+    target_format = models.CharField(
+        _("target format"),
+        max_length=8,
+        choices=TargetFormat.choices,
+        blank=True,
+        help_text=_("Format converted images are stored in; empty means qcow2 for standalone, raw for distributed."),
+    )
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.CONNECTED)
+    state_reason = models.CharField(_("reason"), max_length=500, blank=True)
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("image storage")
+        verbose_name_plural = _("image storages")
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(upload_concurrency__gte=1, upload_concurrency__lte=16)
+                & models.Q(download_concurrency__gte=1, download_concurrency__lte=16),
+                name="imagestorage_concurrency_1_to_16",
+            ),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    @property
+    def effective_target_format(self) -> str:
+        if self.target_format:
+            return self.target_format
+        return self.TargetFormat.QCOW2 if self.kind == self.Kind.STANDALONE else self.TargetFormat.RAW

@@ -1,0 +1,224 @@
+"""Every state change of the tenants app, and `log()`, which every other app's services call."""
+
+from dataclasses import dataclass
+
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant
+
+User = get_user_model()
+
+
+def client_ip(request) -> str | None:
+    """The client's address; behind a proxy that sets X-Forwarded-For only when configured to trust it."""
+    if request is None:
+        return None
+    from django.conf import settings
+
+    if settings.SECURE_PROXY_SSL_HEADER:
+        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+        if forwarded:
+            return forwarded.split(",")[0].strip() or None
+    return request.META.get("REMOTE_ADDR") or None
+
+
+def log(
+    *,
+    action: str,
+    tenant: Tenant | None = None,
+    actor=None,
+    target=None,
+    target_type: str = "",
+    target_id: str = "",
+    target_name: str = "",
+    result: str = OperationLog.Result.SUCCESS,
+    message: str = "",
+    request=None,
+) -> OperationLog:
+    """Record who did what to which resource. `target` may be any model instance."""
+    if actor is None and request is not None and request.user.is_authenticated:
+        actor = request.user
+    if target is not None:
+        target_type = target_type or target._meta.model_name
+        target_id = target_id or str(target.pk)
+        target_name = target_name or str(target)
+    return OperationLog.objects.create(
+        tenant=tenant,
+        actor=actor if actor is not None and actor.pk else None,
+        actor_name=actor.get_username() if actor is not None else "",
+        action=action,
+        target_type=target_type,
+        target_id=target_id,
+        target_name=target_name[:255],
+        result=result,
+        message=message,
+        client_ip=client_ip(request),
+    )
+
+
+@transaction.atomic
+def tenant_create(*, name: str, description: str = "", actor=None, request=None) -> Tenant:
+    tenant = Tenant(name=name, description=description)
+    tenant.full_clean()
+    tenant.save()
+    Quota.objects.create(tenant=tenant)
+    log(action="tenant.create", tenant=tenant, actor=actor, target=tenant, request=request)
+    return tenant
+
+
+@transaction.atomic
+def user_create(*, username: str, password: str, email: str = "") -> "User":
+    user = User(username=username, email=email)
+    user.set_password(password)
+    user.full_clean(exclude=["password"])
+    user.save()
+    return user
+
+
+@transaction.atomic
+def membership_add(
+    *,
+    tenant: Tenant,
+    user,
+    role: str = Membership.Role.SUBACCOUNT,
+    permission: str = Membership.Permission.VIEW,
+    project_groups=(),
+    actor=None,
+    request=None,
+) -> Membership:
+    membership = Membership(tenant=tenant, user=user, role=role, permission=permission)
+    membership.full_clean()
+    membership.save()
+    if project_groups:
+        membership.project_groups.set(project_groups)
+    log(
+        action="membership.add",
+        tenant=tenant,
+        actor=actor,
+        target=membership,
+        message=f"{membership.get_role_display()} / {membership.get_permission_display()}",
+        request=request,
+    )
+    return membership
+
+
+@transaction.atomic
+def project_group_create(
+    *, tenant: Tenant, name: str, description: str = "", actor=None, request=None
+) -> ProjectGroup:
+    group = ProjectGroup(tenant=tenant, name=name, description=description)
+    group.full_clean()
+    group.save()
+    log(action="project_group.create", tenant=tenant, actor=actor, target=group, request=request)
+    return group
+
+
+@transaction.atomic
+def project_group_update(
+    *, group: ProjectGroup, name: str, description: str = "", actor=None, request=None
+) -> ProjectGroup:
+    group.name = name
+    group.description = description
+    group.full_clean()
+    group.save()
+    log(action="project_group.update", tenant=group.tenant, actor=actor, target=group, request=request)
+    return group
+
+
+@transaction.atomic
+def project_group_delete(*, group: ProjectGroup, actor=None, request=None) -> None:
+    log(action="project_group.delete", tenant=group.tenant, actor=actor, target=group, request=request)
+    group.delete()
+
+
+class QuotaExceeded(ValidationError):
+    pass
+
+
+@dataclass(frozen=True)
+class Usage:
+    images: int
+    bytes: int
+
+
+def tenant_usage(*, tenant: Tenant) -> Usage:
+    """What counts against the quota: every image that holds or will hold bytes (not yet expunged)."""
+    from django.apps import apps
+    from django.db.models import Count, Sum
+    from django.db.models.functions import Coalesce
+
+    Image = apps.get_model("images", "Image")
+    row = Image.objects.filter(tenant=tenant).aggregate(
+        images=Count("pk"), bytes=Coalesce(Sum("size"), 0)
+    )
+    return Usage(images=row["images"], bytes=row["bytes"])
+
+
+def quota_check(*, tenant: Tenant, add_images: int = 0, add_bytes: int = 0) -> None:
+    """Raise QuotaExceeded when adding this much would pass the tenant's quota.
+
+    Callers that then create rows hold the tenant's quota row locked (`quota_lock`) so that two
+    imports cannot both pass the check on the same headroom.
+    """
+    quota = Quota.objects.filter(tenant=tenant).first()
+    if quota is None or (quota.max_images is None and quota.max_bytes is None):
+        return
+    usage = tenant_usage(tenant=tenant)
+    if quota.max_images is not None and usage.images + add_images > quota.max_images:
+        raise QuotaExceeded(
+            _("The tenant's quota allows %(limit)d images and %(used)d exist. Delete images or ask "
+              "an administrator to raise the quota.") % {"limit": quota.max_images, "used": usage.images},
+            code="quota_images",
+        )
+    if quota.max_bytes is not None and usage.bytes + add_bytes > quota.max_bytes:
+        raise QuotaExceeded(
+            _("This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Delete "
+              "images or ask an administrator to raise the quota.")
+            % {
+                "needed": _filesize(add_bytes),
+                "left": _filesize(max(quota.max_bytes - usage.bytes, 0)),
+                "limit": _filesize(quota.max_bytes),
+            },
+            code="quota_bytes",
+        )
+
+
+def quota_lock(*, tenant: Tenant) -> None:
+    """Serialise quota checks of one tenant until the surrounding transaction ends."""
+    Quota.objects.select_for_update().filter(tenant=tenant).first()
+
+
+def _filesize(value: int) -> str:
+    from django.template.defaultfilters import filesizeformat
+
+    return str(filesizeformat(value))
+
+
+@transaction.atomic
+def quota_update(*, tenant: Tenant, max_images, max_bytes, actor=None, request=None) -> Quota:
+    quota, _created = Quota.objects.get_or_create(tenant=tenant)
+    quota.max_images = max_images
+    quota.max_bytes = max_bytes
+    quota.full_clean()
+    quota.save()
+    log(action="quota.update", tenant=tenant, actor=actor, target=quota, request=request)
+    return quota
+
+
+def api_token_create(*, user, name: str = "") -> tuple[ApiToken, str]:
+    """Create a token and return it with its key; the key is not stored and cannot be shown again."""
+    key = ApiToken.generate_key()
+    token = ApiToken.objects.create(
+        user=user, name=name, prefix=key[: ApiToken.PREFIX_LENGTH], key_hash=ApiToken.hash_key(key)
+    )
+    return token, key
+
+
+def api_token_touch(*, token: ApiToken) -> None:
+    now = timezone.now()
+    if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
+        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)

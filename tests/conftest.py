@@ -1,0 +1,158 @@
+import os
+import shutil
+
+import django_rq
+import pytest
+from django.test import Client
+
+from tenants import services
+from tenants.models import Membership
+
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_dirs(settings, tmp_path):
+    settings.STAGING_ROOT = tmp_path / "staging"
+    settings.STORAGE_ROOT = tmp_path / "storage"
+    settings.STAGING_ROOT.mkdir()
+    settings.STORAGE_ROOT.mkdir()
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username, *, staff=False):
+        user = services.user_create(username=username, password=PASSWORD)
+        if staff:
+            user.is_staff = True
+            user.is_superuser = True
+            user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def tenant(db, make_user):
+    tenant = services.tenant_create(name="acme")
+    services.membership_add(tenant=tenant, user=make_user("acme-owner"), role=Membership.Role.OWNER)
+    return tenant
+
+
+@pytest.fixture
+def other_tenant(db, make_user):
+    tenant = services.tenant_create(name="globex")
+    services.membership_add(tenant=tenant, user=make_user("globex-owner"), role=Membership.Role.OWNER)
+    return tenant
+
+
+def _client_for(user):
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def owner(tenant):
+    return tenant.memberships.get(role=Membership.Role.OWNER).user
+
+
+@pytest.fixture
+def owner_client(owner):
+    return _client_for(owner)
+
+
+@pytest.fixture
+def subaccount(tenant, make_user):
+    user = make_user("acme-viewer")
+    services.membership_add(tenant=tenant, user=user, permission=Membership.Permission.VIEW)
+    return user
+
+
+@pytest.fixture
+def subaccount_client(subaccount):
+    return _client_for(subaccount)
+
+
+@pytest.fixture
+def manager(tenant, make_user):
+    user = make_user("acme-manager")
+    services.membership_add(tenant=tenant, user=user, permission=Membership.Permission.MANAGE)
+    return user
+
+
+@pytest.fixture
+def manager_client(manager):
+    return _client_for(manager)
+
+
+@pytest.fixture
+def admin_user(make_user):
+    return make_user("platform-admin", staff=True)
+
+
+@pytest.fixture
+def admin_client(admin_user):
+    return _client_for(admin_user)
+
+
+@pytest.fixture
+def other_client(other_tenant):
+    return _client_for(other_tenant.memberships.get(role=Membership.Role.OWNER).user)
+
+
+@pytest.fixture
+def rq_redis():
+    """The suite's Redis, emptied before each test that uses it."""
+    connection = django_rq.get_connection("default")
+    connection.flushdb()
+    yield connection
+    connection.flushdb()
+
+
+@pytest.fixture
+def run_jobs(rq_redis):
+    """Run every queued job through a real RQ worker in burst mode, in this process.
+
+    SimpleWorker runs jobs without forking, so they share the test's database connection and see
+    rows the test has not committed. Returns the number of jobs that failed.
+    """
+    from rq import SimpleWorker
+    from rq.registry import FailedJobRegistry
+
+    def run(queues=("imports", "convert", "default", "maintenance")):
+        rq_queues = [django_rq.get_queue(name) for name in queues]
+        worker = SimpleWorker(rq_queues, connection=rq_redis)
+        worker.work(burst=True, with_scheduler=False)
+        return sum(FailedJobRegistry(queue=q).count for q in rq_queues)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def chromium_path():
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(path):
+        pytest.fail(f"Chromium not found at {path}: install it (apt-get install chromium) or set CHROMIUM_PATH")
+    return path
+
+
+@pytest.fixture
+def browser_page(chromium_path, live_server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=chromium_path,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+        )
+        context = browser.new_context(base_url=live_server.url, accept_downloads=True)
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        try:
+            yield page
+        finally:
+            context.close()
+            browser.close()

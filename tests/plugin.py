@@ -1,0 +1,50 @@
+"""Loaded with `-p tests.plugin` before pytest-django sets Django up.
+
+The suite's jobs go through a real Redis: TEST_REDIS_URL when given (the tests flush it), otherwise a
+private redis-server started for the run on a Unix socket in a temporary directory, so that nobody
+else's Redis data is touched.
+"""
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+_redis_process = None
+_redis_dir = None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    global _redis_process, _redis_dir
+    os.environ["SECURE_COOKIES"] = "0"
+    # Playwright's sync API keeps an event loop in the test thread; the ORM calls made there are safe.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    if os.environ.get("TEST_REDIS_URL"):
+        os.environ["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
+        return
+    _redis_dir = Path(tempfile.mkdtemp(prefix="imageconsole-test-redis-"))
+    socket = _redis_dir / "redis.sock"
+    _redis_process = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
+         "--save", "", "--appendonly", "no", "--dir", str(_redis_dir)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 10
+    while not socket.exists():
+        if time.monotonic() > deadline or _redis_process.poll() is not None:
+            raise RuntimeError("redis-server did not start; install it (apt-get install redis-server)")
+        time.sleep(0.02)
+    os.environ["REDIS_URL"] = f"unix://{socket}?db=0"
+
+
+def pytest_unconfigure(config):
+    if _redis_process is not None:
+        _redis_process.terminate()
+        _redis_process.wait(timeout=10)
+        shutil.rmtree(_redis_dir, ignore_errors=True)
