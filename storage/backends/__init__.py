@@ -1,0 +1,10 @@
+from .base import (  # noqa: F401
+    Cancelled,
+    IngestResult,
+    ReplicaWriter,
+    StorageBackend,
+    StorageError,
+    StorageFull,
+    Usage,
+    get_backend,
+)
