@@ -220,3 +220,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
+
+# django-rq: enqueue jobs only once the surrounding transaction commits.
+RQ = {"COMMIT_MODE": "on_db_commit"}

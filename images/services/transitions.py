@@ -1,0 +1,70 @@
+from collections.abc import Callable, Iterable
+from uuid import UUID
+
+from django.db import transaction
+from django.utils.translation import gettext as _
+
+from tenants.services import log
+
+from ..models import Image
+
+
+class TransitionNotAllowed(Exception):
+    """The image is not in a status from which this change is allowed; the message says which it is in."""
+
+    def __init__(self, image: Image, to: str):
+        self.image = image
+        self.to = to
+        super().__init__(
+            _("“%(name)s” is %(status)s, so it cannot become %(to)s.")
+            % {
+                "name": image.name,
+                "status": image.get_status_display(),
+                "to": Image.Status(to).label,
+            }
+        )
+
+
+def image_transition(
+    *,
+    image_id: UUID | str,
+    to: str,
+    action: str,
+    allowed_from: Iterable[str] | None = None,
+    actor=None,
+    request=None,
+    message: str = "",
+    result: str = "success",
+    changes: dict | None = None,
+    after_commit: Callable[[], None] | None = None,
+) -> Image:
+    """Move one image to status `to`: check the move is allowed, lock the row, apply `changes`, log it,
+    and run `after_commit` (enqueue follow-up jobs) once the transaction commits.
+
+    `allowed_from` narrows the statuses this caller accepts (e.g. cancel only from `uploading`);
+    the TRANSITIONS table on the model always applies. Raises TransitionNotAllowed.
+    """
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(pk=image_id)
+        allowed = Image.TRANSITIONS.get(image.status, set())
+        if to not in allowed or (allowed_from is not None and image.status not in set(allowed_from)):
+            raise TransitionNotAllowed(image, to)
+        before = image.status
+        image.status = to
+        update_fields = {"status", "updated_at"}
+        for field, value in (changes or {}).items():
+            setattr(image, field, value)
+            update_fields.add(field)
+        image.save(update_fields=sorted(update_fields))
+        log(
+            action=action,
+            tenant=image.tenant,
+            actor=actor,
+            target=image,
+            result=result,
+            message=message or f"{before} → {to}",
+            request=request,
+        )
+        if after_commit is not None:
+            transaction.on_commit(after_commit)
+    return image
