@@ -10,7 +10,7 @@ from django.views import View
 from . import selectors, services
 from .forms import ProjectGroupForm, SwitchTenantForm
 from .models import OperationLog
-from .permissions import ManageRequiredMixin, TenantRequiredMixin, can_manage, get_scoped_or_404
+from .permissions import ManageRequiredMixin, TenantRequiredMixin, can_manage, get_scoped_or_404, require_manage
 
 PAGE_SIZES = (20, 50, 100)
 
@@ -64,13 +64,14 @@ class ProjectGroupCreateView(ManageRequiredMixin, View):
         return redirect("tenants:project_groups")
 
 
-class ProjectGroupEditView(ManageRequiredMixin, View):
-    manage_methods_only = False
-
+class ProjectGroupEditView(TenantRequiredMixin, View):
     def get_group(self, request, pk):
-        return get_scoped_or_404(
+        # Look up first: another tenant's group is "not found" even for someone who may not edit.
+        group = get_scoped_or_404(
             selectors.project_groups_visible(tenant=request.tenant, membership=request.membership), pk=pk
         )
+        require_manage(request)
+        return group
 
     def get(self, request, pk):
         group = self.get_group(request, pk)
