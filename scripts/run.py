@@ -21,6 +21,13 @@ def main() -> int:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
 
+    def start(command: list[str]) -> subprocess.Popen:
+        # Own session: Ctrl-C reaches only this script, which stops the children in reverse order
+        # (web server, worker, then Redis), so the worker never sees Redis vanish under it.
+        child = subprocess.Popen(command, env=env, start_new_session=True)
+        children.append(child)
+        return child
+
     def stop(*_args):
         for child in reversed(children):
             if child.poll() is None:
@@ -37,11 +44,9 @@ def main() -> int:
             socket = VAR_DIR / "redis.sock"
             socket.unlink(missing_ok=True)
             (VAR_DIR / "redis").mkdir(exist_ok=True)
-            children.append(
-                subprocess.Popen(
-                    ["redis-server", "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
-                     "--dir", str(VAR_DIR / "redis"), "--save", "60 1", "--logfile", str(VAR_DIR / "redis.log")],
-                )
+            start(
+                ["redis-server", "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
+                 "--dir", str(VAR_DIR / "redis"), "--save", "60 1", "--logfile", str(VAR_DIR / "redis.log")]
             )
             deadline = time.monotonic() + 10
             while not socket.exists():
@@ -53,12 +58,8 @@ def main() -> int:
             print(f"Redis: private server at {socket}")
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
         subprocess.run([*MANAGE, "demo"], env=env, check=True)
-        children.append(
-            subprocess.Popen(
-                [*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"], env=env
-            )
-        )
-        children.append(subprocess.Popen([*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env))
+        start([*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"])
+        start([*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"])
         print(f"\nThe console is at http://127.0.0.1:{port}/  (Ctrl-C stops it)\n", flush=True)
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
