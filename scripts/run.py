@@ -38,6 +38,7 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
 
+    signal.signal(signal.SIGINT, signal.default_int_handler)  # even when started in the background
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     try:
         if not env.get("REDIS_URL"):
