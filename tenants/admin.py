@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.utils.translation import gettext_lazy as _
 
 from . import services
@@ -106,3 +108,31 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False
+
+
+class UserMembershipInline(admin.TabularInline):
+    model = Membership
+    fk_name = "user"
+    extra = 0
+    autocomplete_fields = ["tenant"]
+    filter_horizontal = ["project_groups"]
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ConsoleUserAdmin(UserAdmin):
+    """Django's user admin, with the user's tenants on the same page and a tenant filter."""
+
+    inlines = [UserMembershipInline]
+    list_display = ["username", "email", "is_staff", "is_active", "tenant_names", "last_login"]
+    list_filter = [*UserAdmin.list_filter, "memberships__tenant", "memberships__role"]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("memberships__tenant")
+
+    @admin.display(description=_("tenants"))
+    def tenant_names(self, obj):
+        return ", ".join(m.tenant.name for m in obj.memberships.all())

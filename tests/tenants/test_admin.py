@@ -44,3 +44,10 @@ def test_jobs_run_through_a_real_worker(run_jobs, rq_redis):
     assert run_jobs() == 0
     job.refresh()
     assert job.is_finished and job.return_value() == 2
+
+
+def test_admin_user_list_shows_tenants_and_filters_by_them(admin_client, tenant, other_tenant):
+    response = admin_client.get(f"/admin/auth/user/?memberships__tenant__id__exact={tenant.pk}")
+    body = response.content.decode()
+    assert response.status_code == 200
+    assert "acme-owner" in body and "globex-owner" not in body
