@@ -29,4 +29,6 @@ def decrypt(token: str) -> str:
     try:
         return _fernet().decrypt(token.encode()).decode()
     except InvalidToken as error:
-        raise ValueError("stored secret cannot be decrypted: FIELD_ENCRYPTION_KEY or SECRET_KEY changed") from error
+        raise ValueError(
+            "stored secret cannot be decrypted: FIELD_ENCRYPTION_KEY or SECRET_KEY changed"
+        ) from error

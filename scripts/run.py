@@ -46,8 +46,21 @@ def main() -> int:
             socket.unlink(missing_ok=True)
             (VAR_DIR / "redis").mkdir(exist_ok=True)
             start(
-                ["redis-server", "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
-                 "--dir", str(VAR_DIR / "redis"), "--save", "60 1", "--logfile", str(VAR_DIR / "redis.log")]
+                [
+                    "redis-server",
+                    "--port",
+                    "0",
+                    "--unixsocket",
+                    str(socket),
+                    "--unixsocketperm",
+                    "700",
+                    "--dir",
+                    str(VAR_DIR / "redis"),
+                    "--save",
+                    "60 1",
+                    "--logfile",
+                    str(VAR_DIR / "redis.log"),
+                ]
             )
             deadline = time.monotonic() + 10
             while not socket.exists():

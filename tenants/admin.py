@@ -86,7 +86,16 @@ class QuotaAdmin(admin.ModelAdmin):
 
 @admin.register(OperationLog)
 class OperationLogAdmin(admin.ModelAdmin):
-    list_display = ["created_at", "tenant", "actor_name", "action", "target_type", "target_name", "result", "client_ip"]
+    list_display = [
+        "created_at",
+        "tenant",
+        "actor_name",
+        "action",
+        "target_type",
+        "target_name",
+        "result",
+        "client_ip",
+    ]
     list_filter = ["result", "action", "target_type", "tenant"]
     search_fields = ["actor_name", "action", "target_name", "target_id", "message"]
     date_hierarchy = "created_at"

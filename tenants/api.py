@@ -14,7 +14,9 @@ class WhoAmIView(TenantAPIView):
             "WhoAmI",
             {
                 "username": serializers.CharField(),
-                "tenant": inline_serializer("WhoAmITenant", {"id": serializers.IntegerField(), "name": serializers.CharField()}),
+                "tenant": inline_serializer(
+                    "WhoAmITenant", {"id": serializers.IntegerField(), "name": serializers.CharField()}
+                ),
                 "role": serializers.CharField(allow_null=True),
                 "can_manage": serializers.BooleanField(),
             },
@@ -26,7 +28,9 @@ class WhoAmIView(TenantAPIView):
             {
                 "username": request.user.get_username(),
                 "tenant": {"id": request.tenant.pk, "name": request.tenant.name},
-                "role": membership.role if membership else ("administrator" if request.user.is_staff else None),
+                "role": membership.role
+                if membership
+                else ("administrator" if request.user.is_staff else None),
                 "can_manage": can_manage(request),
             }
         )

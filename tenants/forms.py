@@ -21,7 +21,9 @@ class ProjectGroupForm(forms.ModelForm):
             clash = clash.exclude(pk=self.instance.pk)
         if clash.exists():
             raise forms.ValidationError(
-                _("This tenant already has a project group named “%(name)s”."), code="duplicate", params={"name": name}
+                _("This tenant already has a project group named “%(name)s”."),
+                code="duplicate",
+                params={"name": name},
             )
         return name
 

@@ -95,7 +95,10 @@ class Quota(BaseModel):
         _("image count"), null=True, blank=True, help_text=_("Leave empty for no limit.")
     )
     max_bytes = models.PositiveBigIntegerField(
-        _("bytes"), null=True, blank=True, help_text=_("Total size of the tenant's images. Leave empty for no limit.")
+        _("bytes"),
+        null=True,
+        blank=True,
+        help_text=_("Total size of the tenant's images. Leave empty for no limit."),
     )
 
     class Meta:
@@ -165,4 +168,3 @@ class ApiToken(BaseModel):
     @staticmethod
     def generate_key() -> str:
         return secrets.token_urlsafe(32)
-

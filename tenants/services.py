@@ -152,9 +152,7 @@ def tenant_usage(*, tenant: Tenant) -> Usage:
     from django.db.models.functions import Coalesce
 
     Image = apps.get_model("images", "Image")
-    row = Image.objects.filter(tenant=tenant).aggregate(
-        images=Count("pk"), bytes=Coalesce(Sum("size"), 0)
-    )
+    row = Image.objects.filter(tenant=tenant).aggregate(images=Count("pk"), bytes=Coalesce(Sum("size"), 0))
     return Usage(images=row["images"], bytes=row["bytes"])
 
 
@@ -170,14 +168,19 @@ def quota_check(*, tenant: Tenant, add_images: int = 0, add_bytes: int = 0) -> N
     usage = tenant_usage(tenant=tenant)
     if quota.max_images is not None and usage.images + add_images > quota.max_images:
         raise QuotaExceeded(
-            _("The tenant's quota allows %(limit)d images and %(used)d exist. Delete images or ask "
-              "an administrator to raise the quota.") % {"limit": quota.max_images, "used": usage.images},
+            _(
+                "The tenant's quota allows %(limit)d images and %(used)d exist. Delete images or ask "
+                "an administrator to raise the quota."
+            )
+            % {"limit": quota.max_images, "used": usage.images},
             code="quota_images",
         )
     if quota.max_bytes is not None and usage.bytes + add_bytes > quota.max_bytes:
         raise QuotaExceeded(
-            _("This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Delete "
-              "images or ask an administrator to raise the quota.")
+            _(
+                "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Delete "
+                "images or ask an administrator to raise the quota."
+            )
             % {
                 "needed": _filesize(add_bytes),
                 "left": _filesize(max(quota.max_bytes - usage.bytes, 0)),

@@ -10,7 +10,13 @@ from django.views import View
 from . import selectors, services
 from .forms import ProjectGroupForm, SwitchTenantForm
 from .models import OperationLog
-from .permissions import ManageRequiredMixin, TenantRequiredMixin, can_manage, get_scoped_or_404, require_manage
+from .permissions import (
+    ManageRequiredMixin,
+    TenantRequiredMixin,
+    can_manage,
+    get_scoped_or_404,
+    require_manage,
+)
 
 PAGE_SIZES = (20, 50, 100)
 
@@ -29,7 +35,10 @@ def paginate(request, queryset, default_size: int = 20):
 class SwitchTenantView(TenantRequiredMixin, View):
     def post(self, request):
         form = SwitchTenantForm(request.POST)
-        if form.is_valid() and selectors.tenants_for_user(request.user).filter(pk=form.cleaned_data["tenant"]).exists():
+        if (
+            form.is_valid()
+            and selectors.tenants_for_user(request.user).filter(pk=form.cleaned_data["tenant"]).exists()
+        ):
             request.session[selectors.SESSION_TENANT_KEY] = form.cleaned_data["tenant"]
         else:
             messages.error(request, _("You cannot work in that tenant."))
@@ -53,7 +62,9 @@ class ProjectGroupCreateView(ManageRequiredMixin, View):
     manage_methods_only = False
 
     def get(self, request):
-        return render(request, "tenants/project_group_form.html", {"form": ProjectGroupForm(tenant=request.tenant)})
+        return render(
+            request, "tenants/project_group_form.html", {"form": ProjectGroupForm(tenant=request.tenant)}
+        )
 
     def post(self, request):
         form = ProjectGroupForm(request.POST, tenant=request.tenant)
@@ -82,7 +93,9 @@ class ProjectGroupEditView(TenantRequiredMixin, View):
         group = self.get_group(request, pk)
         form = ProjectGroupForm(request.POST, instance=group, tenant=request.tenant)
         if not form.is_valid():
-            return render(request, "tenants/project_group_form.html", {"form": form, "group": group}, status=400)
+            return render(
+                request, "tenants/project_group_form.html", {"form": form, "group": group}, status=400
+            )
         services.project_group_update(group=group, request=request, **form.cleaned_data)
         messages.success(request, _("Project group “%(name)s” saved.") % {"name": group.name})
         return redirect("tenants:project_groups")

@@ -133,7 +133,9 @@ def run_jobs(rq_redis):
 def chromium_path():
     path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
     if not os.path.exists(path):
-        pytest.fail(f"Chromium not found at {path}: install it (apt-get install chromium) or set CHROMIUM_PATH")
+        pytest.fail(
+            f"Chromium not found at {path}: install it (apt-get install chromium) or set CHROMIUM_PATH"
+        )
     return path
 
 
@@ -145,8 +147,15 @@ def browser_page(chromium_path, live_server):
         browser = playwright.chromium.launch(
             executable_path=chromium_path,
             headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
         )
         context = browser.new_context(base_url=live_server.url, accept_downloads=True)
         page = context.new_page()

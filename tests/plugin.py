@@ -30,8 +30,21 @@ def pytest_load_initial_conftests(early_config, parser, args):
     _redis_dir = Path(tempfile.mkdtemp(prefix="imageconsole-test-redis-"))
     socket = _redis_dir / "redis.sock"
     _redis_process = subprocess.Popen(
-        ["redis-server", "--port", "0", "--unixsocket", str(socket), "--unixsocketperm", "700",
-         "--save", "", "--appendonly", "no", "--dir", str(_redis_dir)],
+        [
+            "redis-server",
+            "--port",
+            "0",
+            "--unixsocket",
+            str(socket),
+            "--unixsocketperm",
+            "700",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(_redis_dir),
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

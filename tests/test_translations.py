@@ -26,7 +26,8 @@ def test_every_entry_is_translated(app):
     untranslated = [
         entry.msgid
         for entry in _catalogue(BASE, app)
-        if not entry.obsolete and ("fuzzy" in entry.flags or not (entry.msgstr or any(entry.msgstr_plural.values())))
+        if not entry.obsolete
+        and ("fuzzy" in entry.flags or not (entry.msgstr or any(entry.msgstr_plural.values())))
     ]
     assert untranslated == [], f"{app}: translate these in {app}/locale/zh_Hans (make makemessages)"
 
@@ -34,10 +35,22 @@ def test_every_entry_is_translated(app):
 def test_catalogues_hold_every_string_of_the_code(tmp_path):
     """Extract the strings from a copy of the source and compare with the committed catalogues."""
     copy = tmp_path / "src"
-    ignore = shutil.ignore_patterns(".venv", "node_modules", "var", "staticfiles", ".git", "*.mo", "__pycache__", "tests", "bench")
+    ignore = shutil.ignore_patterns(
+        ".venv", "node_modules", "var", "staticfiles", ".git", "*.mo", "__pycache__", "tests", "bench"
+    )
     shutil.copytree(BASE, copy, ignore=ignore)
     subprocess.run(
-        [sys.executable, "manage.py", "makemessages", "-l", "zh_Hans", "--no-location", "--no-obsolete", "-v", "0"],
+        [
+            sys.executable,
+            "manage.py",
+            "makemessages",
+            "-l",
+            "zh_Hans",
+            "--no-location",
+            "--no-obsolete",
+            "-v",
+            "0",
+        ],
         cwd=copy,
         check=True,
         env={"PATH": "/usr/bin:/bin", "VAR_DIR": str(tmp_path / "var"), "SECRET_KEY": "x"},

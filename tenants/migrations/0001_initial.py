@@ -6,7 +6,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -15,120 +14,280 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Tenant',
+            name="Tenant",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('name', models.CharField(max_length=64, unique=True, verbose_name='name')),
-                ('description', models.CharField(blank=True, max_length=255, verbose_name='description')),
-                ('is_active', models.BooleanField(default=True, help_text="An inactive tenant's members cannot work in it.", verbose_name='active')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                ("name", models.CharField(max_length=64, unique=True, verbose_name="name")),
+                ("description", models.CharField(blank=True, max_length=255, verbose_name="description")),
+                (
+                    "is_active",
+                    models.BooleanField(
+                        default=True,
+                        help_text="An inactive tenant's members cannot work in it.",
+                        verbose_name="active",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'tenant',
-                'verbose_name_plural': 'tenants',
-                'ordering': ['name'],
+                "verbose_name": "tenant",
+                "verbose_name_plural": "tenants",
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ApiToken',
+            name="ApiToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('name', models.CharField(blank=True, max_length=64, verbose_name='name')),
-                ('prefix', models.CharField(db_index=True, max_length=8, verbose_name='prefix')),
-                ('key_hash', models.CharField(max_length=64, unique=True)),
-                ('last_used_at', models.DateTimeField(blank=True, null=True, verbose_name='last used')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='api_tokens', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                ("name", models.CharField(blank=True, max_length=64, verbose_name="name")),
+                ("prefix", models.CharField(db_index=True, max_length=8, verbose_name="prefix")),
+                ("key_hash", models.CharField(max_length=64, unique=True)),
+                ("last_used_at", models.DateTimeField(blank=True, null=True, verbose_name="last used")),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="api_tokens",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'API token',
-                'verbose_name_plural': 'API tokens',
-                'ordering': ['-created_at'],
+                "verbose_name": "API token",
+                "verbose_name_plural": "API tokens",
+                "ordering": ["-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='Quota',
+            name="Quota",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('max_images', models.PositiveIntegerField(blank=True, help_text='Leave empty for no limit.', null=True, verbose_name='image count')),
-                ('max_bytes', models.PositiveBigIntegerField(blank=True, help_text="Total size of the tenant's images. Leave empty for no limit.", null=True, verbose_name='bytes')),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='quota', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "max_images",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Leave empty for no limit.",
+                        null=True,
+                        verbose_name="image count",
+                    ),
+                ),
+                (
+                    "max_bytes",
+                    models.PositiveBigIntegerField(
+                        blank=True,
+                        help_text="Total size of the tenant's images. Leave empty for no limit.",
+                        null=True,
+                        verbose_name="bytes",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="quota", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'quota',
-                'verbose_name_plural': 'quotas',
+                "verbose_name": "quota",
+                "verbose_name_plural": "quotas",
             },
         ),
         migrations.CreateModel(
-            name='ProjectGroup',
+            name="ProjectGroup",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('name', models.CharField(max_length=64, verbose_name='name')),
-                ('description', models.CharField(blank=True, max_length=255, verbose_name='description')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='project_groups', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                ("name", models.CharField(max_length=64, verbose_name="name")),
+                ("description", models.CharField(blank=True, max_length=255, verbose_name="description")),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="project_groups",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'project group',
-                'verbose_name_plural': 'project groups',
-                'ordering': ['name', 'pk'],
+                "verbose_name": "project group",
+                "verbose_name_plural": "project groups",
+                "ordering": ["name", "pk"],
             },
         ),
         migrations.CreateModel(
-            name='OperationLog',
+            name="OperationLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='time')),
-                ('actor_name', models.CharField(blank=True, max_length=150, verbose_name='actor')),
-                ('action', models.CharField(db_index=True, max_length=64, verbose_name='action')),
-                ('target_type', models.CharField(blank=True, max_length=64, verbose_name='resource type')),
-                ('target_id', models.CharField(blank=True, db_index=True, max_length=64, verbose_name='resource ID')),
-                ('target_name', models.CharField(blank=True, max_length=255, verbose_name='resource')),
-                ('result', models.CharField(choices=[('success', 'Succeeded'), ('failure', 'Failed'), ('started', 'Started')], default='success', max_length=16, verbose_name='result')),
-                ('message', models.TextField(blank=True, verbose_name='message')),
-                ('client_ip', models.GenericIPAddressField(blank=True, null=True, verbose_name='client IP')),
-                ('actor', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('tenant', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='operation_logs', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="time")),
+                ("actor_name", models.CharField(blank=True, max_length=150, verbose_name="actor")),
+                ("action", models.CharField(db_index=True, max_length=64, verbose_name="action")),
+                ("target_type", models.CharField(blank=True, max_length=64, verbose_name="resource type")),
+                (
+                    "target_id",
+                    models.CharField(blank=True, db_index=True, max_length=64, verbose_name="resource ID"),
+                ),
+                ("target_name", models.CharField(blank=True, max_length=255, verbose_name="resource")),
+                (
+                    "result",
+                    models.CharField(
+                        choices=[("success", "Succeeded"), ("failure", "Failed"), ("started", "Started")],
+                        default="success",
+                        max_length=16,
+                        verbose_name="result",
+                    ),
+                ),
+                ("message", models.TextField(blank=True, verbose_name="message")),
+                ("client_ip", models.GenericIPAddressField(blank=True, null=True, verbose_name="client IP")),
+                (
+                    "actor",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="operation_logs",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'operation log entry',
-                'verbose_name_plural': 'operation log',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "operation log entry",
+                "verbose_name_plural": "operation log",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('role', models.CharField(choices=[('owner', 'Owner'), ('subaccount', 'Sub-account')], default='subaccount', max_length=16, verbose_name='role')),
-                ('permission', models.CharField(choices=[('view', 'View'), ('manage', 'Manage')], default='view', help_text="Sub-accounts with 'manage' may import, edit, delete and download; owners always may.", max_length=16, verbose_name='permission')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('project_groups', models.ManyToManyField(blank=True, help_text='Limit a sub-account to these project groups. Leave empty for the whole tenant.', related_name='memberships', to='tenants.projectgroup', verbose_name='project groups')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='tenants.tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[("owner", "Owner"), ("subaccount", "Sub-account")],
+                        default="subaccount",
+                        max_length=16,
+                        verbose_name="role",
+                    ),
+                ),
+                (
+                    "permission",
+                    models.CharField(
+                        choices=[("view", "View"), ("manage", "Manage")],
+                        default="view",
+                        help_text="Sub-accounts with 'manage' may import, edit, delete and download; owners always may.",
+                        max_length=16,
+                        verbose_name="permission",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project_groups",
+                    models.ManyToManyField(
+                        blank=True,
+                        help_text="Limit a sub-account to these project groups. Leave empty for the whole tenant.",
+                        related_name="memberships",
+                        to="tenants.projectgroup",
+                        verbose_name="project groups",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'membership',
-                'verbose_name_plural': 'memberships',
-                'ordering': ['tenant__name', 'user__username'],
+                "verbose_name": "membership",
+                "verbose_name_plural": "memberships",
+                "ordering": ["tenant__name", "user__username"],
             },
         ),
         migrations.AddConstraint(
-            model_name='projectgroup',
-            constraint=models.UniqueConstraint(fields=('tenant', 'name'), name='projectgroup_unique_name_per_tenant'),
+            model_name="projectgroup",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "name"), name="projectgroup_unique_name_per_tenant"
+            ),
         ),
         migrations.AddIndex(
-            model_name='operationlog',
-            index=models.Index(fields=['tenant', '-created_at'], name='oplog_tenant_time'),
+            model_name="operationlog",
+            index=models.Index(fields=["tenant", "-created_at"], name="oplog_tenant_time"),
         ),
         migrations.AddConstraint(
-            model_name='membership',
-            constraint=models.UniqueConstraint(fields=('tenant', 'user'), name='membership_unique_user_per_tenant'),
+            model_name="membership",
+            constraint=models.UniqueConstraint(
+                fields=("tenant", "user"), name="membership_unique_user_per_tenant"
+            ),
         ),
     ]

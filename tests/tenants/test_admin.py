@@ -17,11 +17,19 @@ def test_admin_adds_a_tenant_with_a_quota(admin_client, db):
     response = admin_client.post(
         "/admin/tenants/tenant/add/",
         {
-            "name": "initech", "description": "", "is_active": "on",
-            "quota-TOTAL_FORMS": "1", "quota-INITIAL_FORMS": "0", "quota-MIN_NUM_FORMS": "0", "quota-MAX_NUM_FORMS": "1",
-            "quota-0-max_images": "5", "quota-0-max_bytes": "",
-            "memberships-TOTAL_FORMS": "0", "memberships-INITIAL_FORMS": "0",
-            "memberships-MIN_NUM_FORMS": "0", "memberships-MAX_NUM_FORMS": "1000",
+            "name": "initech",
+            "description": "",
+            "is_active": "on",
+            "quota-TOTAL_FORMS": "1",
+            "quota-INITIAL_FORMS": "0",
+            "quota-MIN_NUM_FORMS": "0",
+            "quota-MAX_NUM_FORMS": "1",
+            "quota-0-max_images": "5",
+            "quota-0-max_bytes": "",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
         },
     )
     assert response.status_code == 302, response.content.decode()[:2000]

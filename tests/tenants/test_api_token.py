@@ -14,7 +14,12 @@ def test_token_from_command_authenticates_and_only_its_hash_is_stored(client, ow
     assert key not in (token.key_hash, token.prefix) and token.key_hash == ApiToken.hash_key(key)
     response = client.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Token {key}")
     assert response.status_code == 200
-    assert response.json() == {"username": "acme-owner", "tenant": {"id": owner.memberships.get().tenant_id, "name": "acme"}, "role": "owner", "can_manage": True}
+    assert response.json() == {
+        "username": "acme-owner",
+        "tenant": {"id": owner.memberships.get().tenant_id, "name": "acme"},
+        "role": "owner",
+        "can_manage": True,
+    }
 
 
 def test_wrong_or_missing_token_is_refused(client, owner, capsys):
@@ -25,6 +30,8 @@ def test_wrong_or_missing_token_is_refused(client, owner, capsys):
 
 def test_x_tenant_header_cannot_reach_another_tenant(client, owner, other_tenant, capsys):
     key = _token_for("acme-owner", capsys)
-    response = client.get("/api/v1/whoami/", HTTP_AUTHORIZATION=f"Token {key}", HTTP_X_TENANT=str(other_tenant.pk))
+    response = client.get(
+        "/api/v1/whoami/", HTTP_AUTHORIZATION=f"Token {key}", HTTP_X_TENANT=str(other_tenant.pk)
+    )
     assert response.status_code == 404
     assert "X-Tenant" in response.json()["detail"]

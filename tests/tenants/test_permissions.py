@@ -8,7 +8,9 @@ def test_viewer_cannot_create_edit_or_delete_project_groups(subaccount_client, t
     group = services.project_group_create(tenant=tenant, name="ops")
     assert subaccount_client.get("/tenants/project-groups/new/").status_code == 403
     assert subaccount_client.post("/tenants/project-groups/new/", {"name": "new"}).status_code == 403
-    assert subaccount_client.post(f"/tenants/project-groups/{group.pk}/edit/", {"name": "x"}).status_code == 403
+    assert (
+        subaccount_client.post(f"/tenants/project-groups/{group.pk}/edit/", {"name": "x"}).status_code == 403
+    )
     assert subaccount_client.post(f"/tenants/project-groups/{group.pk}/delete/").status_code == 403
     assert list(ProjectGroup.objects.filter(tenant=tenant).values_list("name", flat=True)) == ["ops"]
     page = subaccount_client.get("/tenants/project-groups/").content.decode()

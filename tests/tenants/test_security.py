@@ -65,7 +65,11 @@ def test_cookies_are_secure_unless_debug(settings):
 def test_password_change(owner_client, owner):
     response = owner_client.post(
         "/accounts/password/",
-        {"old_password": PASSWORD, "new_password1": "a-Much-Better-Passw0rd", "new_password2": "a-Much-Better-Passw0rd"},
+        {
+            "old_password": PASSWORD,
+            "new_password1": "a-Much-Better-Passw0rd",
+            "new_password2": "a-Much-Better-Passw0rd",
+        },
     )
     assert response.status_code == 302
     owner.refresh_from_db()

@@ -14,8 +14,12 @@ class Command(BaseCommand):
         parser.add_argument("tenant", help="Tenant name.")
         parser.add_argument("username")
         parser.add_argument("--password", help="Password for a new user; omit to add an existing user.")
-        parser.add_argument("--manage", action="store_true", help="Allow importing, editing, deleting, downloading.")
-        parser.add_argument("--project-group", action="append", default=[], help="Limit to this group (repeatable).")
+        parser.add_argument(
+            "--manage", action="store_true", help="Allow importing, editing, deleting, downloading."
+        )
+        parser.add_argument(
+            "--project-group", action="append", default=[], help="Limit to this group (repeatable)."
+        )
 
     def handle(self, *args, tenant, username, password, manage, project_group, **options):
         tenant_obj = Tenant.objects.filter(name=tenant).first()
