@@ -149,6 +149,21 @@ STORAGE_ROOT = Path(os.environ.get("STORAGE_ROOT", VAR_DIR / "storage")).resolve
 STAGING_ROOT = Path(os.environ.get("STAGING_ROOT", VAR_DIR / "staging")).resolve()
 STAGING_EXPIRY_HOURS = int(os.environ.get("STAGING_EXPIRY_HOURS", "24"))
 
+# URL imports (images.fetch). Loopback, private, link-local, multicast and reserved addresses are refused
+# unless they are in IMPORT_ALLOWED_NETWORKS (CIDRs: an internal mirror). Ports: list, ranges, or "*".
+IMPORT_ALLOWED_SCHEMES = env_list("IMPORT_ALLOWED_SCHEMES", "http,https,ftp,sftp,file")
+IMPORT_ALLOWED_PORTS = env_list("IMPORT_ALLOWED_PORTS", "21,22,80,443,8000,8080,8443")
+IMPORT_ALLOWED_NETWORKS = env_list("IMPORT_ALLOWED_NETWORKS")
+IMPORT_FILE_ROOTS = env_list("IMPORT_FILE_ROOTS")  # file:// imports (administrators only) under these
+IMPORT_CONNECT_TIMEOUT = float(os.environ.get("IMPORT_CONNECT_TIMEOUT", "15"))
+IMPORT_STALL_TIMEOUT = float(os.environ.get("IMPORT_STALL_TIMEOUT", "60"))
+IMPORT_FETCH_RETRIES = int(os.environ.get("IMPORT_FETCH_RETRIES", "5"))
+IMPORT_RETRY_DELAY = float(os.environ.get("IMPORT_RETRY_DELAY", "2"))
+IMPORT_CA_BUNDLE = os.environ.get("IMPORT_CA_BUNDLE", "")  # extra CAs for https mirrors; default: system store
+IMPORT_SFTP_KEY_FILE = os.environ.get("IMPORT_SFTP_KEY_FILE", "")  # key for sftp://user@host/... URLs
+IMPORT_SFTP_KEY_PASSPHRASE = os.environ.get("IMPORT_SFTP_KEY_PASSPHRASE", "")
+IMPORT_SFTP_KNOWN_HOSTS = os.environ.get("IMPORT_SFTP_KNOWN_HOSTS", "")  # when set, unknown host keys are refused
+
 # Redis and RQ. `make run` starts a private redis-server and sets REDIS_URL when it is unset.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_DEFAULT_TIMEOUT = int(os.environ.get("RQ_DEFAULT_TIMEOUT", "3600"))

@@ -1,0 +1,185 @@
+"""The SSRF guard: which schemes, ports and addresses a fetch may reach.
+
+A host is resolved once, every address it resolves to is checked, and the connection goes to an
+address that was checked, so a DNS answer that changes between the check and the connection (DNS
+rebinding) cannot lead anywhere else. Redirects go through the same checks.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+
+from django.utils.translation import gettext as _
+
+from .errors import FetchError, URLRefused
+from .policy import FetchPolicy
+from .urls import ImportURL
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# Hosts made only of numbers (in any base) are IPv4 addresses however they are spelled: 2130706433,
+# 127.1, 0x7f.1, 0177.0.0.1. They are read the way the C library reads them, never sent to DNS.
+_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+CATEGORY_LABELS = {
+    "unspecified": "unspecified",
+    "loopback": "loopback",
+    "link-local": "link-local",
+    "multicast": "multicast",
+    "private": "private",
+    "reserved": "reserved",
+    "not-global": "not globally routable",
+}
+
+
+def _category_label(category: str) -> str:
+    labels = {
+        "unspecified": _("an unspecified address"),
+        "loopback": _("a loopback address"),
+        "link-local": _("a link-local address (this includes cloud metadata services)"),
+        "multicast": _("a multicast address"),
+        "private": _("a private-network address"),
+        "reserved": _("a reserved address"),
+        "not-global": _("an address that is not publicly routable"),
+    }
+    return labels[category]
+
+
+def _category(ip: IPAddress) -> str:
+    if ip.is_unspecified:
+        return "unspecified"
+    if ip.is_loopback:
+        return "loopback"
+    if ip.is_link_local:
+        return "link-local"
+    if ip.is_multicast:
+        return "multicast"
+    if ip.is_private:
+        return "private"
+    if ip.is_reserved:
+        return "reserved"
+    if not ip.is_global:
+        return "not-global"
+    return ""
+
+
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
+    """IPv4 addresses an IPv6 address leads to (mapped, 6to4, Teredo, NAT64)."""
+    found = []
+    if ip.ipv4_mapped:
+        found.append(ip.ipv4_mapped)
+    if ip.sixtofour:
+        found.append(ip.sixtofour)
+    if ip.teredo:
+        found.append(ip.teredo[1])
+    if ip in _NAT64:
+        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+    return found
+
+
+def address_category(ip: IPAddress, policy: FetchPolicy) -> str:
+    """The rule that refuses `ip` ("loopback", "private", ...), or "" when it may be reached."""
+    candidates = [ip]
+    if isinstance(ip, ipaddress.IPv6Address):
+        candidates += _embedded_ipv4(ip)
+    for candidate in candidates:
+        if any(candidate.version == net.version and candidate in net for net in policy.allowed_networks):
+            return ""
+    for candidate in candidates:
+        category = _category(candidate)
+        if category:
+            return category
+    return ""
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a host names by itself (any IPv4 spelling, or IPv6), or None for a name."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    if _NUMERIC_HOST.match(host):
+        try:
+            return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
+        except OSError:
+            raise URLRefused(_("“%(host)s” is not a valid address.") % {"host": host}, rule="syntax") from None
+    return None
+
+
+def check_scheme(url: ImportURL, policy: FetchPolicy) -> None:
+    if url.scheme not in policy.allowed_schemes:
+        raise URLRefused(
+            _("Imports from %(scheme)s URLs are turned off on this console (rule: allowed schemes, "
+              "IMPORT_ALLOWED_SCHEMES).") % {"scheme": url.scheme},
+            rule="scheme",
+        )
+
+
+def check_port(url: ImportURL, policy: FetchPolicy) -> None:
+    if url.scheme != "file" and not policy.port_allowed(url.port):
+        raise URLRefused(
+            _("Port %(port)d is not allowed for imports (rule: allowed ports, IMPORT_ALLOWED_PORTS = "
+              "%(ports)s).") % {"port": url.port, "ports": policy.describe_ports()},
+            rule="port",
+        )
+
+
+def check_address(ip: IPAddress, *, host: str, policy: FetchPolicy) -> None:
+    category = address_category(ip, policy)
+    if category:
+        if str(ip) == host:
+            subject = _("%(address)s is %(kind)s") % {"address": ip, "kind": _category_label(category)}
+        else:
+            subject = _("“%(host)s” leads to %(address)s, %(kind)s") % {
+                "host": host,
+                "address": ip,
+                "kind": _category_label(category),
+            }
+        raise URLRefused(
+            _("%(subject)s: imports from it are refused (rule: %(rule)s addresses). An administrator can "
+              "allow an internal mirror with IMPORT_ALLOWED_NETWORKS.") % {"subject": subject, "rule": CATEGORY_LABELS[category]},
+            rule="address",
+            category=category,
+        )
+
+
+def resolve(url: ImportURL, policy: FetchPolicy) -> list[IPAddress]:
+    """Every address of the URL's host, each checked; refuses the host if any address is refused."""
+    literal = literal_address(url.host)
+    if literal is not None:
+        addresses = [literal]
+    else:
+        try:
+            infos = policy.resolver(url.host, url.port, type=socket.SOCK_STREAM)
+        except (socket.gaierror, UnicodeError) as error:
+            raise FetchError(
+                _("The host name “%(host)s” could not be resolved (%(reason)s).") % {"host": url.host, "reason": error}
+            ) from error
+        addresses = []
+        for _family, _type, _proto, _canon, sockaddr in infos:
+            ip = ipaddress.ip_address(sockaddr[0].partition("%")[0])
+            if ip not in addresses:
+                addresses.append(ip)
+        if not addresses:
+            raise FetchError(_("The host name “%(host)s” has no address.") % {"host": url.host})
+    for ip in addresses:
+        check_address(ip, host=url.host, policy=policy)
+    return addresses
+
+
+def check_url(url: ImportURL, policy: FetchPolicy) -> None:
+    """The checks that need no DNS: scheme, port, and the address of a host written as an address."""
+    check_scheme(url, policy)
+    check_port(url, policy)
+    if url.scheme != "file":
+        literal = literal_address(url.host)
+        if literal is not None:
+            check_address(literal, host=url.host, policy=policy)
+
+
+def connect(ip: IPAddress, port: int, *, timeout: float) -> socket.socket:
+    """A TCP connection to an address the guard checked (never to a name)."""
+    return socket.create_connection((str(ip), port), timeout=timeout)

@@ -1,0 +1,226 @@
+"""http and https with urllib3, connecting to the address the guard checked.
+
+The connection pool is made for the checked IP while the Host header, the TLS server name (SNI) and the
+certificate check keep the URL's host name. Redirects are followed by hand (at most
+`policy.max_redirects`), each target checked like the first URL. A dropped connection resumes with a
+Range request guarded by If-Range; a server that answers 200 instead of 206 cannot resume.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from urllib.parse import urljoin
+
+import urllib3
+from django.utils.translation import gettext as _
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from . import guard, urls
+from .engine import BLOCK_SIZE, Transfer
+from .errors import FetchError, URLRefused
+from .errors import Transient as _Transient
+from .policy import FetchPolicy
+
+USER_AGENT = "imageconsole-import/1"
+_CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
+_REDIRECTS = {301, 302, 303, 307, 308}
+_RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+
+
+def transient_reason(error: BaseException | None, *, stall_timeout: float) -> str:
+    causes = []
+    while error is not None and len(causes) < 5:
+        causes.append(error)
+        error = error.__cause__ or error.__context__
+    if any(isinstance(e, ConnectionRefusedError) for e in causes):
+        return _("the connection was refused")
+    if causes and isinstance(causes[0], ReadTimeoutError | TimeoutError):
+        if not isinstance(causes[0], ConnectTimeoutError):
+            return _("no data arrived for %(seconds)d seconds") % {"seconds": stall_timeout}
+        if not isinstance(causes[0], NewConnectionError):
+            return _("the connection timed out")
+    return _("the connection dropped")
+
+
+class HttpDriver:
+    def __init__(self, url: urls.ImportURL, *, password: callable, policy: FetchPolicy):
+        self.origin = url
+        self.current = url
+        self.policy = policy
+        self._password = password
+        self._validator = ""
+        self._addresses: dict[tuple[str, int], list] = {}
+
+    @property
+    def current_url(self) -> str:
+        return self.current.redacted
+
+    def _resolve(self, url: urls.ImportURL):
+        key = (url.host, url.port)
+        if key not in self._addresses:
+            self._addresses[key] = guard.resolve(url, self.policy)
+        return self._addresses[key]
+
+    def _headers(self, url: urls.ImportURL, offset: int) -> dict[str, str]:
+        headers = {"Host": url.host_header, "User-Agent": USER_AGENT, "Accept-Encoding": "identity"}
+        if offset:
+            headers["Range"] = f"bytes={offset}-"
+            if self._validator:
+                headers["If-Range"] = self._validator
+        same_origin = (url.scheme, url.host, url.port) == (self.origin.scheme, self.origin.host, self.origin.port)
+        if self.origin.username and same_origin:
+            token = f"{self.origin.username}:{self._password()}".encode()
+            headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
+        return headers
+
+    def _pool(self, url: urls.ImportURL, ip):
+        timeout = urllib3.Timeout(connect=self.policy.connect_timeout, read=self.policy.stall_timeout)
+        common = {"host": str(ip), "port": url.port, "timeout": timeout, "retries": False, "maxsize": 1}
+        if url.scheme == "http":
+            return urllib3.HTTPConnectionPool(**common)
+        tls = {"cert_reqs": "CERT_REQUIRED"}
+        if self.policy.ca_bundle:
+            tls["ca_certs"] = self.policy.ca_bundle
+        if guard.literal_address(url.host) is None:
+            tls["server_hostname"] = url.host
+            tls["assert_hostname"] = url.host
+        return urllib3.HTTPSConnectionPool(**common, **tls)
+
+    def _open(self, url: urls.ImportURL, offset: int):
+        last_error = None
+        for ip in self._resolve(url):
+            pool = self._pool(url, ip)
+            try:
+                response = pool.urlopen(
+                    "GET",
+                    url.request_target,
+                    headers=self._headers(url, offset),
+                    redirect=False,
+                    retries=False,
+                    preload_content=False,
+                    decode_content=False,
+                    assert_same_host=False,
+                )
+                return pool, response
+            except SSLError as error:
+                pool.close()
+                raise FetchError(
+                    _("The TLS certificate of %(host)s could not be verified (%(reason)s). An administrator can add "
+                      "the certificate of a private authority with IMPORT_CA_BUNDLE.")
+                    % {"host": url.host, "reason": _tls_reason(error)}
+                ) from error
+            except (ConnectTimeoutError, OSError) as error:
+                pool.close()
+                last_error = error
+        raise _Transient(
+            _("could not connect to %(host)s: %(reason)s")
+            % {"host": url.host, "reason": transient_reason(last_error, stall_timeout=self.policy.stall_timeout)}
+        )
+
+    def attempt(self, transfer: Transfer) -> None:
+        redirects = 0
+        while True:
+            transfer.check_stop()
+            url = self.current
+            pool = response = None
+            try:
+                pool, response = self._open(url, transfer.offset)
+                transfer.set_abort(response.shutdown)
+                if response.status in _REDIRECTS:
+                    location = response.headers.get("Location", "")
+                    redirects += 1
+                    if redirects > self.policy.max_redirects:
+                        raise URLRefused(
+                            _("The server redirected more than %(max)d times (rule: redirects).")
+                            % {"max": self.policy.max_redirects},
+                            rule="redirects",
+                        )
+                    self.current = self._redirect_target(url, location)
+                    continue
+                self._read(transfer, url, response)
+                return
+            except (HTTPError, OSError) as error:
+                raise _Transient(transient_reason(error, stall_timeout=self.policy.stall_timeout)) from error
+            finally:
+                transfer.set_abort(None)
+                if response is not None:
+                    response.close()
+                if pool is not None:
+                    pool.close()
+
+    def _redirect_target(self, url: urls.ImportURL, location: str) -> urls.ImportURL:
+        if not location:
+            raise FetchError(_("The server answered with a redirect but no Location."))
+        base = f"{url.scheme}://{url.host_header}{url.request_target}"
+        target, _password = urls.parse(urljoin(base, location))
+        if target.scheme not in ("http", "https"):
+            raise URLRefused(
+                _("The server redirected to a %(scheme)s URL; redirects may only lead to http or https (rule: redirects).")
+                % {"scheme": target.scheme},
+                rule="redirects",
+            )
+        guard.check_url(target, self.policy)
+        return target
+
+    def _read(self, transfer: Transfer, url: urls.ImportURL, response) -> None:
+        status = response.status
+        offset = transfer.offset
+        if status in _RETRY_STATUSES:
+            raise _Transient(_("the server answered %(status)d, try again later") % {"status": status})
+        if status == 416 and offset:
+            transfer.restart()
+            raise _Transient(_("the server could not continue from where the transfer stopped"))
+        if status >= 400 or status not in (200, 206):
+            raise FetchError(_http_error(url, status, response.reason))
+        length = response.headers.get("Content-Length")
+        length = int(length) if length and length.isdigit() else None
+
+        if status == 206:
+            match = _CONTENT_RANGE.match(response.headers.get("Content-Range", ""))
+            if not offset or not match or int(match.group(1)) != offset:
+                raise FetchError(_("The server answered a range request with the wrong part of the file."))
+            total = None if match.group(3) == "*" else int(match.group(3))
+        else:
+            if offset:
+                # Range ignored, or If-Range found the file changed: only a fresh start can continue.
+                transfer.restart()
+            total = length
+            self._validator = _validator(response.headers)
+        transfer.announce(total)
+
+        while True:
+            data = response.read(BLOCK_SIZE)
+            if not data:
+                break
+            transfer.deliver(data)
+
+
+def _validator(headers) -> str:
+    etag = headers.get("ETag", "")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return headers.get("Last-Modified", "")
+
+
+def _tls_reason(error: BaseException) -> str:
+    text = str(error)
+    return text.rsplit(":", 1)[-1].strip(" )'\"") if "certificate" in text.lower() else text[:200]
+
+
+def _http_error(url: urls.ImportURL, status: int, reason: str) -> str:
+    if status in (401, 403):
+        return _("The server refused access to %(url)s (%(status)d %(reason)s).") % {
+            "url": url.redacted, "status": status, "reason": reason
+        }
+    if status == 404:
+        return _("There is no file at %(url)s (404 Not Found).") % {"url": url.redacted}
+    return _("The server answered %(status)d %(reason)s for %(url)s.") % {
+        "url": url.redacted, "status": status, "reason": reason
+    }
