@@ -1,6 +1,8 @@
 from .base import (  # noqa: F401
     Cancelled,
+    CleanupResult,
     IngestResult,
+    ReplicaNotFound,
     ReplicaWriter,
     StorageBackend,
     StorageError,

@@ -6,10 +6,18 @@ Callers (the import pipeline, downloads, sync and migrate) use only what is decl
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable, Iterator
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
+
+MiB = 1024 * 1024
+# Size of the reads `ingest` makes from its source and of the blocks streamed between storages.
+READ_BLOCK = 4 * MiB
 
 
 class StorageError(Exception):
@@ -24,12 +32,26 @@ class Cancelled(StorageError):
     """The caller's `should_cancel` answered True; everything written by the call was removed."""
 
 
+class ReplicaNotFound(StorageError):
+    """No replica is stored under the key."""
+
+
 @dataclass(frozen=True)
 class IngestResult:
     key: str
     size: int
     md5: str
     sha256: str
+    # Bytes this call physically wrote: new chunks only on a standalone storage (identical chunks are
+    # stored once), the whole object on S3, nothing for a server-side copy.
+    bytes_stored: int = 0
+
+
+@dataclass(frozen=True)
+class CleanupResult:
+    bytes_freed: int = 0
+    replicas_removed: int = 0  # manifests (standalone) or objects (S3) no replica references
+    blobs_removed: int = 0  # chunks no manifest references, abandoned temporary files and uploads
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,56 @@ class Usage:
 
 ProgressCallback = Callable[[int], None]  # called with the bytes done so far, at most about once a second
 CancelCheck = Callable[[], bool]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class Throttled:
+    """Calls `progress` with the bytes done at most once a second, and always with the final count."""
+
+    def __init__(self, progress: ProgressCallback | None, interval: float = 1.0):
+        self.progress = progress
+        self.interval = interval
+        self._last = 0.0
+
+    def __call__(self, done: int, *, final: bool = False) -> None:
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if final or now - self._last >= self.interval:
+            self._last = now
+            self.progress(done)
+
+
+def ordered_map(func: Callable[[T], R], items: Iterable[T], *, concurrency: int) -> Iterator[R]:
+    """func(item) for every item, results in order, with up to `concurrency` calls running at once.
+
+    At most `concurrency` results are held ahead of the consumer, so memory stays bounded; closing the
+    iterator early cancels what has not started.
+    """
+    if concurrency <= 1:
+        for item in items:
+            yield func(item)
+        return
+    pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="storage-read")
+    pending = deque()
+    source = iter(items)
+    try:
+        for item in source:
+            pending.append(pool.submit(func, item))
+            if len(pending) >= concurrency:
+                break
+        while pending:
+            result = pending.popleft().result()
+            for item in source:
+                pending.append(pool.submit(func, item))
+                break
+            yield result
+    finally:
+        for future in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 class ReplicaWriter(abc.ABC):
@@ -70,7 +142,8 @@ class ReplicaWriter(abc.ABC):
 
     @property
     @abc.abstractmethod
-    def bytes_written(self) -> int: ...
+    def bytes_written(self) -> int:
+        """Bytes given to write() so far."""
 
 
 class StorageBackend(abc.ABC):
@@ -81,23 +154,15 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def usage(self) -> Usage: ...
 
+    def free_bytes(self) -> int:
+        """Bytes still available; backends override it where that is cheaper than a full usage()."""
+        return self.usage().free
+
     def check_capacity(self, nbytes: int) -> None:
         """Raise StorageFull when storing `nbytes` more would cross the reserved capacity."""
-        usage = self.usage()
-        if usage.free - nbytes < self.storage.reserved_bytes:
-            from django.template.defaultfilters import filesizeformat
-            from django.utils.translation import gettext as _
-
-            raise StorageFull(
-                _("Storage “%(name)s” has %(free)s free and keeps %(reserved)s in reserve, so it cannot take "
-                  "%(size)s more. Free space with a data cleanup, or choose another storage.")
-                % {
-                    "name": self.storage.name,
-                    "free": filesizeformat(usage.free),
-                    "reserved": filesizeformat(self.storage.reserved_bytes),
-                    "size": filesizeformat(nbytes),
-                }
-            )
+        free = self.free_bytes()
+        if free - nbytes < self.storage.reserved_bytes:
+            raise StorageFull(reserve_message(self.storage, free=free, nbytes=nbytes))
 
     # Writing
     @abc.abstractmethod
@@ -112,12 +177,59 @@ class StorageBackend(abc.ABC):
         progress: ProgressCallback | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> IngestResult:
-        """Store a whole file (a path or an open binary file) as the replica `key`."""
-        raise NotImplementedError
+        """Store a whole file (a path or an open binary file) as the replica `key`.
+
+        The capacity is checked before anything is written (for a path, or a file whose size is known).
+        Raises Cancelled when `should_cancel` answers True, StorageFull when the storage fills up; in
+        both cases nothing the call wrote stays referenced.
+        """
+        if isinstance(source, str | Path):
+            with open(source, "rb") as file:
+                return self.ingest(file, key=key, progress=progress, should_cancel=should_cancel)
+        try:
+            expected = os.fstat(source.fileno()).st_size - source.tell()
+        except (AttributeError, OSError, ValueError):
+            expected = None
+        return self.ingest_stream(
+            iter(lambda: source.read(READ_BLOCK), b""),
+            key=key,
+            expected_size=expected,
+            progress=progress,
+            should_cancel=should_cancel,
+        )
+
+    def ingest_stream(
+        self,
+        blocks: Iterable[bytes],
+        *,
+        key: str,
+        expected_size: int | None = None,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> IngestResult:
+        """Store the concatenation of `blocks` as the replica `key` (see `ingest`)."""
+        report = Throttled(progress)
+        writer = self.open_writer(key, expected_size=expected_size)
+        try:
+            for block in blocks:
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled(_cancelled_message())
+                writer.write(block)
+                report(writer.bytes_written)
+            result = writer.commit()
+        except BaseException:
+            writer.abort()
+            raise
+        report(result.size, final=True)
+        return result
 
     # Reading
     @abc.abstractmethod
-    def size(self, key: str) -> int: ...
+    def size(self, key: str) -> int:
+        """The replica's size in bytes; raises ReplicaNotFound."""
+
+    @abc.abstractmethod
+    def exists(self, key: str) -> bool: ...
 
     @abc.abstractmethod
     def read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
@@ -132,16 +244,84 @@ class StorageBackend(abc.ABC):
     def delete(self, key: str) -> None:
         """Forget the replica. Shared chunks stay until data cleanup finds them unreferenced."""
 
-    @abc.abstractmethod
-    def copy_to(self, key: str, target: StorageBackend, *, progress: ProgressCallback | None = None) -> IngestResult:
-        """Copy the replica into another storage under the same key, moving only what it lacks."""
+    def copy_to(
+        self,
+        key: str,
+        target: StorageBackend,
+        *,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> IngestResult:
+        """Copy the replica into another storage under the same key, moving only what it lacks.
+
+        This general form streams the bytes through this process; backends override it where they can
+        do better (missing chunks only, a server-side copy).
+        """
+        return target.ingest_stream(
+            self.read_range(key),
+            key=key,
+            expected_size=self.size(key),
+            progress=progress,
+            should_cancel=should_cancel,
+        )
 
     def presigned_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str | None:
         """A URL that serves the replica without this server (S3 only); None where there is none."""
         return None
 
+    @abc.abstractmethod
     def test_connection(self) -> None:
         """Raise StorageError with the reason when the storage cannot be used."""
+
+    @abc.abstractmethod
+    def cleanup(self, *, referenced_keys: set[str], grace_seconds: float) -> CleanupResult:
+        """Remove replicas whose key is not in `referenced_keys`, and the blobs nothing references.
+
+        Only what is older than `grace_seconds` goes, so a write in flight (whose replica row may not
+        exist yet) is never broken.
+        """
+
+
+def reserve_message(storage, *, free: int, nbytes: int) -> str:
+    from django.template.defaultfilters import filesizeformat
+    from django.utils.translation import gettext as _
+
+    values = {
+        "name": storage.name,
+        "free": filesizeformat(max(free, 0)),
+        "reserved": filesizeformat(storage.reserved_bytes),
+        "size": filesizeformat(nbytes),
+    }
+    if free < nbytes:
+        return (
+            _(
+                "Storage “%(name)s” is full: it has %(free)s free and cannot take %(size)s more. Free space "
+                "with a data cleanup, or choose another storage."
+            )
+            % values
+        )
+    return (
+        _(
+            "Storage “%(name)s” has %(free)s free and keeps %(reserved)s in reserve, so it cannot take "
+            "%(size)s more. Free space with a data cleanup, or choose another storage."
+        )
+        % values
+    )
+
+
+def disk_full_message(storage) -> str:
+    from django.utils.translation import gettext as _
+
+    return _(
+        "Storage “%(name)s” ran out of space while writing; nothing was kept. Free space with a data "
+        "cleanup, or choose another storage."
+    ) % {"name": storage.name}
+
+
+def _cancelled_message() -> str:
+    from django.utils.translation import gettext as _
+
+    return _("The transfer was cancelled; nothing it wrote was kept.")
 
 
 def get_backend(storage) -> StorageBackend:
