@@ -6,6 +6,7 @@ from django.utils.translation import pgettext_lazy
 from imageconsole.models import BaseModel
 
 GiB = 1024**3
+TiB = 1024**4
 
 
 class ImageStorage(BaseModel):
@@ -38,6 +39,14 @@ class ImageStorage(BaseModel):
     bucket = models.CharField(_("bucket"), max_length=63, blank=True)
     access_key = models.CharField(_("access key"), max_length=128, blank=True)
     secret_key_encrypted = models.TextField(blank=True, editable=False)
+    capacity_bytes = models.PositiveBigIntegerField(
+        _("capacity"),
+        default=TiB,
+        help_text=_(
+            "Distributed storage: the space this storage may use in the bucket (S3 reports no size of its "
+            "own). Standalone storage: the size of the file system, measured."
+        ),
+    )
 
     reserved_bytes = models.PositiveBigIntegerField(
         _("reserved capacity"),
@@ -59,7 +68,9 @@ class ImageStorage(BaseModel):
         max_length=8,
         choices=TargetFormat.choices,
         blank=True,
-        help_text=_("Format converted images are stored in; empty means qcow2 for standalone, raw for distributed."),
+        help_text=_(
+            "Format converted images are stored in; empty means qcow2 for standalone, raw for distributed."
+        ),
     )
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.CONNECTED)
     state_reason = models.CharField(_("reason"), max_length=500, blank=True)
@@ -79,6 +90,20 @@ class ImageStorage(BaseModel):
 
     def __str__(self):
         return self.name
+
+    def get_secret_key(self) -> str:
+        from imageconsole.crypto import decrypt
+
+        return decrypt(self.secret_key_encrypted)
+
+    def set_secret_key(self, value: str) -> None:
+        from imageconsole.crypto import encrypt
+
+        self.secret_key_encrypted = encrypt(value)
+
+    @property
+    def is_standalone(self) -> bool:
+        return self.kind == self.Kind.STANDALONE
 
     @property
     def effective_target_format(self) -> str:

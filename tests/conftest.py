@@ -165,3 +165,19 @@ def browser_page(chromium_path, live_server):
         finally:
             context.close()
             browser.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint():
+    """A real S3 endpoint over HTTP for the session: moto in server mode on 127.0.0.1, a free port.
+
+    Returns its URL ("http://127.0.0.1:PORT"); any access key and secret key are accepted. Tests should
+    use buckets of their own (moto keeps every bucket until the session ends).
+    """
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    yield f"http://{host}:{port}"
+    server.stop()

@@ -186,8 +186,12 @@ class StorageBackend(abc.ABC):
         if isinstance(source, str | Path):
             with open(source, "rb") as file:
                 return self.ingest(file, key=key, progress=progress, should_cancel=should_cancel)
+        expected = None
         try:
-            expected = os.fstat(source.fileno()).st_size - source.tell()
+            if source.seekable():
+                position = source.tell()
+                expected = source.seek(0, os.SEEK_END) - position
+                source.seek(position)
         except (AttributeError, OSError, ValueError):
             expected = None
         return self.ingest_stream(

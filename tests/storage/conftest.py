@@ -45,3 +45,31 @@ def files_under(path) -> list[str]:
     for directory, _dirs, names in os.walk(path):
         found.extend(os.path.join(directory, name) for name in names)
     return found
+
+
+@pytest.fixture
+def make_s3(db, s3_endpoint):
+    """A saved distributed ImageStorage on the moto endpoint, in a bucket of its own, and its backend."""
+
+    def make(name=None, *, concurrency=4, reserved_bytes=0, bucket=None, connect=True, **fields):
+        name = name or f"s3-{uuid.uuid4().hex[:6]}"
+        storage = ImageStorage(
+            name=name,
+            kind=ImageStorage.Kind.DISTRIBUTED,
+            endpoint_url=s3_endpoint,
+            region="us-east-1",
+            bucket=bucket or f"bucket-{uuid.uuid4().hex[:12]}",
+            access_key="test-access",
+            reserved_bytes=reserved_bytes,
+            upload_concurrency=concurrency,
+            download_concurrency=concurrency,
+            **fields,
+        )
+        storage.set_secret_key("test-secret")
+        storage.save()
+        backend = get_backend(storage)
+        if connect:
+            backend.test_connection()
+        return storage, backend
+
+    return make

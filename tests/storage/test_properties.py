@@ -86,3 +86,17 @@ def check_round_trip(backend, parts, bounds, tmp_path):
 @given(parts=segments, bounds=st.tuples(st.integers(0, 2_000_000), st.integers(0, 2_000_000)))
 def test_standalone_round_trip(standalone, tmp_path, parts, bounds):
     check_round_trip(standalone, parts, bounds, tmp_path)
+
+
+@pytest.fixture
+def distributed(make_s3):
+    _storage, backend = make_s3(concurrency=3)
+    return backend
+
+
+@property_settings
+@given(parts=segments, bounds=st.tuples(st.integers(0, 2_000_000), st.integers(0, 2_000_000)))
+def test_s3_round_trip(distributed, tmp_path, parts, bounds, monkeypatch):
+    # Small ranged GETs, so that a range and a copy span several of them.
+    monkeypatch.setattr("storage.backends.s3.RANGE_PART", 3 * SPARSE_BLOCK)
+    check_round_trip(distributed, parts, bounds, tmp_path)
