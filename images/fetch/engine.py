@@ -269,7 +269,8 @@ def run(
     thread = threading.Thread(target=transfer.run, args=(driver,), name="image-fetch", daemon=True)
     done = 0
     samples: collections.deque[tuple[float, int]] = collections.deque()
-    started = last_report = last_cancel_check = time.monotonic()
+    started = last_report = time.monotonic()
+    last_cancel_check = float("-inf")
     samples.append((started, 0))
 
     def report(now: float) -> None:

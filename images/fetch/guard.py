@@ -19,9 +19,9 @@ from .urls import ImportURL
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
-# Hosts made only of numbers (in any base) are IPv4 addresses however they are spelled: 2130706433,
-# 127.1, 0x7f.1, 0177.0.0.1. They are read the way the C library reads them, never sent to DNS.
-_NUMERIC_HOST = re.compile(r"^(0x[0-9a-f]*|[0-9]+)(\.(0x[0-9a-f]*|[0-9]+)){0,3}\.?$", re.IGNORECASE)
+# A host whose last label is a number is an IPv4 address however it is spelled (2130706433, 127.1,
+# 0x7f.1, 0177.0.0.1), as browsers read it: parsed the way the C library parses it, never sent to DNS.
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
 CATEGORY_LABELS = {
@@ -57,10 +57,10 @@ def _category(ip: IPAddress) -> str:
         return "link-local"
     if ip.is_multicast:
         return "multicast"
-    if ip.is_private:
-        return "private"
     if ip.is_reserved:
         return "reserved"
+    if ip.is_private:
+        return "private"
     if not ip.is_global:
         return "not-global"
     return ""
@@ -84,7 +84,8 @@ def address_category(ip: IPAddress, policy: FetchPolicy) -> str:
     """The rule that refuses `ip` ("loopback", "private", ...), or "" when it may be reached."""
     candidates = [ip]
     if isinstance(ip, ipaddress.IPv6Address):
-        candidates += _embedded_ipv4(ip)
+        # The IPv4 address an IPv6 form leads to decides (::ffff:127.0.0.1 is loopback, not "reserved").
+        candidates = _embedded_ipv4(ip) + candidates
     for candidate in candidates:
         if any(candidate.version == net.version and candidate in net for net in policy.allowed_networks):
             return ""
@@ -101,7 +102,7 @@ def literal_address(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host)
     except ValueError:
         pass
-    if _NUMERIC_HOST.match(host):
+    if _NUMERIC_LABEL.match(host.rstrip(".").rsplit(".", 1)[-1]):
         try:
             return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
         except OSError:

@@ -33,9 +33,9 @@ def load_key(policy: FetchPolicy) -> paramiko.PKey:
               "ask an administrator to set IMPORT_SFTP_KEY_FILE."),
             rule="credentials",
         )
-    passphrase = policy.sftp_key_passphrase.encode() if policy.sftp_key_passphrase else None
+    passphrase = policy.sftp_key_passphrase or None
     try:
-        return paramiko.PKey.from_path(policy.sftp_key_file, passphrase=passphrase)
+        return paramiko.PKey.from_path(policy.sftp_key_file, passphrase)
     except (OSError, paramiko.SSHException, ValueError) as error:
         raise FetchError(
             _("The sftp key configured by the administrator (IMPORT_SFTP_KEY_FILE) cannot be read: %(reason)s")
