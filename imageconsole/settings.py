@@ -159,10 +159,12 @@ IMPORT_CONNECT_TIMEOUT = float(os.environ.get("IMPORT_CONNECT_TIMEOUT", "15"))
 IMPORT_STALL_TIMEOUT = float(os.environ.get("IMPORT_STALL_TIMEOUT", "60"))
 IMPORT_FETCH_RETRIES = int(os.environ.get("IMPORT_FETCH_RETRIES", "5"))
 IMPORT_RETRY_DELAY = float(os.environ.get("IMPORT_RETRY_DELAY", "2"))
-IMPORT_CA_BUNDLE = os.environ.get("IMPORT_CA_BUNDLE", "")  # extra CAs for https mirrors; default: system store
-IMPORT_SFTP_KEY_FILE = os.environ.get("IMPORT_SFTP_KEY_FILE", "")  # key for sftp://user@host/... URLs
+# CA certificates for https mirrors signed by a private authority (default: the system's store).
+IMPORT_CA_BUNDLE = os.environ.get("IMPORT_CA_BUNDLE", "")
+# The private key sftp://user@host/... URLs log in with; when KNOWN_HOSTS is set, unknown host keys are refused.
+IMPORT_SFTP_KEY_FILE = os.environ.get("IMPORT_SFTP_KEY_FILE", "")
 IMPORT_SFTP_KEY_PASSPHRASE = os.environ.get("IMPORT_SFTP_KEY_PASSPHRASE", "")
-IMPORT_SFTP_KNOWN_HOSTS = os.environ.get("IMPORT_SFTP_KNOWN_HOSTS", "")  # when set, unknown host keys are refused
+IMPORT_SFTP_KNOWN_HOSTS = os.environ.get("IMPORT_SFTP_KNOWN_HOSTS", "")
 
 # Redis and RQ. `make run` starts a private redis-server and sets REDIS_URL when it is unset.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")

@@ -71,7 +71,11 @@ class Sink:
             write = target
         self.write = write
         self.reset = getattr(target, "reset", None)
-        if self.reset is None and callable(getattr(target, "seek", None)) and callable(getattr(target, "truncate", None)):
+        if (
+            self.reset is None
+            and callable(getattr(target, "seek", None))
+            and callable(getattr(target, "truncate", None))
+        ):
             try:
                 seekable = target.seekable()
             except (AttributeError, OSError):
@@ -99,7 +103,9 @@ _DATA, _LENGTH, _RESET, _DONE, _ERROR = range(5)
 class Transfer:
     """What a protocol driver sees: the resume offset and the calls that hand bytes over."""
 
-    def __init__(self, *, url: str, resettable: bool, max_bytes: int | None, retries: int, retry_delay: float):
+    def __init__(
+        self, *, url: str, resettable: bool, max_bytes: int | None, retries: int, retry_delay: float
+    ):
         self.url = url  # redacted, for messages
         self.offset = 0
         self.total: int | None = None
@@ -160,8 +166,10 @@ class Transfer:
         """The server cannot resume: start again from zero, once."""
         if self.restarted:
             raise FetchError(
-                _("The server cannot resume an interrupted transfer, and the transfer already started again "
-                  "from the beginning once. Try again later or use another mirror.")
+                _(
+                    "The server cannot resume an interrupted transfer, and the transfer already started again "
+                    "from the beginning once. Try again later or use another mirror."
+                )
             )
         if not self._resettable:
             raise FetchError(_("The server cannot resume an interrupted transfer."))
@@ -187,8 +195,11 @@ class Transfer:
             )
         if self._max_bytes is not None and max(after, self.total or 0) > self._max_bytes:
             raise TooLarge(
-                _("The file is larger than the %(limit)s this import may use (quota and free space); the "
-                  "transfer was cut off.") % {"limit": filesizeformat(self._max_bytes)}
+                _(
+                    "The file is larger than the %(limit)s this import may use (quota and free space); the "
+                    "transfer was cut off."
+                )
+                % {"limit": filesizeformat(self._max_bytes)}
             )
 
     def _put(self, item) -> None:
@@ -234,7 +245,9 @@ class Transfer:
                         ) from error
                     failures += 1
                     self.resumed += 1 if self.offset else 0
-                    logger.info("fetch of %s interrupted at %d bytes (%s); trying again", self.url, self.offset, error)
+                    logger.info(
+                        "fetch of %s interrupted at %d bytes (%s); trying again", self.url, self.offset, error
+                    )
                     self._sleep(min(self._retry_delay * failures, 30))
                 finally:
                     self.set_abort(None)

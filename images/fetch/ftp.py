@@ -69,7 +69,9 @@ class FtpDriver:
             except OSError as error:
                 ftp.close()
                 last_error = error
-        raise _Transient(_("could not connect to %(host)s (%(reason)s)") % {"host": self.url.host, "reason": last_error})
+        raise _Transient(
+            _("could not connect to %(host)s (%(reason)s)") % {"host": self.url.host, "reason": last_error}
+        )
 
     def _login(self, ftp: ftplib.FTP) -> None:
         try:
@@ -103,8 +105,10 @@ class FtpDriver:
                 conn = ftp.transfercmd(f"RETR {remote}", rest=offset or None)
             except ftplib.error_perm as error:
                 if not offset or str(error)[:3] == "550":
-                    raise FetchError(_("The FTP server could not send %(url)s (%(reply)s).") % {
-                        "url": self.url.redacted, "reply": _reply(error)}) from error
+                    raise FetchError(
+                        _("The FTP server could not send %(url)s (%(reply)s).")
+                        % {"url": self.url.redacted, "reply": _reply(error)}
+                    ) from error
                 transfer.restart()  # no REST: start again from zero
                 conn = ftp.transfercmd(f"RETR {remote}")
             transfer.set_abort(lambda: (shutdown(conn), shutdown(ftp.sock)))
@@ -116,7 +120,9 @@ class FtpDriver:
         except ftplib.error_temp as error:
             raise _Transient(_("the FTP server answered %(reply)s") % {"reply": _reply(error)}) from error
         except ftplib.error_perm as error:
-            raise FetchError(_("The FTP server refused the transfer (%(reply)s).") % {"reply": _reply(error)}) from error
+            raise FetchError(
+                _("The FTP server refused the transfer (%(reply)s).") % {"reply": _reply(error)}
+            ) from error
         except (OSError, EOFError, ftplib.error_reply, ftplib.error_proto) as error:
             raise _Transient(_connection_reason(error, self.policy.stall_timeout)) from error
         finally:

@@ -106,15 +106,20 @@ def literal_address(host: str) -> IPAddress | None:
         try:
             return ipaddress.IPv4Address(socket.inet_aton(host.rstrip(".")))
         except OSError:
-            raise URLRefused(_("“%(host)s” is not a valid address.") % {"host": host}, rule="syntax") from None
+            raise URLRefused(
+                _("“%(host)s” is not a valid address.") % {"host": host}, rule="syntax"
+            ) from None
     return None
 
 
 def check_scheme(url: ImportURL, policy: FetchPolicy) -> None:
     if url.scheme not in policy.allowed_schemes:
         raise URLRefused(
-            _("Imports from %(scheme)s URLs are turned off on this console (rule: allowed schemes, "
-              "IMPORT_ALLOWED_SCHEMES).") % {"scheme": url.scheme},
+            _(
+                "Imports from %(scheme)s URLs are turned off on this console (rule: allowed schemes, "
+                "IMPORT_ALLOWED_SCHEMES)."
+            )
+            % {"scheme": url.scheme},
             rule="scheme",
         )
 
@@ -122,8 +127,11 @@ def check_scheme(url: ImportURL, policy: FetchPolicy) -> None:
 def check_port(url: ImportURL, policy: FetchPolicy) -> None:
     if url.scheme != "file" and not policy.port_allowed(url.port):
         raise URLRefused(
-            _("Port %(port)d is not allowed for imports (rule: allowed ports, IMPORT_ALLOWED_PORTS = "
-              "%(ports)s).") % {"port": url.port, "ports": policy.describe_ports()},
+            _(
+                "Port %(port)d is not allowed for imports (rule: allowed ports, IMPORT_ALLOWED_PORTS = "
+                "%(ports)s)."
+            )
+            % {"port": url.port, "ports": policy.describe_ports()},
             rule="port",
         )
 
@@ -140,8 +148,11 @@ def check_address(ip: IPAddress, *, host: str, policy: FetchPolicy) -> None:
                 "kind": _category_label(category),
             }
         raise URLRefused(
-            _("%(subject)s: imports from it are refused (rule: %(rule)s addresses). An administrator can "
-              "allow an internal mirror with IMPORT_ALLOWED_NETWORKS.") % {"subject": subject, "rule": CATEGORY_LABELS[category]},
+            _(
+                "%(subject)s: imports from it are refused (rule: %(rule)s addresses). An administrator can "
+                "allow an internal mirror with IMPORT_ALLOWED_NETWORKS."
+            )
+            % {"subject": subject, "rule": CATEGORY_LABELS[category]},
             rule="address",
             category=category,
         )
@@ -157,7 +168,8 @@ def resolve(url: ImportURL, policy: FetchPolicy) -> list[IPAddress]:
             infos = policy.resolver(url.host, url.port, type=socket.SOCK_STREAM)
         except (socket.gaierror, UnicodeError) as error:
             raise FetchError(
-                _("The host name “%(host)s” could not be resolved (%(reason)s).") % {"host": url.host, "reason": error}
+                _("The host name “%(host)s” could not be resolved (%(reason)s).")
+                % {"host": url.host, "reason": error}
             ) from error
         addresses = []
         for _family, _type, _proto, _canon, sockaddr in infos:

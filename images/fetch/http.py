@@ -74,7 +74,11 @@ class HttpDriver:
             headers["Range"] = f"bytes={offset}-"
             if self._validator:
                 headers["If-Range"] = self._validator
-        same_origin = (url.scheme, url.host, url.port) == (self.origin.scheme, self.origin.host, self.origin.port)
+        same_origin = (url.scheme, url.host, url.port) == (
+            self.origin.scheme,
+            self.origin.host,
+            self.origin.port,
+        )
         if self.origin.username and same_origin:
             token = f"{self.origin.username}:{self._password()}".encode()
             headers["Authorization"] = "Basic " + base64.b64encode(token).decode("ascii")
@@ -112,8 +116,10 @@ class HttpDriver:
             except SSLError as error:
                 pool.close()
                 raise FetchError(
-                    _("The TLS certificate of %(host)s could not be verified (%(reason)s). An administrator can add "
-                      "the certificate of a private authority with IMPORT_CA_BUNDLE.")
+                    _(
+                        "The TLS certificate of %(host)s could not be verified (%(reason)s). An administrator can add "
+                        "the certificate of a private authority with IMPORT_CA_BUNDLE."
+                    )
                     % {"host": url.host, "reason": _tls_reason(error)}
                 ) from error
             except (ConnectTimeoutError, OSError) as error:
@@ -121,7 +127,10 @@ class HttpDriver:
                 last_error = error
         raise _Transient(
             _("could not connect to %(host)s: %(reason)s")
-            % {"host": url.host, "reason": transient_reason(last_error, stall_timeout=self.policy.stall_timeout)}
+            % {
+                "host": url.host,
+                "reason": transient_reason(last_error, stall_timeout=self.policy.stall_timeout),
+            }
         )
 
     def attempt(self, transfer: Transfer) -> None:
@@ -162,7 +171,9 @@ class HttpDriver:
         target, _password = urls.parse(urljoin(base, location))
         if target.scheme not in ("http", "https"):
             raise URLRefused(
-                _("The server redirected to a %(scheme)s URL; redirects may only lead to http or https (rule: redirects).")
+                _(
+                    "The server redirected to a %(scheme)s URL; redirects may only lead to http or https (rule: redirects)."
+                )
                 % {"scheme": target.scheme},
                 rule="redirects",
             )
@@ -217,10 +228,14 @@ def _tls_reason(error: BaseException) -> str:
 def _http_error(url: urls.ImportURL, status: int, reason: str) -> str:
     if status in (401, 403):
         return _("The server refused access to %(url)s (%(status)d %(reason)s).") % {
-            "url": url.redacted, "status": status, "reason": reason
+            "url": url.redacted,
+            "status": status,
+            "reason": reason,
         }
     if status == 404:
         return _("There is no file at %(url)s (404 Not Found).") % {"url": url.redacted}
     return _("The server answered %(status)d %(reason)s for %(url)s.") % {
-        "url": url.redacted, "status": status, "reason": reason
+        "url": url.redacted,
+        "status": status,
+        "reason": reason,
     }

@@ -21,12 +21,16 @@ def check_file_url(url: urls.ImportURL, *, allow_file: bool, roots) -> Path:
     """The real path the file URL names, or URLRefused naming the rule."""
     if not allow_file:
         raise URLRefused(
-            _("Only platform administrators can import from file:// URLs (rule: file URLs for administrators)."),
+            _(
+                "Only platform administrators can import from file:// URLs (rule: file URLs for administrators)."
+            ),
             rule="file-admin",
         )
     if not roots:
         raise URLRefused(
-            _("file:// imports are turned off: no directory is configured in IMPORT_FILE_ROOTS (rule: file roots)."),
+            _(
+                "file:// imports are turned off: no directory is configured in IMPORT_FILE_ROOTS (rule: file roots)."
+            ),
             rule="file-roots",
         )
     resolved = Path(os.path.realpath(url.path))
@@ -35,8 +39,11 @@ def check_file_url(url: urls.ImportURL, *, allow_file: bool, roots) -> Path:
         if resolved != root and resolved.is_relative_to(root):
             return resolved
     raise URLRefused(
-        _("%(path)s is not under a directory allowed for file:// imports (rule: file roots, IMPORT_FILE_ROOTS = "
-          "%(roots)s).") % {"path": url.path, "roots": ", ".join(str(r) for r in roots)},
+        _(
+            "%(path)s is not under a directory allowed for file:// imports (rule: file roots, IMPORT_FILE_ROOTS = "
+            "%(roots)s)."
+        )
+        % {"path": url.path, "roots": ", ".join(str(r) for r in roots)},
         rule="file-roots",
     )
 
@@ -56,7 +63,9 @@ class LocalDriver:
         except FileNotFoundError:
             raise FetchError(_("There is no file at %(path)s.") % {"path": self.url.path}) from None
         except OSError as error:
-            raise FetchError(_("%(path)s cannot be read: %(reason)s") % {"path": self.url.path, "reason": error.strerror}) from error
+            raise FetchError(
+                _("%(path)s cannot be read: %(reason)s") % {"path": self.url.path, "reason": error.strerror}
+            ) from error
         try:
             info = os.fstat(fd)
             if not stat.S_ISREG(info.st_mode):
@@ -67,7 +76,9 @@ class LocalDriver:
                 transfer.check_stop()
                 data = os.read(fd, min(BLOCK_SIZE, info.st_size - transfer.offset))
                 if not data:
-                    raise FetchError(_("%(path)s became shorter while it was read.") % {"path": self.url.path})
+                    raise FetchError(
+                        _("%(path)s became shorter while it was read.") % {"path": self.url.path}
+                    )
                 transfer.deliver(data)
         finally:
             os.close(fd)

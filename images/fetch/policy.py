@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+DEFAULT_PORTS = ("21", "22", "80", "443", "8000", "8080", "8443")
 
 
 def parse_ports(values: Sequence[str | int]) -> tuple[range, ...] | None:
@@ -25,7 +26,9 @@ def parse_ports(values: Sequence[str | int]) -> tuple[range, ...] | None:
         try:
             start, end = int(low), int(high or low)
         except ValueError:
-            raise ImproperlyConfigured(f"IMPORT_ALLOWED_PORTS: {text!r} is not a port or a range like 8000-8099") from None
+            raise ImproperlyConfigured(
+                f"IMPORT_ALLOWED_PORTS: {text!r} is not a port or a range like 8000-8099"
+            ) from None
         if not 1 <= start <= end <= 65535:
             raise ImproperlyConfigured(f"IMPORT_ALLOWED_PORTS: {text!r} is outside 1-65535")
         ranges.append(range(start, end + 1))
@@ -38,14 +41,16 @@ def parse_networks(values: Sequence[str]) -> tuple[IPNetwork, ...]:
         try:
             networks.append(ipaddress.ip_network(value.strip(), strict=False))
         except ValueError:
-            raise ImproperlyConfigured(f"IMPORT_ALLOWED_NETWORKS: {value!r} is not an address or a network like 10.1.0.0/16") from None
+            raise ImproperlyConfigured(
+                f"IMPORT_ALLOWED_NETWORKS: {value!r} is not an address or a network like 10.1.0.0/16"
+            ) from None
     return tuple(networks)
 
 
 @dataclasses.dataclass(frozen=True)
 class FetchPolicy:
     allowed_schemes: frozenset[str] = frozenset({"http", "https", "ftp", "sftp", "file"})
-    allowed_ports: tuple[range, ...] | None = (range(21, 23), range(80, 81), range(443, 444), range(8000, 8001), range(8080, 8081), range(8443, 8444))
+    allowed_ports: tuple[range, ...] | None = parse_ports(DEFAULT_PORTS)
     allowed_networks: tuple[IPNetwork, ...] = ()
     file_roots: tuple[Path, ...] = ()
     connect_timeout: float = 15.0
@@ -66,10 +71,14 @@ class FetchPolicy:
             return getattr(settings, name, default)
 
         values = {
-            "allowed_schemes": frozenset(s.strip().lower() for s in get("IMPORT_ALLOWED_SCHEMES", cls.allowed_schemes)),
-            "allowed_ports": parse_ports(get("IMPORT_ALLOWED_PORTS", ["21", "22", "80", "443", "8000", "8080", "8443"])),
+            "allowed_schemes": frozenset(
+                s.strip().lower() for s in get("IMPORT_ALLOWED_SCHEMES", cls.allowed_schemes)
+            ),
+            "allowed_ports": parse_ports(get("IMPORT_ALLOWED_PORTS", DEFAULT_PORTS)),
             "allowed_networks": parse_networks(get("IMPORT_ALLOWED_NETWORKS", [])),
-            "file_roots": tuple(Path(root).resolve() for root in get("IMPORT_FILE_ROOTS", []) if str(root).strip()),
+            "file_roots": tuple(
+                Path(root).resolve() for root in get("IMPORT_FILE_ROOTS", []) if str(root).strip()
+            ),
             "connect_timeout": float(get("IMPORT_CONNECT_TIMEOUT", cls.connect_timeout)),
             "stall_timeout": float(get("IMPORT_STALL_TIMEOUT", cls.stall_timeout)),
             "retries": int(get("IMPORT_FETCH_RETRIES", cls.retries)),
@@ -88,4 +97,6 @@ class FetchPolicy:
     def describe_ports(self) -> str:
         if self.allowed_ports is None:
             return "*"
-        return ", ".join(str(r.start) if len(r) == 1 else f"{r.start}-{r.stop - 1}" for r in self.allowed_ports)
+        return ", ".join(
+            str(r.start) if len(r) == 1 else f"{r.start}-{r.stop - 1}" for r in self.allowed_ports
+        )

@@ -29,8 +29,10 @@ WINDOW = 8 * BLOCK_SIZE
 def load_key(policy: FetchPolicy) -> paramiko.PKey:
     if not policy.sftp_key_file:
         raise URLRefused(
-            _("sftp://user@host/... logs in with a key, and no key is configured: give a password in the URL, or "
-              "ask an administrator to set IMPORT_SFTP_KEY_FILE."),
+            _(
+                "sftp://user@host/... logs in with a key, and no key is configured: give a password in the URL, or "
+                "ask an administrator to set IMPORT_SFTP_KEY_FILE."
+            ),
             rule="credentials",
         )
     passphrase = policy.sftp_key_passphrase or None
@@ -38,7 +40,9 @@ def load_key(policy: FetchPolicy) -> paramiko.PKey:
         return paramiko.PKey.from_path(policy.sftp_key_file, passphrase)
     except (OSError, paramiko.SSHException, ValueError) as error:
         raise FetchError(
-            _("The sftp key configured by the administrator (IMPORT_SFTP_KEY_FILE) cannot be read: %(reason)s")
+            _(
+                "The sftp key configured by the administrator (IMPORT_SFTP_KEY_FILE) cannot be read: %(reason)s"
+            )
             % {"reason": error}
         ) from error
 
@@ -67,32 +71,43 @@ class SftpDriver:
                 return guard.connect(ip, self.url.port, timeout=self.policy.connect_timeout)
             except OSError as error:
                 last_error = error
-        raise _Transient(_("could not connect to %(host)s (%(reason)s)") % {"host": self.url.host, "reason": last_error})
+        raise _Transient(
+            _("could not connect to %(host)s (%(reason)s)") % {"host": self.url.host, "reason": last_error}
+        )
 
     def _verify_host_key(self, transport: paramiko.Transport) -> None:
         key = transport.get_remote_server_key()
         if not self.policy.sftp_known_hosts:
             logger.warning(
                 "sftp host key of %s not verified (IMPORT_SFTP_KNOWN_HOSTS is not set): %s",
-                self.url.host, _fingerprint(key),
+                self.url.host,
+                _fingerprint(key),
             )
             return
         try:
             known_hosts = paramiko.HostKeys(self.policy.sftp_known_hosts)
         except OSError as error:
-            raise FetchError(_("IMPORT_SFTP_KNOWN_HOSTS cannot be read: %(reason)s") % {"reason": error}) from error
+            raise FetchError(
+                _("IMPORT_SFTP_KNOWN_HOSTS cannot be read: %(reason)s") % {"reason": error}
+            ) from error
         name = self.url.netloc_host if self.url.port == 22 else f"[{self.url.host}]:{self.url.port}"
         entries = known_hosts.lookup(name) or {}
         known = entries.get(key.get_name())
         if known is None:
             raise FetchError(
-                _("The sftp server %(host)s is not in IMPORT_SFTP_KNOWN_HOSTS (its key is %(fingerprint)s); an "
-                  "administrator must add it first.") % {"host": name, "fingerprint": _fingerprint(key)}
+                _(
+                    "The sftp server %(host)s is not in IMPORT_SFTP_KNOWN_HOSTS (its key is %(fingerprint)s); an "
+                    "administrator must add it first."
+                )
+                % {"host": name, "fingerprint": _fingerprint(key)}
             )
         if known != key:
             raise FetchError(
-                _("The host key of the sftp server %(host)s does not match IMPORT_SFTP_KNOWN_HOSTS (it is now "
-                  "%(fingerprint)s): the import was stopped.") % {"host": name, "fingerprint": _fingerprint(key)}
+                _(
+                    "The host key of the sftp server %(host)s does not match IMPORT_SFTP_KNOWN_HOSTS (it is now "
+                    "%(fingerprint)s): the import was stopped."
+                )
+                % {"host": name, "fingerprint": _fingerprint(key)}
             )
 
     def _authenticate(self, transport: paramiko.Transport) -> None:
@@ -123,8 +138,10 @@ class SftpDriver:
             except FileNotFoundError:
                 raise FetchError(_("There is no file at %(url)s.") % {"url": self.url.redacted}) from None
             except PermissionError:
-                raise FetchError(_("The sftp server does not let %(user)s read %(url)s.") % {
-                    "user": self.url.username, "url": self.url.redacted}) from None
+                raise FetchError(
+                    _("The sftp server does not let %(user)s read %(url)s.")
+                    % {"user": self.url.username, "url": self.url.redacted}
+                ) from None
             if stat.S_ISDIR(attributes.st_mode or 0):
                 raise FetchError(_("%(url)s is a directory, not a file.") % {"url": self.url.redacted})
             size = attributes.st_size
@@ -133,7 +150,9 @@ class SftpDriver:
                 offset = transfer.offset
                 while offset < size:
                     end = min(size, offset + WINDOW)
-                    blocks = [(start, min(BLOCK_SIZE, end - start)) for start in range(offset, end, BLOCK_SIZE)]
+                    blocks = [
+                        (start, min(BLOCK_SIZE, end - start)) for start in range(offset, end, BLOCK_SIZE)
+                    ]
                     for data in remote.readv(blocks):
                         if not data:
                             raise _Transient(_("the file ended early"))

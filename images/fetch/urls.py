@@ -104,7 +104,9 @@ def parse(url: str) -> tuple[ImportURL, str | None]:
     if len(url) > MAX_URL_LENGTH:
         raise _refuse(_("The URL is longer than %(max)d characters.") % {"max": MAX_URL_LENGTH})
     if _has_control(url) or " " in url or "\\" in url:
-        raise _refuse(_("The URL contains spaces, backslashes or control characters; encode them (a space is %20)."))
+        raise _refuse(
+            _("The URL contains spaces, backslashes or control characters; encode them (a space is %20).")
+        )
     scheme = url.partition(":")[0].lower()
     if scheme not in SCHEMES:
         raise URLRefused(
@@ -145,18 +147,26 @@ def parse(url: str) -> tuple[ImportURL, str | None]:
 
     if scheme in ("http", "https"):
         if not path or path.endswith("/") and not parts.query:
-            raise _refuse(_("The URL must name a file: %(scheme)s://host[:port]/path/file.") % {"scheme": scheme})
+            raise _refuse(
+                _("The URL must name a file: %(scheme)s://host[:port]/path/file.") % {"scheme": scheme}
+            )
         if userinfo and password is None:
             raise URLRefused(_("An http URL with a user name needs a password too."), rule="credentials")
     else:
         if parts.query:
-            raise _refuse(_("An %(scheme)s URL cannot have a query (the part after “?”).") % {"scheme": scheme})
+            raise _refuse(
+                _("An %(scheme)s URL cannot have a query (the part after “?”).") % {"scheme": scheme}
+            )
         if not path.strip("/") or path.endswith("/"):
-            raise _refuse(_("The URL must name a file: %(scheme)s://host[:port]/path/file.") % {"scheme": scheme})
+            raise _refuse(
+                _("The URL must name a file: %(scheme)s://host[:port]/path/file.") % {"scheme": scheme}
+            )
     if scheme == "sftp" and not username:
         raise URLRefused(
-            _("An sftp URL needs a user: sftp://user:password@host/path/file, or sftp://user@host/path/file "
-              "with the key the administrator configured."),
+            _(
+                "An sftp URL needs a user: sftp://user:password@host/path/file, or sftp://user@host/path/file "
+                "with the key the administrator configured."
+            ),
             rule="credentials",
         )
 

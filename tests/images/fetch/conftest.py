@@ -66,8 +66,18 @@ class FileRoute:
     """Serves `data`; can honour Range or not, drop the connection or stall after some bytes, lie about
     the length, or send without Content-Length."""
 
-    def __init__(self, data, *, ranges=True, drop_at=None, drops=1, drop_after=None, stall_at=None, stalls=1,
-                 length=True):
+    def __init__(
+        self,
+        data,
+        *,
+        ranges=True,
+        drop_at=None,
+        drops=1,
+        drop_after=None,
+        stall_at=None,
+        stalls=1,
+        length=True,
+    ):
         self.data = data
         self.drop_after = drop_after
         self.ranges = ranges
@@ -255,7 +265,9 @@ def tls_files(tmp_path):
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(
-            x509.SubjectAlternativeName([x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
             critical=False,
         )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
@@ -265,7 +277,9 @@ def tls_files(tmp_path):
     key_path = tmp_path / "key.pem"
     cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(
-        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
     )
     return cert_path, key_path
 
@@ -413,7 +427,9 @@ class _SSHServer(paramiko.ServerInterface):
         self.transport = transport
 
     def check_channel_request(self, kind, chanid):
-        return paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        return (
+            paramiko.OPEN_SUCCEEDED if kind == "session" else paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
+        )
 
     def get_allowed_auths(self, username):
         return "password,publickey"

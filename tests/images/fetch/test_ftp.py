@@ -13,7 +13,9 @@ pytestmark = pytest.mark.usefixtures("fetch_settings")
 def _url(server, path="pub/disk.raw", user=None, password=None):
     userinfo = ""
     if user:
-        userinfo = quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "") + "@"
+        userinfo = (
+            quote(user, safe="") + (":" + quote(password, safe="") if password is not None else "") + "@"
+        )
     return f"ftp://{userinfo}127.0.0.1:{server.port}/{path}"
 
 

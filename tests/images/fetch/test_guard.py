@@ -78,7 +78,9 @@ def test_default_ports_refuse_other_ports(settings, accept_recorder):
     assert recorder.accepted == 0
 
 
-def test_redirect_to_a_refused_loopback_address_is_refused(fetch_settings, http_server, accept_recorder, payload):
+def test_redirect_to_a_refused_loopback_address_is_refused(
+    fetch_settings, http_server, accept_recorder, payload
+):
     # 127.0.0.1 is allowed for the test; the redirect leads to 127.0.0.2, which is not.
     elsewhere = accept_recorder("127.0.0.2")
     server = http_server()
@@ -92,7 +94,9 @@ def test_redirect_to_a_refused_loopback_address_is_refused(fetch_settings, http_
     assert len(server.requests) == 1
 
 
-def test_redirect_to_a_name_that_resolves_to_a_refused_address_is_refused(fetch_settings, http_server, accept_recorder):
+def test_redirect_to_a_name_that_resolves_to_a_refused_address_is_refused(
+    fetch_settings, http_server, accept_recorder
+):
     fetch_settings.IMPORT_ALLOWED_NETWORKS = ["127.0.0.2/32"]
     target = accept_recorder("127.0.0.1")
     server = http_server("127.0.0.2")
@@ -163,7 +167,8 @@ def _fake_resolver(answers):
     def resolve(host, port, type=0):
         calls.append(host)
         return [
-            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port)) for a in answers
+            (socket.AF_INET6 if ":" in a else socket.AF_INET, socket.SOCK_STREAM, 6, "", (a, port))
+            for a in answers
         ]
 
     resolve.calls = calls
@@ -211,8 +216,17 @@ def test_validate_refuses_a_literal_internal_address_without_dns(settings):
     assert "IMPORT_ALLOWED_NETWORKS" in str(refused.value)
 
 
-@pytest.mark.parametrize("url", ["gopher://127.0.0.1:70/1", "dict://127.0.0.1:11211/stat", "ldap://x/y",
-                                 "jar:http://x/y!/z", "javascript:alert(1)", "data:text/plain,x"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "gopher://127.0.0.1:70/1",
+        "dict://127.0.0.1:11211/stat",
+        "ldap://x/y",
+        "jar:http://x/y!/z",
+        "javascript:alert(1)",
+        "data:text/plain,x",
+    ],
+)
 def test_other_schemes_are_refused(settings, url):
     with pytest.raises(URLRefused) as refused:
         validate(url)

@@ -121,7 +121,9 @@ def test_more_than_five_redirects_are_refused(http_server):
     assert len(server.requests) == 6
 
 
-@pytest.mark.parametrize("location", ["file:///etc/passwd", "gopher://127.0.0.1:70/x", "ftp://127.0.0.1/x.img"])
+@pytest.mark.parametrize(
+    "location", ["file:///etc/passwd", "gopher://127.0.0.1:70/x", "ftp://127.0.0.1/x.img"]
+)
 def test_redirect_to_another_scheme_is_refused(http_server, location):
     server = http_server()
     server.routes["/x"] = Redirect(location)
@@ -225,7 +227,9 @@ def test_missing_file_says_so(http_server):
         fetch(server.url("/nothing.qcow2"), sink=MemorySink())
 
 
-def test_https_connects_to_the_checked_address_with_the_host_name_for_sni(tls_server, tls_files, payload, settings):
+def test_https_connects_to_the_checked_address_with_the_host_name_for_sni(
+    tls_server, tls_files, payload, settings
+):
     cert_path, _key = tls_files
     settings.IMPORT_CA_BUNDLE = str(cert_path)
     tls_server.routes["/disk.qcow2"] = FileRoute(payload)

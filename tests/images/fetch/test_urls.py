@@ -9,21 +9,74 @@ from images.fetch import FetchError, URLRefused, fetch, redact, split_secret, ur
 @pytest.mark.parametrize(
     ("url", "scheme", "host", "port", "path", "user", "has_password"),
     [
-        ("http://mirror.example.org/images/disk.qcow2", "http", "mirror.example.org", 80, "/images/disk.qcow2", "", False),
-        ("https://mirror.example.org:8443/a/b.iso", "https", "mirror.example.org", 8443, "/a/b.iso", "", False),
+        (
+            "http://mirror.example.org/images/disk.qcow2",
+            "http",
+            "mirror.example.org",
+            80,
+            "/images/disk.qcow2",
+            "",
+            False,
+        ),
+        (
+            "https://mirror.example.org:8443/a/b.iso",
+            "https",
+            "mirror.example.org",
+            8443,
+            "/a/b.iso",
+            "",
+            False,
+        ),
         ("ftp://ftp.example.org/pub/disk.raw", "ftp", "ftp.example.org", 21, "/pub/disk.raw", "", False),
-        ("ftp://alice:pw@ftp.example.org:2121/pub/disk.raw", "ftp", "ftp.example.org", 2121, "/pub/disk.raw", "alice", True),
-        ("sftp://bob:pw@files.example.org/srv/disk.vmdk", "sftp", "files.example.org", 22, "/srv/disk.vmdk", "bob", True),
-        ("sftp://bob@files.example.org:2222/srv/disk.vmdk", "sftp", "files.example.org", 2222, "/srv/disk.vmdk", "bob", False),
+        (
+            "ftp://alice:pw@ftp.example.org:2121/pub/disk.raw",
+            "ftp",
+            "ftp.example.org",
+            2121,
+            "/pub/disk.raw",
+            "alice",
+            True,
+        ),
+        (
+            "sftp://bob:pw@files.example.org/srv/disk.vmdk",
+            "sftp",
+            "files.example.org",
+            22,
+            "/srv/disk.vmdk",
+            "bob",
+            True,
+        ),
+        (
+            "sftp://bob@files.example.org:2222/srv/disk.vmdk",
+            "sftp",
+            "files.example.org",
+            2222,
+            "/srv/disk.vmdk",
+            "bob",
+            False,
+        ),
         ("file:///opt/dvd/image-1.4.qcow2", "file", "", 0, "/opt/dvd/image-1.4.qcow2", "", False),
-        ("HTTP://Mirror.Example.ORG/Disk%20One.qcow2", "http", "mirror.example.org", 80, "/Disk One.qcow2", "", False),
+        (
+            "HTTP://Mirror.Example.ORG/Disk%20One.qcow2",
+            "http",
+            "mirror.example.org",
+            80,
+            "/Disk One.qcow2",
+            "",
+            False,
+        ),
         ("http://[2001:db8::1]:8080/disk.qcow2", "http", "2001:db8::1", 8080, "/disk.qcow2", "", False),
     ],
 )
 def test_seed_syntaxes_parse(url, scheme, host, port, path, user, has_password):
     parsed, _password = urls.parse(url)
     assert (parsed.scheme, parsed.host, parsed.port, parsed.path, parsed.username, parsed.has_password) == (
-        scheme, host, port, path, user, has_password
+        scheme,
+        host,
+        port,
+        path,
+        user,
+        has_password,
     )
 
 
