@@ -1,8 +1,9 @@
+import base64
 import io
 
 import pytest
 
-from images.fetch import FetchCancelled, FetchError, TooLarge, fetch
+from images.fetch import FetchCancelled, FetchError, TooLarge, fetch, split_secret
 
 from .conftest import FileRoute, MemorySink, Redirect, sha256
 
@@ -248,3 +249,32 @@ def test_https_with_an_untrusted_certificate_is_refused(tls_server, payload):
     with pytest.raises(FetchError, match="could not be verified"):
         fetch(tls_server.url("/disk.qcow2", host="localhost"), sink=MemorySink())
     assert tls_server.requests == []
+
+
+class _RequireBasicAuth(FileRoute):
+    def __call__(self, handler):
+        if handler.headers.get("Authorization") != "Basic " + base64.b64encode(b"carol:s3cr:et").decode():
+            handler.send_response(401)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        super().__call__(handler)
+
+
+def test_http_user_and_password_go_only_to_the_same_origin(http_server, payload, settings):
+    settings.IMPORT_ALLOWED_NETWORKS = ["127.0.0.1/32", "127.0.0.2/32"]
+    other = http_server("127.0.0.2")
+    other.routes["/disk.raw"] = FileRoute(payload)
+    server = http_server()
+    server.routes["/disk.raw"] = _RequireBasicAuth(payload)
+    server.routes["/moved"] = Redirect(other.url("/disk.raw"))
+    redacted, secret = split_secret(server.url("/disk.raw").replace("http://", "http://carol:s3cr%3Aet@"))
+    sink = MemorySink()
+
+    result = fetch(redacted, secret=secret, sink=sink)
+    assert sha256(sink.buffer) == sha256(payload)
+    assert result.url == redacted and ":***@" in result.url
+
+    fetch(server.url("/moved").replace("http://", "http://carol:s3cr%3Aet@"), sink=MemorySink())
+    assert "Authorization" in server.requests[-1]["headers"]
+    assert "Authorization" not in other.requests[-1]["headers"]
