@@ -1,3 +1,6 @@
+import re
+
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils.translation import gettext_lazy as _
@@ -6,6 +9,7 @@ from django.utils.translation import pgettext_lazy
 from imageconsole.models import BaseModel
 
 GiB = 1024**3
+BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 TiB = 1024**4
 
 
@@ -74,7 +78,15 @@ class ImageStorage(BaseModel):
     )
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.CONNECTED)
     state_reason = models.CharField(_("reason"), max_length=500, blank=True)
-    enabled = models.BooleanField(_("enabled"), default=True)
+    enabled = models.BooleanField(
+        _("enabled"),
+        default=True,
+        help_text=_("Tenants may choose only enabled, connected storages for imports."),
+    )
+    last_cleanup_at = models.DateTimeField(_("last data cleanup"), null=True, blank=True, editable=False)
+    last_cleanup_bytes = models.PositiveBigIntegerField(
+        _("bytes freed by the last cleanup"), default=0, editable=False
+    )
 
     class Meta:
         ordering = ["name"]
@@ -90,6 +102,38 @@ class ImageStorage(BaseModel):
 
     def __str__(self):
         return self.name
+
+    def clean(self):
+        errors = {}
+        if self.kind == self.Kind.STANDALONE:
+            from .backends.base import StorageError
+            from .backends.standalone import check_mount_path
+
+            try:
+                self.mount_path = str(check_mount_path(self.mount_path))
+            except StorageError as error:
+                errors["mount_path"] = ValidationError(str(error), code="mount_path")
+        elif self.kind == self.Kind.DISTRIBUTED:
+            required = {
+                "endpoint_url": _(
+                    "Enter the URL of the S3-compatible endpoint, such as https://s3.example.com."
+                ),
+                "bucket": _("Enter a bucket name; the bucket is created when it does not exist."),
+                "access_key": _("Enter the access key."),
+            }
+            for field, message in required.items():
+                if not getattr(self, field):
+                    errors[field] = ValidationError(message, code="required")
+            if self.bucket and not BUCKET_NAME.fullmatch(self.bucket):
+                errors["bucket"] = ValidationError(
+                    _(
+                        "A bucket name has 3 to 63 lower-case letters, digits, dots and hyphens, and starts and "
+                        "ends with a letter or digit."
+                    ),
+                    code="bucket",
+                )
+        if errors:
+            raise ValidationError(errors)
 
     def get_secret_key(self) -> str:
         from imageconsole.crypto import decrypt

@@ -18,6 +18,7 @@ import json
 import os
 import queue
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
@@ -31,6 +32,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from s3transfer.exceptions import CancelledError as TransferCancelled
 from s3transfer.subscribers import BaseSubscriber
 
 from .base import (
@@ -315,14 +317,26 @@ class S3Backend(StorageBackend):
                 target.client, target.transfer_config(part_size=part_size_for(manifest["size"]))
             )
             with manager:
+                counter = _Progress()
                 future = manager.copy(
                     copy_source={"Bucket": self.bucket, "Key": self.data_key(key)},
                     bucket=target.bucket,
                     key=target.data_key(key),
                     source_client=self.client,
-                    subscribers=[_Progress(report)],
+                    subscribers=[counter],
                 )
+                # Progress is reported from this thread: callers write it to the database.
+                while not future.done():
+                    time.sleep(0.2)
+                    report(counter.done)
+                    if should_cancel is not None and should_cancel():
+                        future.cancel()
+                        break
                 future.result()
+        except TransferCancelled:
+            with suppress(ClientError, BotoCoreError):
+                target.client.delete_object(Bucket=target.bucket, Key=target.data_key(key))
+            raise Cancelled(_cancelled_message()) from None
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("AccessDenied", "403"):
                 return super().copy_to(key, target, progress=progress, should_cancel=should_cancel)
@@ -388,15 +402,13 @@ class S3Backend(StorageBackend):
 
 
 class _Progress(BaseSubscriber):
-    def __init__(self, report: Throttled):
-        self.report = report
+    def __init__(self):
         self.done = 0
         self.lock = threading.Lock()
 
     def on_progress(self, future, bytes_transferred, **kwargs):
         with self.lock:
             self.done += bytes_transferred
-            self.report(self.done)
 
 
 class _Pipe(io.RawIOBase):

@@ -51,12 +51,14 @@ def files_under(path) -> list[str]:
 def make_s3(db, s3_endpoint):
     """A saved distributed ImageStorage on the moto endpoint, in a bucket of its own, and its backend."""
 
-    def make(name=None, *, concurrency=4, reserved_bytes=0, bucket=None, connect=True, **fields):
+    def make(
+        name=None, *, concurrency=4, reserved_bytes=0, bucket=None, connect=True, endpoint_url=None, **fields
+    ):
         name = name or f"s3-{uuid.uuid4().hex[:6]}"
         storage = ImageStorage(
             name=name,
             kind=ImageStorage.Kind.DISTRIBUTED,
-            endpoint_url=s3_endpoint,
+            endpoint_url=endpoint_url or s3_endpoint,
             region="us-east-1",
             bucket=bucket or f"bucket-{uuid.uuid4().hex[:12]}",
             access_key="test-access",
@@ -71,5 +73,32 @@ def make_s3(db, s3_endpoint):
         if connect:
             backend.test_connection()
         return storage, backend
+
+    return make
+
+
+@pytest.fixture
+def make_image(tenant):
+    """An available image whose bytes are stored on `storage` (a ready replica keyed by its id)."""
+    import io
+
+    from images.models import Image, ImageReplica
+
+    def make(storage, data: bytes, *, name=None, tenant_=None):
+        image = Image.objects.create(
+            tenant=tenant_ or tenant,
+            name=name or f"image-{uuid.uuid4().hex[:6]}",
+            disk_format=Image.DiskFormat.RAW,
+            status=Image.Status.AVAILABLE,
+            stage=Image.Stage.NONE,
+            storage=storage,
+        )
+        result = get_backend(storage).ingest(io.BytesIO(data), key=str(image.pk))
+        Image.objects.filter(pk=image.pk).update(size=result.size, md5=result.md5, sha256=result.sha256)
+        image.refresh_from_db()
+        ImageReplica.objects.create(
+            image=image, storage=storage, key=str(image.pk), state=ImageReplica.State.READY, size=result.size
+        )
+        return image
 
     return make
