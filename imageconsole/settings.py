@@ -148,6 +148,8 @@ STATICFILES_DIRS = [
 STORAGE_ROOT = Path(os.environ.get("STORAGE_ROOT", VAR_DIR / "storage")).resolve()
 STAGING_ROOT = Path(os.environ.get("STAGING_ROOT", VAR_DIR / "staging")).resolve()
 STAGING_EXPIRY_HOURS = int(os.environ.get("STAGING_EXPIRY_HOURS", "24"))
+# Data cleanup leaves unreferenced chunks and objects younger than this, so writes in flight are safe.
+STORAGE_CLEANUP_GRACE_HOURS = float(os.environ.get("STORAGE_CLEANUP_GRACE_HOURS", "6"))
 
 # URL imports (images.fetch). Loopback, private, link-local, multicast and reserved addresses are refused
 # unless they are in IMPORT_ALLOWED_NETWORKS (CIDRs: an internal mirror). Ports: list, ranges, or "*".
