@@ -1,0 +1,83 @@
+"""What a tenant's image list holds: own images, images shared with it, nothing else."""
+
+import uuid
+
+import pytest
+from django.http import Http404
+
+from images.models import Image
+from images.selectors import TAB_KINDS, image_get, images_visible
+from tenants import services
+from tenants.models import Membership
+
+
+def _names(queryset):
+    return sorted(image.name for image in queryset)
+
+
+def _owner_membership(tenant):
+    return tenant.memberships.get(role=Membership.Role.OWNER)
+
+
+def test_own_images_but_not_another_tenants_or_deleted_ones(tenant, other_tenant, make_image):
+    make_image(tenant, name="mine")
+    make_image(tenant, name="mine-failed", status=Image.Status.FAILED)
+    make_image(tenant, name="mine-deleted", status=Image.Status.DELETED)
+    make_image(other_tenant, name="theirs")
+    visible = images_visible(tenant=tenant, membership=_owner_membership(tenant))
+    assert _names(visible) == ["mine", "mine-failed"]
+
+
+def test_images_shared_with_the_tenant_appear_once(tenant, other_tenant, make_image):
+    third = services.tenant_create(name="initech")
+    Sharing = Image.Sharing
+    make_image(other_tenant, name="to-us", sharing=Sharing.TENANTS, shared_with=[tenant, third])
+    make_image(other_tenant, name="to-third-only", sharing=Sharing.TENANTS, shared_with=[third])
+    make_image(other_tenant, name="global", sharing=Sharing.GLOBAL)
+    make_image(other_tenant, name="global-but-failed", sharing=Sharing.GLOBAL, status=Image.Status.FAILED)
+    make_image(other_tenant, name="private", sharing=Sharing.PRIVATE)
+    visible = images_visible(tenant=tenant, membership=_owner_membership(tenant))
+    assert _names(visible) == ["global", "to-us"]
+    assert visible.count() == 2
+
+
+def test_subaccount_limited_to_project_groups_sees_only_those_own_images(tenant, make_user, make_image):
+    team = services.project_group_create(tenant=tenant, name="team")
+    other = services.project_group_create(tenant=tenant, name="other")
+    make_image(tenant, name="team-image", project_group=team)
+    make_image(tenant, name="other-image", project_group=other)
+    make_image(tenant, name="no-group")
+    membership = services.membership_add(tenant=tenant, user=make_user("scoped"), project_groups=[team])
+    assert _names(images_visible(tenant=tenant, membership=membership)) == ["team-image"]
+    # The owner and administrators (no membership) see all of them.
+    assert len(images_visible(tenant=tenant, membership=_owner_membership(tenant))) == 3
+    assert len(images_visible(tenant=tenant, membership=None)) == 3
+
+
+def test_tabs_split_self_made_and_iso_images(tenant, make_image):
+    make_image(tenant, name="system", kind=Image.Kind.SYSTEM)
+    make_image(tenant, name="volume", kind=Image.Kind.VOLUME)
+    make_image(tenant, name="iso", kind=Image.Kind.ISO, disk_format=Image.DiskFormat.ISO)
+    membership = _owner_membership(tenant)
+    assert _names(images_visible(tenant=tenant, membership=membership, kinds=TAB_KINDS["self"])) == [
+        "system",
+        "volume",
+    ]
+    assert _names(images_visible(tenant=tenant, membership=membership, kinds=TAB_KINDS["iso"])) == ["iso"]
+
+
+def test_detail_lookup_is_a_404_for_what_the_tenant_cannot_see(tenant, other_tenant, make_image):
+    membership = _owner_membership(tenant)
+    mine = make_image(tenant, name="mine")
+    theirs = make_image(other_tenant, name="theirs")
+    deleted = make_image(tenant, name="gone", status=Image.Status.DELETED)
+    assert image_get(tenant=tenant, membership=membership, pk=mine.pk) == mine
+    assert image_get(tenant=tenant, membership=membership, pk=str(mine.pk)) == mine
+    for pk in (theirs.pk, deleted.pk, uuid.uuid4(), "not-a-uuid", ""):
+        with pytest.raises(Http404):
+            image_get(tenant=tenant, membership=membership, pk=pk)
+
+
+def test_detail_lookup_finds_a_shared_image(tenant, other_tenant, make_image):
+    shared = make_image(other_tenant, name="shared", sharing=Image.Sharing.GLOBAL)
+    assert image_get(tenant=tenant, membership=None, pk=shared.pk) == shared
