@@ -1,3 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from . import api
+
+urlpatterns = [
+    path("storages/", api.StorageListAPIView.as_view(), name="api-storage-list"),
+    path("storages/<int:pk>/", api.StorageDetailAPIView.as_view(), name="api-storage-detail"),
+]

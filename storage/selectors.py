@@ -44,3 +44,19 @@ def storage_usage(*, storage: ImageStorage, fresh: bool = False) -> Usage | None
 
 def forget_usage(*, storage: ImageStorage) -> None:
     cache.delete(_usage_cache_key(storage))
+
+
+def usage_bars(usage: Usage | None) -> dict | None:
+    """Figures and bar widths (whole percents) for a Usage, or None when it is unknown."""
+    if usage is None:
+        return None
+    total = max(usage.total, 1)
+    other = max(usage.total - usage.used - usage.free, 0)
+    return {
+        "usage": usage,
+        "used_pct": min(100, round(usage.used * 100 / total)),
+        "other_pct": min(100, round(other * 100 / total)),
+        "free_pct": min(100, round(usage.free * 100 / total)),
+        "other": other,
+        "dedup_ratio": f"{usage.dedup_ratio:.2f}",
+    }

@@ -9,6 +9,14 @@ from storage.models import ImageStorage
 MiB = 1024 * 1024
 
 
+@pytest.fixture(autouse=True)
+def _fresh_usage_cache():
+    """Usage is cached by storage id, and ids repeat across tests."""
+    from django.core.cache import cache
+
+    cache.clear()
+
+
 @pytest.fixture
 def make_standalone(db, tmp_path):
     """A saved standalone ImageStorage under tmp_path (no reserve unless given) and its backend."""

@@ -1,0 +1,420 @@
+"""Image storages in Django admin: add (kind first), edit, modify configuration, update password,
+reconnect, usage, data cleanup, sync or migrate images, delete (refused while images are stored)."""
+
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+from django.views.decorators.http import require_POST
+
+from . import selectors, services
+from .forms import ADD_FORMS, CONFIGURE_FORMS, ReplicaCopyForm, UpdatePasswordForm
+from .models import ImageStorage
+from .services import COMMON_CONFIGURATION_FIELDS, CONFIGURATION_FIELDS, CopyMode
+
+
+def _apply_errors(form, error: ValidationError) -> None:
+    if hasattr(error, "error_dict"):
+        for field, errors in error.error_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, error)
+
+
+@admin.register(ImageStorage)
+class ImageStorageAdmin(admin.ModelAdmin):
+    list_display = ["name", "kind", "data_center", "state_column", "enabled", "location", "usage_column"]
+    list_filter = ["kind", "state", "enabled", "data_center"]
+    search_fields = ["name", "description", "mount_path", "endpoint_url", "bucket"]
+    ordering = ["name", "pk"]
+    actions = ["reconnect_selected", "cleanup_selected", "delete_selected"]
+    fields = ["name", "description", "data_center", "enabled"]
+    readonly_fields = ["kind", "location", "state", "state_reason", "settings_summary", "last_cleanup"]
+    change_form_template = "admin/storage/imagestorage/change_form.html"
+
+    def get_fields(self, request, obj=None):
+        return self.fields + (self.readonly_fields if obj else [])
+
+    # Columns
+    @admin.display(description=_("state"), ordering="state")
+    def state_column(self, obj):
+        if obj.state == ImageStorage.State.CONNECTED:
+            return obj.get_state_display()
+        return format_html(
+            '{} <span title="{}">⚠ {}</span>',
+            obj.get_state_display(),
+            obj.state_reason,
+            obj.state_reason[:80],
+        )
+
+    @admin.display(description=_("location"))
+    def location(self, obj):
+        if obj.kind == ImageStorage.Kind.STANDALONE:
+            return obj.mount_path
+        return f"{obj.endpoint_url} / {obj.bucket}"
+
+    @admin.display(description=_("usage"))
+    def usage_column(self, obj):
+        usage = selectors.storage_usage(storage=obj)
+        if usage is None:
+            return "—"
+        return _("%(used)s used, %(free)s free of %(total)s") % {
+            "used": filesizeformat(usage.used),
+            "free": filesizeformat(usage.free),
+            "total": filesizeformat(usage.total),
+        }
+
+    @admin.display(description=_("configuration"))
+    def settings_summary(self, obj):
+        return _(
+            "reserved %(reserved)s, upload concurrency %(up)d, download concurrency %(down)d, target format %(fmt)s"
+        ) % {
+            "reserved": filesizeformat(obj.reserved_bytes),
+            "up": obj.upload_concurrency,
+            "down": obj.download_concurrency,
+            "fmt": obj.effective_target_format,
+        }
+
+    @admin.display(description=_("last data cleanup"))
+    def last_cleanup(self, obj):
+        if obj.last_cleanup_at is None:
+            return "—"
+        return _("%(when)s, %(freed)s freed") % {
+            "when": obj.last_cleanup_at.strftime("%Y-%m-%d %H:%M"),
+            "freed": filesizeformat(obj.last_cleanup_bytes),
+        }
+
+    # Edit name and description: the standard change form, saved through the service.
+    def save_model(self, request, obj, form, change):
+        services.storage_update(
+            storage=obj,
+            name=form.cleaned_data["name"],
+            description=form.cleaned_data["description"],
+            data_center=form.cleaned_data["data_center"],
+            enabled=form.cleaned_data["enabled"],
+            actor=request.user,
+            request=request,
+        )
+
+    # Delete: refused while images are stored, naming them; one storage or many.
+    def get_deleted_objects(self, objs, request):
+        deleted, model_count, perms_needed, _protected = super().get_deleted_objects(objs, request)
+        protected = []
+        for storage in objs:
+            blockers = services.storage_delete_blockers(storage=storage)
+            protected.extend(
+                _("Storage “%(storage)s” holds image “%(image)s”") % {"storage": storage.name, "image": name}
+                for name in blockers
+            )
+        return deleted, model_count, perms_needed, protected
+
+    def delete_model(self, request, obj):
+        services.storage_delete(storage=obj, actor=request.user, request=request)
+
+    def delete_queryset(self, request, queryset):
+        for storage in queryset:
+            services.storage_delete(storage=storage, actor=request.user, request=request)
+
+    # Bulk actions
+    @admin.action(description=_("Reconnect the selected storages"), permissions=["change"])
+    def reconnect_selected(self, request, queryset):
+        down = []
+        for storage in queryset:
+            services.storage_reconnect(storage=storage, actor=request.user, request=request)
+            if storage.state != ImageStorage.State.CONNECTED:
+                down.append(f"{storage.name}: {storage.state_reason}")
+        connected = queryset.count() - len(down)
+        if connected:
+            self.message_user(
+                request,
+                ngettext("%(count)d storage is connected.", "%(count)d storages are connected.", connected)
+                % {"count": connected},
+                messages.SUCCESS,
+            )
+        for line in down:
+            self.message_user(request, _("Disconnected: %(detail)s") % {"detail": line}, messages.ERROR)
+
+    @admin.action(description=_("Data cleanup of the selected storages"), permissions=["change"])
+    def cleanup_selected(self, request, queryset):
+        count = 0
+        for storage in queryset:
+            services.storage_cleanup_enqueue(storage=storage, actor=request.user, request=request)
+            count += 1
+        self.message_user(
+            request,
+            ngettext(
+                "Data cleanup started for %(count)d storage; the bytes freed appear on its page when it ends.",
+                "Data cleanup started for %(count)d storages; the bytes freed appear on their pages when they end.",
+                count,
+            )
+            % {"count": count},
+            messages.SUCCESS,
+        )
+
+    # Extra pages
+    def get_urls(self):
+        wrap = self.admin_site.admin_view
+        return [
+            path("<int:pk>/configure/", wrap(self.configure_view), name="storage_imagestorage_configure"),
+            path("<int:pk>/password/", wrap(self.password_view), name="storage_imagestorage_password"),
+            path(
+                "<int:pk>/reconnect/",
+                wrap(require_POST(self.reconnect_view)),
+                name="storage_imagestorage_reconnect",
+            ),
+            path("<int:pk>/usage/", wrap(self.usage_view), name="storage_imagestorage_usage"),
+            path(
+                "<int:pk>/cleanup/",
+                wrap(require_POST(self.cleanup_view)),
+                name="storage_imagestorage_cleanup",
+            ),
+            path("<int:pk>/images/", wrap(self.images_view), name="storage_imagestorage_images"),
+            *super().get_urls(),
+        ]
+
+    def _context(self, request, storage, title, **extra):
+        return {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "original": storage,
+            "title": title,
+            "has_view_permission": self.has_view_permission(request, storage),
+            **extra,
+        }
+
+    def _storage_or_404(self, request, pk, *, change=True):
+        storage = get_object_or_404(ImageStorage, pk=pk)
+        allowed = (
+            self.has_change_permission(request, storage)
+            if change
+            else self.has_view_permission(request, storage)
+        )
+        if not allowed:
+            raise PermissionDenied
+        return storage
+
+    def _change_url(self, storage):
+        return reverse("admin:storage_imagestorage_change", args=[storage.pk])
+
+    def add_view(self, request, form_url="", extra_context=None):
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        kind = request.GET.get("kind")
+        if kind not in ADD_FORMS:
+            return TemplateResponse(
+                request,
+                "admin/storage/imagestorage/choose_kind.html",
+                self._context(request, None, _("Select image storage type"), kinds=ImageStorage.Kind.choices),
+            )
+        form = ADD_FORMS[kind](request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                storage = services.storage_create(
+                    kind=kind, actor=request.user, request=request, **form.cleaned_data
+                )
+            except ValidationError as error:
+                _apply_errors(form, error)
+            else:
+                level = (
+                    messages.SUCCESS if storage.state == ImageStorage.State.CONNECTED else messages.WARNING
+                )
+                self.message_user(
+                    request,
+                    _("Storage “%(name)s” was added: %(state)s. %(reason)s")
+                    % {
+                        "name": storage.name,
+                        "state": storage.get_state_display(),
+                        "reason": storage.state_reason,
+                    },
+                    level,
+                )
+                return redirect(self._change_url(storage))
+        return TemplateResponse(
+            request,
+            "admin/storage/imagestorage/form.html",
+            self._context(
+                request,
+                None,
+                _("Add %(kind)s image storage") % {"kind": ImageStorage.Kind(kind).label.lower()},
+                form=form,
+                submit=_("Add"),
+            ),
+        )
+
+    def configure_view(self, request, pk):
+        storage = self._storage_or_404(request, pk)
+        form_class = CONFIGURE_FORMS[storage.kind]
+        names = CONFIGURATION_FIELDS[storage.kind] + COMMON_CONFIGURATION_FIELDS
+        form = form_class(request.POST or None, initial={name: getattr(storage, name) for name in names})
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.storage_modify_configuration(
+                    storage=storage, actor=request.user, request=request, **form.cleaned_data
+                )
+            except ValidationError as error:
+                _apply_errors(form, error)
+                storage.refresh_from_db()
+            else:
+                self.message_user(
+                    request,
+                    _("The configuration of “%(name)s” was saved: %(state)s. %(reason)s")
+                    % {
+                        "name": storage.name,
+                        "state": storage.get_state_display(),
+                        "reason": storage.state_reason,
+                    },
+                    messages.SUCCESS if storage.state == ImageStorage.State.CONNECTED else messages.WARNING,
+                )
+                return redirect(self._change_url(storage))
+        return TemplateResponse(
+            request,
+            "admin/storage/imagestorage/form.html",
+            self._context(
+                request,
+                storage,
+                _("Modify configuration of “%(name)s”") % {"name": storage.name},
+                form=form,
+                submit=_("Save"),
+            ),
+        )
+
+    def password_view(self, request, pk):
+        storage = self._storage_or_404(request, pk)
+        if storage.kind != ImageStorage.Kind.DISTRIBUTED:
+            self.message_user(request, _("Only a distributed storage has a secret key."), messages.ERROR)
+            return redirect(self._change_url(storage))
+        form = UpdatePasswordForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            services.storage_update_password(
+                storage=storage,
+                secret_key=form.cleaned_data["secret_key"],
+                actor=request.user,
+                request=request,
+            )
+            self.message_user(
+                request,
+                _("The secret key of “%(name)s” was updated. Reconnect the storage for it to take effect.")
+                % {"name": storage.name},
+                messages.SUCCESS,
+            )
+            return redirect(self._change_url(storage))
+        return TemplateResponse(
+            request,
+            "admin/storage/imagestorage/form.html",
+            self._context(
+                request,
+                storage,
+                _("Update password of “%(name)s”") % {"name": storage.name},
+                form=form,
+                submit=_("Update"),
+            ),
+        )
+
+    def reconnect_view(self, request, pk):
+        storage = self._storage_or_404(request, pk)
+        services.storage_reconnect(storage=storage, actor=request.user, request=request)
+        if storage.state == ImageStorage.State.CONNECTED:
+            self.message_user(
+                request, _("“%(name)s” is connected.") % {"name": storage.name}, messages.SUCCESS
+            )
+        else:
+            self.message_user(
+                request,
+                _("“%(name)s” is disconnected: %(reason)s")
+                % {"name": storage.name, "reason": storage.state_reason},
+                messages.ERROR,
+            )
+        return redirect(self._change_url(storage))
+
+    def usage_view(self, request, pk):
+        storage = self._storage_or_404(request, pk, change=False)
+        usage = selectors.storage_usage(storage=storage, fresh=True)
+        return TemplateResponse(
+            request,
+            "admin/storage/imagestorage/usage.html",
+            self._context(
+                request,
+                storage,
+                _("Usage of “%(name)s”") % {"name": storage.name},
+                bars=selectors.usage_bars(usage),
+                can_change=self.has_change_permission(request, storage),
+            ),
+        )
+
+    def cleanup_view(self, request, pk):
+        storage = self._storage_or_404(request, pk)
+        services.storage_cleanup_enqueue(storage=storage, actor=request.user, request=request)
+        self.message_user(
+            request,
+            _("Data cleanup of “%(name)s” started; the bytes freed appear here when it ends.")
+            % {"name": storage.name},
+            messages.SUCCESS,
+        )
+        return redirect(reverse("admin:storage_imagestorage_usage", args=[storage.pk]))
+
+    def images_view(self, request, pk):
+        """The images on this storage; selected ones are synchronised (standalone) or migrated
+        (distributed) to another storage of the same kind, each in its own job."""
+        from images.models import Image, ImageReplica
+
+        storage = self._storage_or_404(request, pk)
+        images = (
+            Image.objects.filter(replicas__storage=storage, replicas__state=ImageReplica.State.READY)
+            .select_related("tenant")
+            .order_by("name", "pk")
+        )
+        mode = CopyMode.SYNC if storage.kind == ImageStorage.Kind.STANDALONE else CopyMode.MIGRATE
+        form = ReplicaCopyForm(request.POST or None, storage=storage, images=images)
+        if request.method == "POST" and form.is_valid():
+            started, refused = services.replicas_copy_start(
+                images=form.cleaned_data["images"],
+                source=storage,
+                target=form.cleaned_data["target"],
+                mode=mode,
+                actor=request.user,
+                request=request,
+            )
+            if started:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(count)d image is being copied.", "%(count)d images are being copied.", len(started)
+                    )
+                    % {"count": len(started)},
+                    messages.SUCCESS,
+                )
+            if refused:
+                self.message_user(
+                    request,
+                    _("Not started: %(list)s")
+                    % {"list": "; ".join(f"{image.name}: {reason}" for image, reason in refused)},
+                    messages.ERROR,
+                )
+            return redirect(reverse("admin:storage_imagestorage_images", args=[storage.pk]))
+        copies = (
+            ImageReplica.objects.filter(image__in=images)
+            .exclude(storage=storage)
+            .select_related("storage", "image")
+        )
+        title = (
+            _("Synchronise images of “%(name)s”")
+            if mode == CopyMode.SYNC
+            else _("Migrate images of “%(name)s”")
+        )
+        return TemplateResponse(
+            request,
+            "admin/storage/imagestorage/images.html",
+            self._context(
+                request,
+                storage,
+                title % {"name": storage.name},
+                form=form,
+                copies=copies,
+                submit=_("Synchronise") if mode == CopyMode.SYNC else _("Migrate"),
+            ),
+        )

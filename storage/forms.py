@@ -1,0 +1,166 @@
+"""Forms of the storage admin: add (per kind), modify configuration, update password, sync or migrate."""
+
+from decimal import Decimal
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+
+from .models import GiB, ImageStorage
+
+
+def _model_field(name):
+    return ImageStorage._meta.get_field(name)
+
+
+class GiBField(forms.DecimalField):
+    """A size entered in GiB, cleaned to bytes."""
+
+    def __init__(self, *, label, help_text="", **kwargs):
+        super().__init__(
+            label=label, help_text=help_text, min_value=Decimal(0), max_digits=12, decimal_places=2, **kwargs
+        )
+
+    def clean(self, value):
+        cleaned = super().clean(value)
+        return None if cleaned is None else int(cleaned * GiB)
+
+    def prepare_value(self, value):
+        if isinstance(value, int):
+            return (Decimal(value) / GiB).quantize(Decimal("0.01"))
+        return value
+
+
+def _concurrency(name):
+    field = _model_field(name)
+    return forms.IntegerField(
+        label=field.verbose_name.capitalize(),
+        min_value=1,
+        max_value=16,
+        initial=1,
+        help_text=_("Blobs transferred at once, 1 to 16."),
+    )
+
+
+class _ConfigurationFields(forms.Form):
+    reserved_bytes = GiBField(
+        label=_("Reserved capacity (GiB)"),
+        initial=1,
+        help_text=_("Capacity kept free on the storage; an import that would use it is refused."),
+    )
+    upload_concurrency = _concurrency("upload_concurrency")
+    download_concurrency = _concurrency("download_concurrency")
+    target_format = forms.ChoiceField(
+        label=_("Target format"),
+        required=False,
+        choices=[
+            ("", _("Default (standalone: qcow2, distributed: raw)")),
+            *ImageStorage.TargetFormat.choices,
+        ],
+        help_text=_("Format converted images are stored in."),
+    )
+
+
+class _BasicFields(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=128)
+    description = forms.CharField(label=_("Description"), max_length=255, required=False)
+    data_center = forms.CharField(label=_("Data center"), max_length=64, initial="default", required=False)
+
+
+class StandaloneLocationFields(forms.Form):
+    mount_path = forms.CharField(
+        label=_("Mount path"),
+        max_length=512,
+        help_text=_(
+            "Absolute path of a directory on the workers (local disk or a mount shared by every worker). "
+            "Created when missing. Not /, /dev, /proc, /sys, /usr/bin or /bin."
+        ),
+    )
+
+
+class DistributedLocationFields(forms.Form):
+    endpoint_url = forms.URLField(
+        assume_scheme="https",
+        label=_("Endpoint URL"),
+        help_text=_("The S3-compatible endpoint, such as https://rgw.example.com."),
+    )
+    region = forms.CharField(label=_("Region"), max_length=64, required=False, initial="us-east-1")
+    bucket = forms.CharField(label=_("Bucket"), max_length=63, help_text=_("Created when it does not exist."))
+    access_key = forms.CharField(label=_("Access key"), max_length=128)
+    capacity_bytes = GiBField(
+        label=_("Capacity (GiB)"),
+        initial=1024,
+        help_text=_("The space this storage may use in the bucket; S3 reports no size of its own."),
+    )
+
+
+class SecretKeyField(forms.CharField):
+    widget = forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"})
+
+    def __init__(self, **kwargs):
+        kwargs.setdefault("label", _("Secret key"))
+        kwargs.setdefault("help_text", _("Kept encrypted and never shown again."))
+        super().__init__(strip=False, **kwargs)
+
+
+class StandaloneAddForm(_BasicFields, StandaloneLocationFields, _ConfigurationFields):
+    field_order = ["name", "description", "data_center", "mount_path"]
+
+
+class DistributedAddForm(_BasicFields, DistributedLocationFields, _ConfigurationFields):
+    secret_key = SecretKeyField()
+    field_order = [
+        "name",
+        "description",
+        "data_center",
+        "endpoint_url",
+        "region",
+        "bucket",
+        "access_key",
+        "secret_key",
+    ]
+
+
+class StandaloneConfigureForm(StandaloneLocationFields, _ConfigurationFields):
+    pass
+
+
+class DistributedConfigureForm(DistributedLocationFields, _ConfigurationFields):
+    pass
+
+
+ADD_FORMS = {
+    ImageStorage.Kind.STANDALONE: StandaloneAddForm,
+    ImageStorage.Kind.DISTRIBUTED: DistributedAddForm,
+}
+CONFIGURE_FORMS = {
+    ImageStorage.Kind.STANDALONE: StandaloneConfigureForm,
+    ImageStorage.Kind.DISTRIBUTED: DistributedConfigureForm,
+}
+
+
+class UpdatePasswordForm(forms.Form):
+    secret_key = SecretKeyField(label=_("New secret key"))
+    confirm = SecretKeyField(label=_("New secret key again"), help_text="")
+
+    error_messages = {"mismatch": _("The two secret keys differ.")}
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("secret_key") and cleaned.get("secret_key") != cleaned.get("confirm"):
+            raise forms.ValidationError(self.error_messages["mismatch"], code="mismatch")
+        return cleaned
+
+
+class ReplicaCopyForm(forms.Form):
+    """Pick images stored on `storage` and a target storage of the same kind."""
+
+    images = forms.ModelMultipleChoiceField(
+        label=_("Images"), queryset=None, widget=forms.CheckboxSelectMultiple
+    )
+    target = forms.ModelChoiceField(label=_("Target storage"), queryset=None)
+
+    def __init__(self, *args, storage: ImageStorage, images, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["images"].queryset = images
+        self.fields["images"].label_from_instance = lambda image: f"{image.name} ({image.tenant}, {image.pk})"
+        self.fields["target"].queryset = ImageStorage.objects.filter(kind=storage.kind).exclude(pk=storage.pk)
