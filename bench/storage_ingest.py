@@ -1,0 +1,118 @@
+"""Ingest speed of the standalone storage backend beside `cp` and `sha256sum` of the same file.
+
+    .venv/bin/python bench/storage_ingest.py [--size-mib 1024] [--repeat 3] [--dir /tmp]
+
+Writes a file of random bytes, reads it once so every run starts from the page cache, then times:
+`cp`, `cp` followed by `sync FILE` (the backend fsyncs its chunks), `sha256sum`, and
+StandaloneBackend.ingest at upload concurrency 1, 4 and 8, each into an empty storage (no chunk is
+deduplicated), which computes MD5 and SHA256 of the whole file and the SHA256 of each chunk in the same
+pass. Goal: ingest at its best concurrency reaches at least 80% of `cp`'s rate. Figures are MB/s
+(10^6 bytes per second), best and median of the repeats. Other people's work on the machine shows up
+as noise: compare figures from one run only.
+"""
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "imageconsole.settings")
+
+import django  # noqa: E402
+
+django.setup()
+
+from storage.backends.standalone import CHUNK_SIZE, StandaloneBackend  # noqa: E402
+from storage.models import ImageStorage  # noqa: E402
+
+MiB = 1024 * 1024
+
+
+def timed(action, *args, **kwargs) -> float:
+    start = time.perf_counter()
+    action(*args, **kwargs)
+    return time.perf_counter() - start
+
+
+def write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as file:
+        remaining = size
+        while remaining:
+            block = min(remaining, 16 * MiB)
+            file.write(os.urandom(block))
+            remaining -= block
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the file and the storages go")
+    arguments = parser.parse_args()
+    size = arguments.size_mib * MiB
+    work = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=arguments.dir))
+    source = work / "source.raw"
+    try:
+        print(f"Writing {arguments.size_mib} MiB of random data to {source} ...", flush=True)
+        write_random(source, size)
+        subprocess.run(["cat", str(source)], stdout=subprocess.DEVNULL, check=True)  # into the page cache
+
+        results: dict[str, list[float]] = {}
+
+        def record(label: str, seconds: float) -> None:
+            results.setdefault(label, []).append(size / seconds / 1e6)
+
+        for _round in range(arguments.repeat):
+            copy = work / "copy.raw"
+            record("cp", timed(subprocess.run, ["cp", str(source), str(copy)], check=True))
+            copy.unlink()
+            record(
+                "cp + sync FILE",
+                timed(subprocess.run, f'cp "{source}" "{copy}" && sync "{copy}"', shell=True, check=True),
+            )
+            copy.unlink()
+            record(
+                "sha256sum",
+                timed(subprocess.run, ["sha256sum", str(source)], stdout=subprocess.DEVNULL, check=True),
+            )
+            for concurrency in (1, 4, 8):
+                mount = work / f"storage-{concurrency}"
+                storage = ImageStorage(
+                    name=f"bench-{concurrency}",
+                    kind=ImageStorage.Kind.STANDALONE,
+                    mount_path=str(mount),
+                    reserved_bytes=0,
+                    upload_concurrency=concurrency,
+                    download_concurrency=concurrency,
+                )
+                backend = StandaloneBackend(storage)
+                backend.ensure_layout()
+                record(f"ingest, concurrency {concurrency}", timed(backend.ingest, source, key="bench"))
+                shutil.rmtree(mount)
+
+        cp_best = max(results["cp"])
+        print()
+        print(
+            f"{arguments.size_mib} MiB of random data, chunks of {CHUNK_SIZE // MiB} MiB, {os.cpu_count()} CPUs, "
+            f"load average {os.getloadavg()[0]:.2f} at the end; {arguments.repeat} runs each"
+        )
+        print(f"{'':28} {'best MB/s':>10} {'median':>10} {'best vs cp':>11}")
+        for label, rates in results.items():
+            print(
+                f"{label:28} {max(rates):>10.0f} {statistics.median(rates):>10.0f} {max(rates) / cp_best:>10.0%}"
+            )
+        best_ingest = max(max(rates) for label, rates in results.items() if label.startswith("ingest"))
+        verdict = "met" if best_ingest >= 0.8 * cp_best else "NOT met"
+        print(f"\nGoal (best ingest >= 80% of cp): {verdict}: {best_ingest:.0f} vs {0.8 * cp_best:.0f} MB/s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
