@@ -170,6 +170,25 @@ class Image(BaseModel):
         indexes = [
             models.Index(fields=["tenant", "status", "-created_at"], name="image_tenant_status_created"),
             models.Index(fields=["tenant", "kind", "-created_at"], name="image_tenant_kind_created"),
+            # The list (images.selectors.ImageListing): counts and deep pages of a tenant's images in the
+            # default order read this index alone; the trailing columns are the common filters.
+            models.Index(
+                fields=[
+                    "tenant",
+                    "-created_at",
+                    "-id",
+                    "kind",
+                    "status",
+                    "sharing",
+                    "os_type",
+                    "enabled",
+                    "project_group",
+                    "name",
+                ],
+                name="image_list_covering",
+            ),
+            # Finds the few images shared with other tenants without reading the table.
+            models.Index(fields=["sharing", "status", "tenant", "id"], name="image_shared"),
         ]
         constraints = [
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="image_progress_lte_100"),
