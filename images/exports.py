@@ -10,6 +10,7 @@ tests open the result with openpyxl and would catch a change there.
 """
 
 import datetime
+import itertools
 from collections import Counter
 from collections.abc import Iterator
 from zipfile import ZIP_DEFLATED, ZipFile
@@ -203,6 +204,15 @@ class ImageExport:
             "yes": pgettext("Excel export", "Yes"),
             "no": pgettext("Excel export", "No"),
             "none": pgettext("Excel export storage", "None"),
+            # Feature support text for each (hot upgrade, cloud-init, qemu-ga) combination.
+            "features": {
+                flags: ", ".join(
+                    label
+                    for flag, label in zip(flags, (_("hot upgrade"), "cloud-init", "qemu-ga"), strict=True)
+                    if flag
+                )
+                for flags in itertools.product((False, True), repeat=3)
+            },
         }
 
     def _chunks(self) -> Iterator[bytes]:
@@ -284,35 +294,23 @@ class ImageExport:
             created_at,
         ) = values
         yes, no = labels["yes"], labels["no"]
-        status_label = labels["status"].get(status, status)
-        os_type_label = labels["os_type"].get(os_type, os_type)
-        counts["status"][status_label] += 1
-        counts["os_type"][os_type_label] += 1
-        counts["storage"][storage or labels["none"]] += 1
-        features = ", ".join(
-            label
-            for flag, label in (
-                (hot_upgrade, _("hot upgrade")),
-                (cloud_init, "cloud-init"),
-                (qemu_ga, "qemu-ga"),
-            )
-            if flag
-        )
-        operating_system = " ".join(part for part in (platform, os_version, architecture) if part)
+        counts["status"][status] += 1
+        counts["os_type"][os_type] += 1
+        counts["storage"][storage] += 1
         return [
             neutralise(name),
             str(pk),
-            status_label,
+            labels["status"].get(status, status),
             progress,
             yes if encrypted else no,
-            features,
-            os_type_label,
-            neutralise(operating_system),
-            neutralise(platform),
-            neutralise(os_version),
+            labels["features"][bool(hot_upgrade), bool(cloud_init), bool(qemu_ga)] or None,
+            labels["os_type"].get(os_type, os_type),
+            neutralise(" ".join(part for part in (platform, os_version, architecture) if part)) or None,
+            neutralise(platform) or None,
+            neutralise(os_version) or None,
             architecture,
             labels["boot_mode"].get(boot_mode, boot_mode),
-            neutralise(project_group or ""),
+            neutralise(project_group) if project_group else None,
             labels["kind"].get(kind, kind),
             disk_format,
             size,
@@ -320,12 +318,12 @@ class ImageExport:
             yes if enabled else no,
             labels["sharing"].get(sharing, sharing),
             neutralise(tenant_name),
-            neutralise(storage or ""),
-            neutralise(", ".join(image_labels or ())),
-            md5,
-            sha256,
-            neutralise(description),
-            timezone.localtime(created_at).replace(tzinfo=None) if created_at else None,
+            neutralise(storage) if storage else None,
+            neutralise(", ".join(image_labels)) if image_labels else None,
+            md5 or None,
+            sha256 or None,
+            neutralise(description) if description else None,
+            created_at.astimezone(self.timezone).replace(tzinfo=None) if created_at else None,
         ]
 
     def _summary(self, workbook, counts, labels, truncated) -> None:
@@ -352,6 +350,12 @@ class ImageExport:
                     % {"rows": self.rows_written}
                 ]
             )
+        # The counts were kept by stored value; name them now.
+        named = {
+            "status": {labels["status"].get(value, value): n for value, n in counts["status"].items()},
+            "os_type": {labels["os_type"].get(value, value): n for value, n in counts["os_type"].items()},
+            "storage": {value or labels["none"]: n for value, n in counts["storage"].items()},
+        }
         for title, key in (
             (_("Status"), "status"),
             (_("System type"), "os_type"),
@@ -359,7 +363,7 @@ class ImageExport:
         ):
             sheet.append([])
             heading(title, _("Images"))
-            for value, count in sorted(counts[key].items(), key=lambda item: (-item[1], item[0])):
+            for value, count in sorted(named[key].items(), key=lambda item: (-item[1], item[0])):
                 sheet.append([neutralise(value), count])
 
 

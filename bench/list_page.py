@@ -1,0 +1,85 @@
+"""Server time of the image list page at 10, 10,000 and 100,000 images in one tenant.
+
+For each size: the first page, a filtered page (status, system type and a sort) and page 5,000 (20 rows a
+page), each requested through Django's test client (middleware, view, template; no network), as the
+median of 7 runs after a warm-up, with the number of SQL queries. Goal: under 50 ms per page at 100,000.
+
+    .venv/bin/python bench/list_page.py            # SQLite in a temporary directory
+    BENCH_DATABASE_URL=postgres://... .venv/bin/python bench/list_page.py
+"""
+
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from _image_rows import make_images, setup_django  # noqa: E402
+
+SIZES = (10, 10_000, 100_000)
+RUNS = 7
+PAGES = {
+    "first page": "/images/",
+    "filtered page": "/images/?status=available&os_type=linux&ordering=-created",
+    "page 5,000": "/images/?page=5000",
+}
+
+
+def main() -> None:
+    setup_django()
+    from django.core.management import call_command
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from images.models import Image
+    from tenants import services
+    from tenants.models import Membership
+
+    call_command("migrate", verbosity=0)
+    tenant = services.tenant_create(name="bench")
+    other = services.tenant_create(name="neighbour")
+    owner = services.user_create(username="bench-owner", password="bench-owner-password-1")
+    services.membership_add(tenant=tenant, user=owner, role=Membership.Role.OWNER)
+    groups = [services.project_group_create(tenant=tenant, name=f"group-{n}") for n in range(5)]
+    # A few images other tenants share with this one, so the list pages own and shared images together.
+    make_images(tenant=other, count=20, seed=7)
+    Image.objects.filter(tenant=other).update(status="available")
+    for image in Image.objects.filter(tenant=other)[:3]:
+        image.sharing = "global"
+        image.save(update_fields=["sharing"])
+    for image in Image.objects.filter(tenant=other, sharing="private")[:2]:
+        image.sharing = "tenants"
+        image.save(update_fields=["sharing"])
+        image.shared_with.add(tenant)
+
+    client = Client()
+    client.force_login(owner)
+    print(f"database: {connection.vendor}; CPUs: {os.cpu_count()}; {RUNS} runs per figure, median (max)")
+    print(f"{'images':>8}  {'visible':>8}  {'page':<14} {'median ms':>9} {'max ms':>7} {'queries':>7}")
+    made = 0
+    for size in SIZES:
+        make_images(tenant=tenant, count=size - made, start=made, project_groups=groups)
+        made = size
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("ANALYZE images_image")
+        visible = Image.objects.filter(tenant=tenant).exclude(status="deleted").count()
+        for label, url in PAGES.items():
+            response = client.get(url)
+            assert response.status_code == 200, (url, response.status_code)
+            timings = []
+            for _ in range(RUNS):
+                started = time.perf_counter()
+                response = client.get(url)
+                timings.append((time.perf_counter() - started) * 1000)
+            with CaptureQueriesContext(connection) as queries:
+                client.get(url)
+            print(
+                f"{size:>8,}  {visible:>8,}  {label:<14} {statistics.median(timings):>9.1f} "
+                f"{max(timings):>7.1f} {len(queries.captured_queries):>7}"
+            )
+
+
+if __name__ == "__main__":
+    main()
