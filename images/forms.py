@@ -1,0 +1,325 @@
+"""The import wizard's form. The API's create validates with the same form, so both say the same."""
+
+import re
+
+from django import forms
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
+
+from storage.selectors import storage_choices_for_import
+from tenants.selectors import project_groups_visible
+
+from . import catalog
+from .models import Image
+
+SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
+MAX_LABELS = 20
+MAX_LABEL_LENGTH = 64
+
+DISK_FORMATS = [(value, label) for value, label in Image.DiskFormat.choices if value != Image.DiskFormat.ISO]
+
+
+class LabelsField(forms.Field):
+    """Labels as a list (the API) or as comma-separated text (the wizard)."""
+
+    default_error_messages = {
+        "too_many": _("An image can have at most %(max)d labels."),
+        "too_long": _("Labels can be at most %(max)d characters long: shorten “%(label)s”."),
+    }
+
+    def to_python(self, value):
+        if value in (None, ""):
+            return []
+        items = value if isinstance(value, list | tuple) else str(value).split(",")
+        labels = []
+        for item in items:
+            label = str(item).strip()
+            if label and label not in labels:
+                labels.append(label)
+        return labels
+
+    def validate(self, value):
+        super().validate(value)
+        if len(value) > MAX_LABELS:
+            raise forms.ValidationError(
+                self.error_messages["too_many"], code="too_many", params={"max": MAX_LABELS}
+            )
+        for label in value:
+            if len(label) > MAX_LABEL_LENGTH:
+                raise forms.ValidationError(
+                    self.error_messages["too_long"],
+                    code="too_long",
+                    params={"max": MAX_LABEL_LENGTH, "label": label},
+                )
+
+    def prepare_value(self, value):
+        return ", ".join(value) if isinstance(value, list | tuple) else value
+
+
+class ImageImportForm(forms.Form):
+    """Every field of the import wizard (seeds 000/004 section 4.3 and seed 002 "Add Image").
+
+    `iso=True` is the ISO images wizard: kind and format are ISO, and the agent features do not apply.
+    """
+
+    name = forms.CharField(
+        label=_("Name"),
+        max_length=catalog.NAME_MAX_LENGTH + 1,
+        strip=False,
+        validators=[catalog.validate_image_name],
+    )
+    description = forms.CharField(
+        label=_("Description"), max_length=1024, required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+    kind = forms.ChoiceField(
+        label=_("Image type"),
+        choices=[(Image.Kind.SYSTEM, Image.Kind.SYSTEM.label), (Image.Kind.VOLUME, Image.Kind.VOLUME.label)],
+        initial=Image.Kind.SYSTEM,
+    )
+    disk_format = forms.ChoiceField(
+        label=_("Format"),
+        choices=DISK_FORMATS,
+        initial=Image.DiskFormat.QCOW2,
+        help_text=_("vmdk, vhd, vhdx and ova files are converted to the storage's format after the upload."),
+    )
+    import_method = forms.ChoiceField(
+        label=_("Import method"),
+        choices=[
+            ("upload", pgettext_lazy("Import method", "Local file")),
+            ("url", pgettext_lazy("Import method", "URL")),
+        ],
+        initial="upload",
+        widget=forms.RadioSelect,
+    )
+    url = forms.CharField(
+        label=_("Image address"),
+        required=False,
+        max_length=2048,
+        help_text=_(
+            "http(s)://host[:port]/path/file, ftp://[user:password@]host[:port]/path/file, "
+            "sftp://user[:password]@host[:port]/path/file; file:///path/file for administrators."
+        ),
+    )
+    file_size = forms.IntegerField(widget=forms.HiddenInput, required=False, min_value=0)
+    os_type = forms.ChoiceField(
+        label=_("Operating system"), choices=Image.OSType.choices, initial=Image.OSType.LINUX
+    )
+    architecture = forms.ChoiceField(
+        label=_("System architecture"), choices=Image.Architecture.choices, initial=Image.Architecture.X86_64
+    )
+    boot_mode = forms.ChoiceField(
+        label=_("Boot mode"),
+        choices=Image.BootMode.choices,
+        initial=Image.BootMode.BIOS,
+        help_text=_("aarch64 and mips64el images boot with UEFI."),
+    )
+    csm = forms.BooleanField(
+        label=_("Enable CSM"),
+        required=False,
+        help_text=_(
+            "For UEFI images whose OS does not fully support UEFI; required for Windows 7 and Windows Server 2008 R2."
+        ),
+    )
+    platform = forms.ChoiceField(
+        label=_("System platform"), choices=[(p, p) for p in catalog.PLATFORMS], required=False
+    )
+    os_version = forms.CharField(label=_("System version"), max_length=32, required=False)
+    cloud_init = forms.BooleanField(label=_("cloud-init"), required=False)
+    qemu_ga = forms.BooleanField(label=_("qemu-ga"), required=False)
+    hot_upgrade = forms.BooleanField(label=_("Hot upgrade"), required=False)
+    virtio = forms.BooleanField(
+        label=_("VirtIO"),
+        required=False,
+        initial=True,
+        help_text=_("Attach VirtIO disk and network drivers."),
+    )
+    labels = LabelsField(label=_("Labels"), required=False, help_text=_("Separate labels with commas."))
+    project_group = forms.ModelChoiceField(label=_("Project group"), queryset=None, required=False)
+    storage = forms.ModelChoiceField(
+        label=_("Image storage"),
+        queryset=None,
+        error_messages={"required": _("Choose the image storage to import into.")},
+    )
+    target_size_gb = forms.IntegerField(
+        label=_("Target image size (GB)"),
+        required=False,
+        min_value=catalog.TARGET_SIZE_MIN_GB,
+        max_value=catalog.TARGET_SIZE_MAX_GB,
+        help_text=_("20 GB to 500 GB. The image's virtual size must fit in it."),
+    )
+    sha256 = forms.CharField(
+        label=_("SHA256"),
+        required=False,
+        max_length=64 + 2,
+        help_text=_("Optional: the file's SHA256, to verify it arrived intact."),
+    )
+
+    def __init__(self, data=None, *, tenant, membership, user, iso: bool = False, **kwargs):
+        super().__init__(data, **kwargs)
+        self.tenant = tenant
+        self.membership = membership
+        self.user = user
+        self.iso = iso
+        self.fields["project_group"].queryset = project_groups_visible(tenant=tenant, membership=membership)
+        storages = storage_choices_for_import(tenant=tenant)
+        self.fields["storage"].queryset = storages
+        first = storages.first()
+        if first is not None:
+            self.fields["storage"].initial = first.pk
+        if iso:
+            for name in ("kind", "disk_format", "cloud_init", "qemu_ga", "hot_upgrade"):
+                del self.fields[name]
+
+    def clean_sha256(self):
+        value = self.cleaned_data["sha256"].strip().lower()
+        if value and not SHA256_RE.match(value):
+            raise forms.ValidationError(
+                _("A SHA256 is 64 hexadecimal characters (0-9, a-f); this one is not."), code="sha256"
+            )
+        return value
+
+    def clean(self):
+        data = super().clean()
+        self._clean_source(data)
+        if self.iso:
+            data["kind"] = Image.Kind.ISO
+            data["disk_format"] = Image.DiskFormat.ISO
+        if data.get("kind") != Image.Kind.VOLUME:
+            self._clean_system(data)
+        return data
+
+    def _clean_source(self, data):
+        if data.get("import_method") != "url":
+            data["url"] = ""
+            return
+        url = data.get("url", "").strip()
+        if not url:
+            self.add_error(
+                "url", forms.ValidationError(_("Give the URL to import the image from."), code="required")
+            )
+            return
+        from .fetch import URLRefused, validate
+
+        try:
+            validate(url, allow_file=bool(self.user and self.user.is_staff))
+        except URLRefused as error:
+            self.add_error("url", forms.ValidationError(str(error), code="url_refused"))
+        data["url"] = url
+
+    def _clean_system(self, data):
+        os_type = data.get("os_type")
+        platform = data.get("platform") or ""
+        architecture = data.get("architecture")
+        version = (data.get("os_version") or "").strip()
+        data["os_version"] = version
+        if architecture in catalog.UEFI_ONLY_ARCHITECTURES and data.get("boot_mode") != Image.BootMode.UEFI:
+            self.add_error(
+                "boot_mode",
+                forms.ValidationError(
+                    _("%(arch)s images boot with UEFI: choose UEFI."),
+                    code="uefi_required",
+                    params={"arch": architecture},
+                ),
+            )
+        if data.get("boot_mode") != Image.BootMode.UEFI:
+            data["csm"] = False
+        if not os_type:
+            return
+        if not platform:
+            platform = catalog.platforms_for(os_type)[0]
+            data["platform"] = platform
+        if catalog.PLATFORMS.get(platform) != os_type:
+            self.add_error(
+                "platform",
+                forms.ValidationError(
+                    _("%(platform)s is not a platform of %(os)s; choose one of %(choices)s."),
+                    code="platform",
+                    params={
+                        "platform": platform,
+                        "os": Image.OSType(os_type).label,
+                        "choices": ", ".join(catalog.platforms_for(os_type)),
+                    },
+                ),
+            )
+            return
+        if platform == "Other":
+            return  # any OS: the version is free text
+        versions = catalog.versions_for(platform, architecture)
+        if not versions:
+            self.add_error(
+                "architecture",
+                forms.ValidationError(
+                    _("%(platform)s images are not supported on %(arch)s."),
+                    code="architecture",
+                    params={"platform": platform, "arch": architecture},
+                ),
+            )
+        elif not version:
+            self.add_error(
+                "os_version", forms.ValidationError(_("Choose the system version."), code="required")
+            )
+        elif version not in versions:
+            self.add_error(
+                "os_version",
+                forms.ValidationError(
+                    _(
+                        "%(platform)s %(arch)s supports versions %(versions)s; “%(version)s” is not one of them."
+                    ),
+                    code="os_version",
+                    params={
+                        "platform": platform,
+                        "arch": architecture,
+                        "versions": ", ".join(versions),
+                        "version": version,
+                    },
+                ),
+            )
+        elif (
+            version in catalog.CSM_REQUIRED_WITH_UEFI
+            and data.get("boot_mode") == Image.BootMode.UEFI
+            and not data.get("csm")
+        ):
+            self.add_error(
+                "csm",
+                forms.ValidationError(
+                    _("%(version)s boots with UEFI only with CSM enabled."),
+                    code="csm_required",
+                    params={"version": version},
+                ),
+            )
+
+    def image_fields(self) -> dict:
+        """Keyword arguments for the Image this form describes."""
+        data = self.cleaned_data
+        volume = data.get("kind") == Image.Kind.VOLUME
+        fields = {
+            "name": data["name"],
+            "description": data.get("description", ""),
+            "kind": data["kind"],
+            "disk_format": data["disk_format"],
+            "source_format": data["disk_format"],
+            "labels": data.get("labels", []),
+            "project_group": data.get("project_group"),
+            "storage": data["storage"],
+            "expected_sha256": data.get("sha256", ""),
+            "target_size": data["target_size_gb"] * catalog.GiB if data.get("target_size_gb") else None,
+            "source": Image.Source.URL if data.get("import_method") == "url" else Image.Source.UPLOAD,
+        }
+        if volume:
+            fields.update(
+                os_type=Image.OSType.OTHER, platform="", os_version="", virtio=data.get("virtio", True)
+            )
+        else:
+            fields.update(
+                os_type=data["os_type"],
+                platform=data.get("platform", ""),
+                os_version=data.get("os_version", ""),
+                architecture=data["architecture"],
+                boot_mode=data["boot_mode"],
+                csm=data.get("csm", False),
+                virtio=data.get("virtio", False),
+                cloud_init=data.get("cloud_init", False),
+                qemu_ga=data.get("qemu_ga", False),
+                hot_upgrade=data.get("hot_upgrade", False),
+            )
+        return fields
