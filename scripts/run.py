@@ -8,6 +8,9 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from imageconsole.localredis import start_private_redis  # noqa: E402
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(os.environ.get("VAR_DIR", BASE_DIR / "var")).resolve()
 PYTHON = sys.executable
@@ -29,10 +32,10 @@ def main() -> int:
         return child
 
     def stop(*_args):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not leave children behind
         for child in reversed(children):
             if child.poll() is None:
                 child.terminate()
-        for child in reversed(children):
             try:
                 child.wait(timeout=10)
             except subprocess.TimeoutExpired:
@@ -42,34 +45,11 @@ def main() -> int:
     signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
     try:
         if not env.get("REDIS_URL"):
-            socket = VAR_DIR / "redis.sock"
-            socket.unlink(missing_ok=True)
-            (VAR_DIR / "redis").mkdir(exist_ok=True)
-            start(
-                [
-                    "redis-server",
-                    "--port",
-                    "0",
-                    "--unixsocket",
-                    str(socket),
-                    "--unixsocketperm",
-                    "700",
-                    "--dir",
-                    str(VAR_DIR / "redis"),
-                    "--save",
-                    "60 1",
-                    "--logfile",
-                    str(VAR_DIR / "redis.log"),
-                ]
+            process, env["REDIS_URL"] = start_private_redis(
+                VAR_DIR / "redis", persist=True, start_new_session=True
             )
-            deadline = time.monotonic() + 10
-            while not socket.exists():
-                if time.monotonic() > deadline or children[-1].poll() is not None:
-                    print("redis-server did not start; see var/redis.log", file=sys.stderr)
-                    return 1
-                time.sleep(0.05)
-            env["REDIS_URL"] = f"unix://{socket}?db=0"
-            print(f"Redis: private server at {socket}")
+            children.append(process)
+            print(f"Redis: private server at {env['REDIS_URL']}")
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
         subprocess.run([*MANAGE, "demo"], env=env, check=True)
         start([*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"])

@@ -7,9 +7,7 @@ else's Redis data is touched.
 
 import os
 import shutil
-import subprocess
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
@@ -27,33 +25,10 @@ def pytest_load_initial_conftests(early_config, parser, args):
     if os.environ.get("TEST_REDIS_URL"):
         os.environ["REDIS_URL"] = os.environ["TEST_REDIS_URL"]
         return
+    from imageconsole.localredis import start_private_redis
+
     _redis_dir = Path(tempfile.mkdtemp(prefix="imageconsole-test-redis-"))
-    socket = _redis_dir / "redis.sock"
-    _redis_process = subprocess.Popen(
-        [
-            "redis-server",
-            "--port",
-            "0",
-            "--unixsocket",
-            str(socket),
-            "--unixsocketperm",
-            "700",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            str(_redis_dir),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.monotonic() + 10
-    while not socket.exists():
-        if time.monotonic() > deadline or _redis_process.poll() is not None:
-            raise RuntimeError("redis-server did not start; install it (apt-get install redis-server)")
-        time.sleep(0.02)
-    os.environ["REDIS_URL"] = f"unix://{socket}?db=0"
+    _redis_process, os.environ["REDIS_URL"] = start_private_redis(_redis_dir, persist=False)
 
 
 def pytest_unconfigure(config):
