@@ -244,6 +244,15 @@ class UploadSession(BaseModel):
     secret_encrypted = models.TextField(blank=True)
     expires_at = models.DateTimeField(_("expires"), null=True, blank=True)
     cancel_requested = models.BooleanField(default=False)
+    filename = models.CharField(_("file name"), max_length=255, blank=True)
+    # SHA256 of the bytes received (a staged file converted later; for other imports the stored replica's).
+    received_sha256 = models.CharField(_("SHA256 received"), max_length=64, blank=True)
+    # What the format inspection of the received bytes found (format, virtual size, encrypted).
+    inspection = models.JSONField(_("inspection"), default=dict, blank=True)
+    # Times the upload resumed after an interruption: each resume re-reads what was received.
+    resumes = models.PositiveIntegerField(_("resumes"), default=0)
+    # Times the reconciler re-enqueued the follow-up job after Redis lost it.
+    attempts = models.PositiveSmallIntegerField(_("job attempts"), default=0)
 
     class Meta:
         verbose_name = _("upload session")

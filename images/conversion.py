@@ -1,0 +1,274 @@
+"""Conversion of VMDK, VHD, VHDX and the disk inside an OVA to the storage's target format.
+
+`convert()` runs `qemu-img convert -p -f SRC -O TARGET` (formats always explicit) under prlimit and
+turns its progress output into calls of `progress(percent)`; `should_cancel()` is asked about twice a
+second and stops qemu-img. `ova_disk()` reads an OVA (a tar) without extracting it: every member is
+checked (no absolute paths, no `..`, no links, devices or fifos), the OVF descriptor is parsed without
+entities or network access, and the disk it names is located; `extract_member()` copies that disk out.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import subprocess
+import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import PurePosixPath
+
+from django.utils.translation import gettext as _
+from lxml import etree
+
+from . import conf
+from .inspection import QEMU_FORMATS, ImportRefused, _qemu_env, _qemu_error, qemu_img_command
+
+MiB = 1024 * 1024
+PROGRESS = re.compile(rb"\((\d+(?:\.\d+)?)/100%\)")
+CANCEL_POLL_SECONDS = 0.5
+OVF_MAX_BYTES = 8 * MiB
+
+
+class ConversionCancelled(Exception):
+    """should_cancel() answered True; qemu-img was stopped and its output removed."""
+
+
+def convert(
+    *,
+    source: str,
+    source_format: str,
+    target: str,
+    target_format: str,
+    progress: Callable[[float], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> None:
+    """Convert `source` to `target`; raises ImportRefused (with qemu-img's reason) or ConversionCancelled."""
+    command = qemu_img_command(
+        [
+            "convert",
+            "-p",
+            "-f",
+            QEMU_FORMATS.get(source_format, source_format),
+            "-O",
+            target_format,
+            str(source),
+            str(target),
+        ],
+        address_space=conf.convert_address_space(),
+    )
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_qemu_env(), start_new_session=True
+    )
+    stderr = b""
+    buffer = b""
+    last_cancel_check = 0.0
+    try:
+        streams = [process.stdout, process.stderr]
+        while streams:
+            ready, _w, _x = select.select(streams, [], [], CANCEL_POLL_SECONDS)
+            for stream in ready:
+                data = os.read(stream.fileno(), 65536)
+                if not data:
+                    streams.remove(stream)
+                elif stream is process.stderr:
+                    stderr = (stderr + data)[-8192:]
+                else:
+                    buffer = (buffer + data)[-4096:]
+                    found = PROGRESS.findall(buffer)
+                    if found and progress is not None:
+                        progress(float(found[-1]))
+                    buffer = buffer[buffer.rfind(b"\r") + 1 :]
+            now = time.monotonic()
+            if should_cancel is not None and now - last_cancel_check >= CANCEL_POLL_SECONDS:
+                last_cancel_check = now
+                if should_cancel():
+                    raise ConversionCancelled()
+        returncode = process.wait()
+    except BaseException:
+        _stop(process)
+        _remove(target)
+        raise
+    finally:
+        for stream in (process.stdout, process.stderr):
+            stream.close()
+    if returncode != 0:
+        _remove(target)
+        raise ImportRefused(
+            _("qemu-img could not convert the image: %(error)s")
+            % {"error": _qemu_error(stderr.decode("utf-8", "replace")) or returncode},
+            code="convert_failed",
+        )
+    if progress is not None:
+        progress(100.0)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+# --- OVA ------------------------------------------------------------------------------------------
+
+OVF_NS = "http://schemas.dmtf.org/ovf/envelope/1"
+
+
+@dataclass(frozen=True)
+class OvaDisk:
+    name: str  # the tar member
+    offset: int  # where its bytes start in the OVA
+    size: int
+    format_hint: str  # from the OVF's ovf:format URI ("vmdk", "qcow2", "raw"), or "" when unsaid
+    disks: int  # how many disks the OVF names (the first one is imported)
+
+
+def _unsafe_member(member: tarfile.TarInfo) -> str:
+    name = member.name
+    path = PurePosixPath(name)
+    if name.startswith("/") or name.startswith("\\") or re.match(r"^[A-Za-z]:", name):
+        return _("its path is absolute")
+    if ".." in path.parts or "\\" in name:
+        return _("its path leaves the archive (..)")
+    if member.issym() or member.islnk():
+        return _("it is a link")
+    if member.isdev() or member.isfifo():
+        return _("it is a device or a fifo")
+    if not (member.isfile() or member.isdir()):
+        return _("it is not a regular file")
+    return ""
+
+
+def ova_disk(path: str) -> OvaDisk:
+    """Check every member of the OVA and find the disk its OVF descriptor names."""
+    try:
+        archive = tarfile.open(path, mode="r:")
+    except (tarfile.TarError, OSError) as error:
+        raise ImportRefused(
+            _("The file is not an OVA (a tar archive): %(error)s") % {"error": error}, code="ova_invalid"
+        ) from error
+    with archive:
+        try:
+            members = archive.getmembers()
+        except (tarfile.TarError, OSError) as error:
+            raise ImportRefused(
+                _("The OVA archive is damaged: %(error)s") % {"error": error}, code="ova_invalid"
+            ) from error
+        for member in members:
+            reason = _unsafe_member(member)
+            if reason:
+                raise ImportRefused(
+                    _("The OVA contains an unsafe entry “%(name)s”: %(reason)s. It is refused.")
+                    % {"name": member.name[:200], "reason": reason},
+                    code="ova_unsafe",
+                )
+        files = {member.name: member for member in members if member.isfile()}
+        descriptors = [
+            member for member in members if member.isfile() and member.name.lower().endswith(".ovf")
+        ]
+        if not descriptors:
+            raise ImportRefused(_("The OVA has no .ovf descriptor."), code="ova_invalid")
+        descriptor = descriptors[0]
+        if descriptor.size > OVF_MAX_BYTES:
+            raise ImportRefused(_("The OVA's .ovf descriptor is too large."), code="ova_invalid")
+        xml = archive.extractfile(descriptor).read()
+    href, format_hint, disks, compression = _ovf_disk(xml)
+    member = files.get(href) or files.get(href.lstrip("./"))
+    if member is None:
+        raise ImportRefused(
+            _("The OVF descriptor names the disk “%(name)s”, which is not in the OVA.")
+            % {"name": href[:200]},
+            code="ova_invalid",
+        )
+    if compression:
+        raise ImportRefused(
+            _("The OVA's disk is compressed (%(compression)s); export the OVA without compression.")
+            % {"compression": compression[:20]},
+            code="ova_compressed",
+        )
+    return OvaDisk(
+        name=member.name, offset=member.offset_data, size=member.size, format_hint=format_hint, disks=disks
+    )
+
+
+def _ovf_disk(xml: bytes) -> tuple[str, str, int, str]:
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False, huge_tree=False)
+    try:
+        root = etree.fromstring(xml, parser)
+    except etree.XMLSyntaxError as error:
+        raise ImportRefused(
+            _("The OVA's .ovf descriptor is not valid XML: %(error)s") % {"error": error}, code="ova_invalid"
+        ) from error
+
+    def attr(element, name):
+        for key, value in element.attrib.items():
+            if key == name or key.endswith("}" + name):
+                return value
+        return ""
+
+    def local(element):
+        return etree.QName(element).localname if isinstance(element.tag, str) else ""
+
+    references = {}
+    for element in root.iter():
+        if local(element) == "File":
+            references[attr(element, "id")] = (attr(element, "href"), attr(element, "compression"))
+    disks = [element for element in root.iter() if local(element) == "Disk"]
+    if not disks:
+        raise ImportRefused(_("The OVF descriptor names no disk."), code="ova_invalid")
+    first = disks[0]
+    file_ref = attr(first, "fileRef")
+    if file_ref not in references:
+        raise ImportRefused(_("The OVF descriptor's disk refers to no file."), code="ova_invalid")
+    href, compression = references[file_ref]
+    uri = attr(first, "format").lower()
+    hint = next((fmt for fmt in ("vmdk", "qcow2", "vhdx", "vhd", "raw") if fmt in uri), "")
+    return href, hint, len(disks), compression if compression not in ("", "identity") else ""
+
+
+def extract_member(
+    path: str,
+    disk: OvaDisk,
+    target: str,
+    *,
+    on_block: Callable[[bytes], None] | None = None,
+    progress: Callable[[int], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+) -> None:
+    """Copy the disk's bytes out of the OVA to `target`, showing each block to `on_block`."""
+    done = 0
+    last_check = 0.0
+    try:
+        with open(path, "rb") as source, open(target, "wb") as out:
+            source.seek(disk.offset)
+            while done < disk.size:
+                data = source.read(min(4 * MiB, disk.size - done))
+                if not data:
+                    raise ImportRefused(_("The OVA ends in the middle of its disk."), code="ova_truncated")
+                out.write(data)
+                if on_block is not None:
+                    on_block(data)
+                done += len(data)
+                if progress is not None:
+                    progress(done)
+                now = time.monotonic()
+                if should_cancel is not None and now - last_check >= CANCEL_POLL_SECONDS:
+                    last_check = now
+                    if should_cancel():
+                        raise ConversionCancelled()
+    except BaseException:
+        _remove(target)
+        raise
