@@ -1,19 +1,11 @@
-from django.urls import path
-from django.utils.translation import gettext_lazy as _
+from django.urls import path  # noqa: F401
 
-from imageconsole.views import EmptyPage
+from .list_urls import urlpatterns as list_urlpatterns
 
 app_name = "images"
 
+# The list, its row endpoint, batch delete, the Excel export, the guide and the row actions live in
+# list_urls.py; the import wizard, the detail page and the upload endpoints go here beside them.
 urlpatterns = [
-    path(
-        "",
-        EmptyPage.as_view(title=_("Images"), text=_("No images yet. Import an image to get started.")),
-        name="list",
-    ),
-    path(
-        "iso/",
-        EmptyPage.as_view(title=_("ISO images"), text=_("No ISO images yet. Import an ISO image to get started.")),
-        name="iso_list",
-    ),
+    *list_urlpatterns,
 ]

@@ -1,0 +1,40 @@
+"""Which image actions a request may take on an image: the same answers hide buttons and guard the POSTs
+(console and API alike), as Horizon's `allowed(request, obj)` does.
+
+An image another tenant shares with this one is visible here but read-only.
+"""
+
+from tenants.permissions import can_manage
+
+from .models import Image
+from .services.lifecycle import DELETABLE
+
+
+def is_own(request, image: Image) -> bool:
+    return request.tenant is not None and image.tenant_id == request.tenant.pk
+
+
+def can_change(request, image: Image) -> bool:
+    """Edit name, remarks and labels (in any status), enable or disable, set sharing."""
+    return is_own(request, image) and can_manage(request) and image.status != Image.Status.DELETED
+
+
+def can_delete(request, image: Image) -> bool:
+    return can_change(request, image) and image.status in DELETABLE
+
+
+def can_share_globally(request) -> bool:
+    return request.user.is_authenticated and request.user.is_staff
+
+
+def row_actions(request, image: Image) -> dict[str, bool]:
+    """Everything a row's operations menu needs to know, computed without queries."""
+    change = can_change(request, image)
+    return {
+        "own": is_own(request, image),
+        "change": change,
+        "delete": change and image.status in DELETABLE,
+        "cancel": change and image.status == Image.Status.UPLOADING,
+        "use": image.status == Image.Status.AVAILABLE and image.enabled,
+        "download": is_own(request, image) and can_manage(request) and image.status == Image.Status.AVAILABLE,
+    }

@@ -1,0 +1,303 @@
+"""The image list (self-made and ISO tabs), its single-row endpoint for polling, batch delete, the Excel
+export and the custom image guide. Thin views: parse, call a selector or service, render or redirect."""
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
+from django.http import HttpResponseRedirect
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme, urlencode
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+from django.views import View
+
+from tenants.permissions import TenantRequiredMixin, can_manage, require_manage
+
+from ..exports import export_response
+from ..filters import ImageFilter
+from ..list_forms import BatchSelectionForm
+from ..models import Image
+from ..policy import row_actions
+from ..selectors import TAB_KINDS, ImageListing, image_get, images_visible
+from ..services import image_batch_delete
+
+PAGE_SIZES = (20, 50, 100)
+DEFAULT_PAGE_SIZE = 20
+# Query parameters that are not filters: they never make a list "filtered".
+NON_FILTER_PARAMS = {"page", "page_size", "ordering", "tab"}
+# Batch delete lists at most this many rows in its dialog; the rest are counted.
+CONFIRM_LIST_MAX = 100
+# Common platforms offered as suggestions in the platform filter (any text is accepted).
+PLATFORM_SUGGESTIONS = ("CentOS", "Ubuntu", "Debian", "RHEL", "Rocky", "openEuler", "Kylin", "UOS", "Windows")
+
+
+def _columns():
+    """The table's columns: key, heading, and the `ordering` value that sorts by it (None: not sortable)."""
+    return [
+        ("name", _("Name / resource ID"), "name"),
+        ("status", _("Status"), "status"),
+        ("encrypted", _("Encrypted"), "encrypted"),
+        ("features", _("Feature support"), "features"),
+        ("os_type", _("System type"), "os_type"),
+        ("os", _("Operating system"), "os"),
+        ("project_group", _("Project group"), "project_group"),
+        ("disk_format", _("Format"), "disk_format"),
+        ("size", _("Size"), "size"),
+        ("created", _("Created"), "created"),
+        ("operations", _("Operations"), None),
+    ]
+
+
+def _tab_of(request) -> str:
+    tab = request.GET.get("tab") or request.POST.get("tab") or "self"
+    return tab if tab in TAB_KINDS else "self"
+
+
+def _filtered(request, tab: str, data=None) -> ImageFilter:
+    queryset = images_visible(tenant=request.tenant, membership=request.membership, kinds=TAB_KINDS[tab])
+    return ImageFilter(request.GET if data is None else data, queryset=queryset, request=request)
+
+
+def _page_size(request) -> int:
+    try:
+        size = int(request.GET.get("page_size", DEFAULT_PAGE_SIZE))
+    except ValueError:
+        return DEFAULT_PAGE_SIZE
+    return size if size in PAGE_SIZES else DEFAULT_PAGE_SIZE
+
+
+def _filter_query(params) -> str:
+    """The filters of a query string (no page, size or sort), for links that act on "all matching"."""
+    items = [(key, value) for key in params for value in params.getlist(key) if key not in NON_FILTER_PARAMS]
+    return urlencode(items)
+
+
+def _sort_headers(request, columns):
+    current = request.GET.get("ordering", "")
+    headers = []
+    for key, title, param in columns:
+        direction = None
+        target = None
+        if param:
+            if current == param:
+                direction, target = "asc", f"-{param}"
+            elif current == f"-{param}":
+                direction, target = "desc", param
+            else:
+                target = param
+        headers.append({"key": key, "title": title, "ordering": target, "direction": direction})
+    return headers
+
+
+def _list_url(tab: str) -> str:
+    return reverse("images:iso_list" if tab == "iso" else "images:list")
+
+
+def _safe_next(request, fallback: str) -> str:
+    target = request.POST.get("next") or request.GET.get("next") or ""
+    if target and url_has_allowed_host_and_scheme(
+        target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        return target
+    return fallback
+
+
+class ImageListView(TenantRequiredMixin, View):
+    """Self-made or ISO images: filters and sorting in the URL, pages of a chosen size, polling rows."""
+
+    tab = "self"
+
+    def get(self, request):
+        tab = self.tab
+        filterset = _filtered(request, tab)
+        listing = ImageListing(queryset=filterset.qs, tenant=request.tenant)
+        page = Paginator(listing, _page_size(request)).get_page(request.GET.get("page"))
+        for image in page.object_list:
+            image.actions = row_actions(request, image)
+        filtered = any(request.GET.get(key) for key in request.GET if key not in NON_FILTER_PARAMS)
+        tab_is_empty = False
+        if not page.object_list and filtered:
+            # Only an empty result asks whether the tab holds anything at all, to say what to do next.
+            tab_is_empty = not images_visible(
+                tenant=request.tenant, membership=request.membership, kinds=TAB_KINDS[tab]
+            ).exists()
+        elif not page.object_list:
+            tab_is_empty = True
+        filter_query = _filter_query(request.GET)
+        ordering = request.GET.get("ordering", "")
+        export_query = urlencode([("tab", tab)]) + (f"&{filter_query}" if filter_query else "")
+        if ordering:
+            export_query += "&" + urlencode([("ordering", ordering)])
+        context = {
+            "tab": tab,
+            "list_url": _list_url(tab),
+            "filterset": filterset,
+            "form": filterset.form,
+            "page": page,
+            "page_sizes": PAGE_SIZES,
+            "page_size": page.paginator.per_page,
+            "headers": _sort_headers(request, _columns()),
+            "filtered": filtered,
+            "tab_is_empty": tab_is_empty,
+            "filter_query": filter_query,
+            "export_url": f"{reverse('images:export')}?{export_query}",
+            "can_manage": can_manage(request),
+            "platforms": PLATFORM_SUGGESTIONS,
+            "status_choices": filterset.filters["status"].extra["choices"],
+            "kind_choices": [c for c in Image.Kind.choices if c[0] in TAB_KINDS[tab]],
+            "transitional": [s.value for s in Image.TRANSITIONAL],
+            "back_path": request.get_full_path(),
+        }
+        if request.htmx and request.htmx.target == "image-results":
+            return render(request, "images/list/results.html", context)
+        return render(request, "images/list/page.html", context)
+
+
+class IsoImageListView(ImageListView):
+    tab = "iso"
+
+
+class ImageRowView(TenantRequiredMixin, View):
+    """One row of the list, for rows that poll themselves while their image is in a transitional status.
+    A deleted image or one that is no longer visible answers 404, and the row removes itself."""
+
+    def get(self, request, pk):
+        image = image_get(tenant=request.tenant, membership=request.membership, pk=pk)
+        image.actions = row_actions(request, image)
+        # Links in the row lead back to the page the row sits in (htmx sends its address).
+        fallback = _list_url("iso" if image.kind == Image.Kind.ISO else "self")
+        back = request.htmx.current_url_abs_path if request.htmx else None
+        if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
+            back = fallback
+        return render(
+            request,
+            "images/list/row.html",
+            {"image": image, "can_manage": can_manage(request), "back_path": back},
+        )
+
+
+class ImageExportView(TenantRequiredMixin, View):
+    """The Excel file of every image the list would show with these filters (all pages)."""
+
+    def get(self, request):
+        filterset = _filtered(request, _tab_of(request))
+        return export_response(queryset=filterset.qs, tenant=request.tenant)
+
+
+class BatchDeleteView(TenantRequiredMixin, View):
+    """Two steps, as admin's bulk actions: GET shows the chosen rows in a confirmation, POST deletes them
+    in one request and reports each image (deleted, or skipped and why)."""
+
+    def _selection(self, request, data):
+        form = BatchSelectionForm(data)
+        if not form.is_valid():
+            return form, None, None
+        tab = _tab_of(request)
+        if form.cleaned_data["all"]:
+            # "All matching the filter": the filters travel with the request, as the list had them.
+            scope = _filtered(request, tab, data=data).qs
+            return form, scope, None
+        scope = images_visible(tenant=request.tenant, membership=request.membership)
+        return form, scope, form.cleaned_data["ids"]
+
+    def _context(self, request, data, form, scope, ids):
+        tab = _tab_of(request)
+        context = {
+            "form": form,
+            "tab": tab,
+            "list_url": _list_url(tab),
+            "next": _safe_next(request, _list_url(tab)),
+            "filter_items": [(k, v) for k in data for v in data.getlist(k) if k in ImageFilter.base_filters],
+        }
+        if scope is None:
+            return context
+        if ids is None:
+            rows = list(scope[:CONFIRM_LIST_MAX])
+            total = scope.count() if len(rows) == CONFIRM_LIST_MAX else len(rows)
+        else:
+            found = scope.filter(pk__in=[i for i in ids if _is_uuid(i)]).in_bulk()
+            by_id = {str(pk): image for pk, image in found.items()}
+            rows = [by_id[i] for i in dict.fromkeys(ids) if i in by_id][:CONFIRM_LIST_MAX]
+            total = len(ids)
+        for image in rows:
+            image.actions = row_actions(request, image)
+        context.update(
+            {"rows": rows, "total": total, "more": max(total - len(rows), 0), "ids": ids, "all": ids is None}
+        )
+        return context
+
+    def get(self, request):
+        require_manage(request)
+        form, scope, ids = self._selection(request, request.GET)
+        context = self._context(request, request.GET, form, scope, ids)
+        template = "images/list/batch_confirm.html"
+        if request.htmx:
+            template = "images/list/batch_confirm_dialog.html"
+        return render(request, template, context, status=200 if scope is not None else 400)
+
+    def post(self, request):
+        require_manage(request)
+        form, scope, ids = self._selection(request, request.POST)
+        if scope is None:
+            context = self._context(request, request.POST, form, scope, ids)
+            return render(request, "images/list/batch_confirm.html", context, status=400)
+        result = image_batch_delete(
+            tenant=request.tenant, scope=scope, image_ids=ids, actor=request.user, request=request
+        )
+        deleted, skipped = result.deleted, result.skipped
+        if request.htmx:
+            response = render(
+                request,
+                "images/list/batch_result.html",
+                {"result": result, "deleted": deleted, "skipped": skipped},
+            )
+            response["HX-Trigger"] = "images-changed"
+            return response
+        if deleted:
+            messages.success(
+                request,
+                ngettext("%(count)d image deleted.", "%(count)d images deleted.", len(deleted))
+                % {"count": len(deleted)},
+            )
+        if skipped:
+            shown = "; ".join(f"{item.name or item.id}: {item.reason}" for item in skipped[:20])
+            more = len(skipped) - 20
+            messages.warning(
+                request,
+                ngettext(
+                    "%(count)d image was not deleted: %(list)s",
+                    "%(count)d images were not deleted: %(list)s",
+                    len(skipped),
+                )
+                % {"count": len(skipped), "list": shown + (f" (+{more})" if more > 0 else "")},
+            )
+        return HttpResponseRedirect(_safe_next(request, _list_url(_tab_of(request))))
+
+
+def _is_uuid(value: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(str(value))
+    except ValueError:
+        return False
+    return True
+
+
+class CustomImageGuideView(TenantRequiredMixin, View):
+    """How to build an image and convert it with qemu-img before importing it (seed 000 4.1 and 4.3)."""
+
+    def get(self, request):
+        return render(request, "images/list/guide.html")
+
+
+def require_own_manageable(request, image: Image) -> None:
+    """A change needs the manage permission and an image of this tenant (a shared one is read-only)."""
+    from ..policy import can_change
+
+    if not can_change(request, image):
+        require_manage(request)
+        raise PermissionDenied(
+            _("This image is shared with your tenant by another one and is read-only here.")
+        )
