@@ -54,6 +54,7 @@ ORDERING_LABELS = {
     "storage": _("Image storage"),
 }
 DEFAULT_ORDERING = ("-created_at", "-pk")
+ALL = pgettext_lazy("Filter: no restriction", "All")
 
 
 def _project_groups(request):
@@ -94,14 +95,24 @@ class ImageFilter(django_filters.FilterSet):
         help_text=_("Part of the name, or the resource ID (or its beginning)."),
     )
     status = django_filters.ChoiceFilter(
-        choices=[c for c in Image.Status.choices if c[0] != Image.Status.DELETED], label=_("Status")
+        choices=[c for c in Image.Status.choices if c[0] != Image.Status.DELETED],
+        label=_("Status"),
+        empty_label=ALL,
     )
-    os_type = django_filters.ChoiceFilter(choices=Image.OSType.choices, label=_("System type"))
+    os_type = django_filters.ChoiceFilter(
+        choices=Image.OSType.choices, label=_("System type"), empty_label=ALL
+    )
     platform = django_filters.CharFilter(field_name="platform", lookup_expr="iexact", label=_("Platform"))
-    architecture = django_filters.ChoiceFilter(choices=Image.Architecture.choices, label=_("Architecture"))
-    disk_format = django_filters.ChoiceFilter(choices=Image.DiskFormat.choices, label=_("Format"))
-    kind = django_filters.ChoiceFilter(choices=Image.Kind.choices, label=_("Image type"))
-    project_group = django_filters.ModelChoiceFilter(queryset=_project_groups, label=_("Project group"))
+    architecture = django_filters.ChoiceFilter(
+        choices=Image.Architecture.choices, label=_("Architecture"), empty_label=ALL
+    )
+    disk_format = django_filters.ChoiceFilter(
+        choices=Image.DiskFormat.choices, label=_("Format"), empty_label=ALL
+    )
+    kind = django_filters.ChoiceFilter(choices=Image.Kind.choices, label=_("Image type"), empty_label=ALL)
+    project_group = django_filters.ModelChoiceFilter(
+        queryset=_project_groups, label=_("Project group"), empty_label=ALL
+    )
     label = django_filters.CharFilter(method="filter_label", label=_("Label"))
     enabled = django_filters.ChoiceFilter(
         choices=[
@@ -110,6 +121,7 @@ class ImageFilter(django_filters.FilterSet):
         ],
         method="filter_enabled",
         label=pgettext_lazy("Image filter", "Enabled"),
+        empty_label=ALL,
     )
     ordering = ImageOrderingFilter(label=_("Sort by"))
 

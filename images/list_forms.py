@@ -6,15 +6,9 @@ from django.utils.translation import gettext_lazy as _
 
 from tenants.models import Tenant
 
+from .catalog import NAME_MAX_LENGTH, validate_image_name
 from .models import Image
-from .services.lifecycle import (
-    DESCRIPTION_MAX_LENGTH,
-    LABEL_MAX_LENGTH,
-    LABELS_MAX,
-    NAME_MAX_LENGTH,
-    clean_labels,
-    validate_image_name,
-)
+from .services.lifecycle import DESCRIPTION_MAX_LENGTH, LABEL_MAX_LENGTH, LABELS_MAX, clean_labels
 
 
 class ImageEditForm(forms.Form):

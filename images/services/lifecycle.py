@@ -21,40 +21,16 @@ from django.utils.translation import ngettext
 from tenants.models import OperationLog, Tenant
 from tenants.services import client_ip, log
 
+from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
 from ..models import Image
 from .transitions import TransitionNotAllowed, image_transition
 
-NAME_MAX_LENGTH = 128
-NAME_PUNCTUATION = frozenset(" -_.():+")
 DESCRIPTION_MAX_LENGTH = 1024
 LABEL_MAX_LENGTH = 64
 LABELS_MAX = 20
 DELETABLE = frozenset({Image.Status.AVAILABLE, Image.Status.FAILED})
 # Rows per UPDATE / INSERT in batch work: under every database's limit on query parameters.
 BATCH_CHUNK = 500
-
-
-def validate_image_name(value: str) -> None:
-    """1 to 128 letters of any script, digits, spaces and `-_.():+`, no space at either end."""
-    if not value or not value.strip():
-        raise ValidationError(_("Enter a name."), code="name_required")
-    if len(value) > NAME_MAX_LENGTH:
-        raise ValidationError(
-            _("The name is %(length)d characters long; at most %(max)d are allowed.")
-            % {"length": len(value), "max": NAME_MAX_LENGTH},
-            code="name_too_long",
-        )
-    if value != value.strip():
-        raise ValidationError(_("The name cannot start or end with a space."), code="name_spaces")
-    bad = sorted(
-        {ch for ch in value if ch not in NAME_PUNCTUATION and unicodedata.category(ch)[0] not in "LMN"}
-    )
-    if bad:
-        raise ValidationError(
-            _("The name cannot contain %(chars)s. Use letters, digits, spaces and - _ . ( ) : +")
-            % {"chars": " ".join(f"“{ch}”" for ch in bad)},
-            code="name_characters",
-        )
 
 
 def clean_labels(labels: Iterable[str]) -> list[str]:

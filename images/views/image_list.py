@@ -14,6 +14,7 @@ from django.views import View
 
 from tenants.permissions import TenantRequiredMixin, can_manage, require_manage
 
+from ..catalog import PLATFORMS
 from ..exports import export_response
 from ..filters import ImageFilter
 from ..list_forms import BatchSelectionForm
@@ -28,8 +29,6 @@ DEFAULT_PAGE_SIZE = 20
 NON_FILTER_PARAMS = {"page", "page_size", "ordering", "tab"}
 # Batch delete lists at most this many rows in its dialog; the rest are counted.
 CONFIRM_LIST_MAX = 100
-# Common platforms offered as suggestions in the platform filter (any text is accepted).
-PLATFORM_SUGGESTIONS = ("CentOS", "Ubuntu", "Debian", "RHEL", "Rocky", "openEuler", "Kylin", "UOS", "Windows")
 
 
 def _columns():
@@ -143,7 +142,7 @@ class ImageListView(TenantRequiredMixin, View):
             "filter_query": filter_query,
             "export_url": f"{reverse('images:export')}?{export_query}",
             "can_manage": can_manage(request),
-            "platforms": PLATFORM_SUGGESTIONS,
+            "platforms": list(PLATFORMS),
             "status_choices": filterset.filters["status"].extra["choices"],
             "kind_choices": [c for c in Image.Kind.choices if c[0] in TAB_KINDS[tab]],
             "transitional": [s.value for s in Image.TRANSITIONAL],

@@ -34,12 +34,12 @@ def test_name_and_remarks_can_be_edited_in_any_status(tenant, owner, make_image,
 @pytest.mark.parametrize(
     ("name", "code"),
     [
-        ("", "name_required"),
-        ("   ", "name_required"),
-        (" padded", "name_spaces"),
-        ("x" * 129, "name_too_long"),
-        ("semi;colon", "name_characters"),
-        ("slash/name", "name_characters"),
+        ("", "required"),
+        ("   ", "spaces"),
+        (" padded", "spaces"),
+        ("x" * 129, "max_length"),
+        ("semi;colon", "characters"),
+        ("slash/name", "characters"),
     ],
 )
 def test_bad_names_are_refused_with_a_reason_and_nothing_changes(tenant, make_image, name, code):
