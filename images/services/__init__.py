@@ -4,8 +4,21 @@ writes `Image.status`.
 - transitions.py: `image_transition`, the one function that changes a status.
 - lifecycle.py: edit name/remarks/labels, enable/disable, sharing, delete and batch delete (batch delete
   moves many rows with conditional bulk UPDATEs that follow the same transitions table).
+- imports.py: create an import, accept an upload's length (quota, space), fail, cancel, clean up.
+- receiving.py: `ImportReceiver` takes the bytes (tus, PUT, a URL fetch via `ImportSink`, a command).
+- pipeline.py: the jobs' work after the last byte (inspect, convert, store, available).
+- reconcile.py: imports whose job is gone are resumed or failed; orphaned staging removed.
 """
 
+from .imports import (  # noqa: F401
+    ImportNotAccepted,
+    image_import_create,
+    import_cancel,
+    import_cleanup,
+    import_fail,
+    needs_conversion,
+    upload_begin,
+)
 from .lifecycle import (  # noqa: F401
     BatchDeleteResult,
     ImageInUse,
@@ -17,4 +30,5 @@ from .lifecycle import (  # noqa: F401
     validate_image_name,
     vms_using_images,
 )
+from .receiving import ImportCancelled, ImportReceiver, ImportSink, OffsetMismatch, UploadBusy  # noqa: F401
 from .transitions import TransitionNotAllowed, image_transition  # noqa: F401

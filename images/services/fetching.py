@@ -1,0 +1,72 @@
+"""A URL import's job: fetch the file (images.fetch) into the import pipeline's sink.
+
+The fetch resumes dropped connections itself; the bytes take an upload's path (stored as they arrive,
+or staged for a conversion). The URL-import work owns `images.fetch`; this is only the glue.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.core.exceptions import ValidationError
+from django.utils.translation import gettext as _
+
+from ..inspection import ImportRefused
+from ..models import Image, UploadSession
+from .imports import ImportNotAccepted, import_fail
+from .progress import Heartbeat
+
+logger = logging.getLogger("images.fetching")
+
+
+def import_fetch(*, image_id) -> None:
+    from ..fetch import FetchCancelled, FetchError, fetch
+    from .receiving import ImportSink
+
+    image = Image.objects.select_related("owner").filter(pk=image_id).first()
+    if (
+        image is None
+        or image.status != Image.Status.UPLOADING
+        or image.stage
+        not in (
+            Image.Stage.QUEUED,
+            Image.Stage.DOWNLOADING,
+        )
+    ):
+        return
+    session = UploadSession.objects.get(image=image)
+    with Heartbeat(image.pk):
+        try:
+            sink = ImportSink(image.pk)
+        except (ImportNotAccepted, ImportRefused):
+            return
+        try:
+            fetch(
+                session.source_url,
+                sink=sink,
+                secret=session.secret_encrypted,
+                should_cancel=sink.cancelled,
+                check_length=sink.check_length,
+                allow_file=bool(image.owner and image.owner.is_staff),
+                progress=lambda p: sink.receiver.progress.report(p.bytes_done, p.bytes_total),
+            )
+            sink.finish()
+        except FetchCancelled:
+            sink.abort()
+        except ImportRefused:
+            sink.abort()  # the receiver failed the image with the reason
+        except ImportNotAccepted:
+            sink.abort()
+        except ValidationError as error:
+            sink.abort()
+            import_fail(image_id=image.pk, message=" ".join(error.messages))
+        except FetchError as error:
+            sink.abort()
+            import_fail(image_id=image.pk, message=str(error))
+        except Exception as error:
+            logger.exception("fetch of %s failed", image.pk)
+            sink.abort()
+            import_fail(
+                image_id=image.pk,
+                message=_("The download failed unexpectedly (%(error)s).") % {"error": type(error).__name__},
+            )

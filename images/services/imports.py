@@ -1,0 +1,328 @@
+"""Starting, failing, cancelling and cleaning up an import. Receiving the bytes is in receiving.py,
+the work after the last byte (inspection, conversion, storing) in pipeline.py.
+
+An import: `image_import_create` makes the Image (`uploading/queued`) and its UploadSession;
+`upload_begin` accepts the file's length against the tenant's quota and the free space before the first
+byte; an `ImportReceiver` takes the bytes; a job finishes. Every error ends in `import_fail`, which moves
+the image to `failed` with a message and removes what the import left (staging files, partial replicas).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+import django_rq
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from storage.backends import StorageError, get_backend
+from tenants.models import OperationLog
+from tenants.services import log, quota_check, quota_lock
+
+from .. import conf
+from ..models import Image, ImageReplica, UploadSession
+from .transitions import TransitionNotAllowed, image_transition
+
+logger = logging.getLogger("images.imports")
+
+CONVERTED_FORMATS = frozenset({"vmdk", "vhd", "vhdx", "ova"})
+JOB_TIMEOUT = 12 * 3600
+
+
+class ImportNotAccepted(Exception):
+    """An import cannot take this request; the message says why. `status` is the HTTP status to answer."""
+
+    status = 409
+
+    def __init__(self, message: str, *, status: int | None = None):
+        super().__init__(message)
+        self.message = message
+        if status is not None:
+            self.status = status
+
+
+def needs_conversion(source_format: str) -> bool:
+    return source_format in CONVERTED_FORMATS
+
+
+def staging_dir(image_id) -> Path:
+    return conf.staging_root() / str(image_id)
+
+
+def size_limit(image: Image) -> int:
+    """The largest virtual size the image may have: its target size, else the wizard's maximum."""
+    return image.target_size or conf.max_virtual_size()
+
+
+# --- create -------------------------------------------------------------------------------------------
+
+
+def image_import_create(
+    *, tenant, fields: dict, actor=None, request=None, upload_length: int | None = None, url: str = ""
+) -> Image:
+    """Create an image in `uploading/queued` and its UploadSession, inside the tenant's quota.
+
+    `fields` are the Image's fields (the wizard form's `image_fields()`). A URL import starts its fetch
+    job when the transaction commits; an upload waits for its bytes (tus or PUT).
+    """
+    fields = dict(fields)
+    source_format = fields.get("source_format") or fields["disk_format"]
+    storage = fields["storage"]
+    fields["source_format"] = source_format
+    if needs_conversion(source_format):
+        fields["disk_format"] = storage.effective_target_format
+    with transaction.atomic():
+        quota_lock(tenant=tenant)
+        quota_check(tenant=tenant, add_images=1, add_bytes=upload_length or 0)
+        image = Image(
+            tenant=tenant,
+            owner=actor if actor is not None and getattr(actor, "pk", None) else None,
+            status=Image.Status.UPLOADING,
+            stage=Image.Stage.QUEUED,
+            **fields,
+        )
+        if upload_length:
+            check_room(image=image, length=upload_length)
+            image.size = upload_length
+            image.bytes_total = upload_length
+        image.full_clean(exclude=["owner", "tenant", "storage", "project_group"])
+        image.save()
+        session = UploadSession(
+            image=image,
+            length=upload_length,
+            expires_at=timezone.now() + timedelta(hours=conf.upload_expiry_hours()),
+        )
+        if image.source == Image.Source.URL:
+            from ..fetch import split_secret
+
+            session.source_url, session.secret_encrypted = split_secret(url)
+            session.expires_at = None
+            image.job_id = uuid.uuid4().hex
+            image.save(update_fields=["job_id"])
+        session.save()
+        log(
+            action="image.import",
+            tenant=tenant,
+            actor=actor,
+            target=image,
+            result=OperationLog.Result.STARTED,
+            message=f"{image.get_source_display()}: {source_format}"
+            + (f" {session.source_url}" if session.source_url else ""),
+            request=request,
+        )
+        if image.source == Image.Source.URL:
+            job_id = image.job_id
+            transaction.on_commit(lambda: enqueue_job("fetch", image_id=image.pk, job_id=job_id))
+    return image
+
+
+def check_room(*, image: Image, length: int) -> None:
+    """Refuse `length` bytes that cannot fit: in the target size (raw, ISO), the storage, or staging."""
+    if image.source_format in ("raw", "iso") and length > size_limit(image):
+        raise ValidationError(
+            _("The file is %(size)s, larger than the target size of %(limit)s.")
+            % {"size": filesizeformat(length), "limit": filesizeformat(size_limit(image))},
+            code="too_large",
+        )
+    try:
+        get_backend(image.storage).check_capacity(length)
+    except StorageError as error:
+        raise ValidationError(str(error), code="storage_full") from error
+    if needs_conversion(image.source_format):
+        root = conf.staging_root()
+        root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(root).free
+        if free < length:
+            raise ValidationError(
+                _(
+                    "The staging area has %(free)s free and the file needs %(size)s before it is converted. "
+                    "Ask an administrator to free space."
+                )
+                % {"free": filesizeformat(free), "size": filesizeformat(length)},
+                code="staging_full",
+            )
+
+
+def upload_begin(
+    *, image_id, length: int, filename: str = "", allow_source: str = Image.Source.UPLOAD
+) -> UploadSession:
+    """Accept the length of an upload (tus creation, or the start of a PUT) before its first byte.
+
+    Checks the tenant's quota (the image's size reserves the bytes) and the free space. A session
+    that received nothing yet may change its length (the user picked another file); a PUT restarts.
+    Raises ValidationError (quota, space) or ImportNotAccepted (the image takes no upload).
+    """
+    if length is None or length < 0:
+        raise ImportNotAccepted(_("The upload's length is missing."), status=400)
+    with transaction.atomic():
+        image = Image.objects.select_for_update().select_related("storage", "tenant").get(pk=image_id)
+        session = UploadSession.objects.select_for_update().get(image=image)
+        if image.status != Image.Status.UPLOADING or session.cancel_requested:
+            raise ImportNotAccepted(
+                image.error or _("The image is no longer importing; import it again."), status=410
+            )
+        receiving = (Image.Stage.QUEUED, Image.Stage.RECEIVING, Image.Stage.DOWNLOADING)
+        if image.source != allow_source or image.stage not in receiving:
+            raise ImportNotAccepted(
+                _("This image takes no upload now (%(stage)s).") % {"stage": image.get_stage_display()}
+            )
+        if session.offset and session.length != length:
+            raise ImportNotAccepted(
+                _(
+                    "An upload of %(size)s is in progress for this image; a file of another size cannot continue "
+                    "it. Cancel the import and start again."
+                )
+                % {"size": filesizeformat(session.length or 0)}
+            )
+        quota_lock(tenant=image.tenant)
+        quota_check(tenant=image.tenant, add_bytes=max(length - image.size, 0))
+        check_room(image=image, length=length)
+        session.length = length
+        if filename:
+            session.filename = filename[:255]
+        session.expires_at = timezone.now() + timedelta(hours=conf.upload_expiry_hours())
+        session.save(update_fields=["length", "filename", "expires_at", "updated_at"])
+        Image.objects.filter(pk=image.pk).update(size=length, bytes_total=length, updated_at=timezone.now())
+    return session
+
+
+# --- jobs --------------------------------------------------------------------------------------------
+
+JOBS = {
+    # kind: (function path, queue)
+    "finish": ("images.jobs.import_finish_job", "imports"),
+    "convert": ("images.jobs.import_convert_job", "convert"),
+    "fetch": ("images.jobs.import_fetch_job", "imports"),
+}
+
+
+def enqueue_job(kind: str, *, image_id, job_id: str) -> None:
+    func, queue = JOBS[kind]
+    django_rq.get_queue(queue).enqueue(
+        func, image_id=str(image_id), job_id=job_id, job_timeout=JOB_TIMEOUT, failure_ttl=7 * 86400
+    )
+
+
+def import_hand_over(*, image_id, kind: str, enqueue: bool = True) -> None:
+    """The bytes are in: the image waits for its job (`finish` or `convert`) in stage inspecting."""
+    job_id = uuid.uuid4().hex
+    updated = Image.objects.filter(pk=image_id, status=Image.Status.UPLOADING).update(
+        stage=Image.Stage.INSPECTING, progress=0, job_id=job_id, updated_at=timezone.now()
+    )
+    if updated and enqueue:
+        transaction.on_commit(lambda: enqueue_job(kind, image_id=image_id, job_id=job_id))
+
+
+# --- failure, cancel, cleanup ------------------------------------------------------------------------
+
+
+def import_fail(*, image_id, message: str, actor=None, request=None) -> bool:
+    """End an import in `failed` with `message`; its staging files and partial replicas are removed.
+
+    Returns False when the image was no longer importing (already failed, cancelled, or done).
+    """
+    try:
+        image_transition(
+            image_id=image_id,
+            to=Image.Status.FAILED,
+            allowed_from=[Image.Status.UPLOADING],
+            action="image.import",
+            actor=actor,
+            request=request,
+            result=OperationLog.Result.FAILURE,
+            message=message,
+            changes=_failed_changes(message),
+            after_commit=lambda: enqueue_cleanup(image_id=image_id),
+        )
+    except TransitionNotAllowed:
+        return False
+    except Image.DoesNotExist:
+        return False
+    logger.info("import of %s failed: %s", image_id, message)
+    return True
+
+
+def _failed_changes(message: str) -> dict:
+    # Nothing is stored: the bytes reserved against the quota are given back.
+    return {"error": message, "stage": Image.Stage.NONE, "progress": 0, "size": 0}
+
+
+def import_cancel(*, image: Image, actor=None, request=None) -> Image:
+    """Cancel an import at any stage: the image fails at once; a request or job in flight notices within
+    two seconds and stops; what it left is removed."""
+    who = actor.get_username() if actor is not None and getattr(actor, "pk", None) else _("an operator")
+    message = _("The import was cancelled by %(user)s.") % {"user": who}
+    with transaction.atomic():
+        UploadSession.objects.filter(image_id=image.pk).update(
+            cancel_requested=True, updated_at=timezone.now()
+        )
+        image = image_transition(
+            image_id=image.pk,
+            to=Image.Status.FAILED,
+            allowed_from=[Image.Status.UPLOADING],
+            action="image.cancel",
+            actor=actor,
+            request=request,
+            message=message,
+            changes=_failed_changes(message),
+            after_commit=lambda: enqueue_cleanup(image_id=image.pk),
+        )
+    return image
+
+
+def enqueue_cleanup(*, image_id) -> None:
+    try:
+        django_rq.get_queue("default").enqueue("images.jobs.import_cleanup_job", image_id=str(image_id))
+    except Exception:  # noqa: BLE001 - Redis down: the reconciler removes the leftovers later
+        logger.warning(
+            "could not enqueue the cleanup of %s; the reconciler will do it", image_id, exc_info=True
+        )
+
+
+def import_cleanup(*, image_id) -> None:
+    """Remove what an ended import left: staging files and replicas that never became ready.
+
+    Safe to run twice and for any image; an image still importing is left alone.
+    """
+    image = Image.objects.filter(pk=image_id).select_related("storage").first()
+    if image is not None and image.status == Image.Status.UPLOADING:
+        return
+    shutil.rmtree(staging_dir(image_id), ignore_errors=True)
+    # Only a failed import's replicas are its leftovers; other images' unready replicas are copies
+    # in progress (sync, migrate).
+    if image is None or image.status != Image.Status.FAILED:
+        return
+    for replica in (
+        ImageReplica.objects.filter(image=image)
+        .exclude(state=ImageReplica.State.READY)
+        .select_related("storage")
+    ):
+        delete_stored(storage=replica.storage, key=replica.key)
+        replica.delete()
+    UploadSession.objects.filter(image=image).exclude(secret_encrypted="").update(secret_encrypted="")
+
+
+def delete_stored(*, storage, key: str) -> None:
+    try:
+        get_backend(storage).delete(key)
+    except StorageError:
+        logger.warning("could not delete %s from %s; data cleanup will", key, storage, exc_info=True)
+
+
+def cancel_requested(image_id) -> bool:
+    """True when the import was cancelled or ended: a request or job receiving for it must stop."""
+    return not Image.objects.filter(
+        pk=image_id, status=Image.Status.UPLOADING, upload__cancel_requested=False
+    ).exists()
+
+
+def image_id_of(value) -> UUID:
+    return value if isinstance(value, UUID) else UUID(str(value))

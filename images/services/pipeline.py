@@ -1,0 +1,303 @@
+"""The work after an import's last byte, run by jobs: inspecting, converting, storing, and `available`.
+
+- `import_finish`: an image stored as it arrived (qcow2, raw, ISO). Its bytes are already in the
+  storage; the qcow2 layout is checked against the stored length (a truncated file is refused) and
+  qemu-img reads the header and tables from a sparse shadow. Queue `imports`.
+- `import_convert`: a staged VMDK, VHD, VHDX or OVA. The OVA's members are checked and its disk taken
+  out; `qemu-img check` and `info` read the file; `qemu-img convert` writes the storage's target
+  format; the result is stored (MD5 and SHA256 in the same pass). Queue `convert`.
+
+Both are safe to run twice (a second run finds the image no longer in their stage and returns) and
+end in `available`, or in `failed` with a message through `import_fail`. A cancel is noticed within two
+seconds (the checks between steps, qemu-img's progress loop and the storage's `should_cancel`).
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Callable
+
+from django.db import transaction
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+
+from storage.backends import Cancelled, StorageError, get_backend
+from tenants.models import OperationLog
+
+from ..conversion import ConversionCancelled, convert, extract_member, ova_disk
+from ..inspection import (
+    HEAD_BYTES,
+    ImportRefused,
+    Inspection,
+    StreamInspector,
+    check_qcow2_layout,
+    check_virtual_size,
+    info_encrypted,
+    qemu_img_check,
+    qemu_img_info,
+    qemu_img_measure,
+    write_shadow,
+)
+from ..models import Image, ImageReplica, UploadSession
+from .imports import cancel_requested, delete_stored, import_cleanup, import_fail, size_limit, staging_dir
+from .progress import Heartbeat, StageProgress
+from .transitions import TransitionNotAllowed, image_transition
+
+logger = logging.getLogger("images.pipeline")
+
+CONVERTIBLE = {"vmdk", "vhd", "vhdx", "qcow2", "raw", "gpt"}
+
+
+class _Stop(Exception):
+    """The import was cancelled (or ended elsewhere) while this job worked on it."""
+
+
+def _load(image_id, stages) -> Image | None:
+    image = Image.objects.select_related("storage", "tenant").filter(pk=image_id).first()
+    if image is None or image.status != Image.Status.UPLOADING or image.stage not in stages:
+        return None
+    return image
+
+
+def _check_cancel(image_id) -> None:
+    if cancel_requested(image_id):
+        raise _Stop()
+
+
+def _run(image_id, work: Callable[[Image], None], stages) -> None:
+    image = _load(image_id, stages)
+    if image is None:
+        return
+    with Heartbeat(image.pk):
+        try:
+            work(image)
+        except _Stop:
+            import_cleanup(image_id=image.pk)
+        except (ConversionCancelled, Cancelled):
+            import_cleanup(image_id=image.pk)
+        except ImportRefused as refused:
+            import_fail(image_id=image.pk, message=refused.message)
+        except StorageError as error:
+            import_fail(image_id=image.pk, message=str(error))
+        except Exception as error:
+            logger.exception("import of %s failed", image.pk)
+            import_fail(
+                image_id=image.pk,
+                message=_(
+                    "The import failed unexpectedly (%(error)s). Try again; if it fails again, tell an administrator."
+                )
+                % {"error": type(error).__name__},
+            )
+
+
+# --- stored as it arrived ------------------------------------------------------------------------
+
+
+def import_finish(*, image_id) -> None:
+    """Check an image whose bytes the receiver stored, and make it available."""
+    _run(image_id, _finish, stages=(Image.Stage.INSPECTING,))
+
+
+def _finish(image: Image) -> None:
+    session = UploadSession.objects.get(image=image)
+    replica = ImageReplica.objects.get(image=image, storage=image.storage)
+    backend = get_backend(image.storage)
+    inspection = Inspection.from_dict(session.inspection)
+    size = session.length
+    StageProgress(image.pk, Image.Stage.INSPECTING)
+    virtual_size = inspection.virtual_size or size
+    encrypted = inspection.encrypted
+    if inspection.format == "qcow2":
+
+        def read(offset: int, length: int) -> bytes:
+            _check_cancel(image.pk)
+            return b"".join(backend.read_range(replica.key, offset, offset + length))
+
+        head_path = staging_dir(image.pk) / "head"
+        head = head_path.read_bytes() if head_path.exists() else read(0, min(HEAD_BYTES, size))
+        layout = check_qcow2_layout(head[:512], size=size, read=read)
+        shadow = staging_dir(image.pk) / "shadow.qcow2"
+        write_shadow(
+            str(shadow),
+            head=head,
+            size=size,
+            regions=[
+                (offset, read(offset, length))
+                for offset, length in layout.regions
+                if offset + length > len(head)
+            ],
+        )
+        info = qemu_img_info(str(shadow), fmt="qcow2")
+        virtual_size = int(info["virtual-size"])
+        encrypted = encrypted or info_encrypted(info)
+    check_virtual_size(virtual_size=virtual_size, limit=size_limit(image))
+    _check_cancel(image.pk)
+    details = session.inspection
+    _make_available(
+        image,
+        replica=replica,
+        changes={
+            "size": size,
+            "virtual_size": virtual_size,
+            "md5": details.get("md5", ""),
+            "sha256": details.get("sha256") or session.received_sha256,
+            "encrypted": encrypted,
+            "disk_format": image.source_format,
+        },
+    )
+
+
+# --- converted -----------------------------------------------------------------------------------
+
+
+def import_convert(*, image_id) -> None:
+    """Inspect, convert and store a staged VMDK, VHD, VHDX or OVA, and make it available."""
+    _run(
+        image_id,
+        _convert,
+        stages=(Image.Stage.INSPECTING, Image.Stage.CONVERTING, Image.Stage.STORING),
+    )
+
+
+def _convert(image: Image) -> None:
+    directory = staging_dir(image.pk)
+    source = directory / "upload"
+    if not source.exists():
+        raise ImportRefused(_("The uploaded file is gone from the staging area; import the image again."))
+    progress = StageProgress(image.pk, Image.Stage.INSPECTING)
+    source_format = image.source_format
+    if source_format == "ova":
+        source, source_format = _ova_disk(image, source, progress)
+    _check_cancel(image.pk)
+    qemu_img_check(str(source), fmt=source_format)
+    info = qemu_img_info(str(source), fmt=source_format)
+    virtual_size = int(info["virtual-size"])
+    check_virtual_size(virtual_size=virtual_size, limit=size_limit(image))
+    target_format = image.storage.effective_target_format
+    needed = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise ImportRefused(
+            _(
+                "The conversion needs %(needed)s in the staging area, which has %(free)s free. Ask an "
+                "administrator to free space, then import the image again."
+            )
+            % {"needed": filesizeformat(needed), "free": filesizeformat(free)},
+            code="staging_full",
+        )
+    backend = get_backend(image.storage)
+    backend.check_capacity(needed)
+    _check_cancel(image.pk)
+
+    output = directory / f"converted.{target_format}"
+    progress.set_stage(Image.Stage.CONVERTING)
+    convert(
+        source=str(source),
+        source_format=source_format,
+        target=str(output),
+        target_format=target_format,
+        progress=progress.report_percent,
+        should_cancel=lambda: cancel_requested(image.pk),
+    )
+    progress.report_percent(100, final=True)
+    _check_cancel(image.pk)
+
+    progress.set_stage(Image.Stage.STORING)
+    stored_size = output.stat().st_size
+    key = str(image.pk)
+    result = backend.ingest(
+        str(output),
+        key=key,
+        progress=lambda done: progress.report(done, stored_size),
+        should_cancel=lambda: cancel_requested(image.pk),
+    )
+    replica, _created = ImageReplica.objects.update_or_create(
+        image=image,
+        storage=image.storage,
+        defaults={"key": key, "state": ImageReplica.State.SYNCING, "size": result.size},
+    )
+    _make_available(
+        image,
+        replica=replica,
+        changes={
+            "size": result.size,
+            "virtual_size": virtual_size,
+            "md5": result.md5,
+            "sha256": result.sha256,
+            "encrypted": info_encrypted(info),
+            "disk_format": target_format,
+        },
+    )
+
+
+def _ova_disk(image: Image, path, progress: StageProgress):
+    """Check the OVA, take its disk out into staging (inspected as it is copied); (path, format)."""
+    disk = ova_disk(str(path))
+    inspector = StreamInspector(disk.format_hint if disk.format_hint in CONVERTIBLE else None)
+    target = staging_dir(image.pk) / "disk"
+    extract_member(
+        str(path),
+        disk,
+        str(target),
+        on_block=inspector.feed,
+        progress=lambda done: progress.report(done, disk.size),
+        should_cancel=lambda: cancel_requested(image.pk),
+    )
+    found = inspector.finish()
+    if found.format not in CONVERTIBLE:
+        raise ImportRefused(
+            _("The OVA's disk is %(format)s, which cannot be imported.") % {"format": found.format},
+            code="ova_disk",
+        )
+    fmt = "raw" if found.format == "gpt" else found.format
+    if disk.disks > 1:
+        logger.info("OVA of %s names %d disks; importing the first", image.pk, disk.disks)
+    # The OVA itself is no longer needed: free its space before the conversion writes.
+    (staging_dir(image.pk) / "upload").unlink(missing_ok=True)
+    return target, fmt
+
+
+# --- the end -------------------------------------------------------------------------------------
+
+
+def _make_available(image: Image, *, replica: ImageReplica, changes: dict) -> None:
+    """Replica ready and image available in one transaction; then the staging files go."""
+    try:
+        with transaction.atomic():
+            ImageReplica.objects.filter(pk=replica.pk).update(
+                state=ImageReplica.State.READY, size=changes["size"], progress=100
+            )
+            image_transition(
+                image_id=image.pk,
+                to=Image.Status.AVAILABLE,
+                allowed_from=[Image.Status.UPLOADING],
+                action="image.import",
+                result=OperationLog.Result.SUCCESS,
+                message=_("%(size)s stored, %(format)s, SHA256 %(sha256)s")
+                % {
+                    "size": filesizeformat(changes["size"]),
+                    "format": changes["disk_format"],
+                    "sha256": changes["sha256"],
+                },
+                changes={
+                    **changes,
+                    "stage": Image.Stage.NONE,
+                    "progress": 100,
+                    "bytes_done": changes["size"],
+                    "error": "",
+                },
+            )
+    except TransitionNotAllowed:
+        # Cancelled at the last moment: what was stored goes with the rest.
+        delete_stored(storage=image.storage, key=replica.key)
+        import_cleanup(image_id=image.pk)
+        return
+    shutil.rmtree(staging_dir(image.pk), ignore_errors=True)
+    UploadSession.objects.filter(image_id=image.pk).update(staging_path="", secret_encrypted="")
+    try:
+        from storage.selectors import forget_usage
+
+        forget_usage(storage=image.storage)
+    except ImportError:
+        pass

@@ -1,0 +1,137 @@
+"""Progress of an import written to its row at most once a second, and the heartbeat that tells the
+reconciler a job is still alive."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+
+import django_rq
+from django.utils import timezone
+
+from .. import conf
+from ..models import Image
+
+HEARTBEAT_PREFIX = "imageconsole:import-heartbeat:"
+PROGRESS_INTERVAL = 1.0
+
+
+class StageProgress:
+    """`report(done, total)` or `report_percent(p)`: the row's stage and progress, at most once a second."""
+
+    def __init__(self, image_id, stage: str, *, interval: float = PROGRESS_INTERVAL):
+        self.image_id = image_id
+        self.stage = stage
+        self.interval = interval
+        self._last = 0.0
+        self.set_stage(stage)
+
+    def set_stage(self, stage: str) -> None:
+        self.stage = stage
+        self._last = 0.0
+        Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
+            stage=stage, progress=0, updated_at=timezone.now()
+        )
+
+    def _due(self, final: bool) -> bool:
+        now = time.monotonic()
+        if final or now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
+
+    def report(self, done: int, total: int | None, *, final: bool = False) -> None:
+        if not self._due(final):
+            return
+        percent = min(100, done * 100 // total) if total else 0
+        Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
+            stage=self.stage, progress=percent, bytes_done=done, updated_at=timezone.now()
+        )
+
+    def report_percent(self, percent: float, *, final: bool = False) -> None:
+        if not self._due(final):
+            return
+        Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
+            stage=self.stage, progress=max(0, min(100, int(percent))), updated_at=timezone.now()
+        )
+
+
+def _connection():
+    return django_rq.get_connection("imports")
+
+
+def heartbeat_key(image_id) -> str:
+    return f"{HEARTBEAT_PREFIX}{image_id}"
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Heartbeat:
+    """While a job works on an import, a thread refreshes a short-lived Redis key naming this host and
+    process. A killed process stops refreshing it; on the same host the reconciler sees at once that
+    the process is gone."""
+
+    def __init__(self, image_id, *, period: float = 2.0):
+        self.image_id = image_id
+        self.period = period
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def beat(self) -> None:
+        try:
+            _connection().set(heartbeat_key(self.image_id), this_process(), ex=conf.heartbeat_seconds())
+        except Exception:  # noqa: BLE001 - a missed beat only risks a late reconcile, never the import
+            pass
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period):
+            self.beat()
+
+    def __enter__(self) -> Heartbeat:
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.image_id}", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        try:
+            _connection().delete(heartbeat_key(self.image_id))
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def heartbeat_of(image_id) -> tuple[str, int] | None:
+    """(host, pid) of the process working on the import, or None when no heartbeat is fresh."""
+    value = _connection().get(heartbeat_key(image_id))
+    if not value:
+        return None
+    host, _sep, pid = value.decode().rpartition(":")
+    try:
+        return host, int(pid)
+    except ValueError:
+        return None
+
+
+def process_alive(host: str, pid: int) -> bool:
+    """False only when the process is known to be gone (it ran on this host and no longer exists)."""
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as stat:
+            # A killed process nobody has reaped yet is a zombie: gone all the same.
+            return stat.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except (OSError, IndexError):
+        return True

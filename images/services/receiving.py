@@ -1,0 +1,472 @@
+"""Taking an import's bytes as they arrive, whatever brings them (tus PATCH, PUT, a URL fetch, a command).
+
+The bytes are passed over once. An image stored as it is (qcow2, raw, ISO) goes straight into the
+storage through a ReplicaWriter, which hashes MD5 and SHA256 in the same pass, while the format
+inspector looks at the same blocks; a file to be converted (VMDK, VHD, VHDX, OVA) goes to a staging
+file, SHA256 and the inspector beside it. A file that is not what was claimed is refused after its first
+few hundred kilobytes.
+
+A receiver serves one request. `commit()` keeps what it received (the tus offset is what was committed):
+a stored image's partial replica, a staged file flushed to disk. A later request resumes from that
+offset: hash and inspector state cannot outlive a request, so the receiver rebuilds them by re-reading
+what was received (from the storage, where identical chunks are not written again, or from staging)
+and continues. With one request per upload (tus-js-client's default) that never happens.
+
+    receiver = ImportReceiver(image_id=..., offset=...)
+    with receiver:
+        for block in blocks:
+            receiver.write(block)
+        receiver.commit()      # on the last byte: checks, then the follow-up job is enqueued
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from pathlib import Path
+
+import django_rq
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from redis.exceptions import LockError
+
+from storage.backends import StorageError, get_backend
+
+from ..inspection import HEAD_BYTES, ImportRefused, StreamInspector
+from ..models import Image, ImageReplica, UploadSession
+from .imports import (
+    ImportNotAccepted,
+    cancel_requested,
+    delete_stored,
+    image_id_of,
+    import_fail,
+    import_hand_over,
+    needs_conversion,
+    staging_dir,
+)
+from .progress import StageProgress
+
+logger = logging.getLogger("images.receiving")
+
+MiB = 1024 * 1024
+BLOCK_SIZE = 4 * MiB
+LOCK_SECONDS = 60
+TICK_SECONDS = 1.0
+HASH_QUEUE = 4
+
+
+class UploadBusy(ImportNotAccepted):
+    status = 423
+
+
+class OffsetMismatch(ImportNotAccepted):
+    def __init__(self, offset: int):
+        super().__init__(
+            _("The upload is at byte %(offset)d; continue from there.") % {"offset": offset}, status=409
+        )
+        self.offset = offset
+
+
+class ImportCancelled(ImportNotAccepted):
+    status = 410
+
+
+def sha256_mismatch_message(*, actual: str, expected: str) -> str:
+    return _(
+        "The file's SHA256 is %(actual)s, but %(expected)s was given. The file was damaged on its way or is "
+        "not the one meant; nothing was kept. Check the file and import it again."
+    ) % {"actual": actual, "expected": expected}
+
+
+class ImportReceiver:
+    """Receives one import's bytes from `offset` on. See the module's docstring."""
+
+    def __init__(self, *, image_id, offset: int, enqueue: bool = True, lock: bool = True):
+        self.image_id = image_id_of(image_id)
+        self.enqueue = enqueue
+        self._lock = None
+        self._writer = None
+        self._file = None
+        self._hash_pool: ThreadPoolExecutor | None = None
+        self._hashing: deque[Future] = deque()
+        self._committed = False
+        self._last_tick = 0.0
+        if lock:
+            self._acquire_lock()
+        try:
+            self._open(offset)
+        except BaseException:
+            self._close()
+            raise
+
+    # Setting up --------------------------------------------------------------------------------
+
+    def _acquire_lock(self) -> None:
+        connection = django_rq.get_connection("imports")
+        self._lock = connection.lock(f"imageconsole:upload-lock:{self.image_id}", timeout=LOCK_SECONDS)
+        if not self._lock.acquire(blocking=False):
+            self._lock = None
+            raise UploadBusy(_("Another request is sending this image's bytes; try again in a moment."))
+
+    def _open(self, offset: int) -> None:
+        image = Image.objects.select_related("storage").get(pk=self.image_id)
+        session = UploadSession.objects.get(image=image)
+        if image.status != Image.Status.UPLOADING or session.cancel_requested:
+            raise ImportCancelled(image.error or _("The import was cancelled."))
+        receiving = (Image.Stage.QUEUED, Image.Stage.RECEIVING, Image.Stage.DOWNLOADING)
+        if image.stage not in receiving:
+            raise ImportNotAccepted(_("The whole file was received already; the image is being processed."))
+        if session.length is None and image.source == Image.Source.UPLOAD:
+            raise ImportNotAccepted(_("The upload's length is not known yet."), status=400)
+        if offset != session.offset:
+            raise OffsetMismatch(session.offset)
+        self.image = image
+        self.session = session
+        self.length = session.length
+        self.start = offset
+        self.position = 0
+        self.staged = needs_conversion(image.source_format)
+        claimed = None if image.source_format == "ova" else image.source_format
+        self.inspector = StreamInspector(claimed) if claimed else None
+        self.directory = staging_dir(image.pk)
+        self.directory.mkdir(parents=True, exist_ok=True)
+        stage = Image.Stage.DOWNLOADING if image.source == Image.Source.URL else Image.Stage.RECEIVING
+        self.progress = StageProgress(image.pk, stage)
+        self.progress.report(offset, self.length, final=True)
+        if self.staged:
+            self._open_staged(offset)
+        else:
+            self._open_stored(offset)
+
+    def _open_staged(self, offset: int) -> None:
+        path = self.directory / "upload"
+        self.staging_path = path
+        self._file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - closed in _close
+        self._file.truncate(offset)
+        self._sha256 = hashlib.sha256()
+        self._hash_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-sha256")
+        self._file.seek(0)
+        while self.position < offset:
+            data = self._file.read(min(BLOCK_SIZE, offset - self.position))
+            if not data:
+                raise ImportNotAccepted(
+                    _("The staged part of the upload is missing; start the upload again.")
+                )
+            self._consume(data, store=False)
+        self._file.seek(offset)
+
+    def _open_stored(self, offset: int) -> None:
+        image = self.image
+        self.staging_path = self.directory / "head"
+        self._head = bytearray()
+        self.backend = get_backend(image.storage)
+        previous = ImageReplica.objects.filter(image=image, storage=image.storage).first()
+        self._previous_key = previous.key if previous is not None else None
+        if offset and self._previous_key is None:
+            raise ImportNotAccepted(_("The part of the upload received so far is missing; start again."))
+        self._key = str(image.pk) if offset == 0 else f"{image.pk}-r{self.session.resumes + 1}"
+        try:
+            self._writer = self.backend.open_writer(self._key, expected_size=self.length)
+        except StorageError as error:
+            raise ImportRefused(str(error), code="storage") from error
+        if offset:
+            for block in self.backend.read_range(self._previous_key, 0, offset):
+                self._consume(block)
+
+    # Taking bytes ------------------------------------------------------------------------------
+
+    def _consume(self, data: bytes, *, store: bool = True) -> None:
+        if self.inspector is not None:
+            self.inspector.feed(data)
+        if self.staged:
+            if store:
+                self._file.write(data)
+            self._hashing.append(self._hash_pool.submit(self._sha256.update, data))
+            while len(self._hashing) > HASH_QUEUE:
+                self._hashing.popleft().result()
+        else:
+            if len(self._head) < HEAD_BYTES:
+                self._head += data[: HEAD_BYTES - len(self._head)]
+            self._writer.write(data)
+        self.position += len(data)
+
+    def write(self, data: bytes) -> None:
+        """Take the next bytes. Raises ImportRefused (the image has failed), ImportCancelled, or
+        ImportNotAccepted (more bytes than announced)."""
+        if not data:
+            return
+        if self.length is not None and self.position + len(data) > self.length:
+            raise ImportNotAccepted(
+                _("More bytes arrived than the %(length)d announced.") % {"length": self.length}, status=413
+            )
+        try:
+            self._consume(data)
+        except ImportRefused as refused:
+            self.refuse(refused)
+            raise
+        except StorageError as error:
+            refused = ImportRefused(str(error), code="storage")
+            self.refuse(refused)
+            raise refused from error
+        self.tick()
+
+    def tick(self) -> None:
+        """About once a second: progress to the row, notice a cancel, keep the upload lock."""
+        now = time.monotonic()
+        if now - self._last_tick < TICK_SECONDS:
+            return
+        self._last_tick = now
+        self.progress.report(self.position, self.length)
+        if cancel_requested(self.image_id):
+            raise ImportCancelled(_("The import was cancelled."))
+        if self._lock is not None:
+            try:
+                self._lock.extend(LOCK_SECONDS, replace_ttl=True)
+            except LockError:
+                logger.warning("lost the upload lock of %s", self.image_id)
+
+    def reset(self) -> None:
+        """Discard everything received, including earlier requests' parts, and start again from zero
+        (a URL fetch whose server cannot resume)."""
+        self._discard_current()
+        if self.staged:
+            self._file.close()
+            self._file = None
+            self._hash_pool.shutdown(wait=True)
+        self.session.offset = 0
+        UploadSession.objects.filter(pk=self.session.pk).update(offset=0, updated_at=timezone.now())
+        if not self.staged and self._previous_key:
+            ImageReplica.objects.filter(image=self.image, storage=self.image.storage).delete()
+            delete_stored(storage=self.image.storage, key=self._previous_key)
+        self._open(0)
+
+    def set_length(self, length: int | None) -> None:
+        """The length a fetch learned from its server; checked against quota and space before the body."""
+        from .imports import upload_begin
+
+        if length is None:
+            return
+        upload_begin(image_id=self.image_id, length=length, allow_source=Image.Source.URL)
+        self.length = length
+        self.session.length = length
+
+    # Ending ------------------------------------------------------------------------------------
+
+    def commit(self) -> int:
+        """Keep what was received; on the last byte, check the whole file and hand it to its job.
+
+        Returns the committed offset.
+        """
+        if self.position == self.start:
+            self._discard_current()
+            self._close()
+            if self.length is not None and self.position == self.length and self.length == 0:
+                self._complete()
+            return self.position
+        try:
+            if self.staged:
+                self._commit_staged()
+            else:
+                self._commit_stored()
+            self._committed = True
+            if self.length is not None and self.position == self.length:
+                self._complete()
+        finally:
+            self._close()
+        return self.position
+
+    def finish(self) -> int:
+        """The stream ended (a fetch): its length is what arrived. Commits and completes."""
+        if self.length is None:
+            Image.objects.filter(pk=self.image_id).update(size=self.position, bytes_total=self.position)
+            UploadSession.objects.filter(pk=self.session.pk).update(length=self.position)
+            self.length = self.position
+        elif self.position != self.length:
+            raise ImportRefused(
+                _("The transfer ended after %(done)d of %(length)d bytes.")
+                % {"done": self.position, "length": self.length},
+                code="short",
+            )
+        return self.commit()
+
+    def _drain_hashing(self) -> None:
+        while self._hashing:
+            self._hashing.popleft().result()
+
+    def _commit_staged(self) -> None:
+        self._drain_hashing()
+        self._file.flush()
+        os.fdatasync(self._file.fileno())
+        resumed = 1 if self.start else 0
+        updated = UploadSession.objects.filter(
+            pk=self.session.pk, image__status=Image.Status.UPLOADING, offset=self.start
+        ).update(
+            offset=self.position,
+            staging_path=str(self.staging_path),
+            resumes=F("resumes") + resumed,
+            updated_at=timezone.now(),
+        )
+        if not updated:
+            raise ImportCancelled(_("The import was cancelled."))
+
+    def _commit_stored(self) -> None:
+        try:
+            result = self._writer.commit()
+        except StorageError as error:
+            self._writer = None
+            refused = ImportRefused(str(error), code="storage")
+            self.refuse(refused)
+            raise refused from error
+        self._writer = None
+        self._result = result
+        self._write_head()
+        with transaction.atomic():
+            updated = UploadSession.objects.filter(
+                pk=self.session.pk, image__status=Image.Status.UPLOADING, offset=self.start
+            ).update(
+                offset=self.position,
+                staging_path=str(self.staging_path),
+                resumes=F("resumes") + (1 if self.start else 0),
+                updated_at=timezone.now(),
+            )
+            if updated:
+                ImageReplica.objects.update_or_create(
+                    image=self.image,
+                    storage=self.image.storage,
+                    defaults={"key": self._key, "state": ImageReplica.State.SYNCING, "size": self.position},
+                )
+        if not updated:
+            delete_stored(storage=self.image.storage, key=self._key)
+            raise ImportCancelled(_("The import was cancelled."))
+        if self._previous_key and self._previous_key != self._key:
+            delete_stored(storage=self.image.storage, key=self._previous_key)
+
+    def _write_head(self) -> None:
+        if self.start == 0 or len(self._head) >= HEAD_BYTES or not Path(self.staging_path).exists():
+            with open(self.staging_path, "wb") as head:
+                head.write(self._head)
+
+    def _complete(self) -> None:
+        try:
+            inspection = self.inspector.finish() if self.inspector is not None else None
+            if self.staged:
+                sha256, md5 = self._sha256.hexdigest(), ""
+            else:
+                sha256, md5 = self._result.sha256, self._result.md5
+            expected = self.image.expected_sha256
+            if expected and expected.lower() != sha256:
+                raise ImportRefused(sha256_mismatch_message(actual=sha256, expected=expected), code="sha256")
+        except ImportRefused as refused:
+            self.refuse(refused)
+            raise
+        details = inspection.as_dict() if inspection is not None else {}
+        details.update(md5=md5, sha256=sha256)
+        with transaction.atomic():
+            UploadSession.objects.filter(pk=self.session.pk).update(
+                received_sha256=sha256, inspection=details, updated_at=timezone.now()
+            )
+            Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
+                bytes_done=self.position, progress=100
+            )
+            import_hand_over(
+                image_id=self.image_id, kind="convert" if self.staged else "finish", enqueue=self.enqueue
+            )
+
+    def refuse(self, refused: ImportRefused) -> None:
+        """The file cannot be imported: fail the image (its leftovers are cleaned up) and stop."""
+        self._discard_current()
+        import_fail(image_id=self.image_id, message=refused.message)
+        self._close()
+
+    def _discard_current(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.abort()
+            except StorageError:
+                logger.warning("could not abort the writer of %s", self.image_id, exc_info=True)
+            self._writer = None
+
+    def abort(self) -> None:
+        """Drop what this receiver took; what earlier requests committed stays."""
+        self._discard_current()
+        self._close()
+
+    def _close(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        if self._hash_pool is not None:
+            self._hash_pool.shutdown(wait=True, cancel_futures=True)
+            self._hash_pool = None
+        if self._lock is not None:
+            try:
+                self._lock.release()
+            except LockError:
+                pass
+            self._lock = None
+
+    def __enter__(self) -> ImportReceiver:
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None or not self._committed:
+            self.abort()
+
+
+def receive_body(receiver: ImportReceiver, read, *, nbytes: int) -> int:
+    """Feed up to `nbytes` from `read(n)` (a request body) to the receiver and commit.
+
+    A body that ends early (the client went away, the network dropped) keeps what arrived: the client
+    resumes from the returned offset.
+    """
+    remaining = nbytes
+    with receiver:
+        while remaining > 0:
+            try:
+                data = read(min(BLOCK_SIZE, remaining))
+            except OSError:
+                logger.info("upload of %s interrupted after %d bytes", receiver.image_id, nbytes - remaining)
+                break
+            if not data:
+                break
+            receiver.write(data)
+            remaining -= len(data)
+        return receiver.commit()
+
+
+class ImportSink:
+    """What a URL fetch writes into (images.fetch's Sink shape: write, reset) for one image.
+
+        sink = ImportSink(image_id)
+        fetch(url, sink=sink, check_length=sink.check_length, should_cancel=sink.cancelled, ...)
+        sink.finish()          # or sink.abort() when the fetch failed
+
+    The bytes take the same path as an upload's (stored as they arrive, or staged for a conversion).
+    """
+
+    def __init__(self, image_id):
+        self.receiver = ImportReceiver(image_id=image_id, offset=0, lock=False)
+
+    def write(self, data: bytes) -> None:
+        self.receiver.write(data)
+
+    def reset(self) -> None:
+        self.receiver.reset()
+
+    def check_length(self, length: int | None) -> None:
+        self.receiver.set_length(length)
+
+    def cancelled(self) -> bool:
+        return cancel_requested(self.receiver.image_id)
+
+    def finish(self) -> int:
+        return self.receiver.finish()
+
+    def abort(self) -> None:
+        self.receiver.abort()

@@ -1,0 +1,163 @@
+"""The reconciler: imports whose job is gone are resumed or failed, and orphaned staging is removed.
+
+Run by `manage.py reconcile` and every minute by the cron scheduler (images/cron.py). Decisions:
+
+- waiting for its upload (queued/receiving, no job): failed once the upload expired (tus expiration);
+- its job is queued, or running with a fresh heartbeat: left alone;
+- its job vanished before it ran (Redis lost it): enqueued again, once;
+- its job died (worker killed, job failed or timed out, heartbeat gone, or its process no longer
+  exists on this host): failed with a message, its staging files and partial replicas removed;
+- a staging directory whose image is not importing: removed.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+import django_rq
+from django.db.models import F
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from .. import conf
+from ..models import Image, ImageReplica, UploadSession
+from .imports import enqueue_job, import_cleanup, import_fail, needs_conversion
+from .progress import heartbeat_of, process_alive
+
+logger = logging.getLogger("images.reconcile")
+
+ALIVE, MISSING, DEAD = "alive", "missing", "dead"
+WAITING_STAGES = (Image.Stage.QUEUED, Image.Stage.RECEIVING)
+MAX_RESUMES = 1
+
+
+@dataclass
+class ReconcileReport:
+    failed: list[str] = field(default_factory=list)
+    resumed: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+    staging_removed: list[str] = field(default_factory=list)
+    cleaned: list[str] = field(default_factory=list)
+
+    def __str__(self):
+        return _(
+            "failed %(failed)d, resumed %(resumed)d, expired uploads %(expired)d, staging directories "
+            "removed %(staging)d, leftovers cleaned %(cleaned)d"
+        ) % {
+            "failed": len(self.failed),
+            "resumed": len(self.resumed),
+            "expired": len(self.expired),
+            "staging": len(self.staging_removed),
+            "cleaned": len(self.cleaned),
+        }
+
+
+def job_liveness(image: Image) -> str:
+    """ALIVE, MISSING (no such job: never ran or Redis lost it) or DEAD."""
+    if not image.job_id:
+        return MISSING
+    connection = django_rq.get_connection("imports")
+    try:
+        job = Job.fetch(image.job_id, connection=connection)
+    except NoSuchJobError:
+        return MISSING
+    status = job.get_status(refresh=True)
+    if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
+        return ALIVE
+    if status != JobStatus.STARTED:
+        return DEAD  # finished, failed, stopped or cancelled, and the image is still importing
+    beat = heartbeat_of(image.pk)
+    if beat is None:
+        started = job.started_at
+        grace = timedelta(seconds=conf.heartbeat_seconds())
+        if started is not None and timezone.now() - _aware(started) < grace:
+            return ALIVE  # just started; its first beat is on its way
+        return DEAD
+    return ALIVE if process_alive(*beat) else DEAD
+
+
+def _aware(moment):
+    return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.utc)
+
+
+def _job_kind(image: Image) -> str:
+    if image.source == Image.Source.URL and image.stage in (Image.Stage.QUEUED, Image.Stage.DOWNLOADING):
+        return "fetch"
+    return "convert" if needs_conversion(image.source_format) else "finish"
+
+
+def lost_message() -> str:
+    return _(
+        "The import stopped unexpectedly: the worker processing it was lost (stopped, killed or restarted). "
+        "Nothing was kept; delete this image and import it again."
+    )
+
+
+def reconcile(*, now=None) -> ReconcileReport:
+    now = now or timezone.now()
+    report = ReconcileReport()
+    importing = Image.objects.filter(status=Image.Status.UPLOADING).select_related("upload")
+    for image in importing.iterator():
+        session = getattr(image, "upload", None)
+        waiting = image.source == Image.Source.UPLOAD and image.stage in WAITING_STAGES
+        if waiting:
+            if session is not None and session.expires_at is not None and session.expires_at < now:
+                hours = conf.upload_expiry_hours()
+                message = _(
+                    "The upload was not completed within %(hours)g hours, so it expired. Import the image again."
+                ) % {"hours": hours}
+                if import_fail(image_id=image.pk, message=message):
+                    report.expired.append(str(image.pk))
+            continue
+        state = job_liveness(image)
+        if state == ALIVE:
+            continue
+        if state == MISSING and session is not None and session.attempts < MAX_RESUMES:
+            job_id = uuid.uuid4().hex
+            Image.objects.filter(pk=image.pk, status=Image.Status.UPLOADING).update(job_id=job_id)
+            UploadSession.objects.filter(pk=session.pk).update(attempts=F("attempts") + 1)
+            enqueue_job(_job_kind(image), image_id=image.pk, job_id=job_id)
+            report.resumed.append(str(image.pk))
+            logger.info("re-enqueued the import of %s (its job was lost before it ran)", image.pk)
+            continue
+        if import_fail(image_id=image.pk, message=lost_message()):
+            report.failed.append(str(image.pk))
+            import_cleanup(image_id=image.pk)
+    _remove_orphaned_staging(report)
+    _clean_leftovers(report)
+    return report
+
+
+def _remove_orphaned_staging(report: ReconcileReport) -> None:
+    root = conf.staging_root()
+    if not root.is_dir():
+        return
+    for entry in root.iterdir():
+        try:
+            image_id = uuid.UUID(entry.name)
+        except ValueError:
+            continue
+        if not entry.is_dir():
+            continue
+        if not Image.objects.filter(pk=image_id, status=Image.Status.UPLOADING).exists():
+            shutil.rmtree(entry, ignore_errors=True)
+            report.staging_removed.append(entry.name)
+
+
+def _clean_leftovers(report: ReconcileReport) -> None:
+    """Partial replicas of imports that ended (a cleanup job lost with Redis)."""
+    leftovers = (
+        ImageReplica.objects.exclude(state=ImageReplica.State.READY)
+        .filter(image__status=Image.Status.FAILED)
+        .values_list("image_id", flat=True)
+        .distinct()
+    )
+    for image_id in list(leftovers):
+        import_cleanup(image_id=image_id)
+        report.cleaned.append(str(image_id))
