@@ -3,7 +3,7 @@ from rest_framework.routers import SimpleRouter
 
 from . import api
 
-router = SimpleRouter()
+router = SimpleRouter(use_regex_path=False)
 router.register("project-groups", api.ProjectGroupViewSet, basename="api-project-group")
 router.register("operation-log", api.OperationLogViewSet, basename="api-operation-log")
 
