@@ -27,6 +27,7 @@ import os
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import django_rq
@@ -84,6 +85,26 @@ def sha256_mismatch_message(*, actual: str, expected: str) -> str:
     ) % {"actual": actual, "expected": expected}
 
 
+def _lock_for(image_id):
+    connection = django_rq.get_connection("imports")
+    return connection.lock(f"imageconsole:upload-lock:{image_id}", timeout=LOCK_SECONDS)
+
+
+@contextmanager
+def upload_lock(image_id):
+    """Hold the image's upload lock (no receiver may run meanwhile); UploadBusy when one does."""
+    lock = _lock_for(image_id)
+    if not lock.acquire(blocking=False):
+        raise UploadBusy(_("Another request is sending this image's bytes; try again in a moment."))
+    try:
+        yield
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            pass
+
+
 class ImportReceiver:
     """Receives one import's bytes from `offset` on. See the module's docstring."""
 
@@ -108,8 +129,7 @@ class ImportReceiver:
     # Setting up --------------------------------------------------------------------------------
 
     def _acquire_lock(self) -> None:
-        connection = django_rq.get_connection("imports")
-        self._lock = connection.lock(f"imageconsole:upload-lock:{self.image_id}", timeout=LOCK_SECONDS)
+        self._lock = _lock_for(self.image_id)
         if not self._lock.acquire(blocking=False):
             self._lock = None
             raise UploadBusy(_("Another request is sending this image's bytes; try again in a moment."))

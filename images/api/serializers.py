@@ -1,0 +1,80 @@
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ..models import Image
+from .lifecycle import ImageSerializer
+
+
+class UploadInfoSerializer(serializers.Serializer):
+    put_url = serializers.CharField(help_text="PUT the file's bytes here (Content-Length required).")
+    tus_endpoint = serializers.CharField(
+        help_text="tus 1.0 creation endpoint; Upload-Metadata carries image_id."
+    )
+    offset = serializers.IntegerField(help_text="Bytes received and kept so far.")
+    length = serializers.IntegerField(allow_null=True, help_text="The upload's length, once announced.")
+
+
+class ImportedImageSerializer(ImageSerializer):
+    """The list's image, plus what an import's client needs: where to send the bytes, how far it got."""
+
+    upload = serializers.SerializerMethodField()
+
+    class Meta(ImageSerializer.Meta):
+        fields = [
+            *ImageSerializer.Meta.fields,
+            "target_size",
+            "expected_sha256",
+            "bytes_done",
+            "bytes_total",
+            "upload",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(UploadInfoSerializer(allow_null=True))
+    def get_upload(self, image) -> dict | None:
+        if image.source != Image.Source.UPLOAD or image.status != Image.Status.UPLOADING:
+            return None
+        session = getattr(image, "upload", None)
+        return {
+            "put_url": reverse("api-image-file", args=[image.pk]),
+            "tus_endpoint": reverse("api-uploads"),
+            "offset": session.offset if session else 0,
+            "length": session.length if session else None,
+        }
+
+
+class ImageCreateSerializer(serializers.Serializer):
+    """The fields of `POST /api/v1/images/` (validated by the import wizard's own form)."""
+
+    name = serializers.CharField(max_length=128)
+    description = serializers.CharField(required=False, allow_blank=True)
+    kind = serializers.ChoiceField(choices=Image.Kind.choices, default=Image.Kind.SYSTEM)
+    disk_format = serializers.ChoiceField(choices=Image.DiskFormat.choices)
+    os_type = serializers.ChoiceField(choices=Image.OSType.choices, required=False)
+    architecture = serializers.ChoiceField(choices=Image.Architecture.choices, required=False)
+    boot_mode = serializers.ChoiceField(choices=Image.BootMode.choices, required=False)
+    csm = serializers.BooleanField(required=False)
+    platform = serializers.CharField(required=False, allow_blank=True)
+    os_version = serializers.CharField(required=False, allow_blank=True)
+    virtio = serializers.BooleanField(required=False, default=True)
+    cloud_init = serializers.BooleanField(required=False)
+    qemu_ga = serializers.BooleanField(required=False)
+    hot_upgrade = serializers.BooleanField(required=False)
+    labels = serializers.ListField(child=serializers.CharField(), required=False)
+    project_group = serializers.IntegerField(required=False, allow_null=True)
+    storage = serializers.IntegerField(
+        required=False, help_text="Default: the first storage open to imports."
+    )
+    sha256 = serializers.CharField(
+        required=False, allow_blank=True, help_text="Verify the file: 64 hex digits."
+    )
+    target_size_gb = serializers.IntegerField(required=False, allow_null=True, min_value=20, max_value=500)
+    source = serializers.ChoiceField(choices=["upload", "url"], default="upload")
+    url = serializers.CharField(required=False, allow_blank=True, help_text="With source=url.")
+    size = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=0,
+        help_text="The file's size, to check quota and space now.",
+    )
