@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 MANAGE := $(PY) manage.py
 LOCALE_IGNORE := --ignore .venv --ignore node_modules --ignore var --ignore staticfiles
 
-.PHONY: setup run test lint messages makemessages worker clean
+.PHONY: setup run test lint messages makemessages worker cron clean
 
 setup: $(VENV)/.installed node_modules/.installed messages
 
@@ -31,6 +31,9 @@ run: setup
 
 worker: setup
 	$(MANAGE) rqworker imports convert default maintenance --with-scheduler
+
+cron: setup
+	$(MANAGE) rqcron imageconsole.cron
 
 test: setup
 	$(PY) -m pytest

@@ -1,5 +1,5 @@
 """`make run`: migrate, create the demo accounts once, then run Redis (when REDIS_URL is unset), an RQ
-worker with its scheduler and the web server until Ctrl-C, which stops everything this started."""
+worker with its scheduler, the periodic jobs and the web server until Ctrl-C, which stops everything this started."""
 
 import os
 import signal
@@ -53,6 +53,7 @@ def main() -> int:
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
         subprocess.run([*MANAGE, "demo"], env=env, check=True)
         start([*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"])
+        start([*MANAGE, "rqcron", "imageconsole.cron"])  # periodic jobs: the reconciler, sweeps
         start([*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"])
         print(f"\nThe console is at http://127.0.0.1:{port}/  (Ctrl-C stops it)\n", flush=True)
         while all(child.poll() is None for child in children):
