@@ -226,6 +226,14 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Images, imports, storages, project groups and the operation log of one tenant.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Choice sets that share a field name across models get names of their own in the schema.
+    "ENUM_NAME_OVERRIDES": {
+        "ImageKindEnum": "images.models.Image.Kind",
+        "StorageKindEnum": "storage.models.ImageStorage.Kind",
+        "DiskFormatEnum": "images.models.Image.DiskFormat",
+        "ImageSourceEnum": "images.models.Image.Source",
+        "ImportSourceEnum": ["upload", "url"],
+    },
 }
 
 # Key for secrets kept at rest (storage credentials, passwords in import URLs); derived from
