@@ -125,3 +125,36 @@ def test_filter_search_sort_batch_delete_and_export(browser_page, catalogue, tmp
     sheet = openpyxl.load_workbook(io.BytesIO(path.read_bytes())).worksheets[0]
     exported = [row[0] for row in sheet.iter_rows(min_row=2, values_only=True)]
     assert exported == listed
+
+
+def test_importing_rows_refresh_themselves_without_reloading_the_page(browser_page, catalogue):
+    page = browser_page
+    busy = Image.objects.get(name="db-replica")
+    page.goto("/images/")
+    page.get_by_label("Username").fill("newcomer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url("**/images/")
+    page.evaluate("() => { window.pageMarker = 'still here'; }")
+    row = page.locator(f"#image-row-{busy.pk}")
+    expect(row.get_by_test_id("image-stage")).to_contain_text("30%")
+    row.get_by_test_id("row-select").check()
+
+    Image.objects.filter(pk=busy.pk).update(progress=75, stage="storing")
+    expect(row.get_by_test_id("image-stage")).to_contain_text("Storing · 75%", timeout=15000)
+    assert row.get_by_test_id("row-select").is_checked()
+
+    Image.objects.filter(pk=busy.pk).update(status="available", stage="", progress=100)
+    expect(row.get_by_test_id("image-status")).to_contain_text("Available", timeout=15000)
+    assert row.get_attribute("data-poll-url") is None
+    assert row.get_by_test_id("row-select").is_checked()
+
+    other = Image.objects.create(
+        tenant=catalogue, name="short-lived", disk_format="qcow2", status="uploading", stage="queued"
+    )
+    page.get_by_test_id("filter-submit").click()
+    gone = page.locator(f"#image-row-{other.pk}")
+    expect(gone).to_have_count(1)
+    Image.objects.filter(pk=other.pk).update(status="deleted")
+    expect(gone).to_have_count(0, timeout=15000)
+    assert page.evaluate("() => window.pageMarker") == "still here"
