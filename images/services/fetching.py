@@ -19,11 +19,35 @@ from .progress import Heartbeat
 logger = logging.getLogger("images.fetching")
 
 
+def fetch_limit(image: Image) -> int | None:
+    """The most a fetch may bring when its server announces no length: the tenant's quota headroom and
+    the storage's free space; the fetch is cut off beyond it."""
+    from storage.backends import StorageError, get_backend
+    from tenants.models import Quota
+    from tenants.services import tenant_usage
+
+    from .imports import size_limit
+
+    limits = []
+    quota = Quota.objects.filter(tenant=image.tenant).first()
+    if quota is not None and quota.max_bytes is not None:
+        # This image's own reserved size is in the usage; it is what the fetch may fill.
+        limits.append(max(quota.max_bytes - tenant_usage(tenant=image.tenant).bytes + image.size, 0))
+    try:
+        usage = get_backend(image.storage).usage()
+        limits.append(max(usage.free - image.storage.reserved_bytes, 0))
+    except StorageError:
+        pass
+    if image.source_format in ("raw", "iso"):
+        limits.append(size_limit(image))
+    return min(limits) if limits else None
+
+
 def import_fetch(*, image_id) -> None:
     from ..fetch import FetchCancelled, FetchError, fetch
     from .receiving import ImportSink
 
-    image = Image.objects.select_related("owner").filter(pk=image_id).first()
+    image = Image.objects.select_related("owner", "storage", "tenant").filter(pk=image_id).first()
     if (
         image is None
         or image.status != Image.Status.UPLOADING
@@ -47,6 +71,7 @@ def import_fetch(*, image_id) -> None:
                 secret=session.secret_encrypted,
                 should_cancel=sink.cancelled,
                 check_length=sink.check_length,
+                max_bytes=fetch_limit(image),
                 allow_file=bool(image.owner and image.owner.is_staff),
                 progress=lambda p: sink.receiver.progress.report(p.bytes_done, p.bytes_total),
             )

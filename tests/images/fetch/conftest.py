@@ -19,6 +19,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import paramiko
 import pytest
 
+# The import pipeline's storage and disk-image fixtures, for the end-to-end URL import tests.
+from tests.images.imports.conftest import disks, standalone  # noqa: F401
+
 
 @pytest.fixture
 def fetch_settings(settings):
@@ -87,6 +90,7 @@ class FileRoute:
         self.stalls = stalls
         self.length = length
         self.release = threading.Event()
+        self.on_stall = None  # called in the server's thread when the stall begins
 
     def __call__(self, handler):
         start = 0
@@ -120,6 +124,8 @@ class FileRoute:
             handler.wfile.write(self.data[start:end])
             handler.wfile.flush()
             if stall is not None:
+                if self.on_stall is not None:
+                    self.on_stall()
                 self.release.wait(30)
                 handler.wfile.write(self.data[end:])
             if cut is not None:
