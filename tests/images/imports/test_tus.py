@@ -1,0 +1,223 @@
+"""The tus 1.0 endpoint: the protocol with Django's client, and real uploads over HTTP with tuspy,
+interrupted halfway and resumed."""
+
+import base64
+import hashlib
+import http.client
+import time
+from urllib.parse import urlsplit
+
+import pytest
+
+from images.models import Image
+from tenants import services
+
+from .conftest import MiB, stored_bytes
+
+TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
+
+
+def metadata(**values) -> str:
+    return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
+
+
+@pytest.fixture
+def token(db):
+    def make(user):
+        return services.api_token_create(user=user)[1]
+
+    return make
+
+
+def test_protocol_with_the_test_client(
+    client, owner, token, standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+):
+    headers = {"HTTP_AUTHORIZATION": f"Token {token(owner)}", **TUS}
+    qcow2 = disks.convert(disks.raw(size=3 * MiB), "qcow2")
+    data = qcow2.read_bytes()
+    image = start_import(standalone, "qcow2")
+
+    options = client.options("/api/v1/uploads/", **headers)
+    assert options.status_code == 204
+    assert options["Tus-Version"] == "1.0.0"
+    assert set(options["Tus-Extension"].split(",")) == {"creation", "termination", "expiration"}
+
+    assert (
+        client.post("/api/v1/uploads/", HTTP_AUTHORIZATION=headers["HTTP_AUTHORIZATION"]).status_code == 412
+    )
+    created = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH=str(len(data)),
+        HTTP_UPLOAD_METADATA=metadata(image_id=str(image.pk), filename="disk.qcow2"),
+        **headers,
+    )
+    assert created.status_code == 201, created.content
+    assert created["Tus-Resumable"] == "1.0.0" and "Upload-Expires" in created
+    location = urlsplit(created["Location"]).path
+
+    head = client.head(location, **headers)
+    assert head["Upload-Offset"] == "0" and head["Upload-Length"] == str(len(data))
+    half = len(data) // 2
+    patch = client.patch(
+        location,
+        data[:half],
+        content_type="application/offset+octet-stream",
+        HTTP_UPLOAD_OFFSET="0",
+        **headers,
+    )
+    assert patch.status_code == 204 and patch["Upload-Offset"] == str(half)
+    stale = client.patch(
+        location, data[:10], content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **headers
+    )
+    assert stale.status_code == 409 and stale.json()["offset"] == half
+    wrong_type = client.patch(
+        location,
+        data[half:],
+        content_type="application/octet-stream",
+        HTTP_UPLOAD_OFFSET=str(half),
+        **headers,
+    )
+    assert wrong_type.status_code == 415
+    with django_capture_on_commit_callbacks(execute=True):
+        last = client.patch(
+            location,
+            data[half:],
+            content_type="application/offset+octet-stream",
+            HTTP_UPLOAD_OFFSET=str(half),
+            **headers,
+        )
+    assert last.status_code == 204 and last["Upload-Offset"] == str(len(data))
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_jobs() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert stored_bytes(image) == data
+    assert image.upload.filename == "disk.qcow2"
+
+
+def test_creation_checks_the_quota_and_the_owner(
+    client, owner, other_tenant, token, standalone, start_import, tenant
+):
+    from tenants.models import Quota
+
+    image = start_import(standalone, "raw")
+    other = {"HTTP_AUTHORIZATION": f"Token {token(other_tenant.memberships.get().user)}", **TUS}
+    response = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH="10",
+        HTTP_UPLOAD_METADATA=metadata(image_id=str(image.pk)),
+        **other,
+    )
+    assert response.status_code == 404
+
+    Quota.objects.filter(tenant=tenant).update(max_bytes=MiB)
+    mine = {"HTTP_AUTHORIZATION": f"Token {token(owner)}", **TUS}
+    response = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH=str(2 * MiB),
+        HTTP_UPLOAD_METADATA=metadata(image_id=str(image.pk)),
+        **mine,
+    )
+    assert response.status_code == 413 and "quota" in response.json()["detail"]
+
+
+def test_termination_cancels_the_import(client, owner, token, standalone, start_import):
+    image = start_import(standalone, "raw")
+    headers = {"HTTP_AUTHORIZATION": f"Token {token(owner)}", **TUS}
+    created = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH="1024",
+        HTTP_UPLOAD_METADATA=metadata(image_id=str(image.pk)),
+        **headers,
+    )
+    location = urlsplit(created["Location"]).path
+    assert client.delete(location, **headers).status_code == 204
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED and "cancelled" in image.error
+    assert client.head(location, **headers).status_code == 410
+
+
+@pytest.mark.django_db(transaction=True)
+def test_tuspy_upload_interrupted_halfway_and_resumed(
+    live_server, owner, token, standalone, disks, start_import, run_jobs
+):
+    from tusclient import client as tus_client
+
+    key = token(owner)
+    vmdk = disks.convert(disks.raw(size=12 * MiB), "vmdk")
+    data = vmdk.read_bytes()
+    image = start_import(standalone, "vmdk")
+    client = tus_client.TusClient(
+        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
+    )
+
+    half = len(data) // 2
+    first = client.uploader(
+        file_path=str(vmdk), chunk_size=half, metadata={"image_id": str(image.pk), "filename": vmdk.name}
+    )
+    first.upload_chunk()  # then the client goes away
+    assert first.offset == half
+
+    # A new client (after a reload, another process...) finds the upload by its URL and continues.
+    again = tus_client.TusClient(
+        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
+    )
+    resumed = again.uploader(file_path=str(vmdk), url=first.url, chunk_size=4 * MiB)
+    assert resumed.get_offset() == half
+    resumed.upload()
+    assert resumed.offset == len(data)
+
+    assert run_jobs() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert image.upload.received_sha256 == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_dropped_connection_keeps_what_arrived(live_server, owner, token, standalone, disks, start_import):
+    """A PATCH whose connection drops in the middle of its body: HEAD then says where to continue."""
+    from tusclient import client as tus_client
+
+    key = token(owner)
+    qcow2 = disks.convert(disks.raw(size=8 * MiB), "qcow2")
+    data = qcow2.read_bytes()
+    image = start_import(standalone, "qcow2")
+    uploader = tus_client.TusClient(
+        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
+    ).uploader(file_path=str(qcow2), chunk_size=len(data), metadata={"image_id": str(image.pk)})
+    uploader.set_url(uploader.create_url())
+    path = urlsplit(uploader.url).path
+    sent = 5 * MiB + 12345
+
+    host = urlsplit(live_server.url)
+    connection = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+    connection.putrequest("PATCH", path)
+    for name, value in {
+        "Authorization": f"Token {key}",
+        "Tus-Resumable": "1.0.0",
+        "Upload-Offset": "0",
+        "Content-Type": "application/offset+octet-stream",
+        "Content-Length": str(len(data)),
+    }.items():
+        connection.putheader(name, value)
+    connection.endheaders()
+    connection.send(data[:sent])
+    connection.sock.close()  # the network drops
+
+    def offset():
+        return uploader.get_offset()
+
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if offset() == sent:
+                break
+        except Exception:  # noqa: BLE001 - 423 while the server still holds the dropped request
+            pass
+        assert time.monotonic() < deadline, "the server did not keep what arrived"
+        time.sleep(0.1)
+    uploader.offset = sent
+    uploader.upload()
+    image.refresh_from_db()
+    assert image.upload.offset == len(data)
+    assert image.stage == "inspecting"
