@@ -81,47 +81,60 @@ def shared_image_ids(*, tenant: Tenant) -> list | None:
     return ids
 
 
-class ImageListing:
-    """A filtered, sorted `images_visible` queryset as a Paginator's object list, fast at any depth.
+def image_listing(
+    *, tenant: Tenant, membership: Membership | None, kinds=None, filterset=None
+) -> "ImageListing":
+    """The list's images (what `images_visible` holds), filtered and sorted by a bound, validated
+    ImageFilter, as a Paginator's object list.
 
-    One query over "own images OR shared ones" defeats every index. So the tenant's own images and the
-    images shared with it are counted separately, and a page is found as the keys of one UNION ALL of
-    the two (just the own images when nothing is shared), then read in full for those keys only. Pages
-    past the middle are read from the other end in the reverse order, so the last page costs what the
-    first does. Every query stays inside `queryset`: the scope is exactly that of `images_visible`.
+    The tenant's own images and the images shared with it are built as two simple queries, each
+    scoped on its own (own: the tenant and the membership's project groups; shared: the ids
+    `shared_image_ids` found), so that each can use its index instead of one OR that defeats them.
+    """
+    own = images_owned(tenant=tenant, membership=membership)
+    ids = shared_image_ids(tenant=tenant)
+    if ids == []:
+        shared = None
+    else:
+        # Naming the sharing modes again is redundant but steers SQLite (without statistics) to an
+        # index on the few shared rows instead of one on a filtered column such as status.
+        shared = Image.objects.filter(sharing__in=[Image.Sharing.GLOBAL, Image.Sharing.TENANTS])
+        shared = (
+            shared.filter(pk__in=ids)
+            if ids is not None
+            else shared.filter(~Q(tenant=tenant) & _shared_with_q(tenant))
+        )
+    if filterset is not None:
+        filterset.is_valid()  # filter_queryset reads the form's cleaned data
+    arms = [own, shared]
+    for position, arm in enumerate(arms):
+        if arm is None:
+            continue
+        if kinds:
+            arm = arm.filter(kind__in=list(kinds))
+        if filterset is not None:
+            arm = filterset.filter_queryset(arm)
+        arms[position] = arm.select_related("project_group", "storage", "tenant")
+    return ImageListing(own=arms[0], shared=arms[1])
+
+
+class ImageListing:
+    """Own and shared images as one sorted sequence for a Paginator, fast at any depth.
+
+    Counted apart; a page is read from the own images alone when nothing is shared, else as the keys of
+    one UNION ALL of the two, then the rows for those keys only. Pages past the middle are read from the
+    other end in the reverse order, so the last page costs what the first does.
     """
 
-    def __init__(self, *, queryset: QuerySet[Image], tenant: Tenant):
-        self.queryset = queryset
-        self.tenant = tenant
-        self.ordering = [str(term) for term in (queryset.query.order_by or Image._meta.ordering)]
-        self._shared_ids = None
+    def __init__(self, *, own: QuerySet[Image], shared: QuerySet[Image] | None):
+        self.own = own
+        self.shared = shared
+        self.ordering = [str(term) for term in (own.query.order_by or Image._meta.ordering)]
         self._count = None
-
-    @property
-    def shared_ids(self) -> list | None:
-        if self._shared_ids is None:
-            self._shared_ids = shared_image_ids(tenant=self.tenant)
-        return self._shared_ids
-
-    def _own(self) -> QuerySet[Image]:
-        return self.queryset.filter(tenant=self.tenant)
-
-    def _shared(self) -> QuerySet[Image] | None:
-        ids = self.shared_ids
-        if ids == []:
-            return None
-        # Naming the sharing modes again is redundant but steers SQLite (without statistics) to an index
-        # on the few shared rows instead of one on a filtered column such as status.
-        shared = self.queryset.exclude(tenant=self.tenant).filter(
-            sharing__in=[Image.Sharing.GLOBAL, Image.Sharing.TENANTS]
-        )
-        return shared if ids is None else shared.filter(pk__in=ids)
 
     def count(self) -> int:
         if self._count is None:
-            shared = self._shared()
-            self._count = self._own().count() + (shared.count() if shared is not None else 0)
+            self._count = self.own.count() + (self.shared.count() if self.shared is not None else 0)
         return self._count
 
     def __len__(self) -> int:
@@ -142,16 +155,14 @@ class ImageListing:
         return self._slice(self.ordering, start, stop)
 
     def _slice(self, ordering: list[str], start: int, stop: int) -> list[Image]:
-        shared = self._shared()
-        if shared is None:
-            return list(self._own().order_by(*ordering)[start:stop])
-        keys = self._keys(self._own(), shared, ordering, start, stop)
+        if self.shared is None:
+            return list(self.own.order_by(*ordering)[start:stop])
+        keys = self._keys(ordering, start, stop)
         # The keys come from scoped queries; reading them back by primary key alone keeps the plan simple.
         rows = Image.objects.select_related("project_group", "storage", "tenant").in_bulk(keys)
         return [rows[key] for key in keys if key in rows]
 
-    @staticmethod
-    def _keys(own, shared, ordering: list[str], start: int, stop: int) -> list:
+    def _keys(self, ordering: list[str], start: int, stop: int) -> list:
         aliases = {}
         aliased_ordering = []
         for position, term in enumerate(ordering):
@@ -160,9 +171,14 @@ class ImageListing:
             aliased_ordering.append(("-" if term.startswith("-") else "") + alias)
 
         def keyed(queryset):
-            return queryset.order_by().annotate(_key=F("pk"), **aliases).values_list("_key", *aliases)
+            return (
+                queryset.order_by()
+                .select_related(None)
+                .annotate(_key=F("pk"), **aliases)
+                .values_list("_key", *aliases)
+            )
 
-        combined = keyed(own).union(keyed(shared), all=True).order_by(*aliased_ordering)
+        combined = keyed(self.own).union(keyed(self.shared), all=True).order_by(*aliased_ordering)
         return [row[0] for row in combined[start:stop]]
 
 

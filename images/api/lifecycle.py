@@ -19,7 +19,7 @@ from ..exports import CONTENT_TYPE, export_response
 from ..filters import ImageFilter
 from ..models import Image
 from ..policy import can_change, can_share_globally, is_own
-from ..selectors import ImageListing, image_get, images_visible
+from ..selectors import image_get, image_listing, images_visible
 from ..services import (
     ImageInUse,
     TransitionNotAllowed,
@@ -190,8 +190,10 @@ class ImageLifecycleMixin:
         responses=ImageSerializer(many=True),
     )
     def list(self, request, *args, **kwargs):
-        filtered = self.filter_queryset(self.get_queryset())
-        listing = ImageListing(queryset=filtered, tenant=request.tenant)
+        filterset = ImageFilter(request.query_params, queryset=self.get_queryset(), request=request)
+        if not filterset.is_valid():
+            raise exceptions.ValidationError(filterset.errors)
+        listing = image_listing(tenant=request.tenant, membership=request.membership, filterset=filterset)
         page = self.paginate_queryset(listing)
         prefetch_related_objects(page, "shared_with")
         return self.get_paginated_response(

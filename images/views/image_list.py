@@ -6,7 +6,7 @@ from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
@@ -20,7 +20,7 @@ from ..filters import ImageFilter
 from ..list_forms import BatchSelectionForm
 from ..models import Image
 from ..policy import row_actions
-from ..selectors import TAB_KINDS, ImageListing, image_get, images_visible
+from ..selectors import TAB_KINDS, image_get, image_listing, images_visible
 from ..services import image_batch_delete
 
 PAGE_SIZES = (20, 50, 100)
@@ -46,6 +46,41 @@ def _columns():
         ("created", _("Created"), "created"),
         ("operations", _("Operations"), None),
     ]
+
+
+# URL names a row links to, some of them other parts' pages (absent ones are left out of the row).
+ROW_URL_NAMES = {
+    "row": "images:row",
+    "detail": "images:detail",
+    "edit": "images:edit",
+    "labels": "images:labels",
+    "sharing": "images:sharing",
+    "enable": "images:enable",
+    "delete": "images:delete",
+    "download": "images:download",
+    "cancel": "images:cancel",
+}
+_PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
+
+
+def decorate_rows(request, images) -> None:
+    """Give each image of a page what its row needs without a query or a URL lookup per row: the
+    actions this user may take, and its links (reversed once per page, not per row)."""
+    templates = {}
+    for key, name in ROW_URL_NAMES.items():
+        try:
+            templates[key] = reverse(name, args=[_PLACEHOLDER])
+        except NoReverseMatch:
+            templates[key] = None
+    try:
+        create_vm = reverse("compute:create")
+    except NoReverseMatch:
+        create_vm = None
+    for image in images:
+        image.actions = row_actions(request, image)
+        pk = str(image.pk)
+        image.urls = {key: t.replace(_PLACEHOLDER, pk) if t else None for key, t in templates.items()}
+        image.urls["create_vm"] = create_vm
 
 
 def _tab_of(request) -> str:
@@ -110,10 +145,11 @@ class ImageListView(TenantRequiredMixin, View):
     def get(self, request):
         tab = self.tab
         filterset = _filtered(request, tab)
-        listing = ImageListing(queryset=filterset.qs, tenant=request.tenant)
+        listing = image_listing(
+            tenant=request.tenant, membership=request.membership, kinds=TAB_KINDS[tab], filterset=filterset
+        )
         page = Paginator(listing, _page_size(request)).get_page(request.GET.get("page"))
-        for image in page.object_list:
-            image.actions = row_actions(request, image)
+        decorate_rows(request, page.object_list)
         filtered = any(request.GET.get(key) for key in request.GET if key not in NON_FILTER_PARAMS)
         tab_is_empty = False
         if not page.object_list and filtered:
@@ -163,7 +199,7 @@ class ImageRowView(TenantRequiredMixin, View):
 
     def get(self, request, pk):
         image = image_get(tenant=request.tenant, membership=request.membership, pk=pk)
-        image.actions = row_actions(request, image)
+        decorate_rows(request, [image])
         # Links in the row lead back to the page the row sits in (htmx sends its address).
         fallback = _list_url("iso" if image.kind == Image.Kind.ISO else "self")
         back = request.htmx.current_url_abs_path if request.htmx else None

@@ -94,7 +94,7 @@ def test_listing_pages_equal_the_plain_query_at_every_depth(
     from django.test import RequestFactory
 
     from images.filters import ImageFilter
-    from images.selectors import ImageListing
+    from images.selectors import image_listing
 
     group = services.project_group_create(tenant=tenant, name="g")
     for n in range(23):
@@ -112,13 +112,53 @@ def test_listing_pages_equal_the_plain_query_at_every_depth(
         make_image(other_tenant, name="img-hidden", sharing="tenants")
     request = RequestFactory().get("/")
     request.tenant, request.membership = tenant, None
-    queryset = ImageFilter(
+    filterset = ImageFilter(
         {"ordering": ordering}, queryset=images_visible(tenant=tenant, membership=None), request=request
-    ).qs
-    expected = [image.pk for image in queryset]
+    )
+    expected = [image.pk for image in filterset.qs]
     assert len(expected) == 23 + (2 if with_shared else 0)
-    listing = ImageListing(queryset=queryset, tenant=tenant)
+    listing = image_listing(tenant=tenant, membership=None, filterset=filterset)
     paginator = Paginator(listing, 4)
     assert paginator.count == len(expected)
     pages = [image.pk for number in paginator.page_range for image in paginator.page(number).object_list]
     assert pages == expected
+
+
+@pytest.mark.parametrize(
+    "params",
+    [{}, {"status": "available"}, {"q": "img-3"}, {"os_type": "windows"}, {"kind": "iso"}, {"label": "x"}],
+)
+def test_listing_holds_exactly_what_images_visible_holds(tenant, other_tenant, make_user, make_image, params):
+    """The listing builds its own and shared parts separately; with filters and a project-group scope
+    they still hold exactly the rows of the one images_visible query."""
+    from django.test import RequestFactory
+
+    from images.filters import ImageFilter
+    from images.selectors import image_listing
+
+    team = services.project_group_create(tenant=tenant, name="team")
+    for n in range(12):
+        make_image(
+            tenant,
+            name=f"img-{n % 4}",
+            project_group=team if n % 2 else None,
+            os_type=["linux", "windows"][n % 2],
+            kind=["system", "iso"][n % 3 == 0],
+            labels=["x"] if n % 5 == 0 else [],
+            status=["available", "failed", "uploading", "deleted"][n % 4],
+        )
+    make_image(other_tenant, name="img-3", sharing="global", os_type="windows", labels=["x"])
+    make_image(other_tenant, name="img-2", sharing="global", status="failed")
+    make_image(other_tenant, name="img-1", sharing="tenants", shared_with=[tenant], kind="iso")
+    make_image(other_tenant, name="img-0")
+    scoped = services.membership_add(tenant=tenant, user=make_user("scoped"), project_groups=[team])
+    for membership in (None, scoped):
+        request = RequestFactory().get("/")
+        request.tenant, request.membership = tenant, membership
+        filterset = ImageFilter(
+            params, queryset=images_visible(tenant=tenant, membership=membership), request=request
+        )
+        expected = [image.pk for image in filterset.qs]
+        listing = image_listing(tenant=tenant, membership=membership, filterset=filterset)
+        assert listing.count() == len(expected)
+        assert [image.pk for image in listing[0 : len(expected) + 5]] == expected
