@@ -1,0 +1,172 @@
+"""The import wizard, the page that (re)sends a local file, and cancel.
+
+The wizard validates with ImageImportForm and creates the image with `image_import_create`. For a local
+file its script posts the form without the file, then sends the file with tus-js-client to the tus
+endpoint (the progress bar, resume after a dropped network, Cancel); a page reload lands on the upload
+page, where choosing the same file again resumes at the server's offset. A URL import needs no script.
+"""
+
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views import View
+
+from tenants.permissions import ManageRequiredMixin, TenantRequiredMixin, require_manage
+
+from .. import catalog
+from ..forms import ImageImportForm
+from ..models import Image
+from ..services import image_import_create, import_cancel
+from ..services.transitions import TransitionNotAllowed
+from .common import owned_or_404
+
+# Where a refusal of image_import_create (quota, space, size) is shown in the wizard.
+ERROR_FIELDS = {"storage_full": "storage", "staging_full": "file_size", "too_large": "file_size"}
+
+
+def upload_messages() -> dict:
+    """The upload script's texts, translated here (the script has no catalogue of its own)."""
+    return {
+        "of": _("%(done)s of %(total)s"),
+        "speed": _("%(speed)s/s"),
+        "left": _("about %(time)s left"),
+        "done": _("Upload complete: the image is being checked and stored."),
+        "cancelled": _("The upload was cancelled."),
+        "failed": _("The upload failed: %(error)s"),
+        "retrying": _("The connection dropped; resuming where the server stopped…"),
+        "choose": _("Choose the image file to upload."),
+        "wrongFile": _(
+            "This is not the file being uploaded: it has %(size)s bytes, the upload expects %(expected)s."
+        ),
+        "confirmCancel": _("Cancel this upload? What was sent is discarded."),
+    }
+
+
+def wants_json(request) -> bool:
+    return request.headers.get("X-Requested-With") == "fetch"
+
+
+class ImageImportView(ManageRequiredMixin, View):
+    manage_methods_only = False
+    template_name = "images/import.html"
+
+    def is_iso(self, request) -> bool:
+        return (request.POST.get("iso") or request.GET.get("kind")) in ("iso", "1")
+
+    def form(self, request, data=None):
+        form = ImageImportForm(
+            data,
+            tenant=request.tenant,
+            membership=request.membership,
+            user=request.user,
+            iso=self.is_iso(request),
+        )
+        form.fields["os_version"].widget.attrs.update({"list": "os-version-options", "autocomplete": "off"})
+        return form
+
+    def render_form(self, request, form, *, status=200):
+        iso = self.is_iso(request)
+        context = {
+            "form": form,
+            "iso": iso,
+            "matrix": catalog.version_matrix(),
+            "upload_messages": upload_messages(),
+            "list_url": reverse("images:iso_list" if iso else "images:list"),
+        }
+        if wants_json(request):
+            return render(request, "images/import_fields.html", context, status=status)
+        return render(request, self.template_name, context, status=status)
+
+    def get(self, request):
+        return self.render_form(request, self.form(request))
+
+    def post(self, request):
+        form = self.form(request, request.POST)
+        valid = form.is_valid()
+        if valid and wants_json(request) and form.cleaned_data.get("import_method") != "url":
+            if form.cleaned_data.get("file_size") is None:
+                form.add_error("file_size", _("Choose the image file to upload."))
+                valid = False
+        if not valid:
+            return self.render_form(request, form, status=400 if wants_json(request) else 200)
+        try:
+            image = image_import_create(
+                tenant=request.tenant,
+                fields=form.image_fields(),
+                actor=request.user,
+                request=request,
+                upload_length=form.cleaned_data.get("file_size"),
+                url=form.cleaned_data.get("url", ""),
+            )
+        except ValidationError as error:
+            field = ERROR_FIELDS.get(getattr(error, "code", None))
+            form.add_error(field, error)
+            return self.render_form(request, form, status=400 if wants_json(request) else 200)
+        list_url = reverse("images:iso_list" if image.kind == Image.Kind.ISO else "images:list")
+        if image.source == Image.Source.URL:
+            messages.success(request, _("“%(name)s” is being imported from its URL.") % {"name": image.name})
+            if wants_json(request):
+                return JsonResponse({"id": str(image.pk), "redirect": list_url})
+            return HttpResponseRedirect(list_url)
+        upload_page = reverse("images:upload", args=[image.pk])
+        if wants_json(request):
+            return JsonResponse(
+                {
+                    "id": str(image.pk),
+                    "name": image.name,
+                    "upload_page": upload_page,
+                    "list_url": list_url,
+                    "tus_endpoint": reverse("api-uploads"),
+                }
+            )
+        return HttpResponseRedirect(upload_page)
+
+
+class ImageUploadView(ManageRequiredMixin, View):
+    manage_methods_only = False
+    """Send (or send again, after a reload) the file of an image waiting for its upload."""
+
+    def get(self, request, pk):
+        image = owned_or_404(request, pk)
+        session = getattr(image, "upload", None)
+        waiting = (
+            image.status == Image.Status.UPLOADING
+            and image.source == Image.Source.UPLOAD
+            and image.stage in (Image.Stage.QUEUED, Image.Stage.RECEIVING)
+        )
+        upload_url = ""
+        if waiting and session is not None and session.length is not None:
+            upload_url = request.build_absolute_uri(reverse("api-upload", args=[session.pk]))
+        return render(
+            request,
+            "images/upload.html",
+            {
+                "image": image,
+                "session": session,
+                "waiting": waiting,
+                "upload_url": upload_url,
+                "upload_messages": upload_messages(),
+                "list_url": reverse("images:iso_list" if image.kind == Image.Kind.ISO else "images:list"),
+            },
+        )
+
+
+class ImageCancelView(TenantRequiredMixin, View):
+    """POST: cancel an import (the list's "Cancel upload", the detail page's button)."""
+
+    def post(self, request, pk):
+        image = owned_or_404(request, pk)
+        require_manage(request)
+        try:
+            import_cancel(image=image, actor=request.user, request=request)
+            messages.success(request, _("The import of “%(name)s” was cancelled.") % {"name": image.name})
+        except TransitionNotAllowed as error:
+            messages.error(request, str(error))
+        target = request.POST.get("next", "")
+        if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
+            target = reverse("images:detail", args=[image.pk])
+        return HttpResponseRedirect(target)
