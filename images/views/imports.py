@@ -126,12 +126,13 @@ class ImageImportView(ManageRequiredMixin, View):
         return HttpResponseRedirect(upload_page)
 
 
-class ImageUploadView(ManageRequiredMixin, View):
-    manage_methods_only = False
+class ImageUploadView(TenantRequiredMixin, View):
     """Send (or send again, after a reload) the file of an image waiting for its upload."""
 
     def get(self, request, pk):
+        # Look up first: another tenant's image is "not found" even for someone who may not upload.
         image = owned_or_404(request, pk)
+        require_manage(request)
         session = getattr(image, "upload", None)
         waiting = (
             image.status == Image.Status.UPLOADING
