@@ -207,3 +207,28 @@ def test_list_page_query_count_does_not_grow_with_images(owner_client, tenant, o
     add(990, 10)
     assert counts() == small
     assert max(small) <= 12
+
+
+def test_detail_page_offers_the_same_actions(
+    owner_client, subaccount_client, tenant, other_tenant, make_image
+):
+    image = make_image(tenant, name="mine")
+    body = owner_client.get(f"/images/{image.pk}/").content.decode()
+    for testid in ["detail-edit", "detail-labels", "detail-sharing", "detail-disable", "detail-delete"]:
+        assert f'data-testid="{testid}"' in body, testid
+    assert (
+        owner_client.post(
+            f"/images/{image.pk}/enabled/", {"enabled": "0", "next": f"/images/{image.pk}/"}
+        ).status_code
+        == 302
+    )
+    image.refresh_from_db()
+    assert image.enabled is False
+    assert 'data-testid="detail-enable"' in owner_client.get(f"/images/{image.pk}/").content.decode()
+    viewer = subaccount_client.get(f"/images/{image.pk}/").content.decode()
+    assert 'data-testid="detail-edit"' not in viewer and 'data-testid="detail-delete"' not in viewer
+    shared = make_image(other_tenant, name="golden", sharing="global")
+    body = owner_client.get(f"/images/{shared.pk}/").content.decode()
+    assert "Shared by globex" in body and 'data-testid="detail-edit"' not in body
+    response = owner_client.post(f"/images/{image.pk}/delete/", {"next": f"/images/{image.pk}/"})
+    assert response.status_code == 302 and response["Location"] == "/images/"
