@@ -110,7 +110,8 @@
       imageId: created.id,
       csrf: window.imageUpload.csrfToken(form),
       onDone() {
-        window.location.assign(created.list_url);
+        // Long enough to read "Upload complete", then the list, where the row shows the checks.
+        window.setTimeout(() => window.location.assign(created.list_url), 1500);
       },
       onCancelled() {
         window.location.assign(created.list_url);

@@ -64,7 +64,8 @@ def test_import_a_qcow2_from_the_wizard(browser_page, make_user, disks, run_jobs
     # A reload now would land on the image's upload page, which resumes it.
     assert "/upload/" in page.url
 
-    expect(page.get_by_test_id("upload-progress")).to_have_attribute("aria-valuenow", "100", timeout=60000)
+    expect(page.get_by_test_id("upload-status")).to_contain_text("Upload complete", timeout=60000)
+    expect(page.get_by_test_id("upload-progress")).to_have_attribute("aria-valuenow", "100")
     # Done: the wizard takes the user to the list, where the row is being checked.
     page.wait_for_url(re.compile(r"/images/$"), timeout=60000)
     cdp.send(
