@@ -83,12 +83,7 @@ class ImageLabelsView(_ImageActionView):
     def post(self, request, pk):
         image = self.get_image(request, pk)
         form = ImageLabelsForm(request.POST)
-        try:
-            valid = form.is_valid()
-        except ValidationError as exc:  # pragma: no cover - clean_labels errors land on the field
-            form.add_error("labels", exc)
-            valid = False
-        if not valid:
+        if not form.is_valid():
             return self.render_form(request, image, form, status=400)
         image_update(image=image, labels=form.cleaned_data["labels"], actor=request.user, request=request)
         messages.success(request, _("Labels of “%(name)s” saved.") % {"name": image.name})
@@ -165,7 +160,13 @@ class ImageDeleteView(_ImageActionView):
         try:
             image_delete(image=image, actor=request.user, request=request)
         except (TransitionNotAllowed, ValidationError) as exc:
-            message = str(exc) if isinstance(exc, TransitionNotAllowed) else " ".join(exc.messages)
+            if isinstance(exc, TransitionNotAllowed):
+                message = _("“%(name)s” is %(status)s; only available or failed images can be deleted.") % {
+                    "name": image.name,
+                    "status": exc.image.get_status_display(),
+                }
+            else:
+                message = " ".join(exc.messages)
             messages.error(request, message)
             return render(
                 request,
