@@ -174,6 +174,7 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 name="storage_imagestorage_cleanup",
             ),
             path("<int:pk>/images/", wrap(self.images_view), name="storage_imagestorage_images"),
+            path("<int:pk>/retrieve/", wrap(self.retrieve_view), name="storage_imagestorage_retrieve"),
             *super().get_urls(),
         ]
 
@@ -356,6 +357,12 @@ class ImageStorageAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
         return redirect(reverse("admin:storage_imagestorage_usage", args=[storage.pk]))
+
+    def retrieve_view(self, request, pk):
+        """Retrieve existing images (seed 003): import the image files under a directory of the mount path."""
+        from images.admin_retrieve import retrieve_view
+
+        return retrieve_view(self, request, pk)
 
     def images_view(self, request, pk):
         """The images on this storage; selected ones are synchronised (standalone) or migrated

@@ -7,6 +7,7 @@ or staged for a conversion). The URL-import work owns `images.fetch`; this is on
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
@@ -44,7 +45,7 @@ def fetch_limit(image: Image) -> int | None:
 
 
 def import_fetch(*, image_id) -> None:
-    from ..fetch import FetchCancelled, FetchError, fetch
+    from ..fetch import FetchCancelled, FetchError, FetchPolicy, fetch
     from .receiving import ImportSink
 
     image = Image.objects.select_related("owner", "storage", "tenant").filter(pk=image_id).first()
@@ -59,6 +60,12 @@ def import_fetch(*, image_id) -> None:
     ):
         return
     session = UploadSession.objects.get(image=image)
+    policy, allow_file = None, bool(image.owner and image.owner.is_staff)
+    if image.source == Image.Source.STORAGE_SCAN:
+        # "Retrieve existing images": the storage's own files, under its mount path whatever
+        # IMPORT_FILE_ROOTS says (an administrator chose them).
+        policy = FetchPolicy.from_settings(file_roots=(Path(image.storage.mount_path).resolve(),))
+        allow_file = True
     with Heartbeat(image.pk):
         try:
             sink = ImportSink(image.pk)
@@ -72,7 +79,8 @@ def import_fetch(*, image_id) -> None:
                 should_cancel=sink.cancelled,
                 check_length=sink.check_length,
                 max_bytes=fetch_limit(image),
-                allow_file=bool(image.owner and image.owner.is_staff),
+                allow_file=allow_file,
+                policy=policy,
                 progress=lambda p: sink.receiver.progress.report(p.bytes_done, p.bytes_total),
             )
             sink.finish()

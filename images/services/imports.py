@@ -34,6 +34,8 @@ from .transitions import TransitionNotAllowed, image_transition
 logger = logging.getLogger("images.imports")
 
 CONVERTED_FORMATS = frozenset({"vmdk", "vhd", "vhdx", "ova"})
+# Imports whose bytes a worker fetches (images.fetch): from a URL, or a file found on a storage's mount.
+FETCHED_SOURCES = frozenset({Image.Source.URL, Image.Source.STORAGE_SCAN})
 JOB_TIMEOUT = 12 * 3600
 
 
@@ -100,7 +102,7 @@ def image_import_create(
             length=upload_length,
             expires_at=timezone.now() + timedelta(hours=conf.upload_expiry_hours()),
         )
-        if image.source == Image.Source.URL:
+        if image.source in FETCHED_SOURCES:
             from ..fetch import split_secret
 
             session.source_url, session.secret_encrypted = split_secret(url)
@@ -118,7 +120,7 @@ def image_import_create(
             + (f" {session.source_url}" if session.source_url else ""),
             request=request,
         )
-        if image.source == Image.Source.URL:
+        if image.source in FETCHED_SOURCES:
             job_id = image.job_id
             transaction.on_commit(lambda: enqueue_job("fetch", image_id=image.pk, job_id=job_id))
     return image

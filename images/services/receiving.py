@@ -156,7 +156,7 @@ class ImportReceiver:
         self.inspector = StreamInspector(claimed) if claimed else None
         self.directory = staging_dir(image.pk)
         self.directory.mkdir(parents=True, exist_ok=True)
-        stage = Image.Stage.DOWNLOADING if image.source == Image.Source.URL else Image.Stage.RECEIVING
+        stage = Image.Stage.RECEIVING if image.source == Image.Source.UPLOAD else Image.Stage.DOWNLOADING
         self.progress = StageProgress(image.pk, stage)
         self.progress.report(offset, self.length, final=True)
         if self.staged:
@@ -272,7 +272,7 @@ class ImportReceiver:
 
         if length is None:
             return
-        upload_begin(image_id=self.image_id, length=length, allow_source=Image.Source.URL)
+        upload_begin(image_id=self.image_id, length=length, allow_source=self.image.source)
         self.length = length
         self.session.length = length
 

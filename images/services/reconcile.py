@@ -27,7 +27,7 @@ from rq.job import Job, JobStatus
 
 from .. import conf
 from ..models import Image, ImageReplica, UploadSession
-from .imports import enqueue_job, import_cleanup, import_fail, needs_conversion
+from .imports import FETCHED_SOURCES, enqueue_job, import_cleanup, import_fail, needs_conversion
 from .progress import heartbeat_of, process_alive
 
 logger = logging.getLogger("images.reconcile")
@@ -87,7 +87,7 @@ def _aware(moment):
 
 
 def _job_kind(image: Image) -> str:
-    if image.source == Image.Source.URL and image.stage in (Image.Stage.QUEUED, Image.Stage.DOWNLOADING):
+    if image.source in FETCHED_SOURCES and image.stage in (Image.Stage.QUEUED, Image.Stage.DOWNLOADING):
         return "fetch"
     return "convert" if needs_conversion(image.source_format) else "finish"
 
