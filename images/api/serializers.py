@@ -49,11 +49,21 @@ class ImageCreateSerializer(serializers.Serializer):
 
     name = serializers.CharField(max_length=128)
     description = serializers.CharField(required=False, allow_blank=True)
-    kind = serializers.ChoiceField(choices=Image.Kind.choices, default=Image.Kind.SYSTEM)
+    kind = serializers.ChoiceField(
+        choices=Image.Kind.choices, required=False, help_text="Default: iso for disk_format iso, else system."
+    )
     disk_format = serializers.ChoiceField(choices=Image.DiskFormat.choices)
-    os_type = serializers.ChoiceField(choices=Image.OSType.choices, required=False)
-    architecture = serializers.ChoiceField(choices=Image.Architecture.choices, required=False)
-    boot_mode = serializers.ChoiceField(choices=Image.BootMode.choices, required=False)
+    os_type = serializers.ChoiceField(
+        choices=Image.OSType.choices, required=False, help_text="Default: other."
+    )
+    architecture = serializers.ChoiceField(
+        choices=Image.Architecture.choices, required=False, help_text="Default: x86_64."
+    )
+    boot_mode = serializers.ChoiceField(
+        choices=Image.BootMode.choices,
+        required=False,
+        help_text="Default: uefi for aarch64 and mips64el, else bios.",
+    )
     csm = serializers.BooleanField(required=False)
     platform = serializers.CharField(required=False, allow_blank=True)
     os_version = serializers.CharField(required=False, allow_blank=True)

@@ -47,6 +47,15 @@ def _form_data(data) -> dict:
             value = data.getlist(key)
         values[FORM_NAMES.get(key, key)] = value
     values.setdefault("virtio", True)
+    # Defaults for a script that gives only what matters to it (the wizard always sends them).
+    values.setdefault(
+        "kind", Image.Kind.ISO if values.get("disk_format") == Image.DiskFormat.ISO else Image.Kind.SYSTEM
+    )
+    values.setdefault("import_method", "upload")
+    values.setdefault("os_type", Image.OSType.OTHER)
+    values.setdefault("architecture", Image.Architecture.X86_64)
+    uefi_only = values.get("architecture") in ("aarch64", "mips64el")
+    values.setdefault("boot_mode", Image.BootMode.UEFI if uefi_only else Image.BootMode.BIOS)
     return values
 
 
