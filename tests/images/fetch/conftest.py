@@ -5,6 +5,7 @@ Nothing here listens on, or connects to, an address outside 127.0.0.0/8 and ::1.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import hashlib
 import io
@@ -133,6 +134,18 @@ class FileRoute:
                 handler.close_connection = True
         except OSError:
             handler.close_connection = True
+
+
+class RequireBasicAuth(FileRoute):
+    """Serves the file only to carol:s3cr:et (HTTP basic auth)."""
+
+    def __call__(self, handler):
+        if handler.headers.get("Authorization") != "Basic " + base64.b64encode(b"carol:s3cr:et").decode():
+            handler.send_response(401)
+            handler.send_header("Content-Length", "0")
+            handler.end_headers()
+            return
+        super().__call__(handler)
 
 
 class Redirect:

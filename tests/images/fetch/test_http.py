@@ -1,11 +1,10 @@
-import base64
 import io
 
 import pytest
 
 from images.fetch import FetchCancelled, FetchError, TooLarge, fetch, split_secret
 
-from .conftest import FileRoute, MemorySink, Redirect, sha256
+from .conftest import FileRoute, MemorySink, Redirect, RequireBasicAuth, sha256
 
 pytestmark = pytest.mark.usefixtures("fetch_settings")
 
@@ -251,22 +250,12 @@ def test_https_with_an_untrusted_certificate_is_refused(tls_server, payload):
     assert tls_server.requests == []
 
 
-class _RequireBasicAuth(FileRoute):
-    def __call__(self, handler):
-        if handler.headers.get("Authorization") != "Basic " + base64.b64encode(b"carol:s3cr:et").decode():
-            handler.send_response(401)
-            handler.send_header("Content-Length", "0")
-            handler.end_headers()
-            return
-        super().__call__(handler)
-
-
 def test_http_user_and_password_go_only_to_the_same_origin(http_server, payload, settings):
     settings.IMPORT_ALLOWED_NETWORKS = ["127.0.0.1/32", "127.0.0.2/32"]
     other = http_server("127.0.0.2")
     other.routes["/disk.raw"] = FileRoute(payload)
     server = http_server()
-    server.routes["/disk.raw"] = _RequireBasicAuth(payload)
+    server.routes["/disk.raw"] = RequireBasicAuth(payload)
     server.routes["/moved"] = Redirect(other.url("/disk.raw"))
     redacted, secret = split_secret(server.url("/disk.raw").replace("http://", "http://carol:s3cr%3Aet@"))
     sink = MemorySink()

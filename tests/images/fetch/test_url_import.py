@@ -13,7 +13,7 @@ from tenants import services
 from tenants.models import Membership, OperationLog, Quota
 from tests.images.imports.conftest import MiB, stored_bytes
 
-from .conftest import FTP_PASSWORD, FTP_USER, FileRoute, Redirect
+from .conftest import FTP_PASSWORD, FTP_USER, FileRoute, Redirect, RequireBasicAuth
 
 pytestmark = pytest.mark.usefixtures("fetch_settings")
 
@@ -396,3 +396,55 @@ def test_cancel_stops_a_stalled_fetch(
     assert not ImageReplica.objects.exists()
     assert get_backend(standalone).usage().logical == 0
     assert len(server.requests) == 1
+
+
+def wizard_data(storage, url):
+    return {
+        "iso": "0",
+        "name": "web base",
+        "kind": "system",
+        "disk_format": "qcow2",
+        "import_method": "url",
+        "url": url,
+        "os_type": "linux",
+        "architecture": "x86_64",
+        "boot_mode": "bios",
+        "platform": "Ubuntu",
+        "os_version": "16.04",
+        "storage": storage.pk,
+        "virtio": "on",
+    }
+
+
+def test_wizard_url_import_to_available_and_the_detail_page_shows_the_url_redacted(
+    owner_client, standalone, qcow2, http_server, django_capture_on_commit_callbacks, run_jobs
+):
+    server = http_server()
+    server.routes["/web.qcow2"] = RequireBasicAuth(qcow2)
+    url = server.url("/web.qcow2").replace("http://", "http://carol:s3cr%3Aet@")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        response = owner_client.post("/images/import/", wizard_data(standalone, url))
+    assert response.status_code == 302
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+
+    image = Image.objects.get()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    html = owner_client.get(f"/images/{image.pk}/").content.decode()
+    html += owner_client.get(f"/images/{image.pk}/summary/").content.decode()
+    assert server.url("/web.qcow2").replace("http://", "http://carol:***@") in html
+    assert "s3cr" not in html
+
+
+def test_wizard_shows_a_refused_url_next_to_its_field(owner_client, standalone, settings):
+    settings.IMPORT_ALLOWED_NETWORKS = []
+    response = owner_client.post(
+        "/images/import/", wizard_data(standalone, "http://[::ffff:127.0.0.1]/x.qcow2")
+    )
+
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert 'data-error-for="url"' in html and "loopback" in html
+    assert not Image.objects.exists()
