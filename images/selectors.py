@@ -6,6 +6,7 @@ that is not shared is simply not found.
 """
 
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
 
@@ -55,6 +56,8 @@ def images_visible(
     return queryset.select_related("project_group", "storage", "tenant")
 
 
+# From this row on a page is found by its keys first (see ImageListing._slice).
+KEYS_FIRST_FROM = 1000
 # Above this many shared images the list stops naming them one by one and lets the database find them.
 SHARED_IDS_MAX = 500
 
@@ -155,9 +158,15 @@ class ImageListing:
         return self._slice(self.ordering, start, stop)
 
     def _slice(self, ordering: list[str], start: int, stop: int) -> list[Image]:
-        if self.shared is None:
+        if self.shared is None and start < KEYS_FIRST_FROM:
             return list(self.own.order_by(*ordering)[start:stop])
-        keys = self._keys(ordering, start, stop)
+        if self.shared is None:
+            # Deep in the list: skip over keys the index holds, not over whole rows.
+            keys = list(
+                self.own.select_related(None).order_by(*ordering).values_list("pk", flat=True)[start:stop]
+            )
+        else:
+            keys = self._keys(ordering, start, stop)
         # The keys come from scoped queries; reading them back by primary key alone keeps the plan simple.
         rows = Image.objects.select_related("project_group", "storage", "tenant").in_bulk(keys)
         return [rows[key] for key in keys if key in rows]
@@ -178,7 +187,12 @@ class ImageListing:
                 .values_list("_key", *aliases)
             )
 
-        combined = keyed(self.own).union(keyed(self.shared), all=True).order_by(*aliased_ordering)
+        own, shared = keyed(self.own), keyed(self.shared)
+        if connection.features.supports_slicing_ordering_in_compound:
+            # PostgreSQL: each part sorted and cut at `stop` walks its index instead of sorting everything.
+            own = own.order_by(*aliased_ordering)[:stop]
+            shared = shared.order_by(*aliased_ordering)[:stop]
+        combined = own.union(shared, all=True).order_by(*aliased_ordering)
         return [row[0] for row in combined[start:stop]]
 
 
