@@ -167,6 +167,13 @@ IMPORT_CA_BUNDLE = os.environ.get("IMPORT_CA_BUNDLE", "")
 IMPORT_SFTP_KEY_FILE = os.environ.get("IMPORT_SFTP_KEY_FILE", "")
 IMPORT_SFTP_KEY_PASSPHRASE = os.environ.get("IMPORT_SFTP_KEY_PASSPHRASE", "")
 IMPORT_SFTP_KNOWN_HOSTS = os.environ.get("IMPORT_SFTP_KNOWN_HOSTS", "")
+# The import pipeline (images/conf.py): limits of qemu-img on untrusted files, upload expiry, job heartbeat.
+IMPORT_QEMU_IMG_ADDRESS_SPACE = int(os.environ.get("IMPORT_QEMU_IMG_ADDRESS_SPACE", str(1024**3)))
+IMPORT_QEMU_IMG_CPU_SECONDS = int(os.environ.get("IMPORT_QEMU_IMG_CPU_SECONDS", "30"))
+IMPORT_QEMU_IMG_CHECK_CPU_SECONDS = int(os.environ.get("IMPORT_QEMU_IMG_CHECK_CPU_SECONDS", "600"))
+IMPORT_CONVERT_ADDRESS_SPACE = int(os.environ.get("IMPORT_CONVERT_ADDRESS_SPACE", str(2 * 1024**3)))
+IMPORT_UPLOAD_EXPIRY_HOURS = float(os.environ.get("IMPORT_UPLOAD_EXPIRY_HOURS", str(STAGING_EXPIRY_HOURS)))
+IMPORT_HEARTBEAT_SECONDS = int(os.environ.get("IMPORT_HEARTBEAT_SECONDS", "30"))
 
 # Redis and RQ. `make run` starts a private redis-server and sets REDIS_URL when it is unset.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
