@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import time
 from collections.abc import Callable
 
 from django.db import transaction
@@ -47,6 +48,22 @@ from .transitions import TransitionNotAllowed, image_transition
 logger = logging.getLogger("images.pipeline")
 
 CONVERTIBLE = {"vmdk", "vhd", "vhdx", "qcow2", "raw", "gpt"}
+
+
+class Timings:
+    """How long each step took, logged when the import ends (an operator's first question)."""
+
+    def __init__(self):
+        self.steps: list[tuple[str, float]] = []
+        self._last = time.perf_counter()
+
+    def mark(self, step: str) -> None:
+        now = time.perf_counter()
+        self.steps.append((step, now - self._last))
+        self._last = now
+
+    def __str__(self):
+        return ", ".join(f"{step} {seconds:.2f} s" for step, seconds in self.steps)
 
 
 class _Stop(Exception):
@@ -100,6 +117,7 @@ def import_finish(*, image_id) -> None:
 
 
 def _finish(image: Image) -> None:
+    timings = Timings()
     session = UploadSession.objects.get(image=image)
     replica = ImageReplica.objects.get(image=image, storage=image.storage)
     backend = get_backend(image.storage)
@@ -133,6 +151,8 @@ def _finish(image: Image) -> None:
         encrypted = encrypted or info_encrypted(info)
     check_virtual_size(virtual_size=virtual_size, limit=size_limit(image))
     _check_cancel(image.pk)
+    timings.mark("layout+info")
+    logger.info("import %s stored as it arrived (%s): %s", image.pk, inspection.format, timings)
     details = session.inspection
     _make_available(
         image,
@@ -165,12 +185,15 @@ def _convert(image: Image) -> None:
     source = directory / "upload"
     if not source.exists():
         raise ImportRefused(_("The uploaded file is gone from the staging area; import the image again."))
+    timings = Timings()
     progress = StageProgress(image.pk, Image.Stage.INSPECTING)
     source_format = image.source_format
     if source_format == "ova":
         source, source_format = _ova_disk(image, source, progress)
+        timings.mark("ova")
     _check_cancel(image.pk)
     qemu_img_check(str(source), fmt=source_format)
+    timings.mark("check")
     info = qemu_img_info(str(source), fmt=source_format)
     virtual_size = int(info["virtual-size"])
     check_virtual_size(virtual_size=virtual_size, limit=size_limit(image))
@@ -189,6 +212,7 @@ def _convert(image: Image) -> None:
     backend = get_backend(image.storage)
     backend.check_capacity(needed)
     _check_cancel(image.pk)
+    timings.mark("info+measure")
 
     output = directory / f"converted.{target_format}"
     progress.set_stage(Image.Stage.CONVERTING)
@@ -202,6 +226,7 @@ def _convert(image: Image) -> None:
     )
     progress.report_percent(100, final=True)
     _check_cancel(image.pk)
+    timings.mark("convert")
 
     progress.set_stage(Image.Stage.STORING)
     stored_size = output.stat().st_size
@@ -212,11 +237,13 @@ def _convert(image: Image) -> None:
         progress=lambda done: progress.report(done, stored_size),
         should_cancel=lambda: cancel_requested(image.pk),
     )
+    timings.mark("store")
     replica, _created = ImageReplica.objects.update_or_create(
         image=image,
         storage=image.storage,
         defaults={"key": key, "state": ImageReplica.State.SYNCING, "size": result.size},
     )
+    logger.info("import %s converted %s -> %s: %s", image.pk, source_format, target_format, timings)
     _make_available(
         image,
         replica=replica,

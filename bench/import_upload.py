@@ -1,0 +1,369 @@
+"""End-to-end import speed: first byte sent to `available`, over tus and over PUT, for a qcow2 (stored as
+it arrives, no conversion) and a VMDK (staged, converted to qcow2), beside `dd conv=fdatasync` of the
+same bytes and bare `qemu-img convert` of the VMDK, all in one run.
+
+    .venv/bin/python bench/import_upload.py [--size-mib 1024] [--dir /tmp] [--repeat 1]
+
+It starts everything a deployment runs, on this machine: a private redis-server, gunicorn (gthread)
+serving the console, and an RQ worker, with a SQLite database, a standalone storage and a staging
+area in a temporary directory. The client streams the file over HTTP from the page cache (a tus
+creation then one PATCH, as tus-js-client does by default; or one PUT) and polls the image until it is
+available. Figures are MB/s of the file's size (10^6 bytes per second).
+
+Goals (issue 4): the qcow2 import at least 80% of dd's rate; the VMDK import within 1.2x of its
+receiving time plus bare qemu-img convert. Other people's work on the machine (2 CPUs shared) shows
+up as noise: compare figures of one run.
+"""
+
+import argparse
+import base64
+import http.client
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE = Path(__file__).resolve().parent.parent
+PYTHON = sys.executable
+MiB = 1024 * 1024
+BLOCK = 4 * MiB
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def write_random(path: Path, size: int) -> None:
+    with open(path, "wb") as file:
+        remaining = size
+        while remaining:
+            block = min(remaining, 16 * MiB)
+            file.write(os.urandom(block))
+            remaining -= block
+
+
+def warm(path: Path) -> None:
+    with open(path, "rb") as file:
+        while file.read(16 * MiB):
+            pass
+
+
+def timed_command(command: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(command, check=True, capture_output=True)
+    return time.perf_counter() - start
+
+
+class Deployment:
+    """redis-server, gunicorn and an RQ worker over a temporary VAR_DIR; stopped on exit."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.children: list[subprocess.Popen] = []
+        self.port = free_port()
+        var = root / "var"
+        var.mkdir()
+        socket_path = root / "redis.sock"
+        self.env = {
+            **os.environ,
+            "VAR_DIR": str(var),
+            "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
+            "STAGING_ROOT": str(root / "staging"),
+            "STORAGE_ROOT": str(root / "storage"),
+            "REDIS_URL": f"unix://{socket_path}?db=0",
+            "SECRET_KEY": "bench-only-secret-key-" + "x" * 40,
+            "DEBUG": "0",
+            "SECURE_COOKIES": "0",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LOG_LEVEL": "INFO",
+            "DJANGO_SETTINGS_MODULE": "imageconsole.settings",
+        }
+        self.start(
+            [
+                "redis-server",
+                "--port",
+                "0",
+                "--unixsocket",
+                str(socket_path),
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            log="redis.log",
+        )
+        deadline = time.monotonic() + 10
+        while not socket_path.exists():
+            if time.monotonic() > deadline:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        manage = [PYTHON, str(BASE / "manage.py")]
+        subprocess.run([*manage, "migrate", "--no-input", "-v", "0"], env=self.env, check=True, cwd=BASE)
+        self.token, self.storage_id = self.set_up(manage)
+        self.start(
+            [
+                str(Path(PYTHON).parent / "gunicorn"),
+                "imageconsole.wsgi:application",
+                "-b",
+                f"127.0.0.1:{self.port}",
+                "-k",
+                "gthread",
+                "--threads",
+                "4",
+                "-w",
+                "1",
+                "--timeout",
+                "3600",
+            ],
+            log="gunicorn.log",
+        )
+        self.start([*manage, "rqworker", "imports", "convert", "default", "maintenance"], log="worker.log")
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.request("GET", "/healthz")
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("gunicorn did not start; see gunicorn.log") from None
+                time.sleep(0.2)
+
+    def start(self, command: list[str], *, log: str) -> None:
+        output = open(self.root / log, "wb")  # noqa: SIM115 - closed with the process
+        self.children.append(
+            subprocess.Popen(command, env=self.env, cwd=BASE, stdout=output, stderr=subprocess.STDOUT)
+        )
+
+    def set_up(self, manage) -> tuple[str, int]:
+        script = (
+            "from tenants import services as t\n"
+            "from tenants.models import Membership\n"
+            "from storage.services import storage_create_default\n"
+            "tenant = t.tenant_create(name='bench')\n"
+            "user = t.user_create(username='bench', password='bench-password-1234')\n"
+            "t.membership_add(tenant=tenant, user=user, role=Membership.Role.OWNER)\n"
+            "storage = storage_create_default()\n"
+            "storage.reserved_bytes = 0\n"
+            "storage.upload_concurrency = 4\n"
+            "storage.save()\n"
+            "print(t.api_token_create(user=user)[1], storage.pk)\n"
+        )
+        out = subprocess.run(
+            [*manage, "shell", "-c", script],
+            env=self.env,
+            cwd=BASE,
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.split()
+        return out[-2], int(out[-1])
+
+    def stop(self) -> None:
+        for child in reversed(self.children):
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in reversed(self.children):
+            try:
+                child.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                child.kill()
+
+    # HTTP -------------------------------------------------------------------------------------
+
+    def connection(self) -> http.client.HTTPConnection:
+        return http.client.HTTPConnection("127.0.0.1", self.port, timeout=3600, blocksize=BLOCK)
+
+    def request(self, method, path, body=None, headers=None) -> tuple[int, dict, bytes]:
+        connection = self.connection()
+        try:
+            connection.request(
+                method, path, body=body, headers={"Authorization": f"Token {self.token}", **(headers or {})}
+            )
+            response = connection.getresponse()
+            return response.status, dict(response.getheaders()), response.read()
+        finally:
+            connection.close()
+
+    def create(self, name: str, fmt: str) -> str:
+        body = json.dumps(
+            {
+                "name": name,
+                "disk_format": fmt,
+                "os_type": "other",
+                "storage": self.storage_id,
+                "source": "upload",
+            }
+        )
+        status, _h, data = self.request("POST", "/api/v1/images/", body, {"Content-Type": "application/json"})
+        if status != 201:
+            raise RuntimeError(f"create: {status} {data[:500]!r}")
+        return json.loads(data)["id"]
+
+    def send(self, method: str, path: str, file: Path, headers: dict) -> tuple[int, bytes]:
+        connection = self.connection()
+        try:
+            with open(file, "rb") as body:
+                connection.request(
+                    method,
+                    path,
+                    body=body,
+                    headers={
+                        "Authorization": f"Token {self.token}",
+                        "Content-Length": str(file.stat().st_size),
+                        **headers,
+                    },
+                )
+            response = connection.getresponse()
+            return response.status, response.read()
+        finally:
+            connection.close()
+
+    def put(self, image_id: str, file: Path) -> None:
+        status, data = self.send(
+            "PUT", f"/api/v1/images/{image_id}/file", file, {"Content-Type": "application/octet-stream"}
+        )
+        if status != 202:
+            raise RuntimeError(f"PUT: {status} {data[:500]!r}")
+
+    def tus(self, image_id: str, file: Path) -> None:
+        metadata = f"image_id {base64.b64encode(image_id.encode()).decode()}"
+        status, headers, data = self.request(
+            "POST",
+            "/api/v1/uploads/",
+            headers={
+                "Tus-Resumable": "1.0.0",
+                "Upload-Length": str(file.stat().st_size),
+                "Upload-Metadata": metadata,
+            },
+        )
+        if status != 201:
+            raise RuntimeError(f"tus creation: {status} {data[:500]!r}")
+        path = "/" + headers["Location"].split("/", 3)[3]
+        status, data = self.send(
+            "PATCH",
+            path,
+            file,
+            {
+                "Tus-Resumable": "1.0.0",
+                "Upload-Offset": "0",
+                "Content-Type": "application/offset+octet-stream",
+            },
+        )
+        if status != 204:
+            raise RuntimeError(f"tus PATCH: {status} {data[:500]!r}")
+
+    def wait_available(self, image_id: str) -> dict:
+        while True:
+            status, _h, data = self.request("GET", f"/api/v1/images/{image_id}/")
+            image = json.loads(data)
+            if image["status"] == "available":
+                return image
+            if image["status"] == "failed":
+                raise RuntimeError(f"import failed: {image['error']}")
+            time.sleep(0.05)
+
+
+def import_once(
+    deployment: Deployment, file: Path, fmt: str, protocol: str, label: str
+) -> tuple[float, float]:
+    image_id = deployment.create(label, fmt)
+    warm(file)
+    start = time.perf_counter()
+    (deployment.tus if protocol == "tus" else deployment.put)(image_id, file)
+    received = time.perf_counter() - start
+    deployment.wait_available(image_id)
+    return received, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where files, storage and staging go")
+    parser.add_argument("--repeat", type=int, default=1)
+    arguments = parser.parse_args()
+    size = arguments.size_mib * MiB
+    root = Path(tempfile.mkdtemp(prefix="import-bench-", dir=arguments.dir))
+    files = root / "files"
+    files.mkdir()
+    deployment = None
+    try:
+        raw = files / "random.raw"
+        write_random(raw, size)
+        qcow2 = files / "random.qcow2"
+        vmdk = files / "random.vmdk"
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "vmdk", str(raw), str(vmdk)], check=True)
+        raw.unlink()
+        deployment = Deployment(root)
+        mb = lambda nbytes, seconds: nbytes / seconds / 1e6  # noqa: E731
+
+        rows = []
+        for _ in range(arguments.repeat):
+            warm(qcow2)
+            dd_out = root / "storage" / "dd.out"
+            dd = timed_command(
+                ["dd", f"if={qcow2}", f"of={dd_out}", "bs=4M", "conv=fdatasync", "status=none"]
+            )
+            dd_out.unlink()
+            warm(vmdk)
+            converted = root / "staging" / "bare.qcow2"
+            converted.parent.mkdir(exist_ok=True)
+            bare = timed_command(
+                ["qemu-img", "convert", "-f", "vmdk", "-O", "qcow2", str(vmdk), str(converted)]
+            )
+            converted.unlink()
+            results = {}
+            for fmt, file in (("qcow2", qcow2), ("vmdk", vmdk)):
+                for protocol in ("tus", "put"):
+                    results[fmt, protocol] = import_once(
+                        deployment, file, fmt, protocol, f"{fmt}-{protocol}-{len(rows)}"
+                    )
+            rows.append((dd, bare, results))
+
+        qsize, vsize = qcow2.stat().st_size, vmdk.stat().st_size
+        print(
+            f"import_upload: {arguments.size_mib} MiB of random data; qcow2 file {qsize / 1e6:.0f} MB, vmdk file {vsize / 1e6:.0f} MB"
+        )
+        print(f"machine: {os.cpu_count()} CPUs (shared with other work: figures are noisy)")
+        for dd, bare, results in rows:
+            print(f"  dd conv=fdatasync (qcow2 bytes)          {mb(qsize, dd):8.0f} MB/s  {dd:6.2f} s")
+            print(f"  bare qemu-img convert vmdk -> qcow2      {mb(vsize, bare):8.0f} MB/s  {bare:6.2f} s")
+            for protocol in ("tus", "put"):
+                received, total = results["qcow2", protocol]
+                print(
+                    f"  qcow2 over {protocol:3s}: first byte to available {mb(qsize, total):8.0f} MB/s  {total:6.2f} s"
+                    f"  (received {received:.2f} s)  = {mb(qsize, total) / mb(qsize, dd) * 100:.0f}% of dd (goal >= 80%)"
+                )
+            for protocol in ("tus", "put"):
+                received, total = results["vmdk", protocol]
+                budget = received + bare
+                print(
+                    f"  vmdk  over {protocol:3s}: first byte to available {mb(vsize, total):8.0f} MB/s  {total:6.2f} s"
+                    f"  (received {received:.2f} s + bare convert {bare:.2f} s = {budget:.2f} s; ratio"
+                    f" {total / budget:.2f}, goal <= 1.20)"
+                )
+        steps = [
+            line.split("images.pipeline: ", 1)[1]
+            for line in (root / "worker.log").read_text().splitlines()
+            if "images.pipeline: import" in line
+        ]
+        if steps:
+            print("  worker's steps after the last byte:")
+            for line in steps:
+                print(f"    {line}")
+    finally:
+        if deployment is not None:
+            deployment.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
