@@ -3,6 +3,7 @@
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
@@ -75,11 +76,11 @@ class ImageImportMixin:
     def create(self, request):
         require_manage_api(request)
         if not isinstance(request.data, dict):
-            return Response({"detail": "Send a JSON object."}, status=400)
+            return Response({"detail": _("Send a JSON object.")}, status=400)
         data = _form_data(request.data)
         iso = data.get("kind") == Image.Kind.ISO
         if iso and data.get("disk_format", Image.DiskFormat.ISO) != Image.DiskFormat.ISO:
-            return Response({"disk_format": ["An ISO image's format is iso."]}, status=400)
+            return Response({"disk_format": [_("An ISO image's format is iso.")]}, status=400)
         if not data.get("storage"):
             first = storage_choices_for_import(tenant=request.tenant).first()
             data["storage"] = first.pk if first else ""
@@ -163,9 +164,9 @@ class ImageFileAPIView(TenantAPIView):
         try:
             length = int(request.META.get("CONTENT_LENGTH") or "")
         except ValueError:
-            return Response({"detail": "Send the file with a Content-Length header."}, status=411)
+            return Response({"detail": _("Send the file with a Content-Length header.")}, status=411)
         if length < 0:
-            return Response({"detail": "Send the file with a Content-Length header."}, status=411)
+            return Response({"detail": _("Send the file with a Content-Length header.")}, status=411)
         try:
             upload_restart(image_id=image.pk, length=length, filename="")
             receiver = ImportReceiver(image_id=image.pk, offset=0)
@@ -174,7 +175,10 @@ class ImageFileAPIView(TenantAPIView):
             return error_response(error)
         if received < length:
             return Response(
-                {"detail": f"The body ended after {received} of {length} bytes; send the file again."},
+                {
+                    "detail": _("The body ended after %(received)d of %(length)d bytes; send the file again.")
+                    % {"received": received, "length": length}
+                },
                 status=400,
             )
         image = Image.objects.select_related("upload", "project_group", "storage").get(pk=image.pk)
