@@ -165,7 +165,7 @@ def upload_begin(
     if length is None or length < 0:
         raise ImportNotAccepted(_("The upload's length is missing."), status=400)
     with transaction.atomic():
-        image = Image.objects.select_for_update().select_related("storage", "tenant").get(pk=image_id)
+        image = Image.objects.select_for_update(of=("self",)).select_related("storage", "tenant").get(pk=image_id)
         session = UploadSession.objects.select_for_update().get(image=image)
         if image.status != Image.Status.UPLOADING or session.cancel_requested:
             raise ImportNotAccepted(
