@@ -85,9 +85,27 @@ def sha256_mismatch_message(*, actual: str, expected: str) -> str:
     ) % {"actual": actual, "expected": expected}
 
 
+def _expiry():
+    """Each request that keeps bytes extends the upload's life (tus expiration)."""
+    from datetime import timedelta
+
+    from .. import conf
+
+    return timezone.now() + timedelta(hours=conf.upload_expiry_hours())
+
+
+def upload_in_progress(image_id) -> bool:
+    """True while a request holds the image's upload lock (it is receiving bytes right now)."""
+    return bool(django_rq.get_connection("imports").exists(_lock_name(image_id)))
+
+
+def _lock_name(image_id) -> str:
+    return f"imageconsole:upload-lock:{image_id}"
+
+
 def _lock_for(image_id):
     connection = django_rq.get_connection("imports")
-    return connection.lock(f"imageconsole:upload-lock:{image_id}", timeout=LOCK_SECONDS)
+    return connection.lock(_lock_name(image_id), timeout=LOCK_SECONDS)
 
 
 @contextmanager
@@ -330,6 +348,7 @@ class ImportReceiver:
             offset=self.position,
             staging_path=str(self.staging_path),
             resumes=F("resumes") + resumed,
+            expires_at=_expiry(),
             updated_at=timezone.now(),
         )
         if not updated:
@@ -353,6 +372,7 @@ class ImportReceiver:
                 offset=self.position,
                 staging_path=str(self.staging_path),
                 resumes=F("resumes") + (1 if self.start else 0),
+                expires_at=_expiry(),
                 updated_at=timezone.now(),
             )
             if updated:

@@ -29,6 +29,7 @@ from .. import conf
 from ..models import Image, ImageReplica, UploadSession
 from .imports import FETCHED_SOURCES, enqueue_job, import_cleanup, import_fail, needs_conversion
 from .progress import heartbeat_of, process_alive
+from .receiving import upload_in_progress
 
 logger = logging.getLogger("images.reconcile")
 
@@ -107,7 +108,8 @@ def reconcile(*, now=None) -> ReconcileReport:
         session = getattr(image, "upload", None)
         waiting = image.source == Image.Source.UPLOAD and image.stage in WAITING_STAGES
         if waiting:
-            if session is not None and session.expires_at is not None and session.expires_at < now:
+            expired = session is not None and session.expires_at is not None and session.expires_at < now
+            if expired and not upload_in_progress(image.pk):
                 hours = conf.upload_expiry_hours()
                 message = _(
                     "The upload was not completed within %(hours)g hours, so it expired. Import the image again."
