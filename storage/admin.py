@@ -111,6 +111,9 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 _("Storage “%(storage)s” holds image “%(image)s”") % {"storage": storage.name, "image": name}
                 for name in blockers
             )
+        if protected:
+            # Our refusal names the images; Django's "no permission to delete images" would hide it.
+            perms_needed = set()
         return deleted, model_count, perms_needed, protected
 
     def delete_model(self, request, obj):
