@@ -1,4 +1,7 @@
+import datetime
+
 import django_filters
+from django import forms
 from django.db.models import Q
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
@@ -122,13 +125,32 @@ class OperationLogSerializer(serializers.ModelSerializer):
         ]
 
 
+class UTCIsoDateTimeField(django_filters.fields.IsoDateTimeField):
+    """An ISO 8601 time moved to UTC: PostgreSQL refuses historic offsets such as -16:04."""
+
+    def to_python(self, value):
+        value = super().to_python(value)
+        if value is None:
+            return None
+        try:
+            return value.astimezone(datetime.UTC)
+        except OverflowError:
+            raise forms.ValidationError(
+                _("Enter a time between the years 1 and 9999."), code="invalid"
+            ) from None
+
+
+class UTCIsoDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCIsoDateTimeField
+
+
 class OperationLogFilter(django_filters.FilterSet):
     result = django_filters.ChoiceFilter(choices=OperationLog.Result.choices)
     action = django_filters.CharFilter(help_text="Exact action, e.g. image.delete")
     target_id = django_filters.CharFilter(help_text="The resource's ID")
     q = django_filters.CharFilter(method="filter_q", help_text="Part of the action or the resource's name")
-    since = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
-    until = django_filters.IsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
+    since = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="gte")
+    until = UTCIsoDateTimeFilter(field_name="created_at", lookup_expr="lt")
 
     class Meta:
         model = OperationLog

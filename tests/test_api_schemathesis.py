@@ -4,7 +4,9 @@ examples per operation, no deadline."""
 
 import pytest
 import schemathesis
+from django.core import signals
 from django.core.wsgi import get_wsgi_application
+from django.db import close_old_connections
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
@@ -50,7 +52,15 @@ def api_auth(api_objects):
 
 @pytest.fixture
 def api_schema(api_auth):
-    return schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application(), headers=api_auth)
+    # As Django's test client does: the WSGI handler would otherwise close the test's database
+    # connection after each request (PostgreSQL then loses the test transaction).
+    signals.request_started.disconnect(close_old_connections)
+    signals.request_finished.disconnect(close_old_connections)
+    try:
+        yield schemathesis.openapi.from_wsgi("/api/v1/schema/", get_wsgi_application(), headers=api_auth)
+    finally:
+        signals.request_started.connect(close_old_connections)
+        signals.request_finished.connect(close_old_connections)
 
 
 # schemathesis' own pytest integration (LazySchema) does not run under pytest 9 yet; drive its

@@ -35,3 +35,13 @@ def test_x_tenant_header_cannot_reach_another_tenant(client, owner, other_tenant
     )
     assert response.status_code == 404
     assert "X-Tenant" in response.json()["detail"]
+
+
+def test_operation_log_time_filter_takes_any_offset(client, owner, capsys):
+    key = _token_for("acme-owner", capsys)
+    auth = {"HTTP_AUTHORIZATION": f"Token {key}"}
+    # PostgreSQL rejects historic local-mean-time offsets; the filter compares in UTC.
+    response = client.get("/api/v1/operation-log/", {"since": "0113-07-11T07:06:23-16:04"}, **auth)
+    assert response.status_code == 200
+    response = client.get("/api/v1/operation-log/", {"since": "0001-01-01T00:00:00+05:00"}, **auth)
+    assert response.status_code == 400 and "years 1 and 9999" in str(response.json())
