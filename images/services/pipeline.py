@@ -41,7 +41,15 @@ from ..inspection import (
     write_shadow,
 )
 from ..models import Image, ImageReplica, UploadSession
-from .imports import cancel_requested, delete_stored, import_cleanup, import_fail, size_limit, staging_dir
+from .imports import (
+    CancelCheck,
+    cancel_requested,
+    delete_stored,
+    import_cleanup,
+    import_fail,
+    size_limit,
+    staging_dir,
+)
 from .progress import Heartbeat, StageProgress
 from .transitions import TransitionNotAllowed, image_transition
 
@@ -128,8 +136,11 @@ def _finish(image: Image) -> None:
     encrypted = inspection.encrypted
     if inspection.format == "qcow2":
 
+        cancelled = CancelCheck(image.pk)
+
         def read(offset: int, length: int) -> bytes:
-            _check_cancel(image.pk)
+            if cancelled():
+                raise _Stop()
             return b"".join(backend.read_range(replica.key, offset, offset + length))
 
         head_path = staging_dir(image.pk) / "head"
@@ -222,7 +233,7 @@ def _convert(image: Image) -> None:
         target=str(output),
         target_format=target_format,
         progress=progress.report_percent,
-        should_cancel=lambda: cancel_requested(image.pk),
+        should_cancel=CancelCheck(image.pk),
     )
     progress.report_percent(100, final=True)
     _check_cancel(image.pk)
@@ -235,7 +246,7 @@ def _convert(image: Image) -> None:
         str(output),
         key=key,
         progress=lambda done: progress.report(done, stored_size),
-        should_cancel=lambda: cancel_requested(image.pk),
+        should_cancel=CancelCheck(image.pk),
     )
     timings.mark("store")
     replica, _created = ImageReplica.objects.update_or_create(
@@ -269,7 +280,7 @@ def _ova_disk(image: Image, path, progress: StageProgress):
         str(target),
         on_block=inspector.feed,
         progress=lambda done: progress.report(done, disk.size),
-        should_cancel=lambda: cancel_requested(image.pk),
+        should_cancel=CancelCheck(image.pk),
     )
     found = inspector.finish()
     if found.format not in CONVERTIBLE:

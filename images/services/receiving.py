@@ -42,6 +42,7 @@ from storage.backends import StorageError, get_backend
 from ..inspection import HEAD_BYTES, ImportRefused, StreamInspector
 from ..models import Image, ImageReplica, UploadSession
 from .imports import (
+    CancelCheck,
     ImportNotAccepted,
     cancel_requested,
     delete_stored,
@@ -492,6 +493,7 @@ class ImportSink:
 
     def __init__(self, image_id):
         self.receiver = ImportReceiver(image_id=image_id, offset=0, lock=False)
+        self._cancel_check = CancelCheck(self.receiver.image_id)
 
     def write(self, data: bytes) -> None:
         self.receiver.write(data)
@@ -503,7 +505,7 @@ class ImportSink:
         self.receiver.set_length(length)
 
     def cancelled(self) -> bool:
-        return cancel_requested(self.receiver.image_id)
+        return self._cancel_check()
 
     def finish(self) -> int:
         return self.receiver.finish()
