@@ -93,8 +93,7 @@
       retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000],
       metadata: { image_id: options.imageId, filename: file.name },
       headers: { "X-CSRFToken": options.csrf },
-      storeFingerprintForResuming: true,
-      removeFingerprintOnSuccess: true,
+      storeFingerprintForResuming: false,
       onProgress: show,
       onShouldRetry(error) {
         const response = error && error.originalResponse;
@@ -138,11 +137,9 @@
         },
       );
     };
-    // The same file chosen again after a reload continues where the server stopped.
-    upload.findPreviousUploads().then((previous) => {
-      if (!options.uploadUrl && previous.length) upload.resumeFromPreviousUpload(previous[0]);
-      upload.start();
-    });
+    // Resuming never relies on the browser's memory of earlier uploads (which could belong to another
+    // image): the upload page passes the server's URL of this image's upload, and tus asks it the offset.
+    upload.start();
     return upload;
   }
 

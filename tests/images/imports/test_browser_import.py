@@ -6,7 +6,7 @@ import re
 import pytest
 from playwright.sync_api import expect
 
-from images.models import Image
+from images.models import Image, UploadSession
 from storage.services import storage_create_default
 from tenants import services
 from tenants.models import Membership
@@ -85,3 +85,63 @@ def test_import_a_qcow2_from_the_wizard(browser_page, make_user, disks, run_jobs
     assert image.status == Image.Status.AVAILABLE
     assert image.labels == ["base", "centos"]
     assert image.size == qcow2.stat().st_size
+
+
+def test_a_reload_mid_upload_resumes_at_the_servers_offset(browser_page, make_user, disks, run_jobs):
+    tenant = services.tenant_create(name="acme")
+    services.membership_add(tenant=tenant, user=make_user("importer"), role=Membership.Role.OWNER)
+    storage_create_default()
+    raw = disks.root / "random.raw"
+    raw.write_bytes(__import__("os").urandom(8 * MiB))
+    page = browser_page
+    page.goto("/images/import/")
+    page.get_by_label("Username").fill("importer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Name").fill("resumed disk")
+    page.get_by_label("Format").select_option("raw")
+    page.get_by_label("System platform").select_option("CentOS")
+    page.get_by_label("System version").fill("7.9")
+    page.get_by_test_id("image-file").set_input_files(str(raw))
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": MiB},
+    )
+    page.get_by_test_id("import-submit").click()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=upload-progress]').getAttribute('aria-valuenow')) >= 30",
+        timeout=30000,
+    )
+    image = Image.objects.get(name="resumed disk")
+
+    page.reload()  # the upload is cut off; the page is now the image's upload page
+    assert page.url.endswith(f"/images/{image.pk}/upload/")
+    # The server keeps what arrived before the connection was cut.
+    import time
+
+    deadline = time.monotonic() + 30
+    while not UploadSession.objects.filter(image=image, offset__gt=0).exists():
+        assert time.monotonic() < deadline, "the server kept nothing of the interrupted upload"
+        time.sleep(0.1)
+    kept = UploadSession.objects.get(image=image).offset
+    assert kept < 8 * MiB
+    page.reload()
+    expect(page.get_by_test_id("upload-form")).to_contain_text("stopped after")
+
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 0, "downloadThroughput": -1, "uploadThroughput": -1},
+    )
+    page.get_by_test_id("image-file").set_input_files(str(raw))
+    page.get_by_test_id("upload-submit").click()
+    page.wait_for_url(re.compile(r"/images/$"), timeout=60000)
+    image.upload.refresh_from_db()
+    assert image.upload.offset == 8 * MiB and image.upload.resumes == 1
+    assert run_jobs() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    import hashlib
+
+    assert image.sha256 == hashlib.sha256(raw.read_bytes()).hexdigest()
