@@ -145,3 +145,40 @@ def test_a_reload_mid_upload_resumes_at_the_servers_offset(browser_page, make_us
     import hashlib
 
     assert image.sha256 == hashlib.sha256(raw.read_bytes()).hexdigest()
+
+
+def test_cancel_during_the_upload(browser_page, make_user, disks):
+    tenant = services.tenant_create(name="acme")
+    services.membership_add(tenant=tenant, user=make_user("importer"), role=Membership.Role.OWNER)
+    storage_create_default()
+    raw = disks.root / "random.raw"
+    raw.write_bytes(__import__("os").urandom(8 * MiB))
+    page = browser_page
+    page.goto("/images/import/")
+    page.get_by_label("Username").fill("importer")
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.get_by_label("Name").fill("cancelled disk")
+    page.get_by_label("Format").select_option("raw")
+    page.get_by_label("System platform").select_option("CentOS")
+    page.get_by_label("System version").fill("7.9")
+    page.get_by_test_id("image-file").set_input_files(str(raw))
+    cdp = page.context.new_cdp_session(page)
+    cdp.send("Network.enable")
+    cdp.send(
+        "Network.emulateNetworkConditions",
+        {"offline": False, "latency": 20, "downloadThroughput": -1, "uploadThroughput": MiB},
+    )
+    page.get_by_test_id("import-submit").click()
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=upload-progress]').getAttribute('aria-valuenow')) >= 10",
+        timeout=30000,
+    )
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.get_by_test_id("upload-cancel").click()
+    page.wait_for_url(re.compile(r"/images/$"), timeout=30000)
+    image = Image.objects.get(name="cancelled disk")
+    assert image.status == Image.Status.FAILED and "cancelled by importer" in image.error
+    expect(page.locator(f"#image-row-{image.pk}").get_by_test_id("image-status")).to_contain_text(
+        "Import failed"
+    )
