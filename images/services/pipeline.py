@@ -135,7 +135,6 @@ def _finish(image: Image) -> None:
     virtual_size = inspection.virtual_size or size
     encrypted = inspection.encrypted
     if inspection.format == "qcow2":
-
         cancelled = CancelCheck(image.pk)
 
         def read(offset: int, length: int) -> bytes:
