@@ -297,7 +297,9 @@ def qemu_img_command(args: list[str], *, address_space: int | None = None, cpu_s
 
 
 def _qemu_env() -> dict:
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C"}
+    # Each thread's malloc arena reserves 64 MiB of address space: with qemu's I/O thread pool that alone
+    # would pass the prlimit on a busy disk ("qemu_thread_create: Resource temporarily unavailable").
+    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "MALLOC_ARENA_MAX": "2"}
 
 
 def _qemu_error(stderr: str) -> str:
@@ -341,15 +343,31 @@ def qemu_img_check(path: str, *, fmt: str) -> None:
     """`qemu-img check` for the formats that support it; a damaged or truncated file is refused."""
     command = qemu_img_command(
         ["check", "-f", QEMU_FORMATS.get(fmt, fmt), "--output=json", str(path)],
+        address_space=conf.convert_address_space(),
         cpu_seconds=conf.qemu_img_check_cpu_seconds(),
     )
-    try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=_qemu_env())
-    except subprocess.TimeoutExpired as error:
-        raise ImportRefused(_("qemu-img took too long to check the image."), code="qemu_timeout") from error
-    # 0: fine, 3: only leaked clusters (harmless), 63: the format has no check.
-    if done.returncode in (0, 3, 63):
-        return
+    for attempt in range(2):
+        try:
+            done = subprocess.run(command, capture_output=True, text=True, timeout=3600, env=_qemu_env())
+        except subprocess.TimeoutExpired as error:
+            raise ImportRefused(
+                _("qemu-img took too long to check the image."), code="qemu_timeout"
+            ) from error
+        # 0: fine, 3: only leaked clusters (harmless), 63: the format has no check.
+        if done.returncode in (0, 3, 63):
+            return
+        # 1 is also "the check could not run": when the cause is our resource limits, once more, then say so.
+        out_of_resources = done.returncode == 1 and any(
+            text in done.stderr for text in ("Resource temporarily unavailable", "Cannot allocate memory")
+        )
+        if not out_of_resources:
+            break
+        if attempt:
+            raise ImportRefused(
+                _("qemu-img could not check the image: %(error)s")
+                % {"error": _qemu_error(done.stderr) or "-"},
+                code="qemu_error",
+            )
     errors = ""
     try:
         errors = str(json.loads(done.stdout).get("corruptions", ""))
@@ -360,9 +378,16 @@ def qemu_img_check(path: str, *, fmt: str) -> None:
             "The image is damaged or incomplete (qemu-img check found %(errors)s errors: %(detail)s). Check the "
             "file and upload it again."
         )
-        % {"errors": errors or "?", "detail": _qemu_error(done.stderr) or "-"},
+        % {"errors": errors or "?", "detail": _first_finding(done.stderr) or "-"},
         code="damaged",
     )
+
+
+def _first_finding(stderr: str) -> str:
+    for line in stderr.splitlines():
+        if line.startswith("ERROR"):
+            return line.removeprefix("ERROR:").strip()[:300]
+    return _qemu_error(stderr)
 
 
 def qemu_img_measure(path: str, *, fmt: str, target_format: str) -> int:
