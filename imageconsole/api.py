@@ -25,12 +25,12 @@ class TenantAPIMixin:
         if wanted:
             tenant = tenants_for_user(request.user).filter(pk=wanted if wanted.isdigit() else None).first()
             if tenant is None:
-                raise exceptions.NotFound("No tenant with that id is open to this user (X-Tenant header).")
+                raise exceptions.NotFound(_("No tenant with that id is open to this user (X-Tenant header)."))
             membership = Membership.objects.filter(tenant=tenant, user=request.user).first()
         else:
             tenant, membership = resolve_current_tenant(django_request)
         if tenant is None:
-            raise exceptions.PermissionDenied("This user is not a member of any tenant.")
+            raise exceptions.PermissionDenied(_("This user is not a member of any tenant."))
         request.tenant = django_request.tenant = tenant
         request.membership = django_request.membership = membership
 

@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from tenants.models import Membership, Tenant
 from tenants.selectors import scope_q
@@ -206,7 +207,7 @@ def image_get(*, tenant: Tenant, membership: Membership | None, pk) -> Image:
         return images_visible(tenant=tenant, membership=membership).get(pk=pk)
     except (Image.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
         # A malformed UUID is as "not found" as another tenant's one.
-        raise Http404("No such image.") from exc
+        raise Http404(_("No such image.")) from exc
 
 
 def image_is_own(*, image: Image, tenant: Tenant) -> bool:

@@ -80,7 +80,7 @@ class TusView(TenantAPIView):
         images = selectors.images_owned(tenant=request.tenant, membership=request.membership)
         session = UploadSession.objects.select_related("image").filter(pk=pk, image__in=images).first()
         if session is None:
-            raise Http404("No such upload.")
+            raise Http404(_("No such upload."))
         return session
 
     @staticmethod

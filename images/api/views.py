@@ -38,7 +38,7 @@ def owned_image(request, pk) -> Image:
             .get(pk=pk)
         )
     except (Image.DoesNotExist, ValueError, ValidationError) as error:
-        raise Http404("No such image.") from error
+        raise Http404(_("No such image.")) from error
 
 
 def _form_data(data) -> dict:
