@@ -15,11 +15,9 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import queue
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import suppress
 from datetime import timedelta
@@ -48,7 +46,7 @@ from .base import (
     _cancelled_message,
     ordered_map,
 )
-from .standalone import SPARSE_BLOCK, _write_sparse, check_key
+from .standalone import SPARSE_BLOCK, check_key, write_sparse_copy
 
 MiB = 1024 * 1024
 PREFIX = "imageconsole/"
@@ -257,32 +255,15 @@ class S3Backend(StorageBackend):
 
     def copy_to_path(self, key: str, path: str | Path) -> None:
         size = self.size(key)
-        path = Path(path)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.ftruncate(fd, size)
-            # Parts are SPARSE_BLOCK-aligned, so the zero blocks of the object become holes in the file.
-            step = max(RANGE_PART // SPARSE_BLOCK, 1) * SPARSE_BLOCK
-
-            def place(offset: int) -> None:
-                data = self._get_range(key, offset, min(offset + step, size))
-                _write_sparse(fd, memoryview(data), offset)
-
-            for _done in ordered_map(
-                place, range(0, size, step), concurrency=self.storage.download_concurrency
-            ):
-                pass
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        # Parts are SPARSE_BLOCK-aligned, so the zero blocks of the object become holes in the file.
+        step = max(RANGE_PART // SPARSE_BLOCK, 1) * SPARSE_BLOCK
+        write_sparse_copy(
+            path,
+            size=size,
+            parts=range(0, size, step),
+            read_part=lambda offset: (offset, self._get_range(key, offset, min(offset + step, size))),
+            concurrency=self.storage.download_concurrency,
+        )
 
     def delete(self, key: str) -> None:
         try:

@@ -25,7 +25,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -135,6 +135,37 @@ def _write_sparse(fd: int, data: memoryview, offset: int, runs: list[tuple[int, 
     """Write `data` at `offset`, leaving its all-zero blocks as holes (the file must be sized first)."""
     for start, end in nonzero_runs(data) if runs is None else runs:
         _pwrite_all(fd, data[start:end], offset + start)
+
+
+def write_sparse_copy(
+    path: str | Path, *, size: int, parts: Iterable, read_part: Callable, concurrency: int
+) -> None:
+    """Write a complete sparse copy at `path`: `read_part(part)` returns `(offset, bytes)` or None for a
+    hole; parts are read `concurrency` at a time. The file appears under its name only when complete."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.ftruncate(fd, size)
+
+        def place(part) -> None:
+            placed = read_part(part)
+            if placed is not None:
+                offset, data = placed
+                _write_sparse(fd, memoryview(data), offset)
+
+        for _done in ordered_map(place, parts, concurrency=concurrency):
+            pass
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, path)
+    except BaseException:
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+        raise
+    finally:
+        if fd >= 0:
+            os.close(fd)
 
 
 def _pread_all(fd: int, length: int, offset: int) -> bytes:
@@ -419,36 +450,23 @@ class StandaloneBackend(StorageBackend):
 
     def copy_to_path(self, key: str, path: str | Path) -> None:
         manifest = self.load_manifest(key)
-        path = Path(path)
         chunk_size = manifest["chunk_size"]
         size = manifest["size"]
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-        try:
-            os.ftruncate(fd, size)
 
-            def place(item) -> None:
-                index, digest = item
-                if digest is None:
-                    return
-                offset = index * chunk_size
-                data = self._read_chunk(digest, min(chunk_size, size - offset))
-                _write_sparse(fd, memoryview(data), offset)
+        def read_part(item):
+            index, digest = item
+            if digest is None:
+                return None
+            offset = index * chunk_size
+            return offset, self._read_chunk(digest, min(chunk_size, size - offset))
 
-            for _done in ordered_map(
-                place, enumerate(manifest["chunks"]), concurrency=self.storage.download_concurrency
-            ):
-                pass
-            os.close(fd)
-            fd = -1
-            os.replace(tmp, path)
-        except BaseException:
-            with suppress(FileNotFoundError):
-                tmp.unlink()
-            raise
-        finally:
-            if fd >= 0:
-                os.close(fd)
+        write_sparse_copy(
+            path,
+            size=size,
+            parts=enumerate(manifest["chunks"]),
+            read_part=read_part,
+            concurrency=self.storage.download_concurrency,
+        )
 
     def delete(self, key: str) -> None:
         with suppress(FileNotFoundError):
