@@ -1,9 +1,9 @@
 """Every state change of an image. Views, admin, the API, jobs and commands call these; nothing else
 writes `Image.status`.
 
-- transitions.py: `image_transition`, the one function that changes a status.
-- lifecycle.py: edit name/remarks/labels, enable/disable, sharing, delete and batch delete (batch delete
-  moves many rows with conditional bulk UPDATEs that follow the same transitions table).
+- transitions.py: `image_transition`, the one function that changes a status, and `images_transition_bulk`,
+  its bulk form for batch work (one locking SELECT and one UPDATE a step, same transitions table).
+- lifecycle.py: edit name/remarks/labels, enable/disable, sharing, delete and batch delete.
 - imports.py: create an import, accept an upload's length (quota, space), fail, cancel, clean up.
 - receiving.py: `ImportReceiver` takes the bytes (tus, PUT, a URL fetch via `ImportSink`, a command).
 - pipeline.py: the jobs' work after the last byte (inspect, convert, store, available).
@@ -31,4 +31,4 @@ from .lifecycle import (  # noqa: F401
     vms_using_images,
 )
 from .receiving import ImportCancelled, ImportReceiver, ImportSink, OffsetMismatch, UploadBusy  # noqa: F401
-from .transitions import TransitionNotAllowed, image_transition  # noqa: F401
+from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk  # noqa: F401

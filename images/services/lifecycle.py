@@ -23,7 +23,7 @@ from tenants.services import client_ip, log
 
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
 from ..models import Image
-from .transitions import TransitionNotAllowed, image_transition
+from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk
 
 DESCRIPTION_MAX_LENGTH = 1024
 LABEL_MAX_LENGTH = 64
@@ -330,23 +330,18 @@ def image_batch_delete(
         deletable = [pk for pk in candidates if pk not in in_use]
         # Lock and move in chunks; the status condition makes a row that changed meanwhile drop out.
         actually_deleted: set = set()
-        for status in DELETABLE:
-            _check_path(status)
         deleted_by = actor if _is_user(actor) else None
         for start in range(0, len(deletable), BATCH_CHUNK):
-            chunk = deletable[start : start + BATCH_CHUNK]
-            locked = list(
-                Image.objects.select_for_update()
-                .filter(pk__in=chunk, tenant=tenant, status__in=DELETABLE)
-                .values_list("pk", flat=True)
+            actually_deleted.update(
+                images_transition_bulk(
+                    tenant=tenant,
+                    image_ids=deletable[start : start + BATCH_CHUNK],
+                    allowed_from=DELETABLE,
+                    path=[Image.Status.DELETING, Image.Status.DELETED],
+                    now=now,
+                    changes={"stage": "", "deleted_at": now, "deleted_by": deleted_by},
+                )
             )
-            if not locked:
-                continue
-            Image.objects.filter(pk__in=locked).update(status=Image.Status.DELETING, updated_at=now)
-            Image.objects.filter(pk__in=locked, status=Image.Status.DELETING).update(
-                status=Image.Status.DELETED, stage="", deleted_at=now, deleted_by=deleted_by, updated_at=now
-            )
-            actually_deleted.update(locked)
         # A result per image, in the order asked for.
         order = wanted if wanted is not None else list(rows)
         logs = []
@@ -409,11 +404,3 @@ def _is_uuid(value: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _check_path(start: str) -> None:
-    """Batch deletion writes status with bulk UPDATEs; it follows the same transitions table as
-    `image_transition`, and fails loudly if that table stops allowing this path."""
-    for before, after in ((start, Image.Status.DELETING), (Image.Status.DELETING, Image.Status.DELETED)):
-        if after not in Image.TRANSITIONS.get(before, set()):
-            raise RuntimeError(f"Image.TRANSITIONS no longer allows {before} → {after}")

@@ -1,4 +1,4 @@
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from uuid import UUID
 
 from django.db import transaction
@@ -68,3 +68,37 @@ def image_transition(
         if after_commit is not None:
             transaction.on_commit(after_commit)
     return image
+
+
+def images_transition_bulk(
+    *,
+    tenant,
+    image_ids: Iterable,
+    allowed_from: Iterable[str],
+    path: Sequence[str],
+    now,
+    changes: dict | None = None,
+) -> list:
+    """Move many images of one tenant along `path` (e.g. deleting, then deleted) with one locking
+    SELECT and one UPDATE a step, checked against the same TRANSITIONS table as `image_transition`.
+
+    Only rows still in `allowed_from` move; returns their ids. `changes` apply with the last step.
+    The caller holds the transaction and writes the OperationLog rows (in bulk).
+    """
+    allowed_from = list(allowed_from)
+    for start in allowed_from:
+        for before, after in zip([start, *path[:-1]], path, strict=True):
+            if after not in Image.TRANSITIONS.get(before, set()):
+                raise RuntimeError(f"Image.TRANSITIONS no longer allows {before} → {after}")
+    locked = list(
+        Image.objects.select_for_update()
+        .filter(pk__in=list(image_ids), tenant=tenant, status__in=allowed_from)
+        .values_list("pk", flat=True)
+    )
+    for step, status in enumerate(path):
+        rows = Image.objects.filter(pk__in=locked)
+        if step:
+            rows = rows.filter(status=path[step - 1])
+        extra = (changes or {}) if step == len(path) - 1 else {}
+        rows.update(status=status, updated_at=now, **extra)
+    return locked
