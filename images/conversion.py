@@ -1,6 +1,6 @@
 """Conversion of VMDK, VHD, VHDX and the disk inside an OVA to the storage's target format.
 
-`convert()` runs `qemu-img convert -p -f SRC -O TARGET` (formats always explicit) under prlimit and
+`convert()` runs `qemu-img convert -p -t unsafe -f SRC -O TARGET` (formats always explicit) under prlimit and
 turns its progress output into calls of `progress(percent)`; `should_cancel()` is asked about twice a
 second and stops qemu-img. `ova_disk()` reads an OVA (a tar) without extracting it: every member is
 checked (no absolute paths, no `..`, no links, devices or fifos), the OVF descriptor is parsed without
@@ -49,6 +49,10 @@ def convert(
         [
             "convert",
             "-p",
+            # The output is a scratch file that the storage ingests (and fsyncs) next: qemu-img's own
+            # flush of it would write the converted bytes to disk twice.
+            "-t",
+            "unsafe",
             "-f",
             QEMU_FORMATS.get(source_format, source_format),
             "-O",
