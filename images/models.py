@@ -148,6 +148,9 @@ class Image(BaseModel):
     progress = models.PositiveSmallIntegerField(_("progress"), default=0, help_text=_("Percent, 0 to 100."))
     bytes_done = models.PositiveBigIntegerField(_("bytes done"), default=0)
     bytes_total = models.PositiveBigIntegerField(_("bytes total"), null=True, blank=True)
+    bytes_per_second = models.PositiveBigIntegerField(
+        _("transfer rate"), null=True, blank=True, help_text=_("Bytes per second since the stage began.")
+    )
     error = models.TextField(_("error"), blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
     sharing = models.CharField(_("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE)

@@ -100,6 +100,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "progress",
             "bytes_done",
             "bytes_total",
+            "bytes_per_second",
             "error",
             "target_size",
             "expected_sha256",

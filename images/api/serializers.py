@@ -27,6 +27,7 @@ class ImportedImageSerializer(ImageSerializer):
             "expected_sha256",
             "bytes_done",
             "bytes_total",
+            "bytes_per_second",
             "upload",
         ]
         read_only_fields = fields

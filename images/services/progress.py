@@ -19,21 +19,35 @@ PROGRESS_INTERVAL = 1.0
 
 
 class StageProgress:
-    """`report(done, total)` or `report_percent(p)`: the row's stage and progress, at most once a second."""
+    """`report(done, total)` or `report_percent(p)`: the row's stage and progress, at most once a second.
+
+    `report` also writes the transfer rate: the bytes moved since this object's first report of the stage
+    over the time since then (a resumed upload counts from where it resumed).
+    """
 
     def __init__(self, image_id, stage: str, *, interval: float = PROGRESS_INTERVAL):
         self.image_id = image_id
         self.stage = stage
         self.interval = interval
         self._last = 0.0
+        self._first: tuple[float, int] | None = None
         self.set_stage(stage)
 
     def set_stage(self, stage: str) -> None:
         self.stage = stage
         self._last = 0.0
+        self._first = None
         Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
-            stage=stage, progress=0, updated_at=timezone.now()
+            stage=stage, progress=0, bytes_per_second=None, updated_at=timezone.now()
         )
+
+    def _rate(self, done: int) -> int | None:
+        now = time.monotonic()
+        if self._first is None:
+            self._first = (now, done)
+            return None
+        started, first_done = self._first
+        return int((done - first_done) / (now - started)) if now > started and done >= first_done else None
 
     def _due(self, final: bool) -> bool:
         now = time.monotonic()
@@ -43,12 +57,16 @@ class StageProgress:
         return False
 
     def report(self, done: int, total: int | None, *, final: bool = False) -> None:
+        rate = self._rate(done)
         if not self._due(final):
             return
         percent = min(100, done * 100 // total) if total else 0
-        Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
-            stage=self.stage, progress=percent, bytes_done=done, updated_at=timezone.now()
-        )
+        changes = {"stage": self.stage, "progress": percent, "bytes_done": done, "updated_at": timezone.now()}
+        if total:
+            changes["bytes_total"] = total
+        if rate is not None:
+            changes["bytes_per_second"] = rate
+        Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(**changes)
 
     def report_percent(self, percent: float, *, final: bool = False) -> None:
         if not self._due(final):

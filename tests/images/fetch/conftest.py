@@ -15,6 +15,7 @@ import re
 import socket
 import ssl
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import paramiko
@@ -81,8 +82,10 @@ class FileRoute:
         stall_at=None,
         stalls=1,
         length=True,
+        pace=None,
     ):
         self.data = data
+        self.pace = pace  # (piece bytes, seconds between pieces): a slow server
         self.drop_after = drop_after
         self.ranges = ranges
         self.drop_at = drop_at
@@ -122,8 +125,15 @@ class FileRoute:
             self.stalls -= 1
             end = stall = self.stall_at
         try:
-            handler.wfile.write(self.data[start:end])
-            handler.wfile.flush()
+            if self.pace:
+                piece, pause = self.pace
+                for offset in range(start, end, piece):
+                    handler.wfile.write(self.data[offset : min(end, offset + piece)])
+                    handler.wfile.flush()
+                    time.sleep(pause)
+            else:
+                handler.wfile.write(self.data[start:end])
+                handler.wfile.flush()
             if stall is not None:
                 if self.on_stall is not None:
                     self.on_stall()

@@ -448,3 +448,45 @@ def test_wizard_shows_a_refused_url_next_to_its_field(owner_client, standalone, 
     html = response.content.decode()
     assert 'data-error-for="url"' in html and "loopback" in html
     assert not Image.objects.exists()
+
+
+def test_a_slow_fetch_shows_bytes_total_and_speed_while_it_runs(
+    transactional_db, api, owner, standalone, qcow2, http_server, django_capture_on_commit_callbacks, run_jobs
+):
+    # 3 MiB in 128 KiB pieces 0.1 s apart (about 1.3 MB/s), then a stall while the console is looked at.
+    server = http_server()
+    half = len(qcow2) // 2
+    route = server.routes["/slow.qcow2"] = FileRoute(qcow2, stall_at=half, pace=(128 * 1024, 0.1))
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(owner, body(standalone, server.url("/slow.qcow2")))
+    image_id = response.json()["id"]
+    seen = {}
+
+    def look_while_stalled():
+        from django.db import connection
+        from django.test import Client
+
+        try:
+            seen["row"] = Image.objects.values("bytes_done", "bytes_total", "bytes_per_second").get(pk=image_id)
+            console = Client()
+            console.force_login(owner)
+            seen["page"] = console.get(f"/images/{image_id}/").content.decode()
+        except Exception as error:
+            seen["error"] = repr(error)
+        finally:
+            connection.close()
+            route.release.set()
+
+    route.on_stall = look_while_stalled
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+
+    assert "error" not in seen, seen
+    row = seen["row"]
+    assert row["bytes_total"] == len(qcow2)
+    assert 0 < row["bytes_done"] <= half
+    # The rate is the server's pace (~1.3 MB/s), not the loopback's gigabytes per second.
+    assert 300_000 < row["bytes_per_second"] < 3_000_000
+    assert 'data-testid="image-rate"' in seen["page"] and "/s</span>" in seen["page"]
+    assert Image.objects.get(pk=image_id).status == Image.Status.AVAILABLE
