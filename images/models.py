@@ -124,7 +124,9 @@ class Image(BaseModel):
     architecture = models.CharField(
         _("architecture"), max_length=10, choices=Architecture.choices, default=Architecture.X86_64
     )
-    boot_mode = models.CharField(_("boot mode"), max_length=8, choices=BootMode.choices, default=BootMode.BIOS)
+    boot_mode = models.CharField(
+        _("boot mode"), max_length=8, choices=BootMode.choices, default=BootMode.BIOS
+    )
     csm = models.BooleanField(_("CSM"), default=False)
     virtio = models.BooleanField(_("VirtIO"), default=True)
     cloud_init = models.BooleanField(_("cloud-init"), default=False)
@@ -144,7 +146,9 @@ class Image(BaseModel):
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.UPLOADING, db_index=True
     )
-    stage = models.CharField(_("stage"), max_length=12, choices=Stage.choices, default=Stage.QUEUED, blank=True)
+    stage = models.CharField(
+        _("stage"), max_length=12, choices=Stage.choices, default=Stage.QUEUED, blank=True
+    )
     progress = models.PositiveSmallIntegerField(_("progress"), default=0, help_text=_("Percent, 0 to 100."))
     bytes_done = models.PositiveBigIntegerField(_("bytes done"), default=0)
     bytes_total = models.PositiveBigIntegerField(_("bytes total"), null=True, blank=True)
@@ -153,7 +157,9 @@ class Image(BaseModel):
     )
     error = models.TextField(_("error"), blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
-    sharing = models.CharField(_("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE)
+    sharing = models.CharField(
+        _("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE
+    )
     shared_with = models.ManyToManyField(
         "tenants.Tenant", blank=True, related_name="images_shared_with_me", verbose_name=_("shared with")
     )

@@ -421,8 +421,18 @@ def replica_copy_start(
         source_storage_id=source.pk,
         mode=mode,
         job_timeout=12 * 3600,
+        job_id=replica_copy_job_id(replica.pk),
     )
     return replica
+
+
+def replica_copy_job_id(replica_id) -> str:
+    """The copy job's id: the reconciler finds it from the replica (a replica has one copy at a time)."""
+    return f"replica-copy-{replica_id}"
+
+
+def replica_heartbeat(replica_id) -> str:
+    return f"replica-{replica_id}"
 
 
 def replicas_copy_start(
@@ -475,13 +485,16 @@ def replica_copy_run(*, replica_id: int, source_storage_id: int, mode: str) -> N
     def cancelled() -> bool:
         return not ImageReplica.objects.filter(pk=replica.pk, state=ImageReplica.State.SYNCING).exists()
 
+    from images.services.progress import Heartbeat
+
     try:
-        result = get_backend(source_replica.storage).copy_to(
-            source_replica.key,
-            get_backend(replica.storage),
-            progress=Throttled(progress),
-            should_cancel=cancelled,
-        )
+        with Heartbeat(replica_heartbeat(replica.pk)):
+            result = get_backend(source_replica.storage).copy_to(
+                source_replica.key,
+                get_backend(replica.storage),
+                progress=Throttled(progress),
+                should_cancel=cancelled,
+            )
     except StorageError as error:
         fail(str(error))
         return

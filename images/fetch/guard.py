@@ -12,6 +12,7 @@ import re
 import socket
 
 from django.utils.translation import gettext as _
+from django.utils.translation import pgettext_lazy
 
 from .errors import FetchError, URLRefused
 from .policy import FetchPolicy
@@ -24,14 +25,15 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 _NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 
+# The rule's name in a refusal ("rule: loopback addresses"); a term an operator can look up.
 CATEGORY_LABELS = {
-    "unspecified": "unspecified",
-    "loopback": "loopback",
-    "link-local": "link-local",
-    "multicast": "multicast",
-    "private": "private",
-    "reserved": "reserved",
-    "not-global": "not globally routable",
+    "unspecified": pgettext_lazy("address rule", "unspecified"),
+    "loopback": pgettext_lazy("address rule", "loopback"),
+    "link-local": pgettext_lazy("address rule", "link-local"),
+    "multicast": pgettext_lazy("address rule", "multicast"),
+    "private": pgettext_lazy("address rule", "private"),
+    "reserved": pgettext_lazy("address rule", "reserved"),
+    "not-global": pgettext_lazy("address rule", "not globally routable"),
 }
 
 

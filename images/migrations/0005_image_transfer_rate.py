@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0004_list_count_index'),
+        ("images", "0004_list_count_index"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='image',
-            name='bytes_per_second',
-            field=models.PositiveBigIntegerField(blank=True, help_text='Bytes per second since the stage began.', null=True, verbose_name='transfer rate'),
+            model_name="image",
+            name="bytes_per_second",
+            field=models.PositiveBigIntegerField(
+                blank=True,
+                help_text="Bytes per second since the stage began.",
+                null=True,
+                verbose_name="transfer rate",
+            ),
         ),
     ]

@@ -80,8 +80,9 @@ def _connection():
     return django_rq.get_connection("imports")
 
 
-def heartbeat_key(image_id) -> str:
-    return f"{HEARTBEAT_PREFIX}{image_id}"
+def heartbeat_key(name) -> str:
+    """An import beats under its image id; other jobs under names of their own ("replica-12")."""
+    return f"{HEARTBEAT_PREFIX}{name}"
 
 
 def this_process() -> str:
@@ -89,19 +90,19 @@ def this_process() -> str:
 
 
 class Heartbeat:
-    """While a job works on an import, a thread refreshes a short-lived Redis key naming this host and
-    process. A killed process stops refreshing it; on the same host the reconciler sees at once that
-    the process is gone."""
+    """While a job works on an import (or on a replica copy), a thread refreshes a short-lived Redis key
+    naming this host and process. A killed process stops refreshing it; on the same host the reconciler
+    sees at once that the process is gone."""
 
-    def __init__(self, image_id, *, period: float = 2.0):
-        self.image_id = image_id
+    def __init__(self, name, *, period: float = 2.0):
+        self.name = name
         self.period = period
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def beat(self) -> None:
         try:
-            _connection().set(heartbeat_key(self.image_id), this_process(), ex=conf.heartbeat_seconds())
+            _connection().set(heartbeat_key(self.name), this_process(), ex=conf.heartbeat_seconds())
         except Exception:  # noqa: BLE001 - a missed beat only risks a late reconcile, never the import
             pass
 
@@ -111,7 +112,7 @@ class Heartbeat:
 
     def __enter__(self) -> Heartbeat:
         self.beat()
-        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.image_id}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat-{self.name}", daemon=True)
         self._thread.start()
         return self
 
@@ -120,14 +121,15 @@ class Heartbeat:
         if self._thread is not None:
             self._thread.join(timeout=5)
         try:
-            _connection().delete(heartbeat_key(self.image_id))
+            _connection().delete(heartbeat_key(self.name))
         except Exception:  # noqa: BLE001
             pass
 
 
-def heartbeat_of(image_id) -> tuple[str, int] | None:
-    """(host, pid) of the process working on the import, or None when no heartbeat is fresh."""
-    value = _connection().get(heartbeat_key(image_id))
+def heartbeat_of(name) -> tuple[str, int] | None:
+    """(host, pid) of the process working on the import (or job) `name`, or None when no heartbeat is
+    fresh."""
+    value = _connection().get(heartbeat_key(name))
     if not value:
         return None
     host, _sep, pid = value.decode().rpartition(":")

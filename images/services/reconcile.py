@@ -7,7 +7,8 @@ Run by `manage.py reconcile` and every minute by the cron scheduler (images/cron
 - its job vanished before it ran (Redis lost it): enqueued again, once;
 - its job died (worker killed, job failed or timed out, heartbeat gone, or its process no longer
   exists on this host): failed with a message, its staging files and partial replicas removed;
-- a staging directory whose image is not importing: removed.
+- a staging directory whose image is not importing: removed;
+- a sync or migrate copy whose job is gone: its replica failed with a message.
 """
 
 from __future__ import annotations
@@ -45,12 +46,14 @@ class ReconcileReport:
     expired: list[str] = field(default_factory=list)
     staging_removed: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
+    copies_failed: list[str] = field(default_factory=list)
 
     def __str__(self):
         return _(
             "failed %(failed)d, resumed %(resumed)d, expired uploads %(expired)d, staging directories "
-            "removed %(staging)d, leftovers cleaned %(cleaned)d"
+            "removed %(staging)d, leftovers cleaned %(cleaned)d, lost copies failed %(copies)d"
         ) % {
+            "copies": len(self.copies_failed),
             "failed": len(self.failed),
             "resumed": len(self.resumed),
             "expired": len(self.expired),
@@ -59,21 +62,22 @@ class ReconcileReport:
         }
 
 
-def job_liveness(image: Image) -> str:
-    """ALIVE, MISSING (no such job: never ran or Redis lost it) or DEAD."""
-    if not image.job_id:
+def job_liveness(job_id: str, heartbeat: str) -> str:
+    """ALIVE, MISSING (no such job: never ran or Redis lost it) or DEAD, for the job `job_id` whose
+    process beats under the name `heartbeat` (an image id, or `replica_heartbeat(pk)`)."""
+    if not job_id:
         return MISSING
     connection = django_rq.get_connection("imports")
     try:
-        job = Job.fetch(image.job_id, connection=connection)
+        job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:
         return MISSING
     status = job.get_status(refresh=True)
     if status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED):
         return ALIVE
     if status != JobStatus.STARTED:
-        return DEAD  # finished, failed, stopped or cancelled, and the image is still importing
-    beat = heartbeat_of(image.pk)
+        return DEAD  # finished, failed, stopped or cancelled, and its row still says it is working
+    beat = heartbeat_of(heartbeat)
     if beat is None:
         started = job.started_at
         grace = timedelta(seconds=conf.heartbeat_seconds())
@@ -117,7 +121,7 @@ def reconcile(*, now=None) -> ReconcileReport:
                 if import_fail(image_id=image.pk, message=message):
                     report.expired.append(str(image.pk))
             continue
-        state = job_liveness(image)
+        state = job_liveness(image.job_id, str(image.pk))
         if state == ALIVE:
             continue
         if state == MISSING and session is not None and session.attempts < MAX_RESUMES:
@@ -131,9 +135,34 @@ def reconcile(*, now=None) -> ReconcileReport:
         if import_fail(image_id=image.pk, message=lost_message()):
             report.failed.append(str(image.pk))
             import_cleanup(image_id=image.pk)
+    _fail_lost_copies(report)
     _remove_orphaned_staging(report)
     _clean_leftovers(report)
     return report
+
+
+def _fail_lost_copies(report: ReconcileReport) -> None:
+    """Sync and migrate copies (storage.services.replica_copy_start) whose job is gone: failed, so the
+    replica does not say "syncing" for ever; the administrator can start the copy again. What the job
+    had written to the target is unreferenced and goes with the target's next data cleanup."""
+    from storage.services import replica_copy_job_id, replica_heartbeat
+
+    copying = ImageReplica.objects.filter(state=ImageReplica.State.SYNCING).exclude(
+        image__status=Image.Status.UPLOADING  # an import's own replica: the import's job owns it
+    )
+    for replica in copying.select_related("image", "storage").iterator():
+        if job_liveness(replica_copy_job_id(replica.pk), replica_heartbeat(replica.pk)) == ALIVE:
+            continue
+        message = _(
+            "The copy to %(storage)s stopped unexpectedly: the worker running it was lost. Start the sync "
+            "or migration again."
+        ) % {"storage": replica.storage.name}
+        changed = ImageReplica.objects.filter(pk=replica.pk, state=ImageReplica.State.SYNCING).update(
+            state=ImageReplica.State.FAILED, error=message, updated_at=timezone.now()
+        )
+        if changed:
+            report.copies_failed.append(str(replica.pk))
+            logger.info("failed the lost copy of %s to %s", replica.image_id, replica.storage.name)
 
 
 def _remove_orphaned_staging(report: ReconcileReport) -> None:

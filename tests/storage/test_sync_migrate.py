@@ -130,3 +130,36 @@ def test_migrate_moves_the_image_and_leaves_the_source_data_until_a_cleanup(
     assert report.replicas_removed == 1 and report.bytes_freed >= len(data)
     assert not source_backend.exists(str(image.pk))
     assert target_backend.exists(str(image.pk))
+
+
+def test_a_copy_whose_job_was_lost_fails_after_reconcile_and_a_queued_one_waits(
+    make_standalone, make_image, rq_redis, django_capture_on_commit_callbacks
+):
+    """A sync whose job vanished (Redis lost it, or its worker died) would say "syncing" for ever."""
+    from rq.job import Job
+
+    from images.services.reconcile import reconcile
+
+    source, _ = make_standalone("source")
+    target, _ = make_standalone("target")
+    lost = make_image(source, random_bytes(MiB, 4))
+    waiting = make_image(source, random_bytes(MiB, 5))
+    lost_replica = start(
+        django_capture_on_commit_callbacks, image=lost, source=source, target=target, mode="sync"
+    )
+    waiting_replica = start(
+        django_capture_on_commit_callbacks, image=waiting, source=source, target=target, mode="sync"
+    )
+    Job.fetch(services.replica_copy_job_id(lost_replica.pk), connection=rq_redis).delete()
+
+    report = reconcile()
+
+    assert report.copies_failed == [str(lost_replica.pk)]
+    lost_replica.refresh_from_db()
+    assert lost_replica.state == ImageReplica.State.FAILED
+    assert "stopped unexpectedly" in lost_replica.error and "target" in lost_replica.error
+    waiting_replica.refresh_from_db()
+    assert waiting_replica.state == ImageReplica.State.SYNCING  # its job is still queued
+    # The source copy is untouched, so the sync can simply be started again.
+    assert lost.replicas.get(storage=source).state == ImageReplica.State.READY
+    assert not reconcile().copies_failed

@@ -467,7 +467,9 @@ def test_a_slow_fetch_shows_bytes_total_and_speed_while_it_runs(
         from django.test import Client
 
         try:
-            seen["row"] = Image.objects.values("bytes_done", "bytes_total", "bytes_per_second").get(pk=image_id)
+            seen["row"] = Image.objects.values("bytes_done", "bytes_total", "bytes_per_second").get(
+                pk=image_id
+            )
             console = Client()
             console.force_login(owner)
             seen["page"] = console.get(f"/images/{image_id}/").content.decode()
