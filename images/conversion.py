@@ -9,13 +9,17 @@ entities or network access, and the disk it names is located; `extract_member()`
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import select
 import subprocess
 import tarfile
+import threading
 import time
+import zlib
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -41,10 +45,13 @@ def convert(
     source_format: str,
     target: str,
     target_format: str,
+    options: list[str] | None = None,
     progress: Callable[[float], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> None:
-    """Convert `source` to `target`; raises ImportRefused (with qemu-img's reason) or ConversionCancelled."""
+    """Convert `source` to `target`; raises ImportRefused (with qemu-img's reason) or ConversionCancelled.
+
+    `options` are the target's creation options (`["preallocation=metadata"]`)."""
     command = qemu_img_command(
         [
             "convert",
@@ -57,6 +64,7 @@ def convert(
             QEMU_FORMATS.get(source_format, source_format),
             "-O",
             target_format,
+            *(["-o", ",".join(options)] if options else []),
             str(source),
             str(target),
         ],
@@ -124,6 +132,122 @@ def _remove(path: str) -> None:
         os.unlink(path)
     except FileNotFoundError:
         pass
+
+
+# --- storing the output while qemu-img writes it -----------------------------------------------------
+
+FOLLOW_BLOCK = 4 * MiB
+# qemu-img convert reports progress when a request is handed to one of its 8 coroutines, before the
+# request (at most 2 MiB) is read and written; so the written data lags the reported progress by up to
+# 16 MiB. The follower stays twice that behind.
+FOLLOW_MARGIN = 32 * MiB
+FOLLOW_POLL_SECONDS = 0.1
+
+
+class OutputFollower:
+    """Passes the file qemu-img convert is writing to `sink(block)` while qemu-img writes it.
+
+    qemu-img convert (without -W) writes its output in order, one request after the other, leaving
+    zero regions as holes, and into a raw file or a qcow2 whose metadata was preallocated (every
+    cluster's place fixed when the file is created, at or after its guest offset) it writes each byte
+    once. Its progress is the share of the source's `allocated` bytes handed out so far, and a guest
+    offset is never behind that count; so, less a margin for the requests in flight, everything below
+    `percent * allocated` in the output is final. `advance(percent)` (fed from qemu-img's progress)
+    moves that mark, and a thread passes the file on up to it while the conversion runs, so storing
+    (MD5, SHA256, chunks) overlaps converting instead of being a second pass after it.
+
+    Once qemu-img has exited, `finish()` passes the rest, then reads what was passed early once more and
+    compares each block's CRC32 with the one taken when the block went out: if qemu-img ever changed a
+    region after writing it, `finish()` answers False and the caller stores the file again from the
+    start. Nothing here trusts the reasoning above without that check.
+
+        follower = OutputFollower(path, sink=writer.write, allocated=bytes_of_data_in_the_source)
+        follower.start()
+        convert(..., progress=follower.advance)      # on an error: follower.stop()
+        if not follower.finish(): ...
+    """
+
+    def __init__(
+        self, path: str, *, sink: Callable[[bytes], None], allocated: int, block: int = FOLLOW_BLOCK
+    ):
+        self.path = path
+        self.sink = sink
+        self.allocated = allocated
+        self.block = block
+        self.passed = 0  # bytes given to sink
+        self.followed = 0  # of which while qemu-img ran
+        self._crcs: list[int] = []
+        self._safe = 0
+        self._wake = threading.Condition()
+        self._stopped = False
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="convert-follower", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def advance(self, percent: float) -> None:
+        safe = int(self.allocated * min(percent, 100.0) / 100) - FOLLOW_MARGIN
+        safe -= safe % self.block
+        with self._wake:
+            if safe > self._safe:
+                self._safe = safe
+                self._wake.notify()
+
+    def stop(self) -> None:
+        """qemu-img failed or was stopped: end the thread; what was passed on is the caller's to drop."""
+        with self._wake:
+            self._stopped = True
+            self._wake.notify()
+        self._thread.join()
+
+    def _pass(self, fd: int, end: int) -> None:
+        while self.passed < end:
+            data = os.pread(fd, min(self.block, end - self.passed), self.passed)
+            if not data:
+                raise OSError(errno.EIO, "the converted file ended before its reported progress")
+            self._crcs.append(zlib.crc32(data))
+            self.sink(data)
+            self.passed += len(data)
+
+    def _run(self) -> None:
+        fd = None
+        try:
+            while True:
+                with self._wake:
+                    while not self._stopped and self._safe <= self.passed:
+                        self._wake.wait(FOLLOW_POLL_SECONDS)
+                    if self._stopped:
+                        return
+                    target = self._safe
+                if fd is None:
+                    fd = os.open(self.path, os.O_RDONLY)
+                self._pass(fd, min(target, os.fstat(fd).st_size))
+        except BaseException as error:  # noqa: BLE001 - handed to finish()
+            self._error = error
+        finally:
+            if fd is not None:
+                os.close(fd)
+
+    def finish(self) -> bool:
+        """qemu-img exited successfully: pass the rest, then check what was passed early. True when the
+        sink received exactly the finished file."""
+        self.stop()
+        if self._error is not None:
+            raise self._error
+        self.followed = self.passed
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            self._pass(fd, os.fstat(fd).st_size)
+            blocks = range(self.followed // self.block)
+
+            def unchanged(index: int) -> bool:
+                return zlib.crc32(os.pread(fd, self.block, index * self.block)) == self._crcs[index]
+
+            with ThreadPoolExecutor(max_workers=2, thread_name_prefix="convert-verify") as pool:
+                return all(pool.map(unchanged, blocks))
+        finally:
+            os.close(fd)
 
 
 # --- OVA ------------------------------------------------------------------------------------------

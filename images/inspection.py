@@ -390,12 +390,26 @@ def _first_finding(stderr: str) -> str:
     return _qemu_error(stderr)
 
 
-def qemu_img_measure(path: str, *, fmt: str, target_format: str) -> int:
-    """Bytes a conversion of `path` to `target_format` needs (`qemu-img measure`)."""
+@dataclass(frozen=True)
+class Measure:
+    required: int  # bytes of the converted file, clusters allocated for data only
+    fully_allocated: int  # bytes with every cluster allocated (a preallocated qcow2's length)
+
+
+def qemu_img_measure(path: str, *, fmt: str, target_format: str) -> Measure:
+    """What a conversion of `path` to `target_format` writes (`qemu-img measure`)."""
     data = qemu_img_json(
         ["measure", "-f", QEMU_FORMATS.get(fmt, fmt), "-O", target_format, str(path)], what="measure"
     )
-    return int(data.get("required") or 0)
+    required = int(data.get("required") or 0)
+    return Measure(required=required, fully_allocated=int(data.get("fully-allocated") or required))
+
+
+def qemu_img_allocated(path: str, *, fmt: str) -> int:
+    """Bytes of the image's guest data that are allocated and not known to be zero (`qemu-img map`):
+    what qemu-img convert counts its progress against."""
+    extents = qemu_img_json(["map", "-f", QEMU_FORMATS.get(fmt, fmt), str(path)], what="map")
+    return sum(int(e["length"]) for e in extents if e.get("data") and not e.get("zero"))
 
 
 def info_encrypted(info: dict) -> bool:

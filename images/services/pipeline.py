@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from storage.backends import Cancelled, StorageError, get_backend
 from tenants.models import OperationLog
 
-from ..conversion import ConversionCancelled, convert, extract_member, ova_disk
+from ..conversion import ConversionCancelled, OutputFollower, convert, extract_member, ova_disk
 from ..inspection import (
     HEAD_BYTES,
     ImportRefused,
@@ -35,6 +35,7 @@ from ..inspection import (
     check_qcow2_layout,
     check_virtual_size,
     info_encrypted,
+    qemu_img_allocated,
     qemu_img_check,
     qemu_img_info,
     qemu_img_measure,
@@ -208,7 +209,8 @@ def _convert(image: Image) -> None:
     virtual_size = int(info["virtual-size"])
     check_virtual_size(virtual_size=virtual_size, limit=size_limit(image))
     target_format = image.storage.effective_target_format
-    needed = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
+    measure = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
+    needed = measure.required
     free = shutil.disk_usage(directory).free
     if free < needed:
         raise ImportRefused(
@@ -225,29 +227,19 @@ def _convert(image: Image) -> None:
     timings.mark("info+measure")
 
     output = directory / f"converted.{target_format}"
-    progress.set_stage(Image.Stage.CONVERTING)
-    convert(
-        source=str(source),
-        source_format=source_format,
-        target=str(output),
-        target_format=target_format,
-        progress=progress.report_percent,
-        should_cancel=CancelCheck(image.pk),
-    )
-    progress.report_percent(100, final=True)
-    _check_cancel(image.pk)
-    timings.mark("convert")
-
-    progress.set_stage(Image.Stage.STORING)
-    stored_size = output.stat().st_size
     key = str(image.pk)
-    result = backend.ingest(
-        str(output),
-        key=key,
-        progress=lambda done: progress.report(done, stored_size),
-        should_cancel=CancelCheck(image.pk),
-    )
-    timings.mark("store")
+    options = _follow_options(target_format, measure)
+    progress.set_stage(Image.Stage.CONVERTING)
+    if options is None:
+        _convert_file(image, source, source_format, output, target_format, progress)
+        progress.report_percent(100, final=True)
+        timings.mark("convert")
+        result = _store_file(image, backend, output, key, progress)
+        timings.mark("store")
+    else:
+        result = _convert_and_store(
+            image, source, source_format, output, target_format, options, backend, key, progress, timings
+        )
     replica, _created = ImageReplica.objects.update_or_create(
         image=image,
         storage=image.storage,
@@ -266,6 +258,88 @@ def _convert(image: Image) -> None:
             "disk_format": target_format,
         },
     )
+
+
+def _follow_options(target_format: str, measure) -> list[str] | None:
+    """qemu-img creation options under which the output can be stored while it is written, or None.
+
+    A raw output is written in order, each byte once. A qcow2 is, when its metadata is preallocated
+    (`preallocation=metadata`): but then every cluster has its place, so the file is as long as a fully
+    allocated one; that is chosen only when it costs (almost) nothing, i.e. when the image is dense. A
+    sparse image keeps the compact layout and is stored after the conversion.
+    """
+    if target_format == "raw":
+        return []
+    if target_format == "qcow2" and measure.fully_allocated <= measure.required + max(
+        measure.required // 100, 16 * 1024 * 1024
+    ):
+        return ["preallocation=metadata"]
+    return None
+
+
+def _convert_file(image, source, source_format, output, target_format, progress, options=None) -> None:
+    """`progress`: a StageProgress, or a function of qemu-img's percent."""
+    report = progress.report_percent if isinstance(progress, StageProgress) else progress
+    convert(
+        source=str(source),
+        source_format=source_format,
+        target=str(output),
+        target_format=target_format,
+        options=options,
+        progress=report,
+        should_cancel=CancelCheck(image.pk),
+    )
+    _check_cancel(image.pk)
+
+
+def _store_file(image, backend, output, key, progress: StageProgress):
+    progress.set_stage(Image.Stage.STORING)
+    stored_size = output.stat().st_size
+    return backend.ingest(
+        str(output),
+        key=key,
+        progress=lambda done: progress.report(done, stored_size),
+        should_cancel=CancelCheck(image.pk),
+    )
+
+
+def _convert_and_store(
+    image, source, source_format, output, target_format, options, backend, key, progress, timings
+):
+    """Convert while the storage takes the output as qemu-img writes it (see OutputFollower): hashing and
+    storing overlap the conversion. Falls back to storing the finished file if the follower saw a block
+    change after it had been stored."""
+    allocated = qemu_img_allocated(str(source), fmt=source_format)
+    writer = backend.open_writer(key, expected_size=None)
+    follower = OutputFollower(str(output), sink=writer.write, allocated=allocated)
+    follower.start()
+
+    def report(percent: float) -> None:
+        follower.advance(percent)
+        progress.report_percent(percent)
+
+    try:
+        try:
+            _convert_file(image, source, source_format, output, target_format, report, options)
+        except BaseException:
+            follower.stop()
+            raise
+        progress.report_percent(100, final=True)
+        timings.mark("convert (storing alongside)")
+        progress.set_stage(Image.Stage.STORING)
+        exact = follower.finish()
+        if exact:
+            result = writer.commit()
+            timings.mark(f"store the last {filesizeformat(follower.passed - follower.followed)} and verify")
+            return result
+    except BaseException:
+        writer.abort()
+        raise
+    writer.abort()
+    logger.warning("import %s: qemu-img changed its output after writing it; storing it again", image.pk)
+    result = _store_file(image, backend, output, key, progress)
+    timings.mark("store again")
+    return result
 
 
 def _ova_disk(image: Image, path, progress: StageProgress):

@@ -1,0 +1,173 @@
+"""Storing a conversion's output while qemu-img writes it (images.conversion.OutputFollower), and the
+layout choice: dense images are followed, sparse ones stay compact and are stored afterwards."""
+
+import hashlib
+import os
+import threading
+import time
+
+import pytest
+
+from images import conversion
+from images.conversion import OutputFollower
+from images.models import Image
+from storage.backends import get_backend
+
+from .conftest import MiB, send_file, stored_bytes
+from .test_pipeline import qemu_compare
+
+BLOCK = 1 * MiB
+
+
+def write_in_order(path, data, follower, *, piece=BLOCK, pause=0.01, after=None):
+    """What qemu-img does to a raw output: the file is created at its full length (all holes), then
+    written from the start, one request after the other, the progress reported as it goes (zero
+    regions are skipped, as qemu-img does, and counted). `after()` runs after each piece."""
+    with open(path, "wb") as file:
+        file.truncate(len(data))
+        for offset in range(0, len(data), piece):
+            block = data[offset : offset + piece]
+            if block.count(0) != len(block):
+                os.pwrite(file.fileno(), block, offset)
+            follower.advance(100 * min(len(data), offset + piece) / len(data))
+            if after is not None:
+                after()
+            time.sleep(pause)
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    monkeypatch.setattr(conversion, "FOLLOW_MARGIN", 2 * BLOCK)
+    monkeypatch.setattr(conversion, "FOLLOW_POLL_SECONDS", 0.005)
+
+
+def test_the_follower_passes_on_the_file_while_it_is_written(tmp_path, small_blocks):
+    data = os.urandom(24 * MiB) + bytes(4 * MiB) + os.urandom(3 * MiB + 12345)  # a hole, an odd tail
+    path = tmp_path / "out.raw"
+    received = []
+    follower = OutputFollower(str(path), sink=received.append, allocated=len(data), block=BLOCK)
+    follower.start()
+    write_in_order(path, data, follower)
+
+    assert follower.finish() is True
+    assert b"".join(received) == data
+    # Most of it was passed on while the file was still being written, not after.
+    assert follower.followed >= 8 * MiB
+
+
+def test_the_follower_notices_a_block_changed_after_it_was_passed_on(tmp_path, small_blocks):
+    data = os.urandom(24 * MiB)
+    path = tmp_path / "out.raw"
+    received = []
+    follower = OutputFollower(str(path), sink=received.append, allocated=len(data), block=BLOCK)
+    follower.start()
+    rewritten = threading.Event()
+
+    def rewrite_the_first_block():
+        # Once the follower has passed the first block on, the "converter" changes it.
+        if not rewritten.is_set() and follower.passed >= BLOCK:
+            with open(path, "r+b") as file:
+                file.write(b"changed")
+            rewritten.set()
+
+    write_in_order(path, data, follower, after=rewrite_the_first_block)
+    assert rewritten.is_set()
+    assert follower.finish() is False
+
+
+def test_the_follower_stops_cleanly_when_the_conversion_fails(tmp_path, small_blocks):
+    received = []
+    follower = OutputFollower(
+        str(tmp_path / "never-written.raw"), sink=received.append, allocated=64 * MiB, block=BLOCK
+    )
+    follower.start()
+    follower.stop()
+    assert received == []
+
+
+def dense_raw(disks, size):
+    path = disks.root / "dense.raw"
+    path.write_bytes(os.urandom(size))
+    return path
+
+
+def import_converted(storage, source, fmt, start_import, run_jobs, django_capture_on_commit_callbacks):
+    image = start_import(storage, fmt)
+    with django_capture_on_commit_callbacks(execute=True):
+        send_file(image, source)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_jobs() == 0
+    image.refresh_from_db()
+    return image
+
+
+def test_a_dense_vmdk_is_stored_while_it_is_converted(
+    standalone, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+):
+    raw = dense_raw(disks, 48 * MiB)
+    vmdk = disks.convert(raw, "vmdk")
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(
+            standalone, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
+        )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert "storing alongside" in caplog.text
+    stored = tmp_path / "stored.qcow2"
+    stored.write_bytes(stored_bytes(image))
+    assert qemu_compare(stored, "qcow2", raw, "raw")
+    assert image.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert image.md5 == hashlib.md5(stored.read_bytes()).hexdigest()
+    # The preallocated layout of a dense image is no longer than a compact one.
+    assert image.size < 48 * MiB * 1.02
+
+
+def test_a_sparse_vmdk_keeps_the_compact_layout(
+    standalone, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+):
+    raw = disks.root / "sparse.raw"
+    with open(raw, "wb") as file:
+        file.truncate(256 * MiB)
+        file.write(os.urandom(4 * MiB))
+    vmdk = disks.convert(raw, "vmdk")
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(
+            standalone, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
+        )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert "storing alongside" not in caplog.text
+    assert image.virtual_size == 256 * MiB
+    assert image.size < 8 * MiB  # not a 256 MiB file of holes
+    stored = tmp_path / "stored.qcow2"
+    stored.write_bytes(stored_bytes(image))
+    assert qemu_compare(stored, "qcow2", raw, "raw")
+
+
+def test_a_changed_output_is_stored_again_from_the_start(
+    standalone,
+    disks,
+    tmp_path,
+    start_import,
+    run_jobs,
+    django_capture_on_commit_callbacks,
+    monkeypatch,
+    caplog,
+):
+    # As if qemu-img had rewritten a region it had written: the follower's check fails.
+    real_finish = OutputFollower.finish
+    monkeypatch.setattr(OutputFollower, "finish", lambda self: real_finish(self) and False)
+    raw = dense_raw(disks, 24 * MiB)
+    vmdk = disks.convert(raw, "vmdk")
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(
+            standalone, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
+        )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
+    stored = tmp_path / "stored.qcow2"
+    stored.write_bytes(stored_bytes(image))
+    assert qemu_compare(stored, "qcow2", raw, "raw")
+    assert image.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert "storing it again" in caplog.text
+    assert get_backend(standalone).usage().logical == image.size
