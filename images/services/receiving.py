@@ -7,10 +7,13 @@ file, SHA256 and the inspector beside it. A file that is not what was claimed is
 few hundred kilobytes.
 
 A receiver serves one request. `commit()` keeps what it received (the tus offset is what was committed):
-a stored image's partial replica, a staged file flushed to disk. A later request resumes from that
-offset: hash and inspector state cannot outlive a request, so the receiver rebuilds them by re-reading
-what was received (from the storage, where identical chunks are not written again, or from staging)
-and continues. With one request per upload (tus-js-client's default) that never happens.
+a stored image's partial replica (published by the storage writer's checkpoint, which stays open), a
+staged file flushed to disk. A later request resumes from that offset. When it reaches the same process
+(a client sending its file in several PATCHes over one keep-alive connection usually does), the
+receiver takes over the live state the previous request left in this process: hashes, inspector and
+the open storage writer, and nothing is read again. Anywhere else (another web process, after a restart,
+after LIVE_IDLE_SECONDS) hash and inspector state are rebuilt by re-reading what was received (from the
+storage, where identical chunks are not written again, or from staging).
 
     receiver = ImportReceiver(image_id=..., offset=...)
     with receiver:
@@ -24,10 +27,12 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import django_rq
@@ -61,6 +66,66 @@ BLOCK_SIZE = 4 * MiB
 LOCK_SECONDS = 60
 TICK_SECONDS = 1.0
 HASH_QUEUE = 4
+
+
+# --- state kept between the requests of one upload, in this process ------------------------------
+
+LIVE_IDLE_SECONDS = 600
+LIVE_MAX = 32
+
+
+@dataclass
+class _Live:
+    offset: int  # the committed offset it continues from
+    key: str | None  # stored: the replica key the writer's checkpoint published
+    writer: object | None  # stored: the storage writer, still open
+    sha256: object | None  # staged: the upload's SHA256 so far
+    inspector: StreamInspector | None
+    head: bytearray | None
+    touched: float
+
+
+_live: dict = {}
+_live_mutex = threading.Lock()
+
+
+def _live_put(image_id, state: _Live) -> None:
+    expired = []
+    with _live_mutex:
+        now = time.monotonic()
+        for other, entry in list(_live.items()):
+            if now - entry.touched > LIVE_IDLE_SECONDS:
+                expired.append(_live.pop(other))
+        while len(_live) >= LIVE_MAX:
+            oldest = min(_live, key=lambda other: _live[other].touched)
+            expired.append(_live.pop(oldest))
+        replaced = _live.pop(image_id, None)
+        if replaced is not None:
+            expired.append(replaced)
+        _live[image_id] = state
+    for entry in expired:
+        _live_release(entry)
+
+
+def _live_take(image_id) -> _Live | None:
+    with _live_mutex:
+        return _live.pop(image_id, None)
+
+
+def _live_release(entry: _Live) -> None:
+    if entry.writer is not None:
+        entry.writer.release()
+
+
+def live_forget(image_id=None) -> None:
+    """Drop the live state of one upload (or of all): the next request re-reads what was received."""
+    with _live_mutex:
+        entries = list(_live.values()) if image_id is None else [_live.pop(image_id, None)]
+        if image_id is None:
+            _live.clear()
+    for entry in entries:
+        if entry is not None:
+            _live_release(entry)
 
 
 class UploadBusy(ImportNotAccepted):
@@ -178,18 +243,29 @@ class ImportReceiver:
         stage = Image.Stage.RECEIVING if image.source == Image.Source.UPLOAD else Image.Stage.DOWNLOADING
         self.progress = StageProgress(image.pk, stage)
         self.progress.report(offset, self.length, final=True)
+        live = _live_take(image.pk) if offset else None
+        if live is not None and live.offset != offset:
+            _live_release(live)
+            live = None
+        if live is not None and live.inspector is not None:
+            self.inspector = live.inspector
         if self.staged:
-            self._open_staged(offset)
+            self._open_staged(offset, live)
         else:
-            self._open_stored(offset)
+            self._open_stored(offset, live)
 
-    def _open_staged(self, offset: int) -> None:
+    def _open_staged(self, offset: int, live: _Live | None) -> None:
         path = self.directory / "upload"
         self.staging_path = path
         self._file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - closed in _close
         self._file.truncate(offset)
         self._sha256 = hashlib.sha256()
         self._hash_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-sha256")
+        if live is not None and live.sha256 is not None:
+            self._sha256 = live.sha256
+            self.position = offset
+        elif offset:
+            logger.info("upload of %s: rebuilding its state by re-reading %d bytes", self.image_id, offset)
         self._file.seek(0)
         while self.position < offset:
             data = self._file.read(min(BLOCK_SIZE, offset - self.position))
@@ -200,7 +276,7 @@ class ImportReceiver:
             self._consume(data, store=False)
         self._file.seek(offset)
 
-    def _open_stored(self, offset: int) -> None:
+    def _open_stored(self, offset: int, live: _Live | None) -> None:
         image = self.image
         self.staging_path = self.directory / "head"
         self._head = bytearray()
@@ -210,11 +286,20 @@ class ImportReceiver:
         if offset and self._previous_key is None:
             raise ImportNotAccepted(_("The part of the upload received so far is missing; start again."))
         self._key = str(image.pk) if offset == 0 else f"{image.pk}-r{self.session.resumes + 1}"
+        if live is not None and live.writer is not None and live.key == self._previous_key:
+            self._writer = live.writer
+            self._writer.key = self._key
+            self._head = live.head
+            self.position = offset
+            return
+        if live is not None:
+            _live_release(live)
         try:
             self._writer = self.backend.open_writer(self._key, expected_size=self.length)
         except StorageError as error:
             raise ImportRefused(str(error), code="storage") from error
         if offset:
+            logger.info("upload of %s: rebuilding its state by re-reading %d bytes", self.image_id, offset)
             for block in self.backend.read_range(self._previous_key, 0, offset):
                 self._consume(block)
 
@@ -308,17 +393,35 @@ class ImportReceiver:
             if self.length is not None and self.position == self.length and self.length == 0:
                 self._complete()
             return self.position
+        final = self.length is not None and self.position == self.length
         try:
             if self.staged:
                 self._commit_staged()
             else:
-                self._commit_stored()
+                self._commit_stored(final=final)
             self._committed = True
-            if self.length is not None and self.position == self.length:
+            if final:
                 self._complete()
+            else:
+                self._keep_live()
         finally:
             self._close()
         return self.position
+
+    def _keep_live(self) -> None:
+        """A part of the upload is committed and more will come: leave this process's state to the next
+        request (see the module's docstring)."""
+        if self.staged:
+            self._drain_hashing()
+            state = _Live(self.position, None, None, self._sha256, self.inspector, None, time.monotonic())
+        elif self._writer is not None:
+            state = _Live(
+                self.position, self._key, self._writer, None, self.inspector, self._head, time.monotonic()
+            )
+            self._writer = None  # the next request's now
+        else:
+            return
+        _live_put(self.image_id, state)
 
     def finish(self) -> int:
         """The stream ended (a fetch): its length is what arrived. Commits and completes."""
@@ -355,15 +458,19 @@ class ImportReceiver:
         if not updated:
             raise ImportCancelled(_("The import was cancelled."))
 
-    def _commit_stored(self) -> None:
+    def _commit_stored(self, *, final: bool) -> None:
+        # A partial commit publishes a checkpoint and keeps the writer open for the next request.
+        keep_open = not final and self._writer.can_checkpoint
         try:
-            result = self._writer.commit()
+            result = self._writer.checkpoint(self._key) if keep_open else self._writer.commit()
         except StorageError as error:
-            self._writer = None
+            if not keep_open:
+                self._writer = None  # a failed commit has closed it
             refused = ImportRefused(str(error), code="storage")
             self.refuse(refused)
             raise refused from error
-        self._writer = None
+        if not keep_open:
+            self._writer = None
         self._result = result
         self._write_head()
         with transaction.atomic():
@@ -383,6 +490,7 @@ class ImportReceiver:
                     defaults={"key": self._key, "state": ImageReplica.State.SYNCING, "size": self.position},
                 )
         if not updated:
+            self._discard_current()
             delete_stored(storage=self.image.storage, key=self._key)
             raise ImportCancelled(_("The import was cancelled."))
         if self._previous_key and self._previous_key != self._key:

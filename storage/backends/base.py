@@ -145,6 +145,20 @@ class ReplicaWriter(abc.ABC):
     def bytes_written(self) -> int:
         """Bytes given to write() so far."""
 
+    # A writer that can publish what it has so far and go on writing (a resumable upload keeps its hash
+    # state between requests that way). Backends that cannot say False.
+    can_checkpoint = False
+
+    def checkpoint(self, key: str) -> IngestResult:
+        """Publish the bytes written so far as the replica `key` (MD5 and SHA256 of that prefix) and stay
+        open: later writes continue the same stream, and commit() or another checkpoint() publish it
+        under `self.key`. What a later abort() removes is only what was written after this call."""
+        raise NotImplementedError
+
+    def release(self) -> None:
+        """Stop without publishing or removing anything (what a checkpoint published stays)."""
+        raise NotImplementedError
+
 
 class StorageBackend(abc.ABC):
     def __init__(self, storage):

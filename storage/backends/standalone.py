@@ -646,11 +646,47 @@ class ChunkWriter(ReplicaWriter):
             sha256=self._sha256.hexdigest(),
             bytes_stored=self._stored,
         )
+        self._publish(self.key, result, digests)
+        self._close()
+        return result
+
+    can_checkpoint = True
+
+    def checkpoint(self, key: str) -> IngestResult:
+        """The complete chunks so far, plus the partly filled one stored as a short last chunk (which the
+        stream's later bytes complete in memory: the full chunk is stored when it fills)."""
+        if self._closed:
+            raise StorageError("checkpoint() after commit() or abort()")
+        self.wait()
+        digests = [future.result() for future in self._chunk_futures]
+        md5, sha256 = self._md5.copy(), self._sha256.copy()
+        if self._filled:
+            tail = memoryview(bytes(self._buffer[: self._filled]))
+            md5.update(tail)
+            sha256.update(tail)
+            digests.append(self._store(tail))
+        result = IngestResult(
+            key=key,
+            size=self.bytes_written,
+            md5=md5.hexdigest(),
+            sha256=sha256.hexdigest(),
+            bytes_stored=self._stored,
+        )
+        self._publish(key, result, digests)
+        with self._mutex:
+            self._created = []  # published: a later abort() leaves these chunks alone
+        return result
+
+    def release(self) -> None:
+        if not self._closed:
+            self._close()
+
+    def _publish(self, key: str, result: IngestResult, digests: list) -> None:
         self.backend.write_manifest(
-            self.key,
+            key,
             {
                 "format": MANIFEST_FORMAT,
-                "key": self.key,
+                "key": key,
                 "size": result.size,
                 "md5": result.md5,
                 "sha256": result.sha256,
@@ -659,8 +695,6 @@ class ChunkWriter(ReplicaWriter):
                 "created_at": timezone.now().isoformat(),
             },
         )
-        self._close()
-        return result
 
     def abort(self) -> None:
         if self._closed:
