@@ -1,4 +1,5 @@
-"""Django admin for platform administrators: images (every tenant's), replicas and upload sessions.
+"""Django admin for platform administrators: images (every tenant's), replicas, upload sessions and
+the sftp host keys trusted on first use.
 
 Status changes go through the services (cancel an import, reconcile); rows are never deleted here:
 deleting an image is the console's (recycle bin), which keeps its bytes and log consistent.
@@ -9,7 +10,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from .models import Image, ImageReplica, UploadSession
+from .models import Image, ImageReplica, SftpHostKey, UploadSession
 from .services import import_cancel
 from .services.reconcile import reconcile
 from .services.transitions import TransitionNotAllowed
@@ -270,4 +271,20 @@ class UploadSessionAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SftpHostKey)
+class SftpHostKeyAdmin(admin.ModelAdmin):
+    """Keys are recorded by the first import from a server; delete one when the server's key really
+    changed, and the next import trusts the new key."""
+
+    list_display = ("host", "port", "key_type", "fingerprint", "created_at", "last_used_at")
+    search_fields = ("host", "fingerprint")
+    readonly_fields = ("host", "port", "key_type", "key", "fingerprint", "created_at", "last_used_at")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
         return False

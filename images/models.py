@@ -275,3 +275,25 @@ class UploadSession(BaseModel):
 
     def __str__(self):
         return f"{self.image} ({self.offset}/{self.length})"
+
+
+class SftpHostKey(BaseModel):
+    """The key an sftp server showed the first time an import used it (trust on first use, when
+    IMPORT_SFTP_KNOWN_HOSTS is not set): later imports from that host and port must see the same key."""
+
+    host = models.CharField(_("host"), max_length=255)
+    port = models.PositiveIntegerField(_("port"))
+    key_type = models.CharField(_("key type"), max_length=64)
+    key = models.TextField(_("public key"), help_text=_("Base64, as in a known_hosts file."))
+    fingerprint = models.CharField(_("fingerprint"), max_length=128)
+    last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("SFTP host key")
+        verbose_name_plural = _("SFTP host keys")
+        constraints = [
+            models.UniqueConstraint(fields=["host", "port", "key_type"], name="sftp_host_key_one_per_type"),
+        ]
+
+    def __str__(self):
+        return f"{self.host}:{self.port} {self.key_type}"

@@ -1,8 +1,8 @@
 """sftp with paramiko: user:password, or user@host with the administrator's key; stat announces the size,
 a dropped connection resumes by reading from the offset reached.
 
-Host keys are checked against IMPORT_SFTP_KNOWN_HOSTS when it is set; otherwise the key's fingerprint
-is logged so that an administrator can pin it.
+Host keys are checked against IMPORT_SFTP_KNOWN_HOSTS when it is set; otherwise the key a server shows
+the first time is trusted and must be shown again every later time (images.services.hostkeys).
 """
 
 from __future__ import annotations
@@ -78,11 +78,10 @@ class SftpDriver:
     def _verify_host_key(self, transport: paramiko.Transport) -> None:
         key = transport.get_remote_server_key()
         if not self.policy.sftp_known_hosts:
-            logger.warning(
-                "sftp host key of %s not verified (IMPORT_SFTP_KNOWN_HOSTS is not set): %s",
-                self.url.host,
-                _fingerprint(key),
-            )
+            if self.policy.sftp_host_key_check is not None:
+                self.policy.sftp_host_key_check(self.url.host, self.url.port, key)
+                return
+            logger.warning("sftp host key of %s not verified: %s", self.url.host, _fingerprint(key))
             return
         try:
             known_hosts = paramiko.HostKeys(self.policy.sftp_known_hosts)

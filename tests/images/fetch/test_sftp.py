@@ -8,7 +8,8 @@ from images.fetch import FetchError, URLRefused, fetch, split_secret, validate
 
 from .conftest import SFTP_PASSWORD, SFTP_USER, MemorySink, sha256
 
-pytestmark = pytest.mark.usefixtures("fetch_settings")
+# Host keys are trusted on first use and kept in the database, written from the fetch's own thread.
+pytestmark = [pytest.mark.usefixtures("fetch_settings"), pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
@@ -99,3 +100,40 @@ def test_sftp_unknown_host_key_is_refused_before_the_password_is_sent(sftp_file,
 def test_missing_sftp_file(sftp_file):
     with pytest.raises(FetchError, match="There is no file"):
         fetch(_url(sftp_file, password=SFTP_PASSWORD, path="/srv/none.qcow2"), sink=MemorySink())
+
+
+def test_sftp_host_key_is_trusted_on_first_use_and_pinned_after(sftp_file, payload, caplog):
+    import paramiko
+
+    from images.models import SftpHostKey
+
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+    entry = SftpHostKey.objects.get()
+    assert (entry.host, entry.port) == ("127.0.0.1", sftp_file.port)
+    assert entry.key == sftp_file.host_key.get_base64()
+    assert sftp_file.host_key.fingerprint in entry.fingerprint
+    logins = len(sftp_file.logins)
+
+    # The same server again: accepted.
+    sink = MemorySink()
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=sink)
+    assert sha256(sink.buffer) == sha256(payload)
+
+    # Someone else answers at that address (or the server was rebuilt): refused before the password goes.
+    sftp_file.host_key = paramiko.ECDSAKey.generate()
+    with pytest.raises(FetchError, match="different host key") as refused:
+        fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+    assert entry.fingerprint in str(refused.value) and sftp_file.host_key.fingerprint in str(refused.value)
+    assert len(sftp_file.logins) == logins + 1  # only the second, accepted import logged in
+
+    # An administrator removes the old key: the next import trusts the new one.
+    entry.delete()
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+    assert SftpHostKey.objects.get().key == sftp_file.host_key.get_base64()
+
+
+def test_sftp_host_keys_are_listed_for_administrators(admin_client, sftp_file):
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+    page = admin_client.get("/admin/images/sftphostkey/")
+    assert page.status_code == 200
+    assert sftp_file.host_key.fingerprint in page.content.decode()
