@@ -270,9 +270,7 @@ def _follow_options(target_format: str, measure) -> list[str] | None:
     """
     if target_format == "raw":
         return []
-    if target_format == "qcow2" and measure.fully_allocated <= measure.required + max(
-        measure.required // 100, 16 * 1024 * 1024
-    ):
+    if target_format == "qcow2" and measure.fully_allocated <= measure.required * 1.01 + 1024 * 1024:
         return ["preallocation=metadata"]
     return None
 
