@@ -293,15 +293,19 @@ class SftpHostKey(BaseModel):
 
 
 class ImageCount(models.Model):
-    """How many images a tenant has of each kind and status, kept exact by database triggers on the image
-    table (migration 0007): the list's page count without counting the rows. Never written by Python."""
+    """How many images a tenant has of each kind, status and system type, kept exact by database triggers
+    on the image table (migration 0007): the list's total, unfiltered or filtered by those (the common
+    filters), without counting the rows. Never written by Python."""
 
     tenant_id = models.BigIntegerField()
     kind = models.CharField(max_length=8)
     status = models.CharField(max_length=12)
+    os_type = models.CharField(max_length=16)
     n = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["tenant_id", "kind", "status"], name="image_count_one_per_key"),
+            models.UniqueConstraint(
+                fields=["tenant_id", "kind", "status", "os_type"], name="image_count_one_per_key"
+            ),
         ]

@@ -111,9 +111,13 @@ def image_listing(
     if filterset is not None:
         filterset.is_valid()  # filter_queryset reads the form's cleaned data
     counted = None
-    if not scope_q(membership, field="project_group") and not _restricts(filterset):
-        # Every live image of these kinds: the triggers' counts say how many, without reading them.
-        counted = ImageCount.objects.filter(tenant_id=tenant.pk).exclude(status=Image.Status.DELETED)
+    counted_filters = _counted_filters(filterset)
+    if counted_filters is not None and not scope_q(membership, field="project_group"):
+        # Filtered by nothing, or by status, system type or kind only: the triggers' counts (ImageCount)
+        # say how many there are, without reading the images.
+        counted = ImageCount.objects.filter(tenant_id=tenant.pk, **counted_filters).exclude(
+            status=Image.Status.DELETED
+        )
         if kinds:
             counted = counted.filter(kind__in=list(kinds))
     arms = [own, shared]
@@ -128,18 +132,29 @@ def image_listing(
     return ImageListing(own=arms[0], shared=arms[1], own_counts=counted)
 
 
-def _restricts(filterset) -> bool:
-    """Whether a bound, validated ImageFilter narrows the list (sorting does not)."""
+# The filters ImageCount can answer: the ImageFilter field, and the count's column.
+COUNTED_FILTERS = {"status": "status", "os_type": "os_type", "kind": "kind"}
+
+
+def _counted_filters(filterset) -> dict | None:
+    """The ImageCount lookups equal to a bound, validated ImageFilter's filters, or None when it filters
+    on something else (sorting is not filtering)."""
     if filterset is None:
-        return False
-    data = getattr(filterset.form, "cleaned_data", {})
-    return any(value not in (None, "", [], ()) for name, value in data.items() if name != "ordering")
+        return {}
+    lookups = {}
+    for name, value in getattr(filterset.form, "cleaned_data", {}).items():
+        if name == "ordering" or value in (None, "", [], ()):
+            continue
+        if name not in COUNTED_FILTERS:
+            return None
+        lookups[COUNTED_FILTERS[name]] = value
+    return lookups
 
 
 class ImageListing:
     """Own and shared images as one sorted sequence for a Paginator, fast at any depth.
 
-    Counted apart (the tenant's own images from the ImageCount table when the list is not filtered); a
+    Counted apart (the tenant's own images from the ImageCount table when the filters allow); a
     page is read from the own images alone when nothing is shared, else as the keys of
     one UNION ALL of the two, then the rows for those keys only. Pages past the middle are read from the
     other end in the reverse order, so the last page costs what the first does.

@@ -1,23 +1,23 @@
-"""The list's counts kept by the database: images_imagecount holds, per tenant, kind and status, how many
-images there are, and triggers on images_image keep it exact in the same transaction as every insert,
-delete and change of tenant, kind or status (bulk ones included). PostgreSQL and SQLite."""
+"""The list's counts kept by the database: images_imagecount holds how many images a tenant has of each
+kind, status and system type, and triggers on images_image keep it exact in the same transaction as
+every insert, delete and change of those columns (bulk ones included). PostgreSQL and SQLite."""
 
 from django.conf import settings
 from django.db import migrations, models
 
-COUNTED = ("tenant_id", "kind", "status")
+COUNTED = ("tenant_id", "kind", "status", "os_type")
+COLUMNS = ", ".join(COUNTED)
 CHANGED = " OR ".join(f"OLD.{c} IS DISTINCT FROM NEW.{c}" for c in COUNTED)
 DECREMENT = (
-    "UPDATE images_imagecount SET n = n - 1 "
-    "WHERE tenant_id = OLD.tenant_id AND kind = OLD.kind AND status = OLD.status;"
+    "UPDATE images_imagecount SET n = n - 1 WHERE " + " AND ".join(f"{c} = OLD.{c}" for c in COUNTED) + ";"
 )
 INCREMENT = (
-    "INSERT INTO images_imagecount (tenant_id, kind, status, n) VALUES (NEW.tenant_id, NEW.kind, NEW.status, 1) "
-    "ON CONFLICT (tenant_id, kind, status) DO UPDATE SET n = images_imagecount.n + 1;"
+    f"INSERT INTO images_imagecount ({COLUMNS}, n) VALUES ({', '.join(f'NEW.{c}' for c in COUNTED)}, 1) "
+    f"ON CONFLICT ({COLUMNS}) DO UPDATE SET n = images_imagecount.n + 1;"
 )
 POPULATE = (
-    "INSERT INTO images_imagecount (tenant_id, kind, status, n) "
-    "SELECT tenant_id, kind, status, COUNT(*) FROM images_image GROUP BY tenant_id, kind, status;"
+    f"INSERT INTO images_imagecount ({COLUMNS}, n) "
+    f"SELECT {COLUMNS}, COUNT(*) FROM images_image GROUP BY {COLUMNS};"
 )
 
 POSTGRESQL = [
@@ -29,7 +29,7 @@ POSTGRESQL = [
     END $$;""",
     "CREATE TRIGGER images_image_count_insert_delete AFTER INSERT OR DELETE ON images_image "
     "FOR EACH ROW EXECUTE FUNCTION images_image_count();",
-    "CREATE TRIGGER images_image_count_update AFTER UPDATE OF tenant_id, kind, status ON images_image "
+    f"CREATE TRIGGER images_image_count_update AFTER UPDATE OF {COLUMNS} ON images_image "
     f"FOR EACH ROW WHEN ({CHANGED}) EXECUTE FUNCTION images_image_count();",
     POPULATE,
 ]
@@ -41,7 +41,7 @@ POSTGRESQL_DROP = [
 SQLITE = [
     f"CREATE TRIGGER images_image_count_insert AFTER INSERT ON images_image BEGIN {INCREMENT} END;",
     f"CREATE TRIGGER images_image_count_delete AFTER DELETE ON images_image BEGIN {DECREMENT} END;",
-    "CREATE TRIGGER images_image_count_update AFTER UPDATE OF tenant_id, kind, status ON images_image "
+    f"CREATE TRIGGER images_image_count_update AFTER UPDATE OF {COLUMNS} ON images_image "
     f"WHEN ({CHANGED.replace('IS DISTINCT FROM', 'IS NOT')}) BEGIN {DECREMENT} {INCREMENT} END;",
     POPULATE,
 ]
@@ -87,6 +87,7 @@ class Migration(migrations.Migration):
                 ("tenant_id", models.BigIntegerField()),
                 ("kind", models.CharField(max_length=8)),
                 ("status", models.CharField(max_length=12)),
+                ("os_type", models.CharField(max_length=16)),
                 ("n", models.BigIntegerField(default=0)),
             ],
         ),
@@ -106,7 +107,7 @@ class Migration(migrations.Migration):
         migrations.AddConstraint(
             model_name="imagecount",
             constraint=models.UniqueConstraint(
-                fields=("tenant_id", "kind", "status"), name="image_count_one_per_key"
+                fields=("tenant_id", "kind", "status", "os_type"), name="image_count_one_per_key"
             ),
         ),
         migrations.RunPython(

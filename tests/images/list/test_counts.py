@@ -30,6 +30,8 @@ def test_counts_follow_every_write(tenant, other_tenant, make_image):
     images[1].save(update_fields=["status"])
     images[2].progress = 50  # not counted: no change
     images[2].save()
+    images[2].os_type = Image.OSType.WINDOWS
+    images[2].save(update_fields=["os_type"])
     Image.objects.filter(pk=images[3].pk).update(tenant=other_tenant)
     images[4].delete()
     assert counted() == actual()
@@ -50,3 +52,24 @@ def test_the_list_total_follows_a_batch_delete(owner_client, owner, tenant, make
     )
     assert 'data-testid="result-count">5 images</span>' in owner_client.get("/images/").content.decode()
     assert counted() == actual()
+
+
+def test_filtered_totals(owner_client, tenant, make_image):
+    for os_type, status, n in [
+        ("linux", "available", 3),
+        ("windows", "available", 2),
+        ("windows", "failed", 4),
+    ]:
+        for _ in range(n):
+            make_image(tenant, os_type=os_type, status=status)
+    make_image(tenant, os_type="windows", status="failed", platform="Windows")  # another platform
+
+    def total(query):
+        page = owner_client.get(f"/images/?{query}").content.decode()
+        return page.split('data-testid="result-count">')[1].split("<")[0]
+
+    assert total("os_type=windows") == "7 images"
+    assert total("status=failed&os_type=windows") == "5 images"
+    # A filter the table does not hold (platform): counted from the images.
+    assert total("status=failed&os_type=windows&platform=windows") == "1 image"
+    assert total("status=failed&os_type=windows&platform=CentOS") == "4 images"
