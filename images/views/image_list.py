@@ -1,11 +1,14 @@
 """The image list (self-made and ISO tabs), its single-row endpoint for polling, batch delete, the Excel
 export and the custom image guide. Thin views: parse, call a selector or service, render or redirect."""
 
+from urllib.parse import quote
+
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import HttpResponseRedirect
 from django.shortcuts import render
+from django.template.backends.utils import csrf_input
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
@@ -81,6 +84,23 @@ def decorate_rows(request, images) -> None:
         pk = str(image.pk)
         image.urls = {key: t.replace(_PLACEHOLDER, pk) if t else None for key, t in templates.items()}
         image.urls["create_vm"] = create_vm
+
+
+# Filters shown as a <select>, rendered from their choices by the page (Django's widget templates cost a
+# few milliseconds a page).
+FILTER_SELECTS = ("os_type", "architecture", "disk_format", "project_group", "enabled")
+
+
+def _select_options(form, name: str) -> list[tuple[str, str, bool]]:
+    """(value, label, selected) of a filter's choices, "All" first."""
+    current = form.data.get(name, "")
+    return [(str(value), label, str(value) == current) for value, label in form.fields[name].choices]
+
+
+def row_context(request, back_path: str) -> dict:
+    """What every row of a page shares, worked out once per page instead of in each row: the address
+    its links return to (`next`), and the CSRF field of its forms."""
+    return {"back_path": back_path, "next_q": quote(back_path, safe="/"), "csrf_input": csrf_input(request)}
 
 
 def _tab_of(request) -> str:
@@ -169,6 +189,7 @@ class ImageListView(TenantRequiredMixin, View):
             "list_url": _list_url(tab),
             "filterset": filterset,
             "form": filterset.form,
+            "selects": {name: _select_options(filterset.form, name) for name in FILTER_SELECTS},
             "page": page,
             "page_sizes": PAGE_SIZES,
             "page_size": page.paginator.per_page,
@@ -182,7 +203,7 @@ class ImageListView(TenantRequiredMixin, View):
             "status_choices": filterset.filters["status"].extra["choices"],
             "kind_choices": [c for c in Image.Kind.choices if c[0] in TAB_KINDS[tab]],
             "transitional": [s.value for s in Image.TRANSITIONAL],
-            "back_path": request.get_full_path(),
+            **row_context(request, request.get_full_path()),
         }
         if request.htmx and request.htmx.target == "image-results":
             return render(request, "images/list/results.html", context)
@@ -208,7 +229,7 @@ class ImageRowView(TenantRequiredMixin, View):
         return render(
             request,
             "images/list/row.html",
-            {"image": image, "can_manage": can_manage(request), "back_path": back},
+            {"image": image, "can_manage": can_manage(request), **row_context(request, back)},
         )
 
 
