@@ -6,7 +6,7 @@ from urllib.parse import quote
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
-from django.http import HttpResponseRedirect
+from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.backends.utils import csrf_input
 from django.urls import NoReverseMatch, reverse
@@ -23,6 +23,7 @@ from ..filters import ImageFilter
 from ..list_forms import BatchSelectionForm
 from ..models import Image
 from ..policy import row_actions
+from ..rows import render_row
 from ..selectors import TAB_KINDS, image_get, image_listing, images_visible
 from ..services import image_batch_delete
 
@@ -226,11 +227,7 @@ class ImageRowView(TenantRequiredMixin, View):
         back = request.htmx.current_url_abs_path if request.htmx else None
         if not back or not url_has_allowed_host_and_scheme(back, allowed_hosts={request.get_host()}):
             back = fallback
-        return render(
-            request,
-            "images/list/row.html",
-            {"image": image, "can_manage": can_manage(request), **row_context(request, back)},
-        )
+        return HttpResponse(render_row(image, row_context(request, back)))
 
 
 class ImageExportView(TenantRequiredMixin, View):

@@ -1,0 +1,216 @@
+"""One row of the image list as HTML, for the list page and the row that polls itself.
+
+Written in Python rather than as a template: a page draws twenty to a hundred rows, and Django's
+template engine spent about 0.6 ms on each, most of a page's time at 100,000 images. Here the row's
+fixed words are translated once per language (`_words`), every value goes through `html.escape`, and a
+row costs a few dozen microseconds.
+
+    render_row(image, shared)   # shared: views.image_list.row_context (next, back path, CSRF field)
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from html import escape
+
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+
+from .models import Image
+
+STATUS_BADGE = {Image.Status.AVAILABLE: "text-bg-success", Image.Status.FAILED: "text-bg-danger"}
+
+
+@lru_cache(maxsize=16)
+def _words(language: str) -> dict[str, str]:
+    """The row's fixed words in `language` (the active one), escaped, once per process."""
+    words = {
+        "edit_title": _("Edit name and remarks"),
+        "edit": _("Edit"),
+        "shared_title": _("Shared with your tenant; read-only here."),
+        "disabled": _("Disabled"),
+        "progress": _("Progress"),
+        "yes": _("Yes"),
+        "no": _("No"),
+        "hot_upgrade": _("hot upgrade"),
+        "create_vm": _("Create VM"),
+        "more": _("More"),
+        "download": _("Download"),
+        "cancel": _("Cancel upload"),
+        "labels": _("Labels"),
+        "sharing": _("Sharing mode"),
+        "disable": _("Disable"),
+        "enable": _("Enable"),
+        "delete": _("Delete"),
+        "not_deletable": _("Only available or failed images can be deleted."),
+        "read_only": _("Read-only"),
+    }
+    return {key: escape(str(value)) for key, value in words.items()}
+
+
+def _e(value) -> str:
+    return escape(str(value))
+
+
+def _name_cell(image: Image, w: dict, next_q: str) -> str:
+    actions, urls = image.actions, image.urls
+    name = _e(image.name)
+    if urls["detail"]:
+        html = f'<a href="{_e(urls["detail"])}" class="fw-semibold" data-testid="image-name">{name}</a>'
+    else:
+        html = f'<span class="fw-semibold" data-testid="image-name">{name}</span>'
+    if actions["change"]:
+        html += (
+            f' <a href="{_e(urls["edit"])}?next={next_q}" class="ms-1 small" title="{w["edit_title"]}" '
+            f'data-testid="row-edit">{w["edit"]}</a>'
+        )
+    if not actions["own"]:
+        shared_by = _e(_("Shared by %(tenant)s") % {"tenant": image.tenant.name})
+        html += (
+            f' <span class="badge text-bg-info ms-1" data-testid="shared-badge" title="{w["shared_title"]}">'
+            f"{shared_by}</span>"
+        )
+    if not image.enabled:
+        html += (
+            f' <span class="badge text-bg-secondary ms-1" data-testid="disabled-badge">{w["disabled"]}</span>'
+        )
+    if image.sharing != Image.Sharing.PRIVATE and actions["own"]:
+        html += f' <span class="badge text-bg-light border ms-1">{_e(image.get_sharing_display())}</span>'
+    html += f'<div class="small text-muted font-monospace" data-testid="image-id">{image.pk}</div>'
+    if image.description:
+        html += f'<div class="small text-muted text-truncate remarks">{_e(image.description)}</div>'
+    for label in image.labels or ():
+        html += f'<span class="badge rounded-pill text-bg-light border me-1" data-testid="image-label">{_e(label)}</span>'
+    return html
+
+
+def _status_cell(image: Image, w: dict) -> str:
+    badge = STATUS_BADGE.get(image.status, "text-bg-warning")
+    failed = image.status == Image.Status.FAILED and image.error
+    title = f' title="{_e(image.error)}"' if failed else ""
+    html = f'<span class="badge {badge}"{title}>{_e(image.get_status_display())}</span>'
+    if image.is_transitional:
+        stage = f"{_e(image.get_stage_display())} · " if image.stage else ""
+        html += (
+            f'<div class="small text-muted" data-testid="image-stage">{stage}{image.progress}%</div>'
+            f'<progress class="progress-inline" max="100" value="{image.progress}" data-testid="image-progress" '
+            f'aria-label="{w["progress"]}">{image.progress}%</progress>'
+        )
+    elif failed:
+        html += f'<div class="small text-danger text-truncate remarks" data-testid="image-error">{_e(image.error)}</div>'
+    return html
+
+
+def _features_cell(image: Image, w: dict) -> str:
+    badges = []
+    if image.hot_upgrade:
+        badges.append(w["hot_upgrade"])
+    if image.cloud_init:
+        badges.append("cloud-init")
+    if image.qemu_ga:
+        badges.append("qemu-ga")
+    if not badges:
+        return '<span class="text-muted">—</span>'
+    return "".join(f'<span class="badge text-bg-light border">{badge}</span>' for badge in badges)
+
+
+def _operations_cell(image: Image, w: dict, shared) -> str:
+    actions, urls = image.actions, image.urls
+    next_q = shared["next_q"]
+    html = ""
+    if actions["use"] and urls["create_vm"]:
+        html += (
+            f'<a class="btn btn-sm btn-outline-primary" href="{_e(urls["create_vm"])}?image={image.pk}">'
+            f"{w['create_vm']}</a>"
+        )
+    if actions["change"]:
+        back = f'{shared["csrf_input"]}<input type="hidden" name="next" value="{_e(shared["back_path"])}">'
+        items = []
+        if actions["download"] and urls["download"]:
+            items.append(f'<a class="dropdown-item" href="{_e(urls["download"])}">{w["download"]}</a>')
+        if actions["cancel"] and urls["cancel"]:
+            items.append(
+                f'<form method="post" action="{_e(urls["cancel"])}">{back}'
+                f'<button class="dropdown-item" data-testid="row-cancel">{w["cancel"]}</button></form>'
+            )
+        items.append(
+            f'<a class="dropdown-item" href="{_e(urls["edit"])}?next={next_q}">{w["edit_title"]}</a>'
+        )
+        items.append(
+            f'<a class="dropdown-item" href="{_e(urls["labels"])}?next={next_q}" data-testid="row-labels">'
+            f"{w['labels']}</a>"
+        )
+        items.append(
+            f'<a class="dropdown-item" href="{_e(urls["sharing"])}?next={next_q}" data-testid="row-sharing">'
+            f"{w['sharing']}</a>"
+        )
+        if image.enabled:
+            toggle = '<input type="hidden" name="enabled" value="0">'
+            toggle += f'<button class="dropdown-item" data-testid="row-disable">{w["disable"]}</button>'
+        else:
+            toggle = '<input type="hidden" name="enabled" value="1">'
+            toggle += f'<button class="dropdown-item" data-testid="row-enable">{w["enable"]}</button>'
+        items.append(f'<form method="post" action="{_e(urls["enable"])}">{back}{toggle}</form>')
+        items.append('<hr class="dropdown-divider">')
+        if actions["delete"]:
+            items.append(
+                f'<a class="dropdown-item text-danger" href="{_e(urls["delete"])}?next={next_q}" '
+                f'data-testid="row-delete">{w["delete"]}</a>'
+            )
+        else:
+            items.append(f'<span class="dropdown-item-text small text-muted">{w["not_deletable"]}</span>')
+        menu = "".join(f"<li>{item}</li>" for item in items)
+        html += (
+            '<div class="dropdown d-inline-block"><button class="btn btn-sm btn-outline-secondary dropdown-toggle" '
+            'type="button" data-bs-toggle="dropdown" aria-expanded="false" data-testid="row-actions">'
+            f'{w["more"]}</button><ul class="dropdown-menu dropdown-menu-end">{menu}</ul></div>'
+        )
+    elif not actions["own"]:
+        html += f'<span class="small text-muted">{w["read_only"]}</span>'
+    return html
+
+
+def render_row(image: Image, shared) -> SafeString:
+    """The <tr> of `image`, decorated by views.image_list.decorate_rows with `actions` and `urls`.
+    `shared` maps next_q (the quoted return address), back_path and csrf_input (safe HTML)."""
+    w = _words(get_language() or "")
+    actions = image.actions
+    next_q = _e(shared["next_q"])
+    attributes = f' data-poll-url="{_e(image.urls["row"])}"' if image.is_transitional else ""
+    if not actions["own"]:
+        attributes += ' class="table-secondary"'
+    select = ""
+    if actions["change"]:
+        label = _e(_("Select %(name)s") % {"name": image.name})
+        select = (
+            f'<input type="checkbox" class="form-check-input" name="ids" value="{image.pk}" form="image-batch-form" '
+            f'data-row-select aria-label="{label}" data-testid="row-select">'
+        )
+    os_name = f"{_e(image.platform)} {_e(image.os_version)} " if image.platform else ""
+    size = _e(filesizeformat(image.size)) if image.size else "—"
+    created = _e(date_format(timezone.localtime(image.created_at), "SHORT_DATETIME_FORMAT"))
+    group = _e(image.project_group.name) if image.project_group_id and image.project_group.name else "—"
+    version = (
+        f"{image.status}|{image.stage}|{image.progress}|{image.enabled}|{image.updated_at.timestamp():.6f}"
+    )
+    return mark_safe(  # noqa: S308 - every value above is escaped
+        f'<tr id="image-row-{image.pk}" data-testid="image-row" data-image-id="{image.pk}" '
+        f'data-status="{_e(image.status)}" data-row-version="{_e(version)}"{attributes}>'
+        f'<td class="select-col">{select}</td>'
+        f'<td data-column="name">{_name_cell(image, w, next_q)}</td>'
+        f'<td data-column="status" data-testid="image-status">{_status_cell(image, w)}</td>'
+        f'<td data-column="encrypted">{w["yes"] if image.encrypted else w["no"]}</td>'
+        f'<td data-column="features">{_features_cell(image, w)}</td>'
+        f'<td data-column="os_type">{_e(image.get_os_type_display())}</td>'
+        f'<td data-column="os">{os_name}{_e(image.architecture)}</td>'
+        f'<td data-column="project_group">{group}</td>'
+        f'<td data-column="disk_format">{_e(image.disk_format)}</td>'
+        f'<td data-column="size" data-bytes="{image.size}">{size}</td>'
+        f'<td data-column="created" class="text-nowrap">{created}</td>'
+        f'<td data-column="operations" class="text-nowrap">{_operations_cell(image, w, shared)}</td>'
+        "</tr>"
+    )
