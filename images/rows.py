@@ -95,8 +95,12 @@ def _status_cell(image: Image, w: dict) -> str:
     html = f'<span class="badge {badge}"{title}>{_e(image.get_status_display())}</span>'
     if image.is_transitional:
         stage = f"{_e(image.get_stage_display())} · " if image.stage else ""
+        rate = ""
+        if image.bytes_per_second:
+            speed = _("%(speed)s/s") % {"speed": filesizeformat(image.bytes_per_second)}
+            rate = f' · <span data-testid="image-rate">{_e(speed)}</span>'
         html += (
-            f'<div class="small text-muted" data-testid="image-stage">{stage}{image.progress}%</div>'
+            f'<div class="small text-muted" data-testid="image-stage">{stage}{image.progress}%{rate}</div>'
             f'<progress class="progress-inline" max="100" value="{image.progress}" data-testid="image-progress" '
             f'aria-label="{w["progress"]}">{image.progress}%</progress>'
         )

@@ -6,6 +6,7 @@ import time
 from urllib.parse import quote
 
 import pytest
+from django.urls import reverse
 
 from images.models import Image, ImageReplica, UploadSession
 from storage.backends import get_backend
@@ -473,6 +474,7 @@ def test_a_slow_fetch_shows_bytes_total_and_speed_while_it_runs(
             console = Client()
             console.force_login(owner)
             seen["page"] = console.get(f"/images/{image_id}/").content.decode()
+            seen["list_row"] = console.get(reverse("images:row", args=[image_id])).content.decode()
         except Exception as error:
             seen["error"] = repr(error)
         finally:
@@ -491,4 +493,5 @@ def test_a_slow_fetch_shows_bytes_total_and_speed_while_it_runs(
     # The rate is the server's pace (~1.3 MB/s), not the loopback's gigabytes per second.
     assert 300_000 < row["bytes_per_second"] < 3_000_000
     assert 'data-testid="image-rate"' in seen["page"] and "/s</span>" in seen["page"]
+    assert 'data-testid="image-rate"' in seen["list_row"]  # the list's row shows it too
     assert Image.objects.get(pk=image_id).status == Image.Status.AVAILABLE
