@@ -207,6 +207,7 @@ class ImportReceiver:
         try:
             self._open(offset)
         except BaseException:
+            self._discard_current()
             self._close()
             raise
 
@@ -247,22 +248,27 @@ class ImportReceiver:
         if live is not None and live.offset != offset:
             _live_release(live)
             live = None
-        if live is not None and live.inspector is not None:
-            self.inspector = live.inspector
-        if self.staged:
-            self._open_staged(offset, live)
-        else:
-            self._open_stored(offset, live)
+        try:
+            if self.staged:
+                self._open_staged(offset, live)
+            else:
+                self._open_stored(offset, live)
+        except BaseException:
+            if live is not None and live.writer is not self._writer:
+                _live_release(live)
+            raise
 
     def _open_staged(self, offset: int, live: _Live | None) -> None:
         path = self.directory / "upload"
         self.staging_path = path
         self._file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - closed in _close
+        complete = os.fstat(self._file.fileno()).st_size >= offset
         self._file.truncate(offset)
         self._sha256 = hashlib.sha256()
         self._hash_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-sha256")
-        if live is not None and live.sha256 is not None:
+        if live is not None and live.sha256 is not None and complete:
             self._sha256 = live.sha256
+            self.inspector = live.inspector
             self.position = offset
         elif offset:
             logger.info("upload of %s: rebuilding its state by re-reading %d bytes", self.image_id, offset)
@@ -289,6 +295,7 @@ class ImportReceiver:
         if live is not None and live.writer is not None and live.key == self._previous_key:
             self._writer = live.writer
             self._writer.key = self._key
+            self.inspector = live.inspector
             self._head = live.head
             self.position = offset
             return

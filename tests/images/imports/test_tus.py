@@ -290,3 +290,36 @@ def test_each_patch_leaves_a_readable_prefix_and_another_process_can_continue(
     assert stored_bytes(image) == data
     assert image.sha256 == hashlib.sha256(data).hexdigest()
     assert image.md5 == hashlib.md5(data).hexdigest()
+
+
+def test_a_live_state_that_does_not_match_the_stored_prefix_is_not_used(
+    live_server, owner, token, standalone, disks, start_import, run_jobs, caplog
+):
+    """If the replica the live state continues is not the one the database names (it was replaced
+    meanwhile), the next request rebuilds everything from what is stored: hashes and inspector both."""
+    from tusclient import client as tus_client
+
+    from images.models import ImageReplica
+    from images.services import receiving
+
+    key = token(owner)
+    qcow2 = disks.convert(disks.raw(size=12 * MiB), "qcow2")
+    data = qcow2.read_bytes()
+    image = start_import(standalone, "qcow2")
+    uploader = tus_client.TusClient(
+        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
+    ).uploader(file_path=str(qcow2), chunk_size=5 * MiB, metadata={"image_id": str(image.pk)})
+    uploader.upload_chunk()
+    replica = ImageReplica.objects.get(image=image)
+    receiving._live[image.pk].key = "somewhere-else"  # as if another process had committed since
+    with caplog.at_level("INFO", logger="images.receiving"):
+        uploader.upload()
+    assert f"re-reading {5 * MiB} bytes" in caplog.text
+    assert image.pk not in receiving._live
+
+    assert run_jobs() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert stored_bytes(image) == data
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    assert replica.key != image.replicas.get().key
