@@ -124,7 +124,7 @@ def _features_cell(image: Image, w: dict) -> str:
 
 def _operations_cell(image: Image, w: dict, shared) -> str:
     actions, urls = image.actions, image.urls
-    next_q = shared["next_q"]
+    next_q = _e(shared["next_q"])
     html = ""
     if actions["use"] and urls["create_vm"]:
         html += (
