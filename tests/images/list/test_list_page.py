@@ -232,3 +232,19 @@ def test_detail_page_offers_the_same_actions(
     assert "Shared by globex" in body and 'data-testid="detail-edit"' not in body
     response = owner_client.post(f"/images/{image.pk}/delete/", {"next": f"/images/{image.pk}/"})
     assert response.status_code == 302 and response["Location"] == "/images/"
+
+
+def test_user_text_in_a_row_is_escaped(owner_client, tenant, other_tenant, make_image):
+    """Names, remarks, labels, errors and a sharing tenant's name are the users' words: shown, never run."""
+    evil = '<script>alert(1)</script>"'
+    make_image(
+        tenant, name=f"web {evil}", description=evil, labels=[evil], status=Image.Status.FAILED, error=evil
+    )
+    other_tenant.name = f"acme {evil}"
+    other_tenant.save()
+    make_image(other_tenant, name="shared", sharing=Image.Sharing.GLOBAL)
+
+    page = owner_client.get("/images/").content.decode()
+    assert "<script>alert(1)" not in page
+    # name, remarks, label, error (its title and its text), and "Shared by" the other tenant's name
+    assert page.count("&lt;script&gt;alert(1)&lt;/script&gt;&quot;") >= 6
