@@ -309,3 +309,6 @@ class ImageCount(models.Model):
                 fields=["tenant_id", "kind", "status", "os_type"], name="image_count_one_per_key"
             ),
         ]
+
+    def __str__(self):
+        return f"tenant {self.tenant_id} {self.kind}/{self.status}/{self.os_type}: {self.n}"

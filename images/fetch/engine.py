@@ -10,7 +10,6 @@ unblocks it at once even when the server has stalled.
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 import logging
 import queue
@@ -35,7 +34,6 @@ PROGRESS_INTERVAL = 1.0
 class FetchProgress:
     bytes_done: int
     bytes_total: int | None  # as announced by the server; None when it did not say
-    bytes_per_second: float  # over the last few seconds
 
     @property
     def percent(self) -> int | None:
@@ -281,21 +279,14 @@ def run(
     )
     thread = threading.Thread(target=transfer.run, args=(driver,), name="image-fetch", daemon=True)
     done = 0
-    samples: collections.deque[tuple[float, int]] = collections.deque()
-    started = last_report = time.monotonic()
+    last_report = time.monotonic()
     last_cancel_check = float("-inf")
-    samples.append((started, 0))
 
     def report(now: float) -> None:
         nonlocal last_report
         last_report = now
-        samples.append((now, done))
-        while len(samples) > 2 and now - samples[0][0] > 5:
-            samples.popleft()
-        first_time, first_done = samples[0]
-        speed = (done - first_done) / (now - first_time) if now > first_time else 0.0
         if progress is not None:
-            progress(FetchProgress(bytes_done=done, bytes_total=transfer.total, bytes_per_second=speed))
+            progress(FetchProgress(bytes_done=done, bytes_total=transfer.total))
 
     thread.start()
     try:

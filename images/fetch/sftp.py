@@ -47,7 +47,7 @@ def load_key(policy: FetchPolicy) -> paramiko.PKey:
         ) from error
 
 
-def _fingerprint(key: paramiko.PKey) -> str:
+def fingerprint(key: paramiko.PKey) -> str:
     return f"{key.get_name()} {key.fingerprint}"
 
 
@@ -81,7 +81,7 @@ class SftpDriver:
             if self.policy.sftp_host_key_check is not None:
                 self.policy.sftp_host_key_check(self.url.host, self.url.port, key)
                 return
-            logger.warning("sftp host key of %s not verified: %s", self.url.host, _fingerprint(key))
+            logger.warning("sftp host key of %s not verified: %s", self.url.host, fingerprint(key))
             return
         try:
             known_hosts = paramiko.HostKeys(self.policy.sftp_known_hosts)
@@ -98,7 +98,7 @@ class SftpDriver:
                     "The sftp server %(host)s is not in IMPORT_SFTP_KNOWN_HOSTS (its key is %(fingerprint)s); an "
                     "administrator must add it first."
                 )
-                % {"host": name, "fingerprint": _fingerprint(key)}
+                % {"host": name, "fingerprint": fingerprint(key)}
             )
         if known != key:
             raise FetchError(
@@ -106,7 +106,7 @@ class SftpDriver:
                     "The host key of the sftp server %(host)s does not match IMPORT_SFTP_KNOWN_HOSTS (it is now "
                     "%(fingerprint)s): the import was stopped."
                 )
-                % {"host": name, "fingerprint": _fingerprint(key)}
+                % {"host": name, "fingerprint": fingerprint(key)}
             )
 
     def _authenticate(self, transport: paramiko.Transport) -> None:

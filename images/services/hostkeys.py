@@ -13,13 +13,10 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from ..fetch.errors import FetchError
+from ..fetch.sftp import fingerprint
 from ..models import SftpHostKey
 
 logger = logging.getLogger("images.fetch")
-
-
-def _fingerprint(key) -> str:
-    return f"{key.get_name()} {key.fingerprint}"
 
 
 def trust_on_first_use(host: str, port: int, key) -> None:
@@ -43,13 +40,13 @@ def _check(host: str, port: int, key) -> None:
                     port=port,
                     key_type=key.get_name(),
                     key=key.get_base64(),
-                    fingerprint=_fingerprint(key),
+                    fingerprint=fingerprint(key),
                     last_used_at=timezone.now(),
                 )
         except IntegrityError:
             # Another import recorded this server's key at the same moment: check against it.
             return _check(host, port, key)
-        logger.info("sftp host %s:%s trusted on first use: %s", host, port, _fingerprint(key))
+        logger.info("sftp host %s:%s trusted on first use: %s", host, port, fingerprint(key))
         return
     for entry in known:
         if entry.key_type == key.get_name() and entry.key == key.get_base64():
@@ -66,6 +63,6 @@ def _check(host: str, port: int, key) -> None:
             "host": host,
             "port": port,
             "known": ", ".join(entry.fingerprint for entry in known),
-            "fingerprint": _fingerprint(key),
+            "fingerprint": fingerprint(key),
         }
     )

@@ -231,7 +231,7 @@ def _convert(image: Image) -> None:
     options = _follow_options(target_format, measure)
     progress.set_stage(Image.Stage.CONVERTING)
     if options is None:
-        _convert_file(image, source, source_format, output, target_format, progress)
+        _convert_file(image, source, source_format, output, target_format, progress.report_percent)
         progress.report_percent(100, final=True)
         timings.mark("convert")
         result = _store_file(image, backend, output, key, progress)
@@ -275,9 +275,8 @@ def _follow_options(target_format: str, measure) -> list[str] | None:
     return None
 
 
-def _convert_file(image, source, source_format, output, target_format, progress, options=None) -> None:
-    """`progress`: a StageProgress, or a function of qemu-img's percent."""
-    report = progress.report_percent if isinstance(progress, StageProgress) else progress
+def _convert_file(image, source, source_format, output, target_format, report, options=None) -> None:
+    """`report(percent)` gets qemu-img's progress."""
     convert(
         source=str(source),
         source_format=source_format,

@@ -7,6 +7,7 @@ import os
 import socket
 import threading
 import time
+from collections import deque
 
 import django_rq
 from django.utils import timezone
@@ -18,11 +19,14 @@ HEARTBEAT_PREFIX = "imageconsole:import-heartbeat:"
 PROGRESS_INTERVAL = 1.0
 
 
+RATE_WINDOW_SECONDS = 5.0
+
+
 class StageProgress:
     """`report(done, total)` or `report_percent(p)`: the row's stage and progress, at most once a second.
 
-    `report` also writes the transfer rate: the bytes moved since this object's first report of the stage
-    over the time since then (a resumed upload counts from where it resumed).
+    `report` also writes the transfer rate (uploads and URL fetches alike): the bytes moved over the last
+    few seconds of this stage.
     """
 
     def __init__(self, image_id, stage: str, *, interval: float = PROGRESS_INTERVAL):
@@ -30,23 +34,23 @@ class StageProgress:
         self.stage = stage
         self.interval = interval
         self._last = 0.0
-        self._first: tuple[float, int] | None = None
+        self._samples: deque[tuple[float, int]] = deque()
         self.set_stage(stage)
 
     def set_stage(self, stage: str) -> None:
         self.stage = stage
         self._last = 0.0
-        self._first = None
+        self._samples.clear()
         Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
             stage=stage, progress=0, bytes_per_second=None, updated_at=timezone.now()
         )
 
     def _rate(self, done: int) -> int | None:
         now = time.monotonic()
-        if self._first is None:
-            self._first = (now, done)
-            return None
-        started, first_done = self._first
+        self._samples.append((now, done))
+        while len(self._samples) > 2 and now - self._samples[0][0] > RATE_WINDOW_SECONDS:
+            self._samples.popleft()
+        started, first_done = self._samples[0]
         return int((done - first_done) / (now - started)) if now > started and done >= first_done else None
 
     def _due(self, final: bool) -> bool:
@@ -57,9 +61,9 @@ class StageProgress:
         return False
 
     def report(self, done: int, total: int | None, *, final: bool = False) -> None:
-        rate = self._rate(done)
         if not self._due(final):
             return
+        rate = self._rate(done)
         percent = min(100, done * 100 // total) if total else 0
         changes = {"stage": self.stage, "progress": percent, "bytes_done": done, "updated_at": timezone.now()}
         if total:

@@ -91,6 +91,15 @@ def dense_raw(disks, size):
     return path
 
 
+def assert_stored_qcow2_of(image, raw, tmp_path) -> None:
+    """The stored file is a qcow2 with the raw disk's content, and the image's checksums are its own."""
+    stored = tmp_path / "stored.qcow2"
+    stored.write_bytes(stored_bytes(image))
+    assert qemu_compare(stored, "qcow2", raw, "raw")
+    assert image.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert image.md5 == hashlib.md5(stored.read_bytes()).hexdigest()
+
+
 def import_converted(storage, source, fmt, start_import, run_jobs, django_capture_on_commit_callbacks):
     image = start_import(storage, fmt)
     with django_capture_on_commit_callbacks(execute=True):
@@ -113,11 +122,7 @@ def test_a_dense_vmdk_is_stored_while_it_is_converted(
 
     assert image.status == Image.Status.AVAILABLE, image.error
     assert "storing alongside" in caplog.text
-    stored = tmp_path / "stored.qcow2"
-    stored.write_bytes(stored_bytes(image))
-    assert qemu_compare(stored, "qcow2", raw, "raw")
-    assert image.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
-    assert image.md5 == hashlib.md5(stored.read_bytes()).hexdigest()
+    assert_stored_qcow2_of(image, raw, tmp_path)
     # The preallocated layout of a dense image is no longer than a compact one.
     assert image.size < 48 * MiB * 1.02
 
@@ -139,9 +144,7 @@ def test_a_sparse_vmdk_keeps_the_compact_layout(
     assert "storing alongside" not in caplog.text
     assert image.virtual_size == 256 * MiB
     assert image.size < 8 * MiB  # not a 256 MiB file of holes
-    stored = tmp_path / "stored.qcow2"
-    stored.write_bytes(stored_bytes(image))
-    assert qemu_compare(stored, "qcow2", raw, "raw")
+    assert_stored_qcow2_of(image, raw, tmp_path)
 
 
 def test_a_changed_output_is_stored_again_from_the_start(
@@ -165,9 +168,6 @@ def test_a_changed_output_is_stored_again_from_the_start(
         )
 
     assert image.status == Image.Status.AVAILABLE, image.error
-    stored = tmp_path / "stored.qcow2"
-    stored.write_bytes(stored_bytes(image))
-    assert qemu_compare(stored, "qcow2", raw, "raw")
-    assert image.sha256 == hashlib.sha256(stored.read_bytes()).hexdigest()
+    assert_stored_qcow2_of(image, raw, tmp_path)
     assert "storing it again" in caplog.text
     assert get_backend(standalone).usage().logical == image.size

@@ -29,6 +29,24 @@ def token(db):
     return make
 
 
+@pytest.fixture
+def tus_uploader(live_server, owner, token):
+    """A tuspy uploader of `path` for `image`, as the owner, over HTTP to the live server."""
+    from tusclient import client as tus_client
+
+    key = token(owner)
+
+    def make(path, image, *, chunk_size):
+        client = tus_client.TusClient(
+            f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
+        )
+        return client.uploader(
+            file_path=str(path), chunk_size=chunk_size, metadata={"image_id": str(image.pk)}
+        )
+
+    return make
+
+
 def test_protocol_with_the_test_client(
     client, owner, token, standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
 ):
@@ -174,17 +192,15 @@ def test_tuspy_upload_interrupted_halfway_and_resumed(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_a_dropped_connection_keeps_what_arrived(live_server, owner, token, standalone, disks, start_import):
+def test_a_dropped_connection_keeps_what_arrived(
+    live_server, owner, token, tus_uploader, standalone, disks, start_import
+):
     """A PATCH whose connection drops in the middle of its body: HEAD then says where to continue."""
-    from tusclient import client as tus_client
-
     key = token(owner)
     qcow2 = disks.convert(disks.raw(size=8 * MiB), "qcow2")
     data = qcow2.read_bytes()
     image = start_import(standalone, "qcow2")
-    uploader = tus_client.TusClient(
-        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
-    ).uploader(file_path=str(qcow2), chunk_size=len(data), metadata={"image_id": str(image.pk)})
+    uploader = tus_uploader(qcow2, image, chunk_size=len(data))
     uploader.set_url(uploader.create_url())
     path = urlsplit(uploader.url).path
     sent = 5 * MiB + 12345
@@ -225,22 +241,17 @@ def test_a_dropped_connection_keeps_what_arrived(live_server, owner, token, stan
 
 @pytest.mark.parametrize("fmt", ["qcow2", "vmdk"])
 def test_an_upload_in_many_patches_is_never_read_again(
-    fmt, live_server, owner, token, standalone, disks, start_import, run_jobs, caplog
+    fmt, tus_uploader, standalone, disks, start_import, run_jobs, caplog
 ):
     """A client that sends its file in many PATCHes (tus-js-client with chunkSize, behind a proxy's body
     limit) costs one pass over the bytes: each request continues the previous one's hashes and writer."""
-    from tusclient import client as tus_client
-
     from images.services.receiving import live_forget
 
     live_forget()
-    key = token(owner)
     path = disks.convert(disks.raw(size=12 * MiB), fmt)
     data = path.read_bytes()
     image = start_import(standalone, fmt)
-    uploader = tus_client.TusClient(
-        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
-    ).uploader(file_path=str(path), chunk_size=MiB + 4097, metadata={"image_id": str(image.pk)})
+    uploader = tus_uploader(path, image, chunk_size=MiB + 4097)
     with caplog.at_level("INFO", logger="images.receiving"):
         uploader.upload()
     assert uploader.offset == len(data)
@@ -256,23 +267,18 @@ def test_an_upload_in_many_patches_is_never_read_again(
 
 
 def test_each_patch_leaves_a_readable_prefix_and_another_process_can_continue(
-    live_server, owner, token, standalone, disks, start_import, run_jobs, caplog
+    tus_uploader, standalone, disks, start_import, run_jobs, caplog
 ):
     """What a PATCH acknowledged is stored (the checkpoint is a replica of the prefix); a request that
     lands in a process without the live state (here: forgotten) rebuilds it by reading that prefix."""
-    from tusclient import client as tus_client
-
     from images.models import ImageReplica
     from images.services.receiving import live_forget
     from storage.backends import get_backend
 
-    key = token(owner)
     qcow2 = disks.convert(disks.raw(size=12 * MiB), "qcow2")
     data = qcow2.read_bytes()
     image = start_import(standalone, "qcow2")
-    uploader = tus_client.TusClient(
-        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
-    ).uploader(file_path=str(qcow2), chunk_size=5 * MiB + 123, metadata={"image_id": str(image.pk)})
+    uploader = tus_uploader(qcow2, image, chunk_size=5 * MiB + 123)
     uploader.upload_chunk()
     prefix = uploader.offset
     replica = ImageReplica.objects.get(image=image)
@@ -293,22 +299,17 @@ def test_each_patch_leaves_a_readable_prefix_and_another_process_can_continue(
 
 
 def test_a_live_state_that_does_not_match_the_stored_prefix_is_not_used(
-    live_server, owner, token, standalone, disks, start_import, run_jobs, caplog
+    tus_uploader, standalone, disks, start_import, run_jobs, caplog
 ):
     """If the replica the live state continues is not the one the database names (it was replaced
     meanwhile), the next request rebuilds everything from what is stored: hashes and inspector both."""
-    from tusclient import client as tus_client
-
     from images.models import ImageReplica
     from images.services import receiving
 
-    key = token(owner)
     qcow2 = disks.convert(disks.raw(size=12 * MiB), "qcow2")
     data = qcow2.read_bytes()
     image = start_import(standalone, "qcow2")
-    uploader = tus_client.TusClient(
-        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
-    ).uploader(file_path=str(qcow2), chunk_size=5 * MiB, metadata={"image_id": str(image.pk)})
+    uploader = tus_uploader(qcow2, image, chunk_size=5 * MiB)
     uploader.upload_chunk()
     replica = ImageReplica.objects.get(image=image)
     receiving._live[image.pk].key = "somewhere-else"  # as if another process had committed since
