@@ -94,10 +94,9 @@ def test_listing_pages_equal_the_plain_query_at_every_depth(
     from django.core.paginator import Paginator
     from django.test import RequestFactory
 
+    from images import selectors
     from images.filters import ImageFilter
     from images.selectors import image_listing
-
-    from images import selectors
 
     if keys_first:  # deep pages find their keys first; make every page deep
         monkeypatch.setattr(selectors, "KEYS_FIRST_FROM", 0)
