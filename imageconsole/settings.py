@@ -201,6 +201,33 @@ CSRF_COOKIE_SECURE = SECURE_COOKIES
 LANGUAGE_COOKIE_SECURE = SECURE_COOKIES
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
+
+
+def _trusted_proxies(value: str, behind_proxy: bool) -> int | list[str]:
+    """TRUSTED_PROXIES: how many proxies append to X-Forwarded-For (a number), or their addresses or
+    networks (a comma-separated list). Default: one proxy when BEHIND_TLS_PROXY is set, else none."""
+    value = value.strip()
+    if not value:
+        return 1 if behind_proxy else 0
+    if value.isdigit():
+        return int(value)
+    import ipaddress
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"TRUSTED_PROXIES: {entry!r} is neither a count nor an address or network like 10.0.0.0/8"
+            ) from None
+    return entries
+
+
+# The client address for the operation log and login throttling (imageconsole/core/http.py).
+TRUSTED_PROXIES = _trusted_proxies(os.environ.get("TRUSTED_PROXIES", ""), env_bool("BEHIND_TLS_PROXY"))
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -215,6 +242,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# Behind a proxy, lock-outs are keyed on the client's address, not the proxy's.
+AXES_CLIENT_IP_CALLABLE = "imageconsole.core.http.client_ip"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -8,22 +8,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from imageconsole.core.http import client_ip
+
 from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant
 
 User = get_user_model()
-
-
-def client_ip(request) -> str | None:
-    """The client's address; behind a proxy that sets X-Forwarded-For only when configured to trust it."""
-    if request is None:
-        return None
-    from django.conf import settings
-
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def log(

@@ -18,8 +18,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
+from imageconsole.core.http import client_ip
 from tenants.models import OperationLog, Tenant
-from tenants.services import client_ip, log
+from tenants.services import log
 
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
 from ..models import Image
