@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "django_htmx",
     "django_rq",
@@ -262,6 +263,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Images, imports, storages, project groups and the operation log of one tenant.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files (drf-spectacular-sidecar): the CSP allows no other origin.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Choice sets that share a field name across models get names of their own in the schema.
     "ENUM_NAME_OVERRIDES": {
         "ImageKindEnum": "images.models.Image.Kind",
