@@ -5,6 +5,7 @@ the console list. `ImageLifecycleMixin` is mixed into the image viewset (with th
 from django.db import transaction
 from django.db.models import prefetch_related_objects
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -28,7 +29,7 @@ from ..services import (
     image_set_sharing,
     image_update,
 )
-from ..services.lifecycle import clean_labels
+from ..services.lifecycle import DESCRIPTION_MAX_LENGTH, clean_labels
 
 
 class Conflict(exceptions.APIException):
@@ -134,7 +135,7 @@ class ImagePatchSerializer(serializers.Serializer):
 
     name = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
     description = serializers.CharField(
-        required=False, allow_blank=True, trim_whitespace=False, max_length=4096
+        required=False, allow_blank=True, trim_whitespace=False, max_length=DESCRIPTION_MAX_LENGTH
     )
     labels = serializers.ListField(
         child=serializers.CharField(allow_blank=True, max_length=256), required=False
@@ -146,6 +147,12 @@ class ImagePatchSerializer(serializers.Serializer):
         many=True,
         required=False,
         help_text="Tenant ids, with sharing=tenants.",
+        # One message whether the id is unknown or names a tenant that cannot be chosen: a tenant's
+        # existence is not for the asking.
+        error_messages={
+            "does_not_exist": gettext_lazy("“{pk_value}” is not a tenant this image can be shared with."),
+            "incorrect_type": gettext_lazy("Give tenant ids as whole numbers."),
+        },
     )
 
     def validate_labels(self, value):

@@ -26,7 +26,7 @@ from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one n
 from ..models import Image
 from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk
 
-DESCRIPTION_MAX_LENGTH = 1024
+DESCRIPTION_MAX_LENGTH = Image._meta.get_field("description").max_length  # one limit: create and edit
 LABEL_MAX_LENGTH = 64
 LABELS_MAX = 20
 DELETABLE = frozenset({Image.Status.AVAILABLE, Image.Status.FAILED})
