@@ -300,31 +300,40 @@ class StorageBackend(abc.ABC):
         """
 
 
+def _sizes(*values: int) -> list[str]:
+    """Human sizes, or exact byte counts when rounding would show two different sizes as one."""
+    from django.template.defaultfilters import filesizeformat
+    from django.utils.formats import number_format
+    from django.utils.translation import gettext as _
+
+    shown = [filesizeformat(max(value, 0)) for value in values]
+    if len(set(shown)) < len(set(values)):
+        shown = [_("%(count)s bytes") % {"count": number_format(max(value, 0), force_grouping=True)} for value in values]
+    return shown
+
+
 def reserve_message(storage, *, free: int, nbytes: int) -> str:
     from django.template.defaultfilters import filesizeformat
     from django.utils.translation import gettext as _
 
-    values = {
-        "name": storage.name,
-        "free": filesizeformat(max(free, 0)),
-        "reserved": filesizeformat(storage.reserved_bytes),
-        "size": filesizeformat(nbytes),
-    }
     if free < nbytes:
-        return (
-            _(
-                "Storage “%(name)s” is full: it has %(free)s free and cannot take %(size)s more. Free space "
-                "with a data cleanup, or choose another storage."
-            )
-            % values
-        )
-    return (
-        _(
-            "Storage “%(name)s” has %(free)s free and keeps %(reserved)s in reserve, so it cannot take "
-            "%(size)s more. Free space with a data cleanup, or choose another storage."
-        )
-        % values
-    )
+        free_shown, size_shown = _sizes(free, nbytes)
+        return _(
+            "Storage “%(name)s” is full: it has %(free)s free and the image needs %(size)s. Free space "
+            "with a data cleanup, or choose another storage."
+        ) % {"name": storage.name, "free": free_shown, "size": size_shown}
+    usable = max(free - storage.reserved_bytes, 0)
+    usable_shown, size_shown = _sizes(usable, nbytes)
+    return _(
+        "Storage “%(name)s” has %(free)s free, of which it keeps %(reserved)s in reserve: %(usable)s can "
+        "be used and the image needs %(size)s. Free space with a data cleanup, or choose another storage."
+    ) % {
+        "name": storage.name,
+        "free": filesizeformat(free),
+        "reserved": filesizeformat(storage.reserved_bytes),
+        "usable": usable_shown,
+        "size": size_shown,
+    }
 
 
 def disk_full_message(storage) -> str:
