@@ -1,6 +1,7 @@
 """Every state change of the tenants app, and `log()`, which every other app's services call."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -201,11 +202,21 @@ def quota_update(*, tenant: Tenant, max_images, max_bytes, actor=None, request=N
     return quota
 
 
-def api_token_create(*, user, name: str = "") -> tuple[ApiToken, str]:
-    """Create a token and return it with its key; the key is not stored and cannot be shown again."""
+def api_token_create(*, user, name: str = "", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token and return it with its key; the key is not stored and cannot be shown again.
+    With `expires_in_days` the token is refused after that many days."""
+    if expires_in_days is not None and expires_in_days < 1:
+        raise ValidationError(
+            {"expires_in_days": _("A token lasts at least one day; leave the expiry out for one that never expires.")},
+            code="expiry",
+        )
     key = ApiToken.generate_key()
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=key[: ApiToken.PREFIX_LENGTH], key_hash=ApiToken.hash_key(key)
+        user=user,
+        name=name,
+        prefix=key[: ApiToken.PREFIX_LENGTH],
+        key_hash=ApiToken.hash_key(key),
+        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     return token, key
 
