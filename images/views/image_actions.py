@@ -8,7 +8,7 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views import View
 
@@ -28,12 +28,8 @@ from .image_list import _safe_next, require_own_manageable
 
 
 def _back(request, image) -> str:
-    """Where to go after an action: `next`, else the image's page, else its list."""
-    try:
-        fallback = reverse("images:detail", args=[image.pk])
-    except NoReverseMatch:
-        fallback = reverse("images:iso_list" if image.kind == "iso" else "images:list")
-    return _safe_next(request, fallback)
+    """Where to go after an action: `next`, else the image's page."""
+    return _safe_next(request, reverse("images:detail", args=[image.pk]))
 
 
 class _ImageActionView(TenantRequiredMixin, View):

@@ -9,12 +9,13 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.backends.utils import csrf_input
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
 
+from imageconsole.core.routing import url_name_exists
 from tenants.permissions import TenantRequiredMixin, can_manage, require_manage
 
 from ..catalog import PLATFORMS
@@ -52,7 +53,7 @@ def _columns():
     ]
 
 
-# URL names a row links to, some of them other parts' pages (absent ones are left out of the row).
+# URL names a row links to: the images app's own, always there.
 ROW_URL_NAMES = {
     "row": "images:row",
     "detail": "images:detail",
@@ -61,8 +62,12 @@ ROW_URL_NAMES = {
     "sharing": "images:sharing",
     "enable": "images:enable",
     "delete": "images:delete",
-    "download": "images:download",
     "cancel": "images:cancel",
+}
+# Actions of parts of the product built on their own: a row offers one when its URL pattern is declared
+# (url_name_exists), never because a lookup failed. A declared name that does not reverse raises.
+OPTIONAL_ROW_URL_NAMES = {
+    "download": "images:download",
 }
 _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
@@ -70,16 +75,10 @@ _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 def decorate_rows(request, images) -> None:
     """Give each image of a page what its row needs without a query or a URL lookup per row: the
     actions this user may take, and its links (reversed once per page, not per row)."""
-    templates = {}
-    for key, name in ROW_URL_NAMES.items():
-        try:
-            templates[key] = reverse(name, args=[_PLACEHOLDER])
-        except NoReverseMatch:
-            templates[key] = None
-    try:
-        create_vm = reverse("compute:create")
-    except NoReverseMatch:
-        create_vm = None
+    templates = {key: reverse(name, args=[_PLACEHOLDER]) for key, name in ROW_URL_NAMES.items()}
+    for key, name in OPTIONAL_ROW_URL_NAMES.items():
+        templates[key] = reverse(name, args=[_PLACEHOLDER]) if url_name_exists(name) else None
+    create_vm = reverse("compute:create") if url_name_exists("compute:create") else None
     for image in images:
         image.actions = row_actions(request, image)
         pk = str(image.pk)
