@@ -31,7 +31,9 @@ def _entries(target):
 
 
 def _real(tool):
-    return shutil.which(tool) or next((f"{d}/{tool}" for d in SBIN if os.access(f"{d}/{tool}", os.X_OK)), None)
+    return shutil.which(tool) or next(
+        (f"{d}/{tool}" for d in SBIN if os.access(f"{d}/{tool}", os.X_OK)), None
+    )
 
 
 def _spy(bin_dir: Path, tool: str, log: Path) -> None:
