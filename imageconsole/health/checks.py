@@ -18,6 +18,7 @@ from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from rq import Queue, Worker
 from rq.cron import CronScheduler
 
@@ -102,7 +103,12 @@ def database_check() -> Check:
             area,
             vendor,
             Status.PROBLEM,
-            _("%(count)d migration(s) not applied: run manage.py migrate.") % {"count": len(unapplied)},
+            ngettext(
+                "%(count)d migration is not applied: run manage.py migrate.",
+                "%(count)d migrations are not applied: run manage.py migrate.",
+                len(unapplied),
+            )
+            % {"count": len(unapplied)},
         )
     return Check(area, vendor, Status.OK, _("Reachable; every migration applied."))
 
@@ -159,7 +165,11 @@ def redis_check() -> tuple[list[Check], redis.Redis | None]:
                 area,
                 _("shared with the workers"),
                 Status.OK,
-                _("%(count)d worker(s) registered in this Redis: %(names)s.")
+                ngettext(
+                    "%(count)d worker is registered in this Redis: %(names)s.",
+                    "%(count)d workers are registered in this Redis: %(names)s.",
+                    len(workers),
+                )
                 % {"count": len(workers), "names": ", ".join(sorted(_worker_label(w) for w in workers))},
             )
         )
@@ -207,15 +217,16 @@ def workers_check(connection: redis.Redis) -> tuple[list[Check], dict[str, dict[
         waiting = queue.count
         if alive:
             live[name] = {w.name: _worker_label(w) for w in alive}
-            detail = _("%(count)d alive: %(names)s; %(waiting)d job(s) waiting.") % {
-                "count": len(alive),
-                "names": ", ".join(sorted(_worker_label(w) for w in alive)),
-                "waiting": waiting,
+            detail = _("Alive: %(names)s.") % {"names": ", ".join(sorted(_worker_label(w) for w in alive))}
+            detail += " " + ngettext("%(count)d job waiting.", "%(count)d jobs waiting.", waiting) % {
+                "count": waiting
             }
             status = Status.OK
         else:
-            detail = _(
-                "No live worker listens on this queue: its %(waiting)d job(s) wait. Start one: %(command)s"
+            detail = ngettext(
+                "No live worker listens on this queue: its %(waiting)d job waits. Start one: %(command)s",
+                "No live worker listens on this queue: its %(waiting)d jobs wait. Start one: %(command)s",
+                waiting,
             ) % {"waiting": waiting, "command": WORKER_COMMAND}
             status = Status.PROBLEM
         if dead:
