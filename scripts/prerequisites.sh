@@ -59,14 +59,20 @@ test_packages=(
   "gzip cmd:gzip"
 )
 
+# `command -v` also names a file that is not executable when nothing better is on PATH: check it is one.
+executable() {
+  local path
+  path="$(type -P "$1" 2>/dev/null)" && [ -f "$path" ] && [ -x "$path" ]
+}
+
 present() {
   local probe="$1" kind="${1%%:*}" what="${1#*:}" dir path
   case "$kind" in
-    cmd) command -v "$what" >/dev/null 2>&1 ;;
+    cmd) executable "$what" ;;
     sbin)
-      command -v "$what" >/dev/null 2>&1 && return 0
+      executable "$what" && return 0
       IFS=: read -ra dirs <<<"$sbin_dirs"
-      for dir in "${dirs[@]}"; do [ -n "$dir" ] && [ -x "$dir/$what" ] && return 0; done
+      for dir in "${dirs[@]}"; do [ -n "$dir" ] && [ -f "$dir/$what" ] && [ -x "$dir/$what" ] && return 0; done
       return 1
       ;;
     file)
@@ -74,11 +80,11 @@ present() {
       for path in "${paths[@]}"; do [ -e "$root$path" ] && return 0; done
       return 1
       ;;
-    pkgconfig) command -v pkg-config >/dev/null 2>&1 && pkg-config --exists "$what" 2>/dev/null ;;
-    python) command -v python3 >/dev/null 2>&1 && python3 -c "import $what" 2>/dev/null ;;
+    pkgconfig) executable pkg-config && pkg-config --exists "$what" 2>/dev/null ;;
+    python) executable python3 && python3 -c "import $what" 2>/dev/null ;;
     chromium)
       # The suite drives CHROMIUM_PATH when set, else chromium from PATH (tests/conftest.py).
-      if [ -n "${CHROMIUM_PATH:-}" ]; then [ -x "$CHROMIUM_PATH" ]; else command -v chromium >/dev/null 2>&1; fi
+      if [ -n "${CHROMIUM_PATH:-}" ]; then [ -x "$CHROMIUM_PATH" ]; else executable chromium; fi
       ;;
     *)
       echo "prerequisites.sh: unknown probe $probe" >&2
@@ -106,7 +112,7 @@ debian_like() {
   while IFS= read -r line; do
     case "$line" in ID=* | ID_LIKE=*) id="$id ${line#*=}" ;; esac
   done </etc/os-release
-  case "$id" in *debian* | *ubuntu*) command -v apt-get >/dev/null 2>&1 ;; *) return 1 ;; esac
+  case "$id" in *debian* | *ubuntu*) executable apt-get ;; *) return 1 ;; esac
 }
 
 if [ "$mode" = install ] && [ "${EUID:-$(id -u)}" -eq 0 ] && debian_like; then

@@ -151,3 +151,16 @@ def test_make_stops_before_anything_else_when_qemu_img_is_missing(tmp_path, targ
     assert "apt-get install -y" in result.stderr
     assert not venv.exists()
     assert set(_calls(log)) <= LOOKING, "make started something before the prerequisites were there"
+
+
+def test_a_tool_that_is_there_but_not_executable_counts_as_missing(tmp_path):
+    entry = next(e for e in _entries("run") if e["package"] == "qemu-utils")
+    env, log = _environment(tmp_path, entry)
+    stub = tmp_path / "bin" / "qemu-img"
+    stub.write_text("not a program\n")
+    stub.chmod(0o644)
+    result = subprocess.run(
+        ["/bin/bash", str(SCRIPT), "run", "--check"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert "qemu-utils" in result.stderr
