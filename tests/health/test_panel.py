@@ -60,10 +60,7 @@ def test_an_administrator_sees_the_workers_and_what_is_wrong(browser_page, make_
     os.killpg(worker.pid, signal.SIGKILL)
     worker.wait(timeout=10)
     panel.get_by_role("button", name="Check again").click()
-    page.wait_for_function(
-        "document.querySelector('[data-testid=health-checks] tr[data-status=problem] td')"
-        " && document.body.innerText.includes('Registered but stopped')"
-    )
+    checks.locator("tr", has_text="Registered but stopped").first.wait_for()
     imports = checks.locator("tr", has_text="Workers (imports)")
     assert imports.get_attribute("data-status") == "problem"
     assert "Registered but stopped" in imports.inner_text()
