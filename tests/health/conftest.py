@@ -25,7 +25,7 @@ def storage(db, tmp_path):
 @pytest.fixture
 def start_worker(rq_redis, tmp_path):
     """Start a real `manage.py rqworker` (optionally inside a wrapper command, e.g. a private mount
-    namespace) on the suite's Redis; returns its Popen once it is registered there."""
+    namespace) on the suite's Redis; returns its Popen once it waits for jobs there."""
     started = []
 
     def start(*, queues=QUEUES, staging_root=None, wrapper=None):
@@ -47,7 +47,11 @@ def start_worker(rq_redis, tmp_path):
         )
         started.append(process)
         deadline = time.monotonic() + 60
-        while not any(int(w.pid or 0) == process.pid for w in Worker.all(connection=rq_redis)):
+        # Idle: registered, its signal handlers installed (after registering), waiting for jobs.
+        while not any(
+            int(w.pid or 0) == process.pid and w.get_state() == "idle"
+            for w in Worker.all(connection=rq_redis)
+        ):
             assert process.poll() is None, "the worker exited at start"
             assert time.monotonic() < deadline, "the worker did not register in Redis"
             time.sleep(0.1)

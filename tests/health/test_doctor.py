@@ -220,7 +220,7 @@ def test_libvirt_hosts_are_checked_only_when_compute_has_hosts(db):
 
 def test_libvirt_host_check():
     pytest.importorskip("libvirt")
-    from imageconsole.health.checks import libvirt_host_check
+    from imageconsole.health.hosts import libvirt_host_check
 
     good = libvirt_host_check("test", "test:///default")
     assert good.status == Status.OK and "test:///default answers" in good.detail
