@@ -9,7 +9,9 @@ from django.utils.translation import gettext as _
 
 from .base import Check, Status
 
-# libvirt hosts (the compute app)
+# The compute app is built in parallel with this module: it is looked up at run time, and its URI field
+# is found among the names a libvirt host's connection URI goes by.
+URI_FIELDS = ("uri", "libvirt_uri", "connection_uri")
 
 
 def libvirt_checks() -> list[Check]:
@@ -17,15 +19,17 @@ def libvirt_checks() -> list[Check]:
         model = apps.get_model("compute", "ComputeHost")
     except LookupError:
         return []  # no compute hosts in this version of the console
-    return [libvirt_host_check(str(host), _host_uri(host)) for host in model.objects.all()]
-
-
-def _host_uri(host) -> str:
-    for field in ("uri", "libvirt_uri", "connection_uri"):
-        value = getattr(host, field, "")
-        if value:
-            return value
-    return ""
+    checks = []
+    for host in model.objects.all():
+        uri = next((getattr(host, field) for field in URI_FIELDS if getattr(host, field, "")), "")
+        if uri:
+            checks.append(libvirt_host_check(str(host), uri))
+        else:
+            # An empty URI would make libvirt pick a default hypervisor: never check the wrong one.
+            checks.append(
+                Check(_("Libvirt hosts"), str(host), Status.WARNING, _("No libvirt URI: not checked."))
+            )
+    return checks
 
 
 def libvirt_host_check(name: str, uri: str, *, timeout: float = 10.0) -> Check:
