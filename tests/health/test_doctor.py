@@ -226,3 +226,29 @@ def test_libvirt_host_check():
     assert good.status == Status.OK and "test:///default answers" in good.detail
     bad = libvirt_host_check("gone", "qemu+unix:///system?socket=/nonexistent/libvirt-sock")
     assert bad.status == Status.PROBLEM and "Cannot reach qemu+unix:///system" in bad.detail
+
+
+def test_compute_hosts_are_checked_through_their_libvirt_uri(monkeypatch):
+    """Until compute lands its ComputeHost model, stand-in rows show how hosts are found and checked."""
+    pytest.importorskip("libvirt")
+    from types import SimpleNamespace
+
+    from django.apps import apps
+
+    from imageconsole.health.hosts import libvirt_checks
+
+    class Host(SimpleNamespace):
+        def __str__(self):
+            return self.name
+
+    rows = [Host(name="lab", uri="test:///default"), Host(name="no-uri", uri="")]
+    model = SimpleNamespace(objects=SimpleNamespace(all=lambda: rows))
+    real_get_model = apps.get_model
+    monkeypatch.setattr(
+        apps,
+        "get_model",
+        lambda app, name: model if (app, name) == ("compute", "ComputeHost") else real_get_model(app, name),
+    )
+    lab, no_uri = libvirt_checks()
+    assert (lab.subject, lab.status) == ("lab", Status.OK)
+    assert (no_uri.subject, no_uri.status) == ("no-uri", Status.WARNING)
