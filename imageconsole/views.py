@@ -41,13 +41,3 @@ class HealthPanelView(LoginRequiredMixin, View):
 
 def healthz(request):
     return JsonResponse({"ok": True})
-
-
-class EmptyPage(TenantRequiredMixin, View):
-    """A console page a later part of the product fills; until then it says so."""
-
-    title = ""
-    text = ""
-
-    def get(self, request):
-        return render(request, "console/empty_page.html", {"title": self.title, "text": self.text})
