@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
-from django.http import JsonResponse
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views import View
 
@@ -17,6 +18,21 @@ class DashboardView(TenantRequiredMixin, View):
         counts = image_status_counts(tenant=request.tenant, membership=request.membership)
         cards = [(value, label, counts[value]) for value, label in Image.Status.choices]
         return render(request, "console/dashboard.html", {"cards": cards})
+
+
+class HealthPanelView(LoginRequiredMixin, View):
+    """The administrators' health panel: what `manage.py doctor` prints, as a fragment the dashboard loads."""
+
+    probe_timeout = 5.0
+
+    def get(self, request):
+        if not request.user.is_staff:
+            raise Http404
+        from imageconsole.health import Status, run_checks
+
+        checks = run_checks(probe_timeout=self.probe_timeout)
+        problems = sum(1 for check in checks if check.status == Status.PROBLEM)
+        return render(request, "console/health_panel.html", {"checks": checks, "problems": problems})
 
 
 def healthz(request):
