@@ -32,7 +32,9 @@ def _image(tenant, status, name="img"):
 
 
 def _logs(image):
-    return list(OperationLog.objects.filter(target_id=str(image.pk)).values_list("action", "message", "result"))
+    return list(
+        OperationLog.objects.filter(target_id=str(image.pk)).values_list("action", "message", "result")
+    )
 
 
 def test_the_table_is_the_designs():
@@ -69,7 +71,10 @@ def test_the_many_form_moves_exactly_the_allowed_rows(tenant, other_tenant, to):
     # Another tenant's row that the table would let move: it must stay because of `tenant`.
     foreign = _image(other_tenant, next((a for a, b in sorted(ALLOWED) if b == to), S.UPLOADING))
     outcome = image_transition_many(
-        image_ids=[image.pk for image in images.values()] + [foreign.pk], to=to, action="test.many", tenant=tenant
+        image_ids=[image.pk for image in images.values()] + [foreign.pk],
+        to=to,
+        action="test.many",
+        tenant=tenant,
     )
     expected = {before for before in S.values if (before, to) in ALLOWED}
     assert all(image.status == to for image in outcome.moved)
@@ -108,7 +113,9 @@ def test_follow_ups_run_only_after_commit(tenant):
     image, other = _image(tenant, S.UPLOADING, "one"), _image(tenant, S.UPLOADING, "two")
     ran = []
     with transaction.atomic():
-        image_transition(image_id=image.pk, to=S.AVAILABLE, action="x", after_commit=lambda: ran.append("one"))
+        image_transition(
+            image_id=image.pk, to=S.AVAILABLE, action="x", after_commit=lambda: ran.append("one")
+        )
         image_transition_many(image_ids=[other.pk], to=S.FAILED, action="x", after_commit=ran.append)
         assert ran == []
     assert ran == ["one", [other.pk]]
