@@ -26,3 +26,21 @@ def import_cleanup_job(*, image_id: str) -> None:
 def reconcile_job() -> str:
     """Queue `maintenance`, every minute (images/cron.py): fail or resume imports whose job is gone."""
     return str(reconcile.reconcile())
+
+
+def data_sweep_job() -> str:
+    """Queue `maintenance`, every hour (images/cron.py): staging files past STAGING_EXPIRY_HOURS, and on
+    every storage the chunks and objects no replica references past STORAGE_CLEANUP_GRACE_HOURS."""
+    from storage.backends.base import StorageError
+    from storage.models import ImageStorage
+    from storage.services import staging_cleanup, storage_cleanup
+
+    lines = []
+    for storage in ImageStorage.objects.order_by("pk"):
+        try:
+            lines.append(f"{storage.name}: {storage_cleanup(storage=storage)}")
+        except StorageError as error:
+            lines.append(f"{storage.name}: {error}")
+    removed, freed = staging_cleanup()  # also when there is no storage yet
+    lines.append(f"staging: {removed} files, {freed} bytes")
+    return "; ".join(lines)

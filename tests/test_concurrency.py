@@ -13,20 +13,11 @@ from collections import Counter
 import pytest
 import requests
 
-from tests.livesite import LiveConsole, database_url, migrated_sqlite
+from tests.livesite import LiveConsole, database_url
 
 MiB = 1024 * 1024
 CLIENTS = 8
 SECONDS = 10
-
-
-@pytest.fixture(scope="session")
-def sqlite_template(tmp_path_factory):
-    from django.db import connection
-
-    if connection.vendor != "sqlite":
-        return None
-    return migrated_sqlite(tmp_path_factory.mktemp("sqlite-template"))
 
 
 @pytest.fixture
