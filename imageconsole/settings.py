@@ -110,8 +110,20 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Workers and the web server share the file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Web processes and workers share the file. A transaction begins IMMEDIATE (it takes the write lock
+    # up front and waits for it, where a deferred one that later writes fails at once with "database is
+    # locked"); WAL lets readers go on beside the one writer; the busy timeout is how long to wait.
+    SQLITE_BUSY_TIMEOUT = int(os.environ.get("SQLITE_BUSY_TIMEOUT", "30"))
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": SQLITE_BUSY_TIMEOUT,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": (
+                "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
+                f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}"
+            ),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The image list's covering index (Index(include=...)) serves PostgreSQL; SQLite builds it without the
 # extra column, as expected, so its warning (models.W040) is silenced there only.

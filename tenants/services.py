@@ -50,6 +50,40 @@ def log(
     )
 
 
+def log_many(
+    *,
+    action: str,
+    entries: list[dict],
+    actor=None,
+    request=None,
+    result: str = OperationLog.Result.SUCCESS,
+    batch_size: int = 500,
+) -> list[OperationLog]:
+    """`log()` for many resources in one INSERT a batch: each entry holds `tenant_id`, `target` (a model
+    instance) and optionally `message` and `result`; actor and client address are common to all."""
+    if actor is None and request is not None and request.user.is_authenticated:
+        actor = request.user
+    actor_obj = actor if actor is not None and actor.pk else None
+    actor_name = actor.get_username() if actor is not None else ""
+    ip = client_ip(request)
+    rows = [
+        OperationLog(
+            tenant_id=entry["tenant_id"],
+            actor=actor_obj,
+            actor_name=actor_name,
+            action=action,
+            target_type=entry["target"]._meta.model_name,
+            target_id=str(entry["target"].pk),
+            target_name=str(entry["target"])[:255],
+            result=entry.get("result", result),
+            message=entry.get("message", ""),
+            client_ip=ip,
+        )
+        for entry in entries
+    ]
+    return OperationLog.objects.bulk_create(rows, batch_size=batch_size)
+
+
 @transaction.atomic
 def tenant_create(*, name: str, description: str = "", actor=None, request=None) -> Tenant:
     tenant = Tenant(name=name, description=description)

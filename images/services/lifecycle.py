@@ -18,13 +18,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 
-from imageconsole.core.http import client_ip
 from tenants.models import OperationLog, Tenant
-from tenants.services import log
+from tenants.services import log, log_many
 
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
 from ..models import Image
-from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk
+from .transitions import TransitionNotAllowed, image_transition, image_transition_many
 
 DESCRIPTION_MAX_LENGTH = Image._meta.get_field("description").max_length  # one limit: create and edit
 LABEL_MAX_LENGTH = 64
@@ -240,22 +239,19 @@ def image_delete(*, image: Image, actor=None, request=None) -> Image:
                 % {"name": locked.name, "reason": _in_use_message(vm_names)},
                 code="image_in_use",
             )
-        image_transition(
+        deleted = image_transition(
             image_id=locked.pk,
-            to=Image.Status.DELETING,
+            to=Image.Status.DELETED,
+            via=[Image.Status.DELETING],
             allowed_from=DELETABLE,
             action="image.delete",
             actor=actor,
             request=request,
-            result=OperationLog.Result.STARTED,
-        )
-        deleted = image_transition(
-            image_id=locked.pk,
-            to=Image.Status.DELETED,
-            action="image.delete",
-            actor=actor,
-            request=request,
-            changes={"deleted_at": timezone.now(), "deleted_by": actor if _is_user(actor) else None},
+            changes={
+                "stage": Image.Stage.NONE,
+                "deleted_at": timezone.now(),
+                "deleted_by": actor if _is_user(actor) else None,
+            },
         )
         _after_delete(image_ids=[locked.pk], actor=actor, request=request)
     return deleted
@@ -329,26 +325,25 @@ def image_batch_delete(
         ]
         in_use = vms_using_images(image_ids=candidates)
         deletable = [pk for pk in candidates if pk not in in_use]
-        # Lock and move in chunks; the status condition makes a row that changed meanwhile drop out.
-        actually_deleted: set = set()
+        # The one status writer locks and re-checks each row: one that changed meanwhile stays as it is.
         deleted_by = actor if _is_user(actor) else None
-        for start in range(0, len(deletable), BATCH_CHUNK):
-            actually_deleted.update(
-                images_transition_bulk(
-                    tenant=tenant,
-                    image_ids=deletable[start : start + BATCH_CHUNK],
-                    allowed_from=DELETABLE,
-                    path=[Image.Status.DELETING, Image.Status.DELETED],
-                    now=now,
-                    changes={"stage": "", "deleted_at": now, "deleted_by": deleted_by},
-                )
-            )
+        actually_deleted = set(
+            image_transition_many(
+                image_ids=deletable,
+                to=Image.Status.DELETED,
+                via=[Image.Status.DELETING],
+                allowed_from=DELETABLE,
+                tenant=tenant,
+                action="image.delete",
+                actor=actor,
+                request=request,
+                changes={"stage": Image.Stage.NONE, "deleted_at": now, "deleted_by": deleted_by},
+                now=now,
+            ).moved_ids
+        )
         # A result per image, in the order asked for.
         order = wanted if wanted is not None else list(rows)
-        logs = []
-        ip = client_ip(request)
-        actor_obj = actor if _is_user(actor) else None
-        actor_name = actor.get_username() if actor is not None else ""
+        refusals = []
         for key in order:
             row = rows.get(key)
             if row is None:
@@ -378,22 +373,19 @@ def image_batch_delete(
                     reason=_("It changed while being deleted; try again."),
                 )
             result.items.append(item)
-            if row["tenant_id"] == tenant.pk:
-                logs.append(
-                    OperationLog(
-                        tenant=tenant,
-                        actor=actor_obj,
-                        actor_name=actor_name,
-                        action="image.delete",
-                        target_type="image",
-                        target_id=str(pk),
-                        target_name=row["name"][:255],
-                        result=OperationLog.Result.SUCCESS if item.deleted else OperationLog.Result.FAILURE,
-                        message=(f"{row['status']} → deleted (batch)" if item.deleted else item.reason),
-                        client_ip=ip,
-                    )
+            if not item.deleted and row["tenant_id"] == tenant.pk:
+                refusals.append(
+                    {"tenant_id": tenant.pk, "target": Image(pk=pk, name=row["name"]), "message": item.reason}
                 )
-        OperationLog.objects.bulk_create(logs, batch_size=BATCH_CHUNK)
+        # The moved rows were logged by the transition; the refused ones are logged here.
+        log_many(
+            action="image.delete",
+            entries=refusals,
+            actor=actor,
+            request=request,
+            result=OperationLog.Result.FAILURE,
+            batch_size=BATCH_CHUNK,
+        )
         if actually_deleted:
             _after_delete(image_ids=list(actually_deleted), actor=actor, request=request)
     return result

@@ -97,7 +97,13 @@ def _job_kind(image: Image) -> str:
     return "convert" if needs_conversion(image.source_format) else "finish"
 
 
-def lost_message() -> str:
+def lost_message(*, kept: bool = False) -> str:
+    if kept:
+        return _(
+            "The import stopped unexpectedly: the worker processing it was lost (stopped, killed or "
+            "restarted). Part of what it stored could not be removed yet (the storage did not answer); the "
+            "next data cleanup removes it. Delete this image and import it again."
+        )
     return _(
         "The import stopped unexpectedly: the worker processing it was lost (stopped, killed or restarted). "
         "Nothing was kept; delete this image and import it again."
@@ -134,7 +140,11 @@ def reconcile(*, now=None) -> ReconcileReport:
             continue
         if import_fail(image_id=image.pk, message=lost_message()):
             report.failed.append(str(image.pk))
-            import_cleanup(image_id=image.pk)
+            if not import_cleanup(image_id=image.pk):
+                # "Nothing was kept" only when it is true.
+                Image.objects.filter(pk=image.pk, status=Image.Status.FAILED).update(
+                    error=lost_message(kept=True)
+                )
     _fail_lost_copies(report)
     _remove_orphaned_staging(report)
     _clean_leftovers(report)

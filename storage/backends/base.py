@@ -260,7 +260,12 @@ class StorageBackend(abc.ABC):
     # Other
     @abc.abstractmethod
     def delete(self, key: str) -> None:
-        """Forget the replica. Shared chunks stay until data cleanup finds them unreferenced."""
+        """Forget the replica, and remove what writers of `key` wrote that nothing else uses yet (also
+        when the writer was killed before it committed). Shared chunks stay."""
+
+    def settle(self, key: str) -> None:
+        """The replica `key` is complete and referenced: forget how its writer built it."""
+        return None
 
     def copy_to(
         self,

@@ -274,6 +274,15 @@ class S3Backend(StorageBackend):
                     "Quiet": True,
                 },
             )
+            # A writer killed before it completed leaves a multipart upload whose parts are stored.
+            data_key = self.data_key(key)
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=data_key):
+                for upload in page.get("Uploads", []):
+                    if upload["Key"] == data_key:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=data_key, UploadId=upload["UploadId"]
+                        )
         except (ClientError, BotoCoreError) as error:
             raise self._error(error, _("delete %(key)s") % {"key": key}) from error
 

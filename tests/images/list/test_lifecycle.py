@@ -114,7 +114,7 @@ def test_delete_goes_through_deleting_to_deleted_with_who_and_when(tenant, owner
     image = make_image(tenant, status=status)
     deleted = image_delete(image=image, actor=owner)
     assert deleted.status == "deleted" and deleted.deleted_by == owner and deleted.deleted_at is not None
-    assert [e.message for e in _logs(image, "image.delete")] == [f"{status} → deleting", "deleting → deleted"]
+    assert [e.message for e in _logs(image, "image.delete")] == [f"{status} → deleting → deleted"]
     assert not images_visible(tenant=tenant, membership=None).filter(pk=image.pk).exists()
     assert Image.objects.filter(pk=image.pk).exists()  # in the recycle bin, not erased
 
