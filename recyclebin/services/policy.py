@@ -1,0 +1,143 @@
+"""The deletion policy: which applies to a tenant, what a delete does under it, and applying a change to
+the images already in the recycle bin (the rule `models.POLICY_RULE` states on the admin page)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import django_rq
+from django.db import transaction
+from django.db.models import ExpressionWrapper, F
+from django.db.models.fields import DateTimeField
+from django.utils import timezone
+
+from images import hooks
+from images.models import Image
+from tenants.models import Tenant
+from tenants.services import log
+
+from ..models import DEFAULT_RETENTION_DAYS, DeletionPolicy, Mode, TenantDeletionPolicy
+
+logger = logging.getLogger("recyclebin")
+
+QUEUE = "maintenance"
+
+
+@dataclass(frozen=True)
+class Policy:
+    mode: str
+    retention: timedelta | None  # delayed deletion only
+    overridden: bool = False  # the tenant's own policy, not the platform's
+
+    @property
+    def immediate(self) -> bool:
+        return self.mode == Mode.IMMEDIATE
+
+
+def _policy_of(row) -> Policy:
+    retention = None
+    if row.mode == Mode.DELAYED:
+        retention = timedelta(days=float(row.retention_days or DEFAULT_RETENTION_DAYS))
+    return Policy(mode=row.mode, retention=retention, overridden=isinstance(row, TenantDeletionPolicy))
+
+
+def platform_policy() -> DeletionPolicy:
+    """The platform's policy row, created with the defaults (delayed, 3 days) the first time."""
+    policy, _created = DeletionPolicy.objects.get_or_create(pk=1)
+    return policy
+
+
+def policy_for(*, tenant: Tenant | None) -> Policy:
+    if tenant is not None:
+        own = TenantDeletionPolicy.objects.filter(tenant=tenant).first()
+        if own is not None:
+            return _policy_of(own)
+    return _policy_of(platform_policy())
+
+
+def deletion_plan(*, tenant: Tenant) -> hooks.DeletionPlan:
+    """The answer images' delete path asks for (registered in RecyclebinConfig.ready)."""
+    policy = policy_for(tenant=tenant)
+    if policy.immediate:
+        return hooks.DeletionPlan(expunge_now=True)
+    if policy.retention is None:
+        return hooks.DeletionPlan(purge_after=None)
+    return hooks.DeletionPlan(purge_after=timezone.now() + policy.retention)
+
+
+def after_delete(*, image_ids, tenant_id, expunge_now: bool) -> None:
+    """After a delete commits: expunges queued (immediate), or each image's expiry scheduled."""
+    from .bin import enqueue_expunge
+
+    if expunge_now:
+        for image_id in image_ids:
+            enqueue_expunge(image_id=image_id)
+        return
+    rows = Image.objects.filter(pk__in=list(image_ids), status=Image.Status.DELETED).exclude(
+        purge_after=None
+    )
+    for image_id, purge_after in rows.values_list("pk", "purge_after"):
+        schedule_expiry(image_id=image_id, purge_after=purge_after)
+
+
+def expiry_job_id(image_id) -> str:
+    return f"recyclebin-expire-{image_id}"
+
+
+def schedule_expiry(*, image_id, purge_after: datetime) -> None:
+    """RQ's scheduler runs the expiry at `purge_after`. Scheduling again moves the same job; a job whose
+    time no longer matches the row does nothing, and the periodic sweep catches any job Redis lost."""
+    from ..jobs import image_expire_job
+
+    try:
+        django_rq.get_queue(QUEUE).enqueue_at(
+            purge_after, image_expire_job, image_id=str(image_id), job_id=expiry_job_id(image_id)
+        )
+    except Exception:  # noqa: BLE001 - Redis down: the sweep expunges it when it is due
+        logger.warning("could not schedule the expiry of %s; the sweep will", image_id, exc_info=True)
+
+
+def _bin_of(*, tenant: Tenant | None):
+    """Images in the bin that follow the policy being changed: a tenant's, or (platform policy) those of
+    every tenant without its own policy."""
+    binned = Image.objects.filter(status=Image.Status.DELETED)
+    if tenant is not None:
+        return binned.filter(tenant=tenant)
+    return binned.exclude(tenant__in=TenantDeletionPolicy.objects.values("tenant"))
+
+
+@transaction.atomic
+def policy_apply(*, tenant: Tenant | None, actor=None, request=None) -> int:
+    """Apply the policy now in force (the tenant's, or the platform's when `tenant` is None) to the
+    images in the bin it governs, by POLICY_RULE. Returns how many images got a new expunge time."""
+    policy = policy_for(tenant=tenant) if tenant is not None else _policy_of(platform_policy())
+    binned = _bin_of(tenant=tenant)
+    if policy.mode == Mode.NEVER:
+        changed = binned.exclude(purge_after=None).update(purge_after=None, updated_at=timezone.now())
+    elif policy.mode == Mode.DELAYED:
+        before = dict(binned.exclude(deleted_at=None).values_list("pk", "purge_after"))
+        due = ExpressionWrapper(F("deleted_at") + policy.retention, output_field=DateTimeField())
+        Image.objects.filter(pk__in=list(before), status=Image.Status.DELETED).update(purge_after=due)
+        rows = list(
+            Image.objects.filter(pk__in=list(before), status=Image.Status.DELETED).values_list("pk", "purge_after")
+        )
+        moved = [(pk, at) for pk, at in rows if at != before.get(pk)]
+        changed = len(moved)
+        transaction.on_commit(lambda: [schedule_expiry(image_id=pk, purge_after=at) for pk, at in moved])
+    else:
+        changed = 0
+    log(
+        action="recyclebin.policy",
+        tenant=tenant,
+        actor=actor,
+        target_type="deletionpolicy",
+        target_id=str(tenant.pk) if tenant is not None else "platform",
+        target_name=str(tenant) if tenant is not None else "platform",
+        message=f"{policy.mode}"
+        + (f", retention {policy.retention}" if policy.retention else "")
+        + f"; {changed} image(s) in the bin got a new expunge time",
+        request=request,
+    )
+    return changed
