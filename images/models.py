@@ -175,6 +175,7 @@ class Image(BaseModel):
         _("status before deletion"),
         max_length=12,
         choices=[(Status.AVAILABLE, Status.AVAILABLE.label), (Status.FAILED, Status.FAILED.label)],
+        null=True,  # nullable so that adding it is an ALTER TABLE that keeps the count triggers (SQLite)
         blank=True,
         help_text=_("The status a restore from the recycle bin gives the image back."),
     )

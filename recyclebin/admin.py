@@ -47,7 +47,7 @@ class DeletionPolicyAdmin(_PolicyAdmin):
         return False
 
     def changelist_view(self, request, extra_context=None):
-        policy = platform_policy()
+        policy = platform_policy(create=True)
         return HttpResponseRedirect(reverse("admin:recyclebin_deletionpolicy_change", args=[policy.pk]))
 
     def save_model(self, request, obj, form, change):

@@ -53,7 +53,7 @@ def _is_user(actor) -> bool:
 
 
 def _restore_changes() -> dict:
-    return {"deleted_at": None, "deleted_by": None, "purge_after": None, "restore_status": "", "error": ""}
+    return {"deleted_at": None, "deleted_by": None, "purge_after": None, "restore_status": None, "error": ""}
 
 
 def restore_target(image: Image) -> str:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 import django_rq
 from django.db import transaction
-from django.db.models import ExpressionWrapper, F
+from django.db.models import ExpressionWrapper, F, Value
 from django.db.models.fields import DateTimeField
 from django.utils import timezone
 
@@ -43,18 +43,28 @@ def _policy_of(row) -> Policy:
     return Policy(mode=row.mode, retention=retention, overridden=isinstance(row, TenantDeletionPolicy))
 
 
-def platform_policy() -> DeletionPolicy:
-    """The platform's policy row, created with the defaults (delayed, 3 days) the first time."""
-    policy, _created = DeletionPolicy.objects.get_or_create(pk=1)
-    return policy
+def platform_policy(*, create: bool = False) -> DeletionPolicy:
+    """The platform's policy row; until an administrator saves one, the defaults (delayed, 3 days)."""
+    if create:
+        return DeletionPolicy.objects.get_or_create(pk=1)[0]
+    return DeletionPolicy.objects.filter(pk=1).first() or DeletionPolicy(pk=1)
 
 
 def policy_for(*, tenant: Tenant | None) -> Policy:
-    if tenant is not None:
-        own = TenantDeletionPolicy.objects.filter(tenant=tenant).first()
-        if own is not None:
-            return _policy_of(own)
-    return _policy_of(platform_policy())
+    """The tenant's own policy, else the platform's: one query (every list page asks it)."""
+    if tenant is None:
+        return _policy_of(platform_policy())
+    fields = ("rank", "mode", "retention_days")
+    own = TenantDeletionPolicy.objects.filter(tenant=tenant).annotate(rank=Value(0)).values_list(*fields)
+    platform = DeletionPolicy.objects.filter(pk=1).annotate(rank=Value(1)).values_list(*fields)
+    rows = sorted(own.union(platform, all=True))
+    if not rows:
+        return _policy_of(DeletionPolicy(pk=1))
+    rank, mode, retention_days = rows[0]
+    row = TenantDeletionPolicy(mode=mode, retention_days=retention_days) if rank == 0 else DeletionPolicy(
+        mode=mode, retention_days=retention_days
+    )
+    return _policy_of(row)
 
 
 def deletion_plan(*, tenant: Tenant) -> hooks.DeletionPlan:
