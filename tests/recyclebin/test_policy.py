@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from images.models import Image
-from images.services import image_batch_delete, image_delete
 from images.selectors import images_visible
+from images.services import image_batch_delete, image_delete
 from recyclebin.services import policy_apply, policy_for
 from tenants.models import OperationLog
 
@@ -35,7 +35,7 @@ def test_buttons_and_confirmations_follow_the_policy(owner_client, tenant, make_
     image = make_image(tenant, name="web")
     page = owner_client.get("/images/").content.decode()
     assert f'data-testid="row-delete">{label}</a>' in page
-    assert f'data-testid="batch-delete" data-batch-delete disabled' in page and f">{label}</button>" in page
+    assert 'data-testid="batch-delete" data-batch-delete disabled' in page and f">{label}</button>" in page
     detail = owner_client.get(f"/images/{image.pk}/").content.decode()
     assert f'data-testid="detail-delete">{label}</a>' in detail
     confirm = owner_client.get(f"/images/{image.pk}/delete/").content.decode()
