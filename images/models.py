@@ -171,7 +171,7 @@ class Image(BaseModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     purge_after = models.DateTimeField(_("expunge after"), null=True, blank=True)
-    restore_status = models.CharField(
+    restore_status = models.CharField(  # noqa: DJ001
         _("status before deletion"),
         max_length=12,
         choices=[(Status.AVAILABLE, Status.AVAILABLE.label), (Status.FAILED, Status.FAILED.label)],
