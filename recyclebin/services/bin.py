@@ -23,6 +23,7 @@ from django.db.models import QuerySet
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 
 from images import conf as images_conf
 from images import hooks
@@ -75,9 +76,12 @@ def _image_headroom(tenant: Tenant) -> tuple[int | None, int, int | None]:
 
 
 def _quota_message(*, limit: int, used: int) -> str:
-    return _(
+    return ngettext(
+        "The tenant's image quota allows %(limit)d image and %(used)d exist, so restoring it would pass "
+        "the quota. Delete images or ask an administrator to raise the quota.",
         "The tenant's image quota allows %(limit)d images and %(used)d exist, so restoring it would pass "
-        "the quota. Delete images or ask an administrator to raise the quota."
+        "the quota. Delete images or ask an administrator to raise the quota.",
+        limit,
     ) % {"limit": limit, "used": used}
 
 

@@ -97,4 +97,4 @@ def test_restore_over_quota_is_a_409_naming_it(api, tenant, owner, make_image, r
     make_image(tenant)
     response = api("post", f"/api/v1/images/{binned.pk}/restore")
     assert response.status_code == 409 and response.json()["code"] == "quota_images"
-    assert "quota allows 1 images" in response.json()["detail"]
+    assert "quota allows 1 image and 1 exist" in response.json()["detail"]
