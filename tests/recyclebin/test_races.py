@@ -12,7 +12,13 @@ from django.utils import timezone
 from images.models import Image
 from images.services import image_delete
 from images.services.transitions import TransitionNotAllowed
-from recyclebin.services import image_expire, image_expunge, image_expunge_run, image_restore, images_batch_restore
+from recyclebin.services import (
+    image_expire,
+    image_expunge,
+    image_expunge_run,
+    image_restore,
+    images_batch_restore,
+)
 from tenants.models import OperationLog
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -50,7 +56,8 @@ def test_restore_against_expiry(tenant, owner, make_image, rq_redis):
         image = image_delete(image=make_image(tenant), actor=owner)
         Image.objects.filter(pk=image.pk).update(purge_after=timezone.now() - timedelta(seconds=1))
         restored, expired = race(
-            lambda: image_restore(image=image, actor=owner), lambda: image_expire(image_id=image.pk)
+            lambda image=image: image_restore(image=image, actor=owner),
+            lambda image=image: image_expire(image_id=image.pk),
         )
         status = Image.objects.get(pk=image.pk).status
         if isinstance(restored, Image):
