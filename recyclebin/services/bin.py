@@ -19,7 +19,7 @@ from uuid import UUID
 import django_rq
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import QuerySet
+from django.db.models import ProtectedError, QuerySet
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -200,18 +200,26 @@ def image_expunge_run(*, image_id) -> bool:
             ImageReplica.objects.filter(pk=replica.pk).delete()
             storages.append(replica.storage.name)
         shutil.rmtree(images_conf.staging_root() / str(image.pk), ignore_errors=True)
-        with transaction.atomic():
-            locked = Image.objects.select_for_update().filter(pk=image.pk, status=Image.Status.DELETING).first()
-            if locked is None:
-                return False
-            log(
-                action="image.expunge",
-                tenant=locked.tenant,
-                target=locked,
-                message=_("Expunged: %(size)s given back to the quota; data removed from: %(storages)s.")
-                % {"size": filesizeformat(locked.size), "storages": ", ".join(storages) or "—"},
-            )
-            locked.delete()
+        try:
+            with transaction.atomic():
+                locked = (
+                    Image.objects.select_for_update().filter(pk=image.pk, status=Image.Status.DELETING).first()
+                )
+                if locked is None:
+                    return False
+                log(
+                    action="image.expunge",
+                    tenant=locked.tenant,
+                    target=locked,
+                    message=_("Expunged: %(size)s given back to the quota; data removed from: %(storages)s.")
+                    % {"size": filesizeformat(locked.size), "storages": ", ".join(storages) or "—"},
+                )
+                locked.delete()
+        except ProtectedError as error:
+            names = ", ".join(sorted({str(obj) for obj in error.protected_objects})[:5])
+            message = _("It is still referenced by %(names)s; it is tried again.") % {"names": names}
+            Image.objects.filter(pk=image.pk).update(error=message)
+            raise
     return True
 
 

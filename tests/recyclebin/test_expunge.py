@@ -222,3 +222,38 @@ def test_expunge_is_idempotent(tenant, owner, make_image, rq_redis):
     assert image_expunge_run(image_id=image.pk) is True
     assert image_expunge_run(image_id=image.pk) is False
     assert OperationLog.objects.filter(action="image.expunge", result="success").count() == 1
+
+
+def test_an_unreachable_storage_leaves_deleting_with_the_reason_and_it_is_tried_again(
+    tenant, owner, make_image, rq_redis, django_capture_on_commit_callbacks
+):
+    from storage.backends import StorageError
+    from storage.models import ImageStorage
+
+    dead = ImageStorage(
+        name="dead-s3",
+        kind=ImageStorage.Kind.DISTRIBUTED,
+        endpoint_url="http://127.0.0.1:9",  # discard port: nothing answers
+        region="us-east-1",
+        bucket="nowhere",
+        access_key="k",
+        reserved_bytes=0,
+    )
+    dead.set_secret_key("s")
+    dead.save()
+    image = make_image(tenant)
+    ImageReplica.objects.create(image=image, storage=dead, key=str(image.pk), state="ready", size=1)
+    image_delete(image=image, actor=owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        image_expunge(image=Image.objects.get(pk=image.pk), actor=owner)
+    with pytest.raises(StorageError):
+        image_expunge_run(image_id=image.pk)
+    image.refresh_from_db()
+    assert image.status == "deleting" and "could not be removed from dead-s3" in image.error
+    assert ImageReplica.objects.filter(image=image).exists()
+    # Its job ran and failed: the reconciler enqueues the expunge again.
+    from recyclebin.services import expunges_reconcile
+
+    failed_job = django_rq.get_queue("maintenance").fetch_job(image.job_id)
+    failed_job.set_status("failed")
+    assert expunges_reconcile().resumed == [str(image.pk)]
