@@ -7,10 +7,10 @@ from rest_framework import exceptions, status
 from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIMixin, TenantAPIView, require_manage_api
 from images.api.lifecycle import Conflict, ImagePagination, ImageSerializer
 from images.models import Image
 from images.services.transitions import TransitionNotAllowed
+from tenants.api_base import TenantAPIMixin, TenantAPIView, require_manage_api
 
 from .filters import RecycleBinFilter
 from .selectors import bin_image_get, images_in_bin

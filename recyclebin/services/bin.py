@@ -13,7 +13,7 @@ import shutil
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 import django_rq
@@ -35,10 +35,9 @@ from storage.backends import StorageError, get_backend
 from tenants.models import OperationLog, Quota, Tenant
 from tenants.services import client_ip, log, quota_lock, tenant_usage
 
-from .policy import QUEUE
-
 logger = logging.getLogger("recyclebin")
 
+QUEUE = "maintenance"
 BATCH_CHUNK = 500
 # An image moved to `deleting` whose job id is not written yet (its enqueue runs when the transaction
 # commits) is left alone this long before the reconciler enqueues the expunge itself.
@@ -158,6 +157,21 @@ def image_expire(*, image_id, now=None) -> bool:
     return True
 
 
+def expiry_job_id(image_id) -> str:
+    return f"recyclebin-expire-{image_id}"
+
+
+def schedule_expiry(*, image_id, purge_after: datetime) -> None:
+    """RQ's scheduler runs the expiry at `purge_after`. Scheduling again moves the same job; a job whose
+    time no longer matches the row does nothing, and the periodic sweep catches any job Redis lost."""
+    try:
+        django_rq.get_queue(QUEUE).enqueue_at(
+            purge_after, "recyclebin.jobs.image_expire_job", image_id=str(image_id), job_id=expiry_job_id(image_id)
+        )
+    except Exception:  # noqa: BLE001 - Redis down: the sweep expunges it when it is due
+        logger.warning("could not schedule the expiry of %s; the sweep will", image_id, exc_info=True)
+
+
 def expunge_heartbeat(image_id) -> str:
     return f"expunge-{image_id}"
 
@@ -165,13 +179,13 @@ def expunge_heartbeat(image_id) -> str:
 def enqueue_expunge(*, image_id) -> str | None:
     """Queue the expunge job of an image in `deleting` under a new job id kept on the row (so the
     reconciler can tell a lost job from a running one)."""
-    from ..jobs import image_expunge_job
-
     job_id = f"recyclebin-expunge-{uuid.uuid4().hex}"
     if not Image.objects.filter(pk=image_id, status=Image.Status.DELETING).update(job_id=job_id):
         return None
     try:
-        django_rq.get_queue(QUEUE).enqueue(image_expunge_job, image_id=str(image_id), job_id=job_id)
+        django_rq.get_queue(QUEUE).enqueue(
+            "recyclebin.jobs.image_expunge_job", image_id=str(image_id), job_id=job_id
+        )
     except Exception:  # noqa: BLE001 - Redis down: the reconciler enqueues it again
         logger.warning("could not enqueue the expunge of %s; the reconciler will", image_id, exc_info=True)
         return None

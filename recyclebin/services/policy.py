@@ -3,11 +3,9 @@ the images already in the recycle bin (the rule `models.POLICY_RULE` states on t
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
-import django_rq
 from django.db import transaction
 from django.db.models import ExpressionWrapper, F, Value
 from django.db.models.fields import DateTimeField
@@ -19,10 +17,7 @@ from tenants.models import Tenant
 from tenants.services import log
 
 from ..models import DEFAULT_RETENTION_DAYS, DeletionPolicy, Mode, TenantDeletionPolicy
-
-logger = logging.getLogger("recyclebin")
-
-QUEUE = "maintenance"
+from .bin import enqueue_expunge, schedule_expiry
 
 
 @dataclass(frozen=True)
@@ -79,8 +74,6 @@ def deletion_plan(*, tenant: Tenant) -> hooks.DeletionPlan:
 
 def after_delete(*, image_ids, tenant_id, expunge_now: bool) -> None:
     """After a delete commits: expunges queued (immediate), or each image's expiry scheduled."""
-    from .bin import enqueue_expunge
-
     if expunge_now:
         for image_id in image_ids:
             enqueue_expunge(image_id=image_id)
@@ -90,23 +83,6 @@ def after_delete(*, image_ids, tenant_id, expunge_now: bool) -> None:
     )
     for image_id, purge_after in rows.values_list("pk", "purge_after"):
         schedule_expiry(image_id=image_id, purge_after=purge_after)
-
-
-def expiry_job_id(image_id) -> str:
-    return f"recyclebin-expire-{image_id}"
-
-
-def schedule_expiry(*, image_id, purge_after: datetime) -> None:
-    """RQ's scheduler runs the expiry at `purge_after`. Scheduling again moves the same job; a job whose
-    time no longer matches the row does nothing, and the periodic sweep catches any job Redis lost."""
-    from ..jobs import image_expire_job
-
-    try:
-        django_rq.get_queue(QUEUE).enqueue_at(
-            purge_after, image_expire_job, image_id=str(image_id), job_id=expiry_job_id(image_id)
-        )
-    except Exception:  # noqa: BLE001 - Redis down: the sweep expunges it when it is due
-        logger.warning("could not schedule the expiry of %s; the sweep will", image_id, exc_info=True)
 
 
 def _bin_of(*, tenant: Tenant | None):

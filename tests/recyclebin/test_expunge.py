@@ -19,7 +19,7 @@ from images.services import image_delete
 from images.services.reconcile import reconcile
 from recyclebin.services import image_expunge, image_expunge_run
 from storage.backends import get_backend
-from storage.services import storage_cleanup
+from images.services.storage_data import storage_data_cleanup
 from tenants.models import OperationLog
 
 from ..images.imports.conftest import send_file
@@ -102,7 +102,7 @@ def test_expiry_expunges_on_time_and_cleanup_frees_exactly_the_unshared_chunks(
     # The data cleanup afterwards frees exactly the chunk no other image uses (measured on disk).
     root = Path(standalone.mount_path)
     before = disk_bytes(root)
-    report = storage_cleanup(storage=standalone)
+    report = storage_data_cleanup(storage=standalone)
     assert before - disk_bytes(root) == unshared_bytes == report.bytes_freed
     # The image that shared chunks is intact.
     replica = child.replicas.get()
