@@ -4,8 +4,11 @@
 An image another tenant shares with this one is visible here but read-only.
 """
 
+from django.utils.translation import gettext as _
+
 from tenants.permissions import can_manage
 
+from . import hooks
 from .models import Image
 from .services.lifecycle import DELETABLE
 
@@ -37,4 +40,15 @@ def row_actions(request, image: Image) -> dict[str, bool]:
         "cancel": change and image.status == Image.Status.UPLOADING,
         "use": image.status == Image.Status.AVAILABLE and image.enabled,
         "download": is_own(request, image) and can_manage(request) and image.status == Image.Status.AVAILABLE,
+    }
+
+
+def deletion_wording(tenant) -> dict:
+    """What the delete buttons and confirmations say under the tenant's deletion policy (seed 003: "Delete"
+    under immediate deletion, "Move to recycle bin" otherwise), and until when a deleted image is kept."""
+    plan = hooks.deletion_plan(tenant=tenant)
+    return {
+        "immediate": plan.expunge_now,
+        "label": _("Delete") if plan.expunge_now else _("Move to recycle bin"),
+        "purge_after": plan.purge_after,
     }

@@ -45,7 +45,6 @@ def _words(language: str) -> dict[str, str]:
         "sharing": _("Sharing mode"),
         "disable": _("Disable"),
         "enable": _("Enable"),
-        "delete": _("Delete"),
         "not_deletable": _("Only available or failed images can be deleted."),
         "read_only": _("Read-only"),
     }
@@ -122,6 +121,11 @@ def _features_cell(image: Image, w: dict) -> str:
     return "".join(f'<span class="badge text-bg-light border">{badge}</span>' for badge in badges)
 
 
+def _delete_label(shared) -> str:
+    deletion = shared.get("deletion")
+    return deletion["label"] if deletion else _("Move to recycle bin")
+
+
 def _operations_cell(image: Image, w: dict, shared) -> str:
     actions, urls = image.actions, image.urls
     next_q = _e(shared["next_q"])
@@ -163,7 +167,7 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
         if actions["delete"]:
             items.append(
                 f'<a class="dropdown-item text-danger" href="{_e(urls["delete"])}?next={next_q}" '
-                f'data-testid="row-delete">{w["delete"]}</a>'
+                f'data-testid="row-delete">{_e(_delete_label(shared))}</a>'
             )
         else:
             items.append(f'<span class="dropdown-item-text small text-muted">{w["not_deletable"]}</span>')

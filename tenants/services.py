@@ -169,14 +169,22 @@ class Usage:
     bytes: int
 
 
+# Image statuses of the recycle bin: such images leave the image count at once, and keep counting in
+# bytes until they are expunged (their data is still stored), so deleting cannot dodge the size limit.
+IN_RECYCLE_BIN = ("deleted", "deleting")
+
+
 def tenant_usage(*, tenant: Tenant) -> Usage:
-    """What counts against the quota: every image that holds or will hold bytes (not yet expunged)."""
+    """What counts against the quota: images not in the recycle bin, and the bytes of every image that
+    holds or will hold data (not yet expunged)."""
     from django.apps import apps
-    from django.db.models import Count, Sum
+    from django.db.models import Count, Q, Sum
     from django.db.models.functions import Coalesce
 
     Image = apps.get_model("images", "Image")
-    row = Image.objects.filter(tenant=tenant).aggregate(images=Count("pk"), bytes=Coalesce(Sum("size"), 0))
+    row = Image.objects.filter(tenant=tenant).aggregate(
+        images=Count("pk", filter=~Q(status__in=IN_RECYCLE_BIN)), bytes=Coalesce(Sum("size"), 0)
+    )
     return Usage(images=row["images"], bytes=row["bytes"])
 
 
@@ -202,8 +210,9 @@ def quota_check(*, tenant: Tenant, add_images: int = 0, add_bytes: int = 0) -> N
     if quota.max_bytes is not None and usage.bytes + add_bytes > quota.max_bytes:
         raise QuotaExceeded(
             _(
-                "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Delete "
-                "images or ask an administrator to raise the quota."
+                "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Images "
+                "in the recycle bin count until they are destroyed: destroy some there, or ask an "
+                "administrator to raise the quota."
             )
             % {
                 "needed": _filesize(add_bytes),

@@ -34,6 +34,7 @@ RULES = [
     (r"project_group|project-group", "pk", "group"),
     (r"operation_log|operation-log", "pk", "log"),
     (r"^recyclebin:", "pk", "deleted_image"),
+    (r"^api-recyclebin", "pk", "deleted_image"),
     (r"^(api-storage|storage:)", "pk", SHARED),
 ]
 

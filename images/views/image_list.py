@@ -23,7 +23,7 @@ from ..exports import export_response
 from ..filters import ImageFilter
 from ..list_forms import BatchSelectionForm
 from ..models import Image
-from ..policy import row_actions
+from ..policy import deletion_wording, row_actions
 from ..rows import render_row
 from ..selectors import TAB_KINDS, image_get, image_listing, images_visible
 from ..services import image_batch_delete
@@ -100,7 +100,12 @@ def _select_options(form, name: str) -> list[tuple[str, str, bool]]:
 def row_context(request, back_path: str) -> dict:
     """What every row of a page shares, worked out once per page instead of in each row: the address
     its links return to (`next`), and the CSRF field of its forms."""
-    return {"back_path": back_path, "next_q": quote(back_path, safe="/"), "csrf_input": csrf_input(request)}
+    return {
+        "back_path": back_path,
+        "next_q": quote(back_path, safe="/"),
+        "csrf_input": csrf_input(request),
+        "deletion": deletion_wording(request.tenant),
+    }
 
 
 def _tab_of(request) -> str:
@@ -261,6 +266,7 @@ class BatchDeleteView(TenantRequiredMixin, View):
             "list_url": _list_url(tab),
             "next": _safe_next(request, _list_url(tab)),
             "filter_items": [(k, v) for k in data for v in data.getlist(k) if k in ImageFilter.base_filters],
+            "deletion": deletion_wording(request.tenant),
         }
         if scope is None:
             return context
@@ -306,10 +312,22 @@ class BatchDeleteView(TenantRequiredMixin, View):
             )
             response["HX-Trigger"] = "images-changed"
             return response
-        if deleted:
+        if deleted and deletion_wording(request.tenant)["immediate"]:
             messages.success(
                 request,
-                ngettext("%(count)d image deleted.", "%(count)d images deleted.", len(deleted))
+                ngettext(
+                    "%(count)d image is being destroyed.", "%(count)d images are being destroyed.", len(deleted)
+                )
+                % {"count": len(deleted)},
+            )
+        elif deleted:
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)d image moved to the recycle bin.",
+                    "%(count)d images moved to the recycle bin.",
+                    len(deleted),
+                )
                 % {"count": len(deleted)},
             )
         if skipped:
