@@ -2,6 +2,8 @@
 
 from rq import cron
 
+from images.downloads.jobs import exports_expire_job
 from images.jobs import reconcile_job
 
 cron.register(reconcile_job, queue_name="maintenance", interval=60, job_timeout=600)
+cron.register(exports_expire_job, queue_name="maintenance", interval=3600, job_timeout=1800)

@@ -62,6 +62,7 @@ ROW_URL_NAMES = {
     "enable": "images:enable",
     "delete": "images:delete",
     "download": "images:download",
+    "export": "images:export_image",
     "cancel": "images:cancel",
 }
 _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
