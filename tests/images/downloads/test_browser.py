@@ -20,6 +20,7 @@ SCREENSHOTS = os.environ.get("SCREENSHOT_DIR")
 
 def _shot(page, name):
     if SCREENSHOTS:
+        page.wait_for_timeout(400)  # the dialog's fade-in
         page.screenshot(path=os.path.join(SCREENSHOTS, f"{name}.png"), full_page=False)
 
 
