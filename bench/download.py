@@ -173,7 +173,9 @@ http {{
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--concurrency", type=int, default=4, help="the storage's download concurrency")
@@ -205,22 +207,44 @@ def main() -> None:
         with open(root / "image.raw", "wb") as file:
             for _ in range(size // (16 * MiB)):
                 file.write(os.urandom(16 * MiB))
-        subprocess.run([PYTHON, str(BASE / "manage.py"), "migrate", "--no-input", "-v", "0"], env=env, check=True, cwd=BASE)
+        subprocess.run(
+            [PYTHON, str(BASE / "manage.py"), "migrate", "--no-input", "-v", "0"],
+            env=env,
+            check=True,
+            cwd=BASE,
+        )
         image_path, export_path, export_file = set_up(root, size, args.concurrency, env)
         (root / "image.raw").unlink()
 
         port = free_port()
         gunicorn = subprocess.Popen(
-            [str(Path(PYTHON).parent / "gunicorn"), "imageconsole.wsgi:application", "-b", f"127.0.0.1:{port}",
-             "-k", "gthread", "--threads", "4", "-w", "1", "--timeout", "3600"],
-            env=env, cwd=BASE, stdout=open(root / "gunicorn.log", "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
+            [
+                str(Path(PYTHON).parent / "gunicorn"),
+                "imageconsole.wsgi:application",
+                "-b",
+                f"127.0.0.1:{port}",
+                "-k",
+                "gthread",
+                "--threads",
+                "4",
+                "-w",
+                "1",
+                "--timeout",
+                "3600",
+            ],
+            env=env,
+            cwd=BASE,
+            stdout=open(root / "gunicorn.log", "wb"),
+            stderr=subprocess.STDOUT,  # noqa: SIM115
         )
         children.append(gunicorn)
         nginx_port = free_port()
         conf = root / "nginx.conf"
         conf.write_text(NGINX_CONF.format(root=root, port=nginx_port, docroot=export_file.parent))
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        children.append(subprocess.Popen([nginx, "-c", str(conf), "-p", str(root)], stderr=subprocess.DEVNULL))
+        children.append(
+            subprocess.Popen([nginx, "-c", str(conf), "-p", str(root)], stderr=subprocess.DEVNULL)
+        )
         wait_for_port(port, "gunicorn")
         wait_for_port(nginx_port, "nginx")
         console = f"http://127.0.0.1:{port}"
@@ -254,7 +278,9 @@ def main() -> None:
         nginx_whole = rows[4][2]
         print()
         print(f"export file through a link: {rows[2][2] / nginx_whole:.0%} of nginx (goal: at least 100%)")
-        print(f"chunk-stored image through a link: {rows[0][2] / nginx_whole:.0%} of nginx (goal: at least 70%)")
+        print(
+            f"chunk-stored image through a link: {rows[0][2] / nginx_whole:.0%} of nginx (goal: at least 70%)"
+        )
     finally:
         for child in children:
             if child.poll() is None:

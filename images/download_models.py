@@ -30,8 +30,10 @@ class DownloadSettings(BaseModel):
         _("keep exports (days)"),
         default=7,
         validators=[MaxValueValidator(3650)],
-        help_text=_("An exported image is deleted this many days after it was exported; 0 keeps it until "
-                    "someone deletes it."),
+        help_text=_(
+            "An exported image is deleted this many days after it was exported; 0 keeps it until "
+            "someone deletes it."
+        ),
     )
 
     class Meta:
@@ -62,8 +64,9 @@ class ExportedImage(BaseModel):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
     image = models.ForeignKey("images.Image", on_delete=models.CASCADE, related_name="exports")
+    # A storage is deleted only when no image is stored there; its data (exports too) stays where it is.
     storage = models.ForeignKey(
-        "storage.ImageStorage", on_delete=models.PROTECT, related_name="+", verbose_name=_("image storage")
+        "storage.ImageStorage", on_delete=models.CASCADE, related_name="+", verbose_name=_("image storage")
     )
     format = models.CharField(_("format"), max_length=8, choices=Format.choices)
     key = models.CharField(_("key"), max_length=255, help_text=_("The export's name in the storage."))

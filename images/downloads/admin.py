@@ -27,7 +27,16 @@ class DownloadSettingsAdmin(admin.ModelAdmin):
 
 @admin.register(DownloadLink)
 class DownloadLinkAdmin(admin.ModelAdmin):
-    list_display = ("filename", "tenant", "image", "export", "created_by_name", "created_at", "expires_at", "revoked_at")
+    list_display = (
+        "filename",
+        "tenant",
+        "image",
+        "export",
+        "created_by_name",
+        "created_at",
+        "expires_at",
+        "revoked_at",
+    )
     list_filter = ("tenant", ("revoked_at", admin.EmptyFieldListFilter))
     search_fields = ("filename", "image__name", "image__id", "created_by_name")
     readonly_fields = [f.name for f in DownloadLink._meta.fields if f.name != "token_hash"]
@@ -47,13 +56,25 @@ class DownloadLinkAdmin(admin.ModelAdmin):
             services.link_revoke(link=link, actor=request.user, request=request)
             count += 1
         self.message_user(
-            request, ngettext("%(n)d link revoked.", "%(n)d links revoked.", count) % {"n": count}, messages.SUCCESS
+            request,
+            ngettext("%(n)d link revoked.", "%(n)d links revoked.", count) % {"n": count},
+            messages.SUCCESS,
         )
 
 
 @admin.register(ExportedImage)
 class ExportedImageAdmin(admin.ModelAdmin):
-    list_display = ("image", "tenant", "format", "status", "progress", "size_display", "storage", "finished_at", "expires_at")
+    list_display = (
+        "image",
+        "tenant",
+        "format",
+        "status",
+        "progress",
+        "size_display",
+        "storage",
+        "finished_at",
+        "expires_at",
+    )
     list_filter = ("status", "format", "storage", "tenant")
     search_fields = ("image__name", "image__id", "md5", "sha256")
     readonly_fields = [f.name for f in ExportedImage._meta.fields]
@@ -81,5 +102,7 @@ class ExportedImageAdmin(admin.ModelAdmin):
             services.export_delete(export=export, actor=request.user, request=request)
             count += 1
         self.message_user(
-            request, ngettext("%(n)d export deleted.", "%(n)d exports deleted.", count) % {"n": count}, messages.SUCCESS
+            request,
+            ngettext("%(n)d export deleted.", "%(n)d exports deleted.", count) % {"n": count},
+            messages.SUCCESS,
         )

@@ -1,11 +1,11 @@
 """The API of download links and exports, on the same services and selectors as the console.
 
-    POST/GET   /api/v1/images/<id>/download-links            create (201: url, expires_at) / list live links
-    DELETE     /api/v1/images/<id>/download-links/<link id>  revoke (204)
-    POST/GET   /api/v1/images/<id>/exports                   export in a format (202) / the image's exports
-    GET        /api/v1/exports/                              every export of the tenant's images
-    GET/DELETE /api/v1/exports/<id>                          one export / delete it (204)
-    POST/GET   /api/v1/exports/<id>/download-links           links to an export's file
+POST/GET   /api/v1/images/<id>/download-links            create (201: url, expires_at) / list live links
+DELETE     /api/v1/images/<id>/download-links/<link id>  revoke (204)
+POST/GET   /api/v1/images/<id>/exports                   export in a format (202) / the image's exports
+GET        /api/v1/exports/                              every export of the tenant's images
+GET/DELETE /api/v1/exports/<id>                          one export / delete it (204)
+POST/GET   /api/v1/exports/<id>/download-links           links to an export's file
 """
 
 from django.core.exceptions import ValidationError
@@ -53,8 +53,20 @@ class ExportSerializer(serializers.ModelSerializer):
     class Meta:
         model = ExportedImage
         fields = [
-            "id", "image", "image_name", "format", "status", "progress", "file_name", "size", "md5", "sha256",
-            "error", "created_at", "exported_at", "expires_at",
+            "id",
+            "image",
+            "image_name",
+            "format",
+            "status",
+            "progress",
+            "file_name",
+            "size",
+            "md5",
+            "sha256",
+            "error",
+            "created_at",
+            "exported_at",
+            "expires_at",
         ]
 
 
@@ -65,13 +77,17 @@ def _refused(error: services.DownloadRefused) -> Response:
 def _require_download(request, image) -> None:
     if not can_download(request._request, image):
         if not is_own(request._request, image):
-            raise exceptions.PermissionDenied(_("This image is shared with your tenant and is read-only here."))
+            raise exceptions.PermissionDenied(
+                _("This image is shared with your tenant and is read-only here.")
+            )
         raise exceptions.PermissionDenied(_("Only available images can be downloaded."))
 
 
 def _new_link(request, image, export=None) -> Response:
     try:
-        link, token = services.link_create(image=image, actor=request.user, export=export, request=request._request)
+        link, token = services.link_create(
+            image=image, actor=request.user, export=export, request=request._request
+        )
     except services.DownloadRefused as error:
         return _refused(error)
     url = request.build_absolute_uri(services.link_path(link, token))
@@ -95,7 +111,10 @@ class ImageDownloadLinksAPIView(TenantAPIView):
     @extend_schema(
         summary="Create a download link (valid 24 hours by default; no login needed to use it)",
         request=None,
-        responses={201: NewDownloadLinkSerializer, 409: OpenApiResponse(description="The image is not available")},
+        responses={
+            201: NewDownloadLinkSerializer,
+            409: OpenApiResponse(description="The image is not available"),
+        },
     )
     def post(self, request, pk):
         image = owned_image(request, pk)
@@ -109,7 +128,9 @@ class ImageDownloadLinkAPIView(TenantAPIView):
         image = owned_image(request, pk)
         link = selectors.link_get(image=image, pk=link_pk)
         if not can_revoke(request._request, link):
-            raise exceptions.PermissionDenied(_("Only the link's maker or an account that may manage can revoke it."))
+            raise exceptions.PermissionDenied(
+                _("Only the link's maker or an account that may manage can revoke it.")
+            )
         services.link_revoke(link=link, actor=request.user, request=request._request)
         return Response(status=204)
 
@@ -118,16 +139,22 @@ class ImageExportsAPIView(TenantAPIView):
     @extend_schema(summary="The image's exports", responses=ExportSerializer(many=True))
     def get(self, request, pk):
         image = owned_image(request, pk)
-        exports = selectors.exports_visible(tenant=request.tenant, membership=request.membership).filter(image=image)
+        exports = selectors.exports_visible(tenant=request.tenant, membership=request.membership).filter(
+            image=image
+        )
         return Response(ExportSerializer(exports, many=True).data)
 
     @extend_schema(
         summary="Export the image once in a format (qcow2, raw, vmdk streamOptimized, vhd); a job writes it",
-        request=inline_serializer("ExportCreate", {"format": serializers.ChoiceField(ExportedImage.Format.choices)}),
+        request=inline_serializer(
+            "ExportCreate", {"format": serializers.ChoiceField(ExportedImage.Format.choices)}
+        ),
         responses={
             202: ExportSerializer,
             400: OpenApiResponse(description="Unknown format"),
-            409: OpenApiResponse(description="Already exported in that format, or the image is not available"),
+            409: OpenApiResponse(
+                description="Already exported in that format, or the image is not available"
+            ),
         },
     )
     def post(self, request, pk):
@@ -135,7 +162,9 @@ class ImageExportsAPIView(TenantAPIView):
         require_manage_api(request)
         fmt = request.data.get("format", "") if isinstance(request.data, dict) else ""
         try:
-            export = services.export_create(image=image, fmt=fmt, actor=request.user, request=request._request)
+            export = services.export_create(
+                image=image, fmt=fmt, actor=request.user, request=request._request
+            )
         except services.DownloadRefused as error:
             return _refused(error)
         except ValidationError as error:
@@ -155,7 +184,9 @@ class ExportAPIView(TenantAPIView):
     def get(self, request, pk):
         return Response(ExportSerializer(_export_or_404(request, pk)).data)
 
-    @extend_schema(summary="Delete an export (its file and its links); the image stays", responses={204: None})
+    @extend_schema(
+        summary="Delete an export (its file and its links); the image stays", responses={204: None}
+    )
     def delete(self, request, pk):
         export = _export_or_404(request, pk)
         require_manage_api(request)
@@ -173,7 +204,10 @@ class ExportDownloadLinksAPIView(TenantAPIView):
     @extend_schema(
         summary="Create a download link to the exported file",
         request=None,
-        responses={201: NewDownloadLinkSerializer, 409: OpenApiResponse(description="The export is not ready")},
+        responses={
+            201: NewDownloadLinkSerializer,
+            409: OpenApiResponse(description="The export is not ready"),
+        },
     )
     def post(self, request, pk):
         export = _export_or_404(request, pk)

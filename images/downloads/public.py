@@ -57,8 +57,12 @@ def download_file(request, token: str, filename: str):
             try:
                 size = backend.export_size(export.key)
             except ReplicaNotFound:
-                return _gone(request, status=410, title=_("This download link no longer works"),
-                             message=_("The exported file of this link was deleted."))
+                return _gone(
+                    request,
+                    status=410,
+                    title=_("This download link no longer works"),
+                    message=_("The exported file of this link was deleted."),
+                )
             response = ranged_response(
                 request,
                 size=size,
@@ -70,8 +74,12 @@ def download_file(request, token: str, filename: str):
     else:
         replica = ready_replica(link.image)
         if replica is None:
-            return _gone(request, status=410, title=_("This download link no longer works"),
-                         message=_("No stored copy of the image is ready any more."))
+            return _gone(
+                request,
+                status=410,
+                title=_("This download link no longer works"),
+                message=_("No stored copy of the image is ready any more."),
+            )
         backend = get_backend(replica.storage)
         url = backend.presigned_url(replica.key, expires_in=link_seconds_left(link), filename=link.filename)
         if url is None:

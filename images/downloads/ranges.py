@@ -69,7 +69,11 @@ def parse_range(header: str | None, size: int) -> list[ByteRange] | None:
             continue
         first, dash, last = item.partition("-")
         first, last = first.strip(), last.strip()
-        if not dash or not (first.isdigit() or (not first and last.isdigit())) or (last and not last.isdigit()):
+        if (
+            not dash
+            or not (first.isdigit() or (not first and last.isdigit()))
+            or (last and not last.isdigit())
+        ):
             return None
         if not first:  # a suffix: the last N bytes
             length = int(last)

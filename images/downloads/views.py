@@ -15,7 +15,7 @@ from django.views import View
 
 from tenants.permissions import TenantRequiredMixin, can_manage
 
-from ..models import ExportedImage, Image
+from ..models import DownloadSettings, ExportedImage, Image
 from ..policy import can_download, can_export, can_revoke, is_own
 from ..views.common import owned_or_404
 from . import selectors, services
@@ -56,14 +56,16 @@ def _download_context(request, image: Image, *, export: ExportedImage | None = N
         "target": target,
         "links": links,
         "post_url": post_url,
-        "validity_hours": services.DownloadSettings.current().link_validity_hours,
+        "validity_hours": DownloadSettings.current().link_validity_hours,
     }
 
 
 def _allowed_download(request, image: Image) -> None:
     if not can_download(request, image):
         if not is_own(request, image):
-            raise PermissionDenied(_("This image is shared with your tenant by another one and is read-only here."))
+            raise PermissionDenied(
+                _("This image is shared with your tenant by another one and is read-only here.")
+            )
         raise PermissionDenied(_("Only available images can be downloaded."))
 
 
@@ -118,14 +120,14 @@ class ExportDialogView(TenantRequiredMixin, View):
 
     def _context(self, request, image, **extra):
         existing = {e.format: e for e in ExportedImage.objects.filter(image=image)}
-        formats = [
-            (value, label, existing.get(value)) for value, label in ExportedImage.Format.choices
-        ]
+        formats = [(value, label, existing.get(value)) for value, label in ExportedImage.Format.choices]
         return {"image": image, "formats": formats, **extra}
 
     def get(self, request, pk):
         image = self._image(request, pk)
-        template = "images/downloads/export_dialog.html" if request.htmx else "images/downloads/export_page.html"
+        template = (
+            "images/downloads/export_dialog.html" if request.htmx else "images/downloads/export_page.html"
+        )
         return render(request, template, self._context(request, image))
 
     def post(self, request, pk):
@@ -137,8 +139,12 @@ class ExportDialogView(TenantRequiredMixin, View):
             message = getattr(error, "message", None) or " ".join(
                 m for messages_ in getattr(error, "message_dict", {}).values() for m in messages_
             )
-            template = "images/downloads/export_dialog.html" if request.htmx else "images/downloads/export_page.html"
-            return render(request, template, self._context(request, image, error=message, chosen=fmt), status=409)
+            template = (
+                "images/downloads/export_dialog.html" if request.htmx else "images/downloads/export_page.html"
+            )
+            return render(
+                request, template, self._context(request, image, error=message, chosen=fmt), status=409
+            )
         if request.POST.get("then") == "download":
             target = reverse("images:export_download", args=[export.pk])
         else:

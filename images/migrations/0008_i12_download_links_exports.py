@@ -51,7 +51,7 @@ class Migration(migrations.Migration):
                 ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires')),
                 ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
                 ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exports', to='images.image')),
-                ('storage', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to='storage.imagestorage', verbose_name='image storage')),
+                ('storage', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='storage.imagestorage', verbose_name='image storage')),
                 ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
             ],
             options={

@@ -11,7 +11,8 @@ from .conftest import MiB
 def test_administrator_changes_the_link_validity(admin_client, owner_client, standalone, store_image):
     assert admin_client.get("/admin/images/downloadsettings/").status_code == 200
     response = admin_client.post(
-        "/admin/images/downloadsettings/1/change/", {"link_validity_hours": "48", "export_retention_days": "0"}
+        "/admin/images/downloadsettings/1/change/",
+        {"link_validity_hours": "48", "export_retention_days": "0"},
     )
     assert response.status_code == 302
     assert DownloadSettings.current().link_validity_hours == 48

@@ -58,19 +58,45 @@ def test_exported_vmdk_and_vhd_import_back_equal(
     info = qemu_img("info", "--output=json", "-f", {"vhd": "vpc"}.get(fmt, fmt), str(path))
     if fmt == "vmdk":
         assert '"create-type": "streamOptimized"' in info
-    assert qemu_img("compare", "-f", "qcow2", "-F", {"vhd": "vpc"}.get(fmt, fmt), str(image.source_path), str(path))
+    assert qemu_img(
+        "compare", "-f", "qcow2", "-F", {"vhd": "vpc"}.get(fmt, fmt), str(image.source_path), str(path)
+    )
     # Import it back through the import pipeline.
     with django_capture_on_commit_callbacks(execute=True):
-        call_command("importimage", str(path), "--tenant", "acme", "--name", f"back-{fmt}", "--format", fmt,
-                     "--storage", standalone.name, "--background", stdout=io.StringIO())
+        call_command(
+            "importimage",
+            str(path),
+            "--tenant",
+            "acme",
+            "--name",
+            f"back-{fmt}",
+            "--format",
+            fmt,
+            "--storage",
+            standalone.name,
+            "--background",
+            stdout=io.StringIO(),
+        )
     with django_capture_on_commit_callbacks(execute=True):
         assert run_jobs() == 0
     back = Image.objects.get(name=f"back-{fmt}")
     assert back.status == Image.Status.AVAILABLE, back.error
     copy = tmp_path / "back.qcow2"
     get_backend(standalone).copy_to_path(str(back.pk), copy)
-    result = subprocess.run(["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(image.raw_path.with_suffix(".qcow2")), str(copy)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [
+            "qemu-img",
+            "compare",
+            "-f",
+            "qcow2",
+            "-F",
+            "qcow2",
+            str(image.raw_path.with_suffix(".qcow2")),
+            str(copy),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     assert back.virtual_size == image.virtual_size
 
@@ -89,7 +115,12 @@ def test_export_on_s3_is_an_object_served_by_presigned_url(
     assert backend.usage().used >= image.size + row.size
     path = exported_file(row, tmp_path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == row.sha256
-    assert subprocess.run(["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(image.source_path), str(path)]).returncode == 0
+    assert (
+        subprocess.run(
+            ["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(image.source_path), str(path)]
+        ).returncode
+        == 0
+    )
 
 
 def test_once_per_format_until_deleted_and_the_exported_tab(
@@ -108,7 +139,12 @@ def test_once_per_format_until_deleted_and_the_exported_tab(
     assert again.status_code == 409 and "already exported" in again.content.decode()
     assert ExportedImage.objects.filter(image=image).count() == 1
     page = owner_client.get("/images/exported/").content.decode()
-    assert image.name in page and row.md5 in page and row.sha256 in page and 'data-testid="export-download"' in page
+    assert (
+        image.name in page
+        and row.md5 in page
+        and row.sha256 in page
+        and 'data-testid="export-download"' in page
+    )
     # A link to the export, then delete the export: file gone, link dead, the image stays.
     link, token = services.link_create(image=image, actor=None, export=row)
     assert Client().get(services.link_path(link, token)).status_code == 200
@@ -138,19 +174,38 @@ def test_export_and_download_waits_then_offers_the_link(
     assert created.status_code == 201 and DownloadLink.objects.filter(export=row).count() == 1
 
 
-def test_api_exports(owner, subaccount, standalone, store_image, run_jobs, django_capture_on_commit_callbacks, other_tenant):
+def test_api_exports(
+    owner, subaccount, standalone, store_image, run_jobs, django_capture_on_commit_callbacks, other_tenant
+):
     from tenants import services as tenant_services
 
     api = Client(HTTP_AUTHORIZATION=f"Token {tenant_services.api_token_create(user=owner)[1]}")
     viewer = Client(HTTP_AUTHORIZATION=f"Token {tenant_services.api_token_create(user=subaccount)[1]}")
     image = store_image(standalone, size=2 * MiB)
-    assert viewer.post(f"/api/v1/images/{image.pk}/exports", {"format": "vhd"}, content_type="application/json").status_code == 403
-    assert api.post(f"/api/v1/images/{image.pk}/exports", {"format": "zip"}, content_type="application/json").status_code == 400
+    assert (
+        viewer.post(
+            f"/api/v1/images/{image.pk}/exports", {"format": "vhd"}, content_type="application/json"
+        ).status_code
+        == 403
+    )
+    assert (
+        api.post(
+            f"/api/v1/images/{image.pk}/exports", {"format": "zip"}, content_type="application/json"
+        ).status_code
+        == 400
+    )
     with django_capture_on_commit_callbacks(execute=True):
-        response = api.post(f"/api/v1/images/{image.pk}/exports", {"format": "vhd"}, content_type="application/json")
+        response = api.post(
+            f"/api/v1/images/{image.pk}/exports", {"format": "vhd"}, content_type="application/json"
+        )
     assert response.status_code == 202 and response.json()["status"] == "exporting"
     export_id = response.json()["id"]
-    assert api.post(f"/api/v1/images/{image.pk}/exports", {"format": "vhd"}, content_type="application/json").status_code == 409
+    assert (
+        api.post(
+            f"/api/v1/images/{image.pk}/exports", {"format": "vhd"}, content_type="application/json"
+        ).status_code
+        == 409
+    )
     assert run_jobs(("default",)) == 0
     body = api.get(f"/api/v1/exports/{export_id}").json()
     assert body["status"] == "ready" and body["md5"] and body["exported_at"]
@@ -160,7 +215,12 @@ def test_api_exports(owner, subaccount, standalone, store_image, run_jobs, djang
     assert Client().get(urlsplit(link.json()["url"]).path).status_code == 200
     assert viewer.delete(f"/api/v1/exports/{export_id}").status_code == 403
     theirs = store_image(standalone, size=1 * MiB, tenant_=other_tenant)
-    assert api.post(f"/api/v1/images/{theirs.pk}/exports", {"format": "vhd"}, content_type="application/json").status_code == 404
+    assert (
+        api.post(
+            f"/api/v1/images/{theirs.pk}/exports", {"format": "vhd"}, content_type="application/json"
+        ).status_code
+        == 404
+    )
     assert api.delete(f"/api/v1/exports/{export_id}").status_code == 204
     assert api.get(f"/api/v1/exports/{export_id}").status_code == 404
     schema = api.get("/api/v1/schema/").content.decode()
@@ -169,7 +229,9 @@ def test_api_exports(owner, subaccount, standalone, store_image, run_jobs, djang
 
 
 @pytest.mark.parametrize("kind", ["standalone", "distributed"])
-def test_expunge_hook_removes_exports_and_links(kind, request, store_image, run_jobs, tmp_path, django_capture_on_commit_callbacks, owner):
+def test_expunge_hook_removes_exports_and_links(
+    kind, request, store_image, run_jobs, tmp_path, django_capture_on_commit_callbacks, owner
+):
     storage = request.getfixturevalue(kind)
     image = store_image(storage, size=2 * MiB)
     with django_capture_on_commit_callbacks(execute=True):
@@ -190,7 +252,9 @@ def test_expunge_hook_removes_exports_and_links(kind, request, store_image, run_
     run_before_expunge(image_id=image.pk, tenant_id=image.tenant_id)  # idempotent
 
 
-def test_failed_export_says_why_and_can_run_again(owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks):
+def test_failed_export_says_why_and_can_run_again(
+    owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks
+):
     image = store_image(standalone, size=2 * MiB)
     backend = get_backend(standalone)
     backend.delete(str(image.pk))  # the stored bytes vanished
@@ -204,7 +268,9 @@ def test_failed_export_says_why_and_can_run_again(owner, standalone, store_image
     assert again.pk == row.pk and again.status == "exporting"
 
 
-def test_expired_exports_are_swept(owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks):
+def test_expired_exports_are_swept(
+    owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks
+):
     from datetime import timedelta
 
     from django.utils import timezone

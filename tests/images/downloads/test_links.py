@@ -22,7 +22,9 @@ def new_link(client, image) -> str:
     response = client.post(f"/images/{image.pk}/download/")
     assert response.status_code == 201, response.content[:500]
     html = response.content.decode()
-    url = re.search(r'data-testid="new-link-url" value="([^"]+)"|value="([^"]+)" data-testid="new-link-url"', html)
+    url = re.search(
+        r'data-testid="new-link-url" value="([^"]+)"|value="([^"]+)" data-testid="new-link-url"', html
+    )
     url = url.group(1) or url.group(2)
     return urlsplit(url.replace("&amp;", "&")).path
 
@@ -56,7 +58,9 @@ def test_owner_creates_a_link_that_serves_the_image_without_login(owner_client, 
     assert page.count('data-testid="live-link"') == 1 and 'data-testid="revoke-link"' in page
 
 
-def test_every_download_start_is_logged_with_maker_address_and_range(owner_client, owner, standalone, store_image):
+def test_every_download_start_is_logged_with_maker_address_and_range(
+    owner_client, owner, standalone, store_image
+):
     image = store_image(standalone, size=4 * MiB)
     path = new_link(owner_client, image)
     Client(REMOTE_ADDR="127.0.0.9").get(path, HTTP_RANGE="bytes=100-199")
@@ -118,7 +122,9 @@ def test_view_only_subaccount_downloads_but_does_not_export(subaccount_client, s
     assert 'data-testid="row-download"' in row and 'data-testid="row-export"' not in row
 
 
-def test_another_tenants_image_and_links_are_404(owner_client, other_client, standalone, store_image, other_tenant):
+def test_another_tenants_image_and_links_are_404(
+    owner_client, other_client, standalone, store_image, other_tenant
+):
     theirs = store_image(standalone, size=1 * MiB, tenant_=other_tenant)
     link, _token = services.link_create(image=theirs, actor=None)
     for method, url in (

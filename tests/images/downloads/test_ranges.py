@@ -16,12 +16,26 @@ WHEN = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def answer(method="get", path=None, **headers):
-    request = getattr(RequestFactory(), method)("/d/x/file.raw", **{f"HTTP_{k}": v for k, v in headers.items()})
-    kwargs = {"path": path} if path else {"read": lambda start, stop: [DATA[start:stop][i:i + 1000] for i in range(0, stop - start, 1000)]}
+    request = getattr(RequestFactory(), method)(
+        "/d/x/file.raw", **{f"HTTP_{k}": v for k, v in headers.items()}
+    )
+    kwargs = (
+        {"path": path}
+        if path
+        else {
+            "read": lambda start, stop: [DATA[start:stop][i : i + 1000] for i in range(0, stop - start, 1000)]
+        }
+    )
     response = ranged_response(
         request, size=len(DATA), etag=ETAG, last_modified=WHEN, filename="ünïcode disk.raw", **kwargs
     )
-    body = b"" if method == "head" else b"".join(response.streaming_content) if response.streaming else response.content
+    body = (
+        b""
+        if method == "head"
+        else b"".join(response.streaming_content)
+        if response.streaming
+        else response.content
+    )
     return response, body
 
 
@@ -78,7 +92,9 @@ def test_several_ranges_are_multipart_byteranges(tmp_path, use_path):
     )
     parts = message.get_payload()
     assert [p["Content-Range"] for p in parts] == [
-        f"bytes 0-9/{len(DATA)}", f"bytes 5000-5099/{len(DATA)}", f"bytes {len(DATA) - 5}-{len(DATA) - 1}/{len(DATA)}"
+        f"bytes 0-9/{len(DATA)}",
+        f"bytes 5000-5099/{len(DATA)}",
+        f"bytes {len(DATA) - 5}-{len(DATA) - 1}/{len(DATA)}",
     ]
     assert [p.get_payload(decode=True) for p in parts] == [DATA[0:10], DATA[5000:5100], DATA[-5:]]
 
@@ -109,10 +125,14 @@ def test_conditional_get_is_304():
     assert answer(IF_NONE_MATCH='"other"')[0].status_code == 200
 
 
-@pytest.mark.parametrize("headers", [{}, {"RANGE": "bytes=10-19"}, {"RANGE": "bytes=0-1,5-6"}, {"RANGE": "bytes=99999-"}])
+@pytest.mark.parametrize(
+    "headers", [{}, {"RANGE": "bytes=10-19"}, {"RANGE": "bytes=0-1,5-6"}, {"RANGE": "bytes=99999-"}]
+)
 def test_head_answers_the_headers_of_get(headers):
     got, _body = answer("get", **headers)
     head, body = answer("head", **headers)
     assert body == b"" and head.status_code == got.status_code
     ignore = {"Content-Type"} if "," in headers.get("RANGE", "") else set()  # a new boundary each time
-    assert {k: v for k, v in head.items() if k not in ignore} == {k: v for k, v in got.items() if k not in ignore}
+    assert {k: v for k, v in head.items() if k not in ignore} == {
+        k: v for k, v in got.items() if k not in ignore
+    }

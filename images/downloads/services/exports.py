@@ -1,17 +1,6 @@
-"""Download links and exported images: every change to them, and what a link serves.
-
-Links: `link_create` (a 256-bit token, only its SHA256 kept), `link_revoke`, `link_resolve` (the public
-download's lookup). Exports: `export_create` (enqueues `export_run` on the `default` queue), `export_run`,
-`export_delete`, `exports_expire`. `image_downloads_expunge` is registered with images.hooks, so the
-recycle bin's expunge removes an image's exports and links.
-"""
-
-from __future__ import annotations
+"""Exports: one complete file per format, written into the image's storage by a `default` job."""
 
 import hashlib
-import hmac
-import logging
-import secrets
 import shutil
 import uuid
 from datetime import timedelta
@@ -26,16 +15,13 @@ from django.utils.translation import gettext as _
 from storage.backends import ReplicaNotFound, StorageError, get_backend
 from tenants.services import log
 
-from .. import conf
-from ..conversion import ConversionCancelled, convert
-from ..hooks import register_before_expunge
-from ..inspection import QEMU_FORMATS, ImportRefused
-from ..models import DownloadLink, DownloadSettings, ExportedImage, Image, ImageReplica
+from ... import conf
+from ...conversion import ConversionCancelled, convert
+from ...hooks import register_before_expunge
+from ...inspection import QEMU_FORMATS, ImportRefused
+from ...models import DownloadLink, DownloadSettings, ExportedImage, Image, ImageReplica
+from .common import FILE_EXTENSIONS, DownloadRefused, ready_replica
 
-logger = logging.getLogger(__name__)
-
-# Presigned URLs cannot outlive seven days (S3's limit); links never do either.
-PRESIGN_MAX_SECONDS = 7 * 86400
 EXPORT_JOB_TIMEOUT = 6 * 3600
 # qemu-img's name and creation options of each export format.
 EXPORT_TARGETS = {
@@ -45,179 +31,18 @@ EXPORT_TARGETS = {
     # force_size keeps the virtual size exact instead of rounding it to a CHS geometry.
     ExportedImage.Format.VHD: ("vpc", ["subformat=dynamic", "force_size=on"]),
 }
-FILE_EXTENSIONS = {"raw": "img", "vhd": "vhd", "vmdk": "vmdk", "qcow2": "qcow2", "iso": "iso"}
 
 
-class DownloadRefused(Exception):
-    """A link or export cannot be made now; the message says why and what to do."""
-
-    def __init__(self, message: str, *, code: str = "refused", status: int = 409):
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        self.status = status
-
-
-class LinkGone(Exception):
-    """The link existed but no longer works (expired, revoked, its image or export gone): 410."""
-
-    def __init__(self, message: str, *, link: DownloadLink | None = None):
-        super().__init__(message)
-        self.message = message
-        self.link = link
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
-def image_filename(image: Image) -> str:
-    return f"{image.name}.{FILE_EXTENSIONS.get(image.disk_format, image.disk_format)}"
-
-
-def ready_replica(image: Image) -> ImageReplica | None:
-    """The replica a download reads: on the image's own storage when it has a ready one there."""
-    replicas = list(
-        ImageReplica.objects.filter(image=image, state=ImageReplica.State.READY).select_related("storage")
-    )
-    replicas.sort(key=lambda r: (r.storage_id != image.storage_id, r.created_at))
-    return replicas[0] if replicas else None
-
-
-# Links
-def link_create(*, image: Image, actor, export: ExportedImage | None = None, request=None) -> tuple[DownloadLink, str]:
-    """A new link to the image (or to one of its exports), valid for the administrators' link validity.
-    Returns the link and its token; the token is never stored and cannot be shown again."""
-    if image.status != Image.Status.AVAILABLE:
-        raise DownloadRefused(
-            _("“%(name)s” is %(status)s: only available images can be downloaded.")
-            % {"name": image.name, "status": image.get_status_display()},
-            code="not_available",
-        )
-    if export is not None:
-        if export.image_id != image.pk:
-            raise DownloadRefused(_("That export belongs to another image."), code="wrong_image")
-        if export.status != ExportedImage.Status.READY:
-            raise DownloadRefused(
-                _("The %(format)s export of “%(name)s” is not ready yet; wait until it is exported.")
-                % {"format": export.format, "name": image.name},
-                code="export_not_ready",
-            )
-    elif ready_replica(image) is None:
-        raise DownloadRefused(_("No stored copy of “%(name)s” is ready.") % {"name": image.name}, code="no_replica")
-    token = secrets.token_urlsafe(32)
-    hours = DownloadSettings.current().link_validity_hours
-    with transaction.atomic():
-        link = DownloadLink.objects.create(
-            tenant=image.tenant,
-            image=image,
-            export=export,
-            token_hash=hash_token(token),
-            filename=export.filename if export is not None else image_filename(image),
-            created_by=actor if actor is not None and actor.pk else None,
-            created_by_name=actor.get_username() if actor is not None else "",
-            expires_at=timezone.now() + timedelta(hours=hours),
-        )
-        log(
-            action="image.download_link.create",
-            tenant=image.tenant,
-            actor=actor,
-            target=image,
-            message=_("Link to %(file)s, valid until %(expires)s") % {
-                "file": link.filename,
-                "expires": timezone.localtime(link.expires_at).strftime("%Y-%m-%d %H:%M %Z"),
-            },
-            request=request,
-        )
-    return link, token
-
-
-def link_path(link: DownloadLink, token: str) -> str:
-    from django.urls import reverse
-
-    return reverse("download-file", kwargs={"token": token, "filename": link.filename})
-
-
-def link_revoke(*, link: DownloadLink, actor, request=None) -> DownloadLink:
-    """Stop a link at once; revoking a revoked link changes nothing."""
-    with transaction.atomic():
-        link = DownloadLink.objects.select_for_update().select_related("image").get(pk=link.pk)
-        if link.revoked_at is None:
-            link.revoked_at = timezone.now()
-            link.revoked_by_name = actor.get_username() if actor is not None else ""
-            link.save(update_fields=["revoked_at", "revoked_by_name", "updated_at"])
-            log(
-                action="image.download_link.revoke",
-                tenant=link.tenant,
-                actor=actor,
-                target=link.image,
-                message=_("Link to %(file)s made by %(user)s") % {
-                    "file": link.filename,
-                    "user": link.created_by_name or "—",
-                },
-                request=request,
-            )
-    return link
-
-
-def link_resolve(token: str, filename: str) -> DownloadLink:
-    """The live link of `token`. Raises DownloadLink.DoesNotExist for an unknown token (or a file name
-    that is not the link's), LinkGone for one that expired, was revoked, or whose file is gone."""
-    digest = hash_token(token)
-    link = (
-        DownloadLink.objects.select_related("image", "export", "export__storage", "tenant")
-        .filter(token_hash=digest)
-        .first()
-    )
-    # The lookup is by the hash; the comparison of what was found runs in constant time all the same.
-    if link is None or not hmac.compare_digest(link.token_hash, digest) or link.filename != filename:
-        raise DownloadLink.DoesNotExist
-    if link.revoked_at is not None:
-        raise LinkGone(
-            _("This download link was revoked on %(when)s. Ask for a new link.")
-            % {"when": timezone.localtime(link.revoked_at).strftime("%Y-%m-%d %H:%M %Z")},
-            link=link,
-        )
-    if link.expires_at <= timezone.now():
-        raise LinkGone(
-            _(
-                "This download link expired on %(when)s. A link works for a limited time; create a new one "
-                "in the console."
-            )
-            % {"when": timezone.localtime(link.expires_at).strftime("%Y-%m-%d %H:%M %Z")},
-            link=link,
-        )
-    if link.image.status != Image.Status.AVAILABLE:
-        raise LinkGone(_("The image of this link is no longer available (it was deleted)."), link=link)
-    if link.export_id is not None and link.export.status != ExportedImage.Status.READY:
-        raise LinkGone(_("The exported file of this link was deleted."), link=link)
-    return link
-
-
-def link_seconds_left(link: DownloadLink) -> int:
-    return max(1, min(PRESIGN_MAX_SECONDS, int((link.expires_at - timezone.now()).total_seconds())))
-
-
-def log_download(*, link: DownloadLink, request, ranges: str) -> None:
-    """One row per download start: the link's maker, the client's address (from the request), the range."""
-    log(
-        action="image.download",
-        tenant=link.tenant,
-        actor=link.created_by,
-        target=link.image,
-        message=_("%(file)s, range %(range)s, through a link made by %(user)s")
-        % {"file": link.filename, "range": ranges, "user": link.created_by_name or "—"},
-        request=request,
-    )
-
-
-# Exports
 def export_create(*, image: Image, fmt: str, actor, request=None) -> ExportedImage:
     """Export the image once in `fmt`: a `default` job writes the file into the image's storage. A failed
     export of that format is run again; an exporting or exported one is refused."""
     if fmt not in ExportedImage.Format.values:
         raise ValidationError(
-            {"format": [_("Choose one of: %(formats)s.") % {"formats": ", ".join(ExportedImage.Format.values)}]}
+            {
+                "format": [
+                    _("Choose one of: %(formats)s.") % {"formats": ", ".join(ExportedImage.Format.values)}
+                ]
+            }
         )
     if image.status != Image.Status.AVAILABLE:
         raise DownloadRefused(
@@ -229,7 +54,9 @@ def export_create(*, image: Image, fmt: str, actor, request=None) -> ExportedIma
         raise DownloadRefused(_("ISO images are downloaded as they are; they are not exported."), code="iso")
     replica = ready_replica(image)
     if replica is None:
-        raise DownloadRefused(_("No stored copy of “%(name)s” is ready.") % {"name": image.name}, code="no_replica")
+        raise DownloadRefused(
+            _("No stored copy of “%(name)s” is ready.") % {"name": image.name}, code="no_replica"
+        )
     job_id = uuid.uuid4().hex
     with transaction.atomic():
         existing = ExportedImage.objects.select_for_update().filter(image=image, format=fmt).first()
@@ -257,7 +84,8 @@ def export_create(*, image: Image, fmt: str, actor, request=None) -> ExportedIma
                 export.save()
         except IntegrityError:
             raise DownloadRefused(
-                _("“%(name)s” is already being exported as %(format)s.") % {"name": image.name, "format": fmt},
+                _("“%(name)s” is already being exported as %(format)s.")
+                % {"name": image.name, "format": fmt},
                 code="already_exported",
             ) from None
         log(
@@ -319,11 +147,14 @@ def export_run(*, export_id) -> None:
             image=image, storage=export.storage, state=ImageReplica.State.READY
         ).first()
         if replica is None:
-            raise DownloadRefused(_("The image's stored copy is gone from storage “%(name)s”.")
-                                  % {"name": export.storage.name})
+            raise DownloadRefused(
+                _("The image's stored copy is gone from storage “%(name)s”.") % {"name": export.storage.name}
+            )
         workdir.mkdir(parents=True, exist_ok=True)
         target_format, options = EXPORT_TARGETS[export.format]
-        backend.check_capacity(max(image.size, image.virtual_size or 0) if export.format == "raw" else image.size)
+        backend.check_capacity(
+            max(image.size, image.virtual_size or 0) if export.format == "raw" else image.size
+        )
         source = workdir / "source"
         backend.copy_to_path(replica.key, source)
         _export_progress(export.pk, 10)
@@ -377,7 +208,9 @@ def export_run(*, export_id) -> None:
         message = getattr(error, "message", None) or str(error)
         _export_failed(export, job_id, message)
     except BaseException as error:
-        _export_failed(export, job_id, _("The export failed unexpectedly (%(error)s).") % {"error": type(error).__name__})
+        _export_failed(
+            export, job_id, _("The export failed unexpectedly (%(error)s).") % {"error": type(error).__name__}
+        )
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
@@ -400,7 +233,9 @@ def _export_failed(export: ExportedImage, job_id: str, message: str) -> None:
 def export_delete(*, export: ExportedImage, actor, request=None) -> None:
     """Delete the exported file and the export (its links stop working); the image stays as it is."""
     with transaction.atomic():
-        export = ExportedImage.objects.select_for_update().select_related("image", "storage").get(pk=export.pk)
+        export = (
+            ExportedImage.objects.select_for_update().select_related("image", "storage").get(pk=export.pk)
+        )
         _remove_export(export)
         log(
             action="image.export.delete",
@@ -440,13 +275,11 @@ def exports_expire(*, now=None) -> int:
 def image_downloads_expunge(*, image_id, tenant_id) -> None:
     """Before an image is expunged: delete its exported files and export rows, and its links. Safe to
     run again after a crash half-way."""
-    for export in ExportedImage.objects.filter(image_id=image_id, tenant_id=tenant_id).select_related("storage"):
-        try:
-            if export.key:
-                get_backend(export.storage).export_delete(export.key)
-        except StorageError:
-            logger.warning("could not delete export %s of image %s", export.pk, image_id, exc_info=True)
-            raise
+    for export in ExportedImage.objects.filter(image_id=image_id, tenant_id=tenant_id).select_related(
+        "storage"
+    ):
+        if export.key:  # a storage error propagates: the expunge stops, and its retry runs this again
+            get_backend(export.storage).export_delete(export.key)
         DownloadLink.objects.filter(export=export).delete()
         export.delete()
     DownloadLink.objects.filter(image_id=image_id, tenant_id=tenant_id).delete()
