@@ -256,6 +256,7 @@ def main() -> None:
         subprocess.run(["cat", str(export_file)], stdout=subprocess.DEVNULL, check=True)
         cat_rate = size / (time.perf_counter() - start) / 1e6
         curl(console + image_path)  # warm the chunks
+        idle_rss = rss_of_tree(gunicorn.pid)
 
         rows = []
         half = size // 2
@@ -275,6 +276,7 @@ def main() -> None:
         for label, part, rate, peak in rows:
             print(f"{label:34} {part:16} {rate:8.0f} {(f'{peak / MiB:.0f}' if peak else '-'):>17}")
         print(f"{'cat file > /dev/null':34} {'whole':16} {cat_rate:8.0f} {'-':>17}")
+        print(f"gunicorn (master and worker) resident memory between downloads: {idle_rss / MiB:.0f} MiB")
         nginx_whole = rows[4][2]
         print()
         print(f"export file through a link: {rows[2][2] / nginx_whole:.0%} of nginx (goal: at least 100%)")
