@@ -255,8 +255,15 @@ def _remove_export(export: ExportedImage) -> None:
 
 
 def exports_expire(*, now=None) -> int:
-    """Delete the exports whose retention passed (a periodic job); returns how many."""
+    """The hourly sweep: delete the exports whose retention passed (returns how many), and fail the
+    exports whose job has been silent longer than a job may run (its worker was killed)."""
     now = now or timezone.now()
+    for export in ExportedImage.objects.filter(
+        status=ExportedImage.Status.EXPORTING, updated_at__lt=now - timedelta(seconds=EXPORT_JOB_TIMEOUT)
+    ).select_related("image"):
+        _export_failed(
+            export, export.job_id, _("The export's worker stopped before it finished; export the image again.")
+        )
     removed = 0
     for export in ExportedImage.objects.filter(expires_at__lte=now).select_related("image", "storage"):
         with transaction.atomic():

@@ -285,3 +285,17 @@ def test_expired_exports_are_swept(
     assert services.exports_expire(now=row.expires_at + timedelta(minutes=1)) == 1
     assert not get_backend(standalone).export_path(row.key).exists()
     assert timezone.now() < row.expires_at
+
+
+def test_an_export_whose_worker_died_fails_in_the_sweep(owner, standalone, store_image):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    image = store_image(standalone, size=1 * MiB)
+    row = services.export_create(image=image, fmt="vhd", actor=owner)  # no worker runs it
+    assert services.exports_expire(now=timezone.now() + timedelta(hours=1)) == 0
+    assert ExportedImage.objects.get(pk=row.pk).status == "exporting"
+    services.exports_expire(now=timezone.now() + timedelta(hours=7))
+    row.refresh_from_db()
+    assert row.status == "failed" and "worker stopped" in row.error
