@@ -26,20 +26,24 @@ messages: $(VENV)/.installed
 makemessages: $(VENV)/.installed
 	$(MANAGE) makemessages -l zh_Hans --no-location --no-obsolete $(LOCALE_IGNORE) --ignore bench --ignore tests -v 0
 
-run: setup
+run: prerequisites-run setup
 	$(PY) scripts/run.py
 
-worker: setup
+worker: prerequisites-run setup
 	$(MANAGE) rqworker imports convert default maintenance --with-scheduler
 
 cron: setup
 	$(MANAGE) rqcron imageconsole.cron
 
-test: setup
+test: prerequisites-test setup
 	$(PY) -m pytest
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
+
+# System packages first (scripts/prerequisites.sh installs them as root on Debian/Ubuntu, else names them).
+prerequisites-%:
+	@scripts/prerequisites.sh $*
 
 clean:
 	rm -rf $(VENV) node_modules staticfiles

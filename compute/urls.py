@@ -1,7 +1,7 @@
 from django.urls import path
 from django.utils.translation import gettext_lazy as _
 
-from imageconsole.views import EmptyPage
+from tenants.views import EmptyPage
 
 app_name = "compute"
 

@@ -226,7 +226,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "EXCEPTION_HANDLER": "imageconsole.api.api_exception_handler",
+    "EXCEPTION_HANDLER": "imageconsole.core.api.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "imageconsole API",

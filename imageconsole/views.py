@@ -1,6 +1,7 @@
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.db.models import Count
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views import View
 
@@ -23,15 +24,20 @@ class DashboardView(TenantRequiredMixin, View):
         return render(request, "console/dashboard.html", {"cards": cards})
 
 
-def healthz(request):
-    return JsonResponse({"ok": True})
+class HealthPanelView(LoginRequiredMixin, View):
+    """The administrators' health panel: what `manage.py doctor` prints, as a fragment the dashboard loads."""
 
-
-class EmptyPage(TenantRequiredMixin, View):
-    """A console page a later part of the product fills; until then it says so."""
-
-    title = ""
-    text = ""
+    probe_timeout = 5.0
 
     def get(self, request):
-        return render(request, "console/empty_page.html", {"title": self.title, "text": self.text})
+        if not request.user.is_staff:
+            raise Http404
+        from imageconsole.health import Status, run_checks
+
+        checks = run_checks(probe_timeout=self.probe_timeout)
+        problems = sum(1 for check in checks if check.status == Status.PROBLEM)
+        return render(request, "console/health_panel.html", {"checks": checks, "problems": problems})
+
+
+def healthz(request):
+    return JsonResponse({"ok": True})

@@ -10,6 +10,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from . import admin_storage  # noqa: F401  (registers the image storages' admin)
 from .models import Image, ImageReplica, SftpHostKey, UploadSession
 from .services import import_cancel
 from .services.reconcile import reconcile

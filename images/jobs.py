@@ -1,6 +1,8 @@
 """RQ entry points of the import pipeline: thin, take ids, safe to run twice."""
 
-from .services import fetching, imports, pipeline, reconcile
+from storage.models import ImageStorage
+
+from .services import fetching, imports, pipeline, reconcile, storage_data
 
 
 def import_finish_job(*, image_id: str) -> None:
@@ -26,3 +28,16 @@ def import_cleanup_job(*, image_id: str) -> None:
 def reconcile_job() -> str:
     """Queue `maintenance`, every minute (images/cron.py): fail or resume imports whose job is gone."""
     return str(reconcile.reconcile())
+
+
+def storage_cleanup_job(*, storage_id: int) -> str:
+    """Queue `maintenance`: data cleanup of one storage (the admin's action)."""
+    storage = ImageStorage.objects.filter(pk=storage_id).first()
+    if storage is None:
+        return "storage gone"
+    return str(storage_data.storage_data_cleanup(storage=storage))
+
+
+def replica_copy_job(*, replica_id: int, source_storage_id: int, mode: str) -> None:
+    """Queue `default`: copy an image's replica to another storage (sync or migrate)."""
+    storage_data.replica_copy_run(replica_id=replica_id, source_storage_id=source_storage_id, mode=mode)

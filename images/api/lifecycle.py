@@ -12,7 +12,7 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIMixin, require_manage_api
+from tenants.api_base import TenantAPIMixin, require_manage_api
 from tenants.models import Tenant
 
 from ..exports import CONTENT_TYPE, export_response

@@ -15,7 +15,7 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_seriali
 from rest_framework import exceptions, serializers
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIView, require_manage_api
+from tenants.api_base import TenantAPIView, require_manage_api
 
 from ..api.views import owned_image
 from ..models import DownloadLink, ExportedImage

@@ -350,27 +350,3 @@ class CancelCheck:
 
 def image_id_of(value) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
-
-
-def upload_restart(*, image_id, length: int, filename: str = "") -> UploadSession:
-    """Start an upload again from its first byte (a PUT replaces what an earlier attempt received)."""
-    from .receiving import upload_lock
-
-    with upload_lock(image_id):
-        image = Image.objects.select_related("storage").get(pk=image_id)
-        session = UploadSession.objects.get(image=image)
-        if (
-            session.offset
-            and image.status == Image.Status.UPLOADING
-            and image.stage
-            in (
-                Image.Stage.QUEUED,
-                Image.Stage.RECEIVING,
-            )
-        ):
-            for replica in ImageReplica.objects.filter(image=image).exclude(state=ImageReplica.State.READY):
-                delete_stored(storage=replica.storage, key=replica.key)
-                replica.delete()
-            shutil.rmtree(staging_dir(image_id), ignore_errors=True)
-            UploadSession.objects.filter(pk=session.pk).update(offset=0, resumes=0, updated_at=timezone.now())
-        return upload_begin(image_id=image_id, length=length, filename=filename)

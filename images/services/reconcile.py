@@ -142,10 +142,10 @@ def reconcile(*, now=None) -> ReconcileReport:
 
 
 def _fail_lost_copies(report: ReconcileReport) -> None:
-    """Sync and migrate copies (storage.services.replica_copy_start) whose job is gone: failed, so the
+    """Sync and migrate copies (storage_data.replica_copy_start) whose job is gone: failed, so the
     replica does not say "syncing" for ever; the administrator can start the copy again. What the job
     had written to the target is unreferenced and goes with the target's next data cleanup."""
-    from storage.services import replica_copy_job_id, replica_heartbeat
+    from .storage_data import replica_copy_job_id, replica_heartbeat
 
     copying = ImageReplica.objects.filter(state=ImageReplica.State.SYNCING).exclude(
         image__status=Image.Status.UPLOADING  # an import's own replica: the import's job owns it

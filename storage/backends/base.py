@@ -374,15 +374,3 @@ def _cancelled_message() -> str:
     from django.utils.translation import gettext as _
 
     return _("The transfer was cancelled; nothing it wrote was kept.")
-
-
-def get_backend(storage) -> StorageBackend:
-    from storage.models import ImageStorage
-
-    if storage.kind == ImageStorage.Kind.STANDALONE:
-        from .standalone import StandaloneBackend
-
-        return StandaloneBackend(storage)
-    from .s3 import S3Backend
-
-    return S3Backend(storage)
