@@ -12,8 +12,8 @@ configuration, on a loopback port, `sendfile on`) serving the export file itself
 - the same export file from nginx, whole and from the middle;
 - and `cat file > /dev/null` reads it, for the page cache's rate.
 
-Figures are MB/s (10^6 bytes per second) and the gunicorn worker's largest resident memory during each
-transfer. Goals (issue 12): the export file at least nginx's rate, the chunk-stored image at least 70%
+Figures are MB/s (10^6 bytes per second), the median of `--repeat` transfers, and the gunicorn worker's
+largest resident memory during them (beside its memory between downloads). Goals (issue 12): the export file at least nginx's rate, the chunk-stored image at least 70%
 of it, memory flat. The machine is shared: compare figures of one run.
 """
 
@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -179,6 +180,7 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--dir", default=tempfile.gettempdir())
     parser.add_argument("--concurrency", type=int, default=4, help="the storage's download concurrency")
+    parser.add_argument("--repeat", type=int, default=3, help="transfers per figure; the median is shown")
     args = parser.parse_args()
     for tool in ("curl", "nginx"):
         if not shutil.which(tool) and not Path(f"/usr/sbin/{tool}").exists():
@@ -266,11 +268,14 @@ def main() -> None:
             ("export file, nginx (sendfile)", nginx_url, None),
         ):
             for part, offset in (("whole", None), ("from the middle", half)):
+                rates = []
                 with PeakMemory(pid) as memory:
-                    received, seconds = curl(url, start=offset)
-                expected = size - (offset or 0)
-                assert received == expected, f"{label}: {received} bytes, expected {expected}"
-                rows.append((label, part, received / seconds / 1e6, memory.peak))
+                    for _ in range(args.repeat):
+                        received, seconds = curl(url, start=offset)
+                        expected = size - (offset or 0)
+                        assert received == expected, f"{label}: {received} bytes, expected {expected}"
+                        rates.append(received / seconds / 1e6)
+                rows.append((label, part, statistics.median(rates), memory.peak))
         print()
         print(f"{'what':34} {'part':16} {'MB/s':>8} {'gunicorn RSS MiB':>17}")
         for label, part, rate, peak in rows:
