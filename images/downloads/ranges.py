@@ -218,8 +218,8 @@ def ranged_response(
     extra_headers: dict | None = None,
 ) -> HttpResponse:
     """Answer a GET or HEAD for a representation of `size` bytes read by `read(start, stop)` or from the
-    local file `path` (see the module's docstring). `on_start`-style logging is the caller's: look at
-    `response.status_code` and `response.served_ranges` (None for the whole body)."""
+    local file `path` (see the module's docstring). A caller that logs what was served reads
+    `response.status_code` and `response.served_ranges` (None: the whole body; []: nothing, a 416)."""
     if read is None and path is None:
         raise ValueError("give read or path")
     if read is None:
