@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from images.downloads.public import download_file
+
 from . import views
 
 urlpatterns = [
@@ -16,6 +18,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("tenants/", include("tenants.urls")),
     path("images/", include("images.urls")),
+    # A download link: no login, the token is the credential (DESIGN.md's fixed points).
+    path("d/<str:token>/<str:filename>", download_file, name="download-file"),
     path("storages/", include("storage.urls")),
     path("recycle-bin/", include("recyclebin.urls")),
     path("vms/", include("compute.urls")),

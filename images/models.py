@@ -322,3 +322,6 @@ class ImageCount(models.Model):
 
     def __str__(self):
         return f"tenant {self.tenant_id} {self.kind}/{self.status}/{self.os_type}: {self.n}"
+
+
+from .download_models import DownloadLink, DownloadSettings, ExportedImage  # noqa: E402, F401

@@ -9,12 +9,15 @@ covered as soon as it exists: add a rule to RULES saying which kind of object it
 import io
 import re
 import zipfile
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
-from images.models import Image, UploadSession
+from images.models import DownloadLink, ExportedImage, Image, UploadSession
+from storage.models import ImageStorage
 from tenants import services
 from tenants.models import Membership, OperationLog, ProjectGroup
 
@@ -22,12 +25,17 @@ SECRET = "globex-secret"
 
 # URLs that are not about a tenant's data: Django admin (staff only, its own tests), the RQ dashboard,
 # authentication pages, language switching, the health check, the API schema and docs.
-SKIP = re.compile(r"^(admin/|accounts/|i18n/|healthz|api/v1/schema/|api/v1/docs/)")
+# Download links (`d/<token>/<file name>`) need no login: the token is the credential, and their refusals
+# (unknown, altered, expired, revoked) are tested in tests/images/downloads/test_links.py.
+SKIP = re.compile(r"^(admin/|accounts/|i18n/|healthz|api/v1/schema/|api/v1/docs/|d/)")
 
 # (URL name pattern, parameter name) -> which object of tenant B fills it; SHARED marks platform-wide
 # objects every tenant may read (image storages).
 SHARED = "shared"
 RULES = [
+    (r"^images:export_(download|delete)$", "pk", "export"),
+    (r"^api-export", "pk", "export"),
+    (r"link", "link_pk", "link"),
     (r"^images:", "pk", "image"),
     (r"^api-image", "pk", "image"),
     (r"^api-upload", "pk", "upload"),
@@ -82,7 +90,22 @@ def _objects(tenant, marker):
         tenant=tenant, name=f"{marker}-deleted", disk_format="qcow2", status="deleted"
     )
     log = services.log(action="image.update", tenant=tenant, target=image, message=f"{marker}-log")
+    storage = ImageStorage.objects.get_or_create(
+        name="isolation-store", defaults={"kind": ImageStorage.Kind.STANDALONE, "mount_path": "/tmp/isolation-store"}
+    )[0]
+    export = ExportedImage.objects.create(
+        tenant=tenant, image=image, storage=storage, format="vmdk", key=f"{marker}.vmdk", status="ready", size=1
+    )
+    link = DownloadLink.objects.create(
+        tenant=tenant,
+        image=image,
+        token_hash=marker.ljust(64, "0")[:64],
+        filename=f"{marker}-image.qcow2",
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     return {
+        "export": export.pk,
+        "link": link.pk,
         "image": image.pk,
         "upload": upload.pk,
         "group": group.pk,
@@ -180,6 +203,8 @@ def test_nothing_of_another_tenant_changed(world, other_tenant):
     upload = UploadSession.objects.get(pk=theirs["upload"])
     assert (upload.offset, upload.image.status) == (0, "uploading")
     assert Image.objects.get(pk=theirs["deleted_image"]).status == "deleted"
+    assert ExportedImage.objects.filter(pk=theirs["export"], status="ready").exists()
+    assert DownloadLink.objects.get(pk=theirs["link"]).revoked_at is None
 
 
 def test_no_page_or_endpoint_without_an_id_shows_another_tenants_data(world, other_tenant):

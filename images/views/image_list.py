@@ -62,13 +62,13 @@ ROW_URL_NAMES = {
     "sharing": "images:sharing",
     "enable": "images:enable",
     "delete": "images:delete",
+    "download": "images:download",
+    "export": "images:export_image",
     "cancel": "images:cancel",
 }
 # Actions of parts of the product built on their own: a row offers one when its URL pattern is declared
 # (url_name_exists), never because a lookup failed. A declared name that does not reverse raises.
-OPTIONAL_ROW_URL_NAMES = {
-    "download": "images:download",
-}
+OPTIONAL_ROW_URL_NAMES: dict[str, str] = {}
 _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 
