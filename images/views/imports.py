@@ -58,15 +58,13 @@ class ImageImportView(ManageRequiredMixin, View):
         return (request.POST.get("iso") or request.GET.get("kind")) in ("iso", "1")
 
     def form(self, request, data=None):
-        form = ImageImportForm(
+        return ImageImportForm(
             data,
             tenant=request.tenant,
             membership=request.membership,
             user=request.user,
             iso=self.is_iso(request),
         )
-        form.fields["os_version"].widget.attrs.update({"list": "os-version-options", "autocomplete": "off"})
-        return form
 
     def render_form(self, request, form, *, status=200):
         iso = self.is_iso(request)
