@@ -29,7 +29,7 @@ from openpyxl.writer.excel import ExcelWriter
 
 from tenants.models import Tenant
 
-from .models import Image
+from .models import CANCELLED_LABEL, Image
 
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Excel's last row is 1,048,576; one is the header.
@@ -69,6 +69,7 @@ FIELDS = (
     "sha256",
     "description",
     "created_at",
+    "failure_reason",
 )
 
 
@@ -201,6 +202,7 @@ class ImageExport:
             "boot_mode": labels(Image.BootMode.choices),
             "kind": labels(Image.Kind.choices),
             "sharing": labels(Image.Sharing.choices),
+            "cancelled": str(CANCELLED_LABEL),
             "yes": pgettext("Excel export", "Yes"),
             "no": pgettext("Excel export", "No"),
             "none": pgettext("Excel export storage", "None"),
@@ -292,6 +294,7 @@ class ImageExport:
             sha256,
             description,
             created_at,
+            failure_reason,
         ) = values
         yes, no = labels["yes"], labels["no"]
         counts["status"][status] += 1
@@ -300,7 +303,9 @@ class ImageExport:
         return [
             neutralise(name),
             str(pk),
-            labels["status"].get(status, status),
+            labels["cancelled"]
+            if status == Image.Status.FAILED and failure_reason == Image.FailureReason.CANCELLED
+            else labels["status"].get(status, status),
             progress,
             yes if encrypted else no,
             labels["features"][bool(hot_upgrade), bool(cloud_init), bool(qemu_ga)] or None,

@@ -41,6 +41,10 @@ def _words(language: str) -> dict[str, str]:
         "more": _("More"),
         "download": _("Download"),
         "cancel": _("Cancel upload"),
+        "confirm_cancel": _(
+            "Cancel this import? What was received so far is discarded; the image stays as “Cancelled” "
+            "until you delete it."
+        ),
         "labels": _("Labels"),
         "sharing": _("Sharing mode"),
         "disable": _("Disable"),
@@ -89,10 +93,10 @@ def _name_cell(image: Image, w: dict, next_q: str) -> str:
 
 
 def _status_cell(image: Image, w: dict) -> str:
-    badge = STATUS_BADGE.get(image.status, "text-bg-warning")
+    badge = "text-bg-secondary" if image.is_cancelled else STATUS_BADGE.get(image.status, "text-bg-warning")
     failed = image.status == Image.Status.FAILED and image.error
     title = f' title="{_e(image.error)}"' if failed else ""
-    html = f'<span class="badge {badge}"{title}>{_e(image.get_status_display())}</span>'
+    html = f'<span class="badge {badge}"{title}>{_e(image.status_label())}</span>'
     if image.is_transitional:
         stage = f"{_e(image.get_stage_display())} · " if image.stage else ""
         rate = ""
@@ -138,7 +142,8 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
             items.append(f'<a class="dropdown-item" href="{_e(urls["download"])}">{w["download"]}</a>')
         if actions["cancel"] and urls["cancel"]:
             items.append(
-                f'<form method="post" action="{_e(urls["cancel"])}">{back}'
+                f'<form method="post" action="{_e(urls["cancel"])}" data-confirm="{w["confirm_cancel"]}" '
+                f'data-confirm-ok="{w["cancel"]}">{back}'
                 f'<button class="dropdown-item" data-testid="row-cancel">{w["cancel"]}</button></form>'
             )
         items.append(
