@@ -79,6 +79,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "imageconsole.middleware.CurrentTenantMiddleware",
     "imageconsole.middleware.SecurityHeadersMiddleware",
+    "imageconsole.errors.GoneMiddleware",
     # AxesMiddleware should be the last middleware.
     "axes.middleware.AxesMiddleware",
 ]
