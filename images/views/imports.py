@@ -109,6 +109,7 @@ class ImageImportView(ManageRequiredMixin, View):
         context = {
             "form": form,
             "iso": iso,
+            "nav_section": "iso" if iso else "images",
             "matrix": catalog.version_matrix(),
             "upload_messages": upload_messages(),
             "list_url": reverse("images:iso_list" if iso else "images:list"),
@@ -191,6 +192,7 @@ class ImageUploadView(TenantRequiredMixin, View):
             {
                 "image": image,
                 "own": True,
+                "nav_section": "iso" if image.kind == Image.Kind.ISO else "images",
                 "session": session,
                 "waiting": waiting,
                 "upload_url": upload_url,
