@@ -133,6 +133,10 @@ LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "imageconsole" / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
+# imageconsole/formats/<language>/formats.py: the console's one date format, in every language.
+FORMAT_MODULE_PATH = ["imageconsole.formats"]
+# Excel's number format for the same dates (images.exports).
+EXCEL_DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 USE_TZ = True
 
 STATIC_URL = "static/"

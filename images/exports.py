@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from zipfile import ZIP_DEFLATED, ZipFile
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone, translation
@@ -241,6 +242,7 @@ class ImageExport:
         sheet.append(header_cells)
 
         labels = self._labels()
+        self._sheet = sheet
         counts = {"status": Counter(), "os_type": Counter(), "storage": Counter()}
         truncated = False
         rows = self.queryset.values_list(*FIELDS).iterator(chunk_size=2000)
@@ -328,8 +330,16 @@ class ImageExport:
             md5 or None,
             sha256 or None,
             neutralise(description) if description else None,
-            created_at.astimezone(self.timezone).replace(tzinfo=None) if created_at else None,
+            self._date_cell(created_at),
         ]
+
+    def _date_cell(self, value):
+        """A date in the console's one format (settings.EXCEL_DATETIME_FORMAT), in the user's zone."""
+        if value is None:
+            return None
+        cell = WriteOnlyCell(self._sheet, value=value.astimezone(self.timezone).replace(tzinfo=None))
+        cell.number_format = settings.EXCEL_DATETIME_FORMAT
+        return cell
 
     def _summary(self, workbook, counts, labels, truncated) -> None:
         sheet = workbook.create_sheet(_("Summary"))
@@ -346,7 +356,9 @@ class ImageExport:
             sheet.append(cells)
 
         heading(_("Images exported"), self.rows_written)
-        sheet.append([_("Exported at"), timezone.localtime().replace(tzinfo=None)])
+        exported_at = WriteOnlyCell(sheet, value=timezone.localtime().replace(tzinfo=None))
+        exported_at.number_format = settings.EXCEL_DATETIME_FORMAT
+        sheet.append([_("Exported at"), exported_at])
         sheet.append([_("Tenant"), neutralise(self.tenant.name)])
         if truncated:
             sheet.append(
