@@ -7,7 +7,6 @@ error becomes HypervisorError with a message a person can act on.
 from __future__ import annotations
 
 import contextlib
-import os
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass

@@ -13,7 +13,8 @@ from images.models import Image, ImageReplica
 from storage.backends import StorageError, get_backend
 from tenants.services import log
 
-from ..hypervisor import HypervisorError, delete_volumes, upload_volume, volume_path
+from .. import hypervisor
+from ..hypervisor import HypervisorError
 from ..models import ComputeHost, ImageCacheEntry, VirtualMachine
 
 logger = logging.getLogger("compute.cache")
@@ -56,7 +57,7 @@ def cache_ensure(*, host: ComputeHost, image: Image) -> ImageCacheEntry:
         )
         if entry.state == ImageCacheEntry.State.READY:
             try:
-                present = volume_path(host, entry.volume)
+                present = hypervisor.volume_path(host, entry.volume)
             except HypervisorError as error:
                 raise CacheError(str(error)) from error
             if present:
@@ -83,7 +84,7 @@ def _upload(*, entry: ImageCacheEntry, host: ComputeHost, image: Image) -> Image
             ImageCacheEntry.objects.filter(pk=entry.pk).update(bytes_uploaded=done)
 
     try:
-        path = upload_volume(
+        path = hypervisor.upload_volume(
             host, name=entry.volume, size=size, blocks=backend.read_range(replica.key, 0, size), progress=progress
         )
     except (HypervisorError, StorageError) as error:
@@ -117,7 +118,7 @@ def cache_cleanup(*, entries, actor=None) -> int:
             if locked is None or VirtualMachine.objects.filter(cache_entry=locked).exists():
                 continue
             try:
-                delete_volumes(entry.host, [entry.volume])
+                hypervisor.delete_volumes(entry.host, [entry.volume])
             except HypervisorError as error:
                 logger.warning("cache clean-up on %s: %s", entry.host, error)
                 continue

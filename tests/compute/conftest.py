@@ -4,6 +4,8 @@ pool with a unique name, the volumes in it, domains) is removed by the test."""
 
 import contextlib
 import shutil
+import subprocess
+import time
 import uuid
 from pathlib import Path
 
@@ -13,6 +15,10 @@ import pytest
 from compute.daemon import LOCAL_URI, ensure_libvirtd
 from compute.models import ComputeHost
 from compute.services.hosts import host_create
+from images.models import Image
+from images.services import image_import_create
+from storage.models import ImageStorage
+from tests.images.imports.conftest import send_file
 
 from .bootdisk import build_boot_disk
 
@@ -77,3 +83,74 @@ def compute_host(libvirtd, pool_name, db):
 def boot_disk(tmp_path_factory) -> Path:
     """The tiny bootable raw disk (see bootdisk.py), built once per session."""
     return build_boot_disk(tmp_path_factory.mktemp("bootdisk"))
+
+
+@pytest.fixture(scope="session")
+def boot_qcow2(boot_disk) -> Path:
+    target = boot_disk.with_name("boot.qcow2")
+    if not target.exists():
+        subprocess.run(
+            ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(boot_disk), str(target)],
+            check=True,
+            capture_output=True,
+        )
+    return target
+
+
+@pytest.fixture
+def standalone_storage(db, tmp_path):
+    (tmp_path / "store").mkdir()
+    return ImageStorage.objects.create(
+        name=f"local-{uuid.uuid4().hex[:6]}",
+        kind=ImageStorage.Kind.STANDALONE,
+        mount_path=str(tmp_path / "store"),
+        reserved_bytes=0,
+    )
+
+
+@pytest.fixture
+def import_image(tenant, owner, standalone_storage, run_jobs):
+    """Import a disk file through the import pipeline (an upload) and return the available image."""
+
+    def do(path: Path, *, fmt="qcow2", name=None, **fields) -> Image:
+        values = {
+            "kind": Image.Kind.SYSTEM,
+            "os_type": Image.OSType.LINUX,
+            "platform": "Debian",
+            "os_version": "12",
+            "architecture": Image.Architecture.X86_64,
+            "boot_mode": Image.BootMode.BIOS,
+            "source": Image.Source.UPLOAD,
+            "name": name or f"img-{uuid.uuid4().hex[:6]}",
+            "storage": standalone_storage,
+            "disk_format": fmt,
+            "source_format": fmt,
+            "virtio": True,
+            "cloud_init": True,
+            **fields,
+        }
+        image = image_import_create(tenant=tenant, fields=values, actor=owner)
+        send_file(image, path)
+        assert run_jobs() == 0
+        image.refresh_from_db()
+        assert image.status == Image.Status.AVAILABLE, image.error
+        return image
+
+    return do
+
+
+@pytest.fixture
+def boot_image(import_image, boot_qcow2) -> Image:
+    return import_image(boot_qcow2, name="tiny-linux")
+
+
+def wait_for(predicate, *, timeout: float, interval: float = 0.5):
+    """predicate() until it returns something truthy (returned), or fail after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not reached within {timeout} s")
+        time.sleep(interval)
