@@ -35,6 +35,10 @@ def row_actions(request, image: Image) -> dict[str, bool]:
         "change": change,
         "delete": change and image.status in DELETABLE,
         "cancel": change and image.status == Image.Status.UPLOADING,
-        "use": image.status == Image.Status.AVAILABLE and image.enabled,
+        # Create VM: a system image, available and enabled, for members who may change things.
+        "use": can_manage(request)
+        and image.status == Image.Status.AVAILABLE
+        and image.enabled
+        and image.kind == Image.Kind.SYSTEM,
         "download": is_own(request, image) and can_manage(request) and image.status == Image.Status.AVAILABLE,
     }

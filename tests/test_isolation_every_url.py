@@ -14,6 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
+from compute.models import ComputeHost, VirtualMachine
 from images.models import Image, UploadSession
 from tenants import services
 from tenants.models import Membership, OperationLog, ProjectGroup
@@ -35,6 +36,7 @@ RULES = [
     (r"operation_log|operation-log", "pk", "log"),
     (r"^recyclebin:", "pk", "deleted_image"),
     (r"^(api-storage|storage:)", "pk", SHARED),
+    (r"^(compute:|api-vm)", "pk", "vm"),
 ]
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -81,7 +83,15 @@ def _objects(tenant, marker):
         tenant=tenant, name=f"{marker}-deleted", disk_format="qcow2", status="deleted"
     )
     log = services.log(action="image.update", tenant=tenant, target=image, message=f"{marker}-log")
+    # A platform-wide host both tenants' VMs run on; its URI answers nothing, so no libvirt is needed.
+    host, _created = ComputeHost.objects.get_or_create(
+        name="shared-host", defaults={"uri": "qemu+tcp://127.0.0.1:1/system", "state": "connected"}
+    )
+    vm = VirtualMachine.objects.create(
+        tenant=tenant, name=f"{marker}-vm", image=image, host=host, domain_name=f"ic-{marker}", state="running"
+    )
     return {
+        "vm": vm.pk,
         "image": image.pk,
         "upload": upload.pk,
         "group": group.pk,
@@ -179,6 +189,7 @@ def test_nothing_of_another_tenant_changed(world, other_tenant):
     upload = UploadSession.objects.get(pk=theirs["upload"])
     assert (upload.offset, upload.image.status) == (0, "uploading")
     assert Image.objects.get(pk=theirs["deleted_image"]).status == "deleted"
+    assert VirtualMachine.objects.get(pk=theirs["vm"]).name == f"{SECRET}-vm"
 
 
 def test_no_page_or_endpoint_without_an_id_shows_another_tenants_data(world, other_tenant):
