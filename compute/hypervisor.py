@@ -324,6 +324,9 @@ def domain_xml(spec: DomainSpec) -> str:
         f"<os{firmware}><type arch='{escape(spec.arch)}' machine='{machine}'>hvm</type>",
         "<boot dev='hd'/>",
     ]
+    if spec.boot_mode != "uefi":
+        # SeaBIOS writes to the serial console too: "No bootable device." is read from there.
+        parts.append("<bios useserial='yes'/>")
     if spec.boot_mode == "uefi":
         parts.append("<firmware><feature enabled='no' name='secure-boot'/></firmware>")
     parts += [

@@ -17,3 +17,9 @@ def vm_refresh_job() -> None:
 
 def vm_capture_job(*, vm_id: str, image_id: str) -> None:
     capture.vm_capture_run(vm_id=vm_id, image_id=image_id)
+
+
+def boot_check_job(*, check_id: str) -> None:
+    from .services.bootcheck import boot_check_run
+
+    boot_check_run(check_id=check_id)

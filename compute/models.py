@@ -187,3 +187,40 @@ class VirtualMachine(BaseModel):
     @property
     def is_transitional(self) -> bool:
         return self.state in self.TRANSITIONAL
+
+
+class BootCheck(BaseModel):
+    """An image booted in a throwaway VM with no network for a set time: what its screen and serial console
+    showed, and how long it took to the first console output."""
+
+    class State(models.TextChoices):
+        RUNNING = "running", pgettext_lazy("Boot check state", "Running")
+        PASSED = "passed", pgettext_lazy("Boot check state", "Booted")
+        FAILED = "failed", pgettext_lazy("Boot check state", "Failed")
+        SILENT = "silent", pgettext_lazy("Boot check state", "No console output")
+        ERROR = "error", pgettext_lazy("Boot check state", "Could not run")
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    image = models.ForeignKey("images.Image", on_delete=models.CASCADE, related_name="+", verbose_name=_("image"))
+    host = models.ForeignKey(ComputeHost, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    state = models.CharField(_("result"), max_length=8, choices=State.choices, default=State.RUNNING)
+    message = models.CharField(_("finding"), max_length=255, blank=True)
+    seconds = models.PositiveIntegerField(_("seconds watched"), default=0)
+    first_output_seconds = models.FloatField(_("time to first console output"), null=True, blank=True)
+    console = models.TextField(_("console"), blank=True)
+    screenshot = models.BinaryField(_("screenshot"), null=True, blank=True)
+    thumbnail = models.BinaryField(_("thumbnail"), null=True, blank=True)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = _("boot check")
+        verbose_name_plural = _("boot checks")
+
+    def __str__(self):
+        return f"{self.image_id} {self.state}"
+
+    @property
+    def domain_name(self) -> str:
+        return f"ic-check-{self.pk}"

@@ -16,4 +16,12 @@ urlpatterns = [
     path("<uuid:pk>/reboot/", views.VMActionView.as_view(action="reboot"), name="reboot"),
     path("<uuid:pk>/delete/", views.VMDeleteView.as_view(), name="delete"),
     path("<uuid:pk>/create-image/", views.VMCaptureView.as_view(), name="capture"),
+    path("boot-checks/images/<uuid:pk>/", views.BootCheckStartView.as_view(), name="boot_check_start"),
+    path("boot-checks/images/<uuid:pk>/panel/", views.BootCheckPanelView.as_view(), name="boot_check_panel"),
+    path("boot-checks/<uuid:pk>/screen.png", views.BootCheckScreenView.as_view(), name="boot_check_screen"),
+    path(
+        "boot-checks/<uuid:pk>/thumbnail.png",
+        views.BootCheckScreenView.as_view(field="thumbnail"),
+        name="boot_check_thumbnail",
+    ),
 ]

@@ -276,3 +276,55 @@ class VMCaptureView(TenantRequiredMixin, View):
         return render(
             request, "compute/capture.html", {"vm": vm, "form": form, "actions": vm_actions(request, vm)}, status=400
         )
+
+
+# --- boot check ----------------------------------------------------------------------------------------
+
+
+def _own_image(request, pk) -> Image:
+    from images.selectors import images_owned
+
+    try:
+        return images_owned(tenant=request.tenant, membership=request.membership).get(pk=pk)
+    except (Image.DoesNotExist, ValueError, ValidationError) as error:
+        raise Http404("No such image.") from error
+
+
+class BootCheckStartView(TenantRequiredMixin, View):
+    def post(self, request, pk):
+        from .services.bootcheck import boot_check_start
+
+        image = _own_image(request, pk)
+        require_manage(request)
+        try:
+            boot_check_start(image=image, actor=request.user, request=request)
+        except ValidationError as error:
+            messages.error(request, " ".join(error.messages))
+        else:
+            messages.success(request, _("Boot check of “%(name)s” started.") % {"name": image.name})
+        return redirect("images:detail", pk=image.pk)
+
+
+class BootCheckPanelView(TenantRequiredMixin, View):
+    def get(self, request, pk):
+        from .sections import boot_check_context
+
+        image = _own_image(request, pk)
+        return render(request, "compute/boot_check.html", boot_check_context(request, image))
+
+
+class BootCheckScreenView(TenantRequiredMixin, View):
+    field = "screenshot"
+
+    def get(self, request, pk):
+        from .models import BootCheck
+
+        try:
+            check = BootCheck.objects.get(pk=pk, tenant=request.tenant)
+        except (BootCheck.DoesNotExist, ValueError, ValidationError) as error:
+            raise Http404("No such boot check.") from error
+        _own_image(request, check.image_id)  # a sub-account sees only its project groups' images
+        data = getattr(check, self.field)
+        if not data:
+            return HttpResponse(status=204)
+        return HttpResponse(bytes(data), content_type="image/png")

@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from compute.models import ComputeHost, VirtualMachine
+from compute.models import BootCheck, ComputeHost, VirtualMachine
 from images.models import Image, UploadSession
 from tenants import services
 from tenants.models import Membership, OperationLog, ProjectGroup
@@ -36,6 +36,8 @@ RULES = [
     (r"operation_log|operation-log", "pk", "log"),
     (r"^recyclebin:", "pk", "deleted_image"),
     (r"^(api-storage|storage:)", "pk", SHARED),
+    (r"^compute:boot_check_(start|panel)$", "pk", "image"),
+    (r"^compute:boot_check_(screen|thumbnail)$", "pk", "bootcheck"),
     (r"^(compute:|api-vm)", "pk", "vm"),
 ]
 
@@ -90,8 +92,12 @@ def _objects(tenant, marker):
     vm = VirtualMachine.objects.create(
         tenant=tenant, name=f"{marker}-vm", image=image, host=host, domain_name=f"ic-{marker}", state="running"
     )
+    check = BootCheck.objects.create(
+        tenant=tenant, image=image, host=host, state="passed", screenshot=b"png", thumbnail=b"png"
+    )
     return {
         "vm": vm.pk,
+        "bootcheck": check.pk,
         "image": image.pk,
         "upload": upload.pk,
         "group": group.pk,
