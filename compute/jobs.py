@@ -23,3 +23,9 @@ def boot_check_job(*, check_id: str) -> None:
     from .services.bootcheck import boot_check_run
 
     boot_check_run(check_id=check_id)
+
+
+def vm_export_job(*, export_id: str) -> None:
+    from .services.ova import vm_export_run
+
+    vm_export_run(export_id=export_id)

@@ -16,4 +16,5 @@ def vm_actions(request, vm: VirtualMachine) -> dict[str, bool]:
         "reboot": manage and vm.state == S.RUNNING and not vm.stage,
         "delete": manage and vm.state != S.CREATING,
         "capture": manage and vm.state == S.STOPPED and bool(vm.disk_volume),
+        "export": manage and vm.state == S.STOPPED and bool(vm.disk_volume),
     }

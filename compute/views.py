@@ -5,6 +5,7 @@ another tenant's VM is a 404 for everyone."""
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -77,6 +78,7 @@ class VMListView(TenantRequiredMixin, View):
                 "q": query,
                 "can_manage": can_manage(request),
                 "images": usable_images(request)[:200] if can_manage(request) else [],
+                "exports": exports_visible(request)[:50],
             },
         )
 
@@ -146,7 +148,12 @@ class VMCreateView(ManageRequiredMixin, View):
 
 
 def _detail_context(request, vm):
-    return {"vm": vm, "actions": vm_actions(request, vm), "can_manage": can_manage(request)}
+    return {
+        "vm": vm,
+        "actions": vm_actions(request, vm),
+        "can_manage": can_manage(request),
+        "exports": list(vm.exports.all()),
+    }
 
 
 class VMDetailView(TenantRequiredMixin, View):
@@ -328,3 +335,63 @@ class BootCheckScreenView(TenantRequiredMixin, View):
         if not data:
             return HttpResponse(status=204)
         return HttpResponse(bytes(data), content_type="image/png")
+
+
+# --- OVA export ----------------------------------------------------------------------------------------
+
+
+def exports_visible(request):
+    from .models import VMExport
+
+    return VMExport.objects.filter(tenant=request.tenant).filter(
+        Q(vm__isnull=True) | Q(vm__in=vms_visible(tenant=request.tenant, membership=request.membership))
+    )
+
+
+def _export_or_404(request, pk):
+    from .models import VMExport
+
+    try:
+        return exports_visible(request).get(pk=pk)
+    except (VMExport.DoesNotExist, ValueError, ValidationError) as error:
+        raise Http404("No such export.") from error
+
+
+class VMExportView(TenantRequiredMixin, View):
+    def post(self, request, pk):
+        from .services.ova import vm_export_start
+
+        vm = vm_get(tenant=request.tenant, membership=request.membership, pk=pk)
+        require_manage(request)
+        try:
+            vm_export_start(vm=vm, actor=request.user, request=request)
+        except VMActionRefused as error:
+            messages.error(request, str(error))
+        else:
+            messages.success(request, _("Exporting “%(name)s” as an OVA template.") % {"name": vm.name})
+        return redirect("compute:detail", pk=vm.pk)
+
+
+class VMExportDownloadView(TenantRequiredMixin, View):
+    def get(self, request, pk):
+        from django.http import FileResponse
+
+        export = _export_or_404(request, pk)
+        if export.state != export.State.READY or not export.path:
+            raise Http404("The export is not ready.")
+        try:
+            handle = open(export.path, "rb")  # noqa: SIM115 - FileResponse closes it
+        except OSError as error:
+            raise Http404("The export's file is missing.") from error
+        return FileResponse(handle, as_attachment=True, filename=export.filename, content_type="application/x-tar")
+
+
+class VMExportDeleteView(TenantRequiredMixin, View):
+    def post(self, request, pk):
+        from .services.ova import vm_export_delete
+
+        export = _export_or_404(request, pk)
+        require_manage(request)
+        vm_export_delete(export=export, actor=request.user, request=request)
+        messages.success(request, _("Deleted the export “%(name)s”.") % {"name": export.filename})
+        return redirect("compute:list")

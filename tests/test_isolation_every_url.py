@@ -14,7 +14,7 @@ import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 
-from compute.models import BootCheck, ComputeHost, VirtualMachine
+from compute.models import BootCheck, ComputeHost, VirtualMachine, VMExport
 from images.models import Image, UploadSession
 from tenants import services
 from tenants.models import Membership, OperationLog, ProjectGroup
@@ -38,6 +38,7 @@ RULES = [
     (r"^(api-storage|storage:)", "pk", SHARED),
     (r"^compute:boot_check_(start|panel)$", "pk", "image"),
     (r"^compute:boot_check_(screen|thumbnail)$", "pk", "bootcheck"),
+    (r"^compute:export_(download|delete)$", "pk", "vmexport"),
     (r"^(compute:|api-vm)", "pk", "vm"),
 ]
 
@@ -72,7 +73,7 @@ def _fill(route: str, values: dict) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
 
-def _objects(tenant, marker):
+def _objects(tenant, marker, tmp_path):
     group = services.project_group_create(tenant=tenant, name=f"{marker}-group")
     image = Image.objects.create(
         tenant=tenant, name=f"{marker}-image", disk_format="qcow2", status="available", project_group=group
@@ -95,8 +96,14 @@ def _objects(tenant, marker):
     check = BootCheck.objects.create(
         tenant=tenant, image=image, host=host, state="passed", screenshot=b"png", thumbnail=b"png"
     )
+    export_file = tmp_path / f"{marker}.ova"
+    export_file.write_bytes(b"ova")
+    export = VMExport.objects.create(
+        tenant=tenant, vm=vm, vm_name=vm.name, state="ready", path=str(export_file), size=3
+    )
     return {
         "vm": vm.pk,
+        "vmexport": export.pk,
         "bootcheck": check.pk,
         "image": image.pk,
         "upload": upload.pk,
@@ -118,9 +125,9 @@ def _body(response) -> str:
 
 
 @pytest.fixture
-def world(tenant, other_tenant, owner):
-    mine = _objects(tenant, "acme-own")
-    theirs = _objects(other_tenant, SECRET)
+def world(tenant, other_tenant, owner, tmp_path):
+    mine = _objects(tenant, "acme-own", tmp_path)
+    theirs = _objects(other_tenant, SECRET, tmp_path)
     _token, key = services.api_token_create(user=owner)
     console = Client()
     console.force_login(owner)
@@ -196,6 +203,7 @@ def test_nothing_of_another_tenant_changed(world, other_tenant):
     assert (upload.offset, upload.image.status) == (0, "uploading")
     assert Image.objects.get(pk=theirs["deleted_image"]).status == "deleted"
     assert VirtualMachine.objects.get(pk=theirs["vm"]).name == f"{SECRET}-vm"
+    assert VMExport.objects.filter(pk=theirs["vmexport"]).exists()
 
 
 def test_no_page_or_endpoint_without_an_id_shows_another_tenants_data(world, other_tenant):

@@ -5,6 +5,7 @@ on can be deleted only after that. One VM boot for all of it: boots under TCG ta
 
 import re
 import subprocess
+from pathlib import Path
 import xml.etree.ElementTree as ET
 
 import libvirt
@@ -12,7 +13,7 @@ import pytest
 
 from compute import hypervisor
 from compute.models import ImageCacheEntry, VirtualMachine
-from compute.services import capture, vms
+from compute.services import capture, ova, vms
 from images.models import Image
 from images.services import ImageInUse, image_delete
 from storage.backends import get_backend
@@ -41,7 +42,7 @@ def _marker(vm):
 
 @pytest.mark.django_db(transaction=True)
 def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
-    tenant, owner, compute_host, boot_image, run_jobs, settings, monkeypatch, tmp_path
+    tenant, owner, owner_client, compute_host, boot_image, import_image, run_jobs, settings, monkeypatch, tmp_path
 ):
     settings.COMPUTE_STOP_TIMEOUT = 2
     uploaded = []
@@ -128,6 +129,24 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
         assert not [v for v in pool.listVolumes() if "capture" in v]
     finally:
         conn.close()
+
+    # Export as OVA: it imports back through the import pipeline with the same content.
+    export = ova.vm_export_start(vm=vm, actor=owner)
+    assert run_jobs() == 0
+    export.refresh_from_db()
+    assert export.state == "ready", export.error
+    download = owner_client.get(f"/vms/exports/{export.pk}/download/")
+    assert download.status_code == 200 and download["Content-Disposition"].endswith('web-1.ova"')
+    assert b"".join(download.streaming_content)[257:262] == b"ustar"
+    reimported = import_image(Path(export.path), fmt="ova", name="from-ova", cloud_init=False)
+    assert reimported.disk_format == "qcow2"
+    copy_back = tmp_path / "from-ova.qcow2"
+    replica = reimported.replicas.get()
+    get_backend(replica.storage).copy_to_path(replica.key, copy_back)
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(copy_back), disk_path], capture_output=True, text=True
+    )
+    assert compare.returncode == 0, compare.stdout + compare.stderr
 
     # Delete both VMs: domains and their volumes go, the cache entry stays; the image can be deleted now.
     for machine in (vm, second):
