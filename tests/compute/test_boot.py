@@ -5,8 +5,8 @@ on can be deleted only after that. One VM boot for all of it: boots under TCG ta
 
 import re
 import subprocess
-from pathlib import Path
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import libvirt
 import pytest
