@@ -88,12 +88,15 @@ class VMPagination(PageNumberPagination):
 
 
 class VMListAPIView(TenantAPIView):
-    @extend_schema(summary="The tenant's VMs (filter: state, q)", responses=VMSerializer(many=True))
+    @extend_schema(summary="The tenant's VMs (filters: state, q, project_group)", responses=VMSerializer(many=True))
     def get(self, request):
         queryset = vms_visible(tenant=request.tenant, membership=request.membership).order_by("-created_at", "-pk")
         state = request.query_params.get("state")
         if state:
             queryset = queryset.filter(state=state)
+        group = request.query_params.get("project_group", "")
+        if group.isdigit():
+            queryset = queryset.filter(project_group_id=int(group))
         if request.query_params.get("q"):
             queryset = queryset.filter(name__icontains=request.query_params["q"])
         paginator = VMPagination()

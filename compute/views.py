@@ -15,6 +15,7 @@ from django.views import View
 from images.models import Image
 from images.selectors import images_visible
 from tenants.permissions import ManageRequiredMixin, TenantRequiredMixin, can_manage, require_manage
+from tenants.selectors import project_groups_visible
 
 from .forms import VMCaptureForm, VMCreateForm
 from .models import VirtualMachine
@@ -66,6 +67,10 @@ class VMListView(TenantRequiredMixin, View):
         query = request.GET.get("q", "").strip()
         if query:
             queryset = queryset.filter(name__icontains=query)
+        groups = project_groups_visible(tenant=request.tenant, membership=request.membership)
+        group = request.GET.get("project_group", "")
+        if group.isdigit():
+            queryset = queryset.filter(project_group_id=int(group))
         page = Paginator(queryset.order_by("-created_at", "-pk"), PAGE_SIZE).get_page(request.GET.get("page"))
         return render(
             request,
@@ -76,6 +81,8 @@ class VMListView(TenantRequiredMixin, View):
                 "states": VirtualMachine.State.choices,
                 "state": state,
                 "q": query,
+                "groups": groups,
+                "group": group,
                 "can_manage": can_manage(request),
                 "images": usable_images(request)[:200] if can_manage(request) else [],
                 "exports": exports_visible(request)[:50],

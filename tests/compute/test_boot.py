@@ -10,6 +10,7 @@ from pathlib import Path
 
 import libvirt
 import pytest
+from django.test import Client
 
 from compute import hypervisor
 from compute.models import ImageCacheEntry, VirtualMachine
@@ -18,6 +19,7 @@ from images.models import Image
 from images.services import ImageInUse, image_delete
 from storage.backends import get_backend
 from tenants.models import OperationLog
+from tenants.services import api_token_create as token_create
 
 from .bootdisk import BOOT_MARKER
 from .conftest import wait_for
@@ -28,7 +30,9 @@ PASSWORD = "correct-horse-9"
 def _volume_xml(host, name):
     conn = libvirt.open(host.uri)
     try:
-        return ET.fromstring(conn.storagePoolLookupByName(host.pool_name).storageVolLookupByName(name).XMLDesc(0))
+        return ET.fromstring(
+            conn.storagePoolLookupByName(host.pool_name).storageVolLookupByName(name).XMLDesc(0)
+        )
     finally:
         conn.close()
 
@@ -42,7 +46,16 @@ def _marker(vm):
 
 @pytest.mark.django_db(transaction=True)
 def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
-    tenant, owner, owner_client, compute_host, boot_image, import_image, run_jobs, settings, monkeypatch, tmp_path
+    tenant,
+    owner,
+    owner_client,
+    compute_host,
+    boot_image,
+    import_image,
+    run_jobs,
+    settings,
+    monkeypatch,
+    tmp_path,
 ):
     settings.COMPUTE_STOP_TIMEOUT = 2
     uploaded = []
@@ -55,7 +68,13 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
     monkeypatch.setattr(hypervisor, "upload_volume", counting_upload)
 
     vm = vms.vm_create(
-        tenant=tenant, image=boot_image, name="web-1", vcpus=1, memory_mib=256, admin_password=PASSWORD, actor=owner
+        tenant=tenant,
+        image=boot_image,
+        name="web-1",
+        vcpus=1,
+        memory_mib=256,
+        admin_password=PASSWORD,
+        actor=owner,
     )
     assert vm.state == "creating"
     assert run_jobs() == 0
@@ -80,7 +99,9 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
 
     # A second VM of the same image: the image is not uploaded again.
-    second = vms.vm_create(tenant=tenant, image=boot_image, name="web-2", vcpus=1, memory_mib=128, actor=owner)
+    second = vms.vm_create(
+        tenant=tenant, image=boot_image, name="web-2", vcpus=1, memory_mib=128, actor=owner
+    )
     assert run_jobs() == 0
     second.refresh_from_db()
     assert second.state == "running", second.error
@@ -116,11 +137,17 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
     replica = captured.replicas.get()
     get_backend(replica.storage).copy_to_path(replica.key, copy)
     read = ["qemu-io", "-f", "qcow2", "-c", "read -P 0xab 40M 64k"]
-    assert "Pattern verification failed" not in subprocess.run([*read, str(copy)], capture_output=True, text=True).stdout
+    assert (
+        "Pattern verification failed"
+        not in subprocess.run([*read, str(copy)], capture_output=True, text=True).stdout
+    )
     original = tmp_path / "original.qcow2"
     original_replica = boot_image.replicas.get()
     get_backend(original_replica.storage).copy_to_path(original_replica.key, original)
-    assert "Pattern verification failed" in subprocess.run([*read, str(original)], capture_output=True, text=True).stdout
+    assert (
+        "Pattern verification failed"
+        in subprocess.run([*read, str(original)], capture_output=True, text=True).stdout
+    )
     # The flattened volume was removed from the host.
     conn = libvirt.open(compute_host.uri)
     try:
@@ -144,13 +171,27 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
     replica = reimported.replicas.get()
     get_backend(replica.storage).copy_to_path(replica.key, copy_back)
     compare = subprocess.run(
-        ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(copy_back), disk_path], capture_output=True, text=True
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(copy_back), disk_path],
+        capture_output=True,
+        text=True,
     )
     assert compare.returncode == 0, compare.stdout + compare.stderr
 
+    # Start, reboot and delete through the API.
+    _token, key = token_create(user=owner)
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.post(f"/api/v1/vms/{vm.pk}/reboot").status_code == 409  # stopped
+    started = api.post(f"/api/v1/vms/{vm.pk}/start")
+    assert started.status_code == 200 and started.json()["state"] == "running"
+    assert api.post(f"/api/v1/vms/{vm.pk}/reboot").json()["state"] == "running"
+    assert api.get(f"/api/v1/vms/{vm.pk}/").json()["state"] == "running"
+    assert (
+        OperationLog.objects.filter(action__in=["vm.start", "vm.reboot"], target_id=str(vm.pk)).count() == 2
+    )
+
     # Delete both VMs: domains and their volumes go, the cache entry stays; the image can be deleted now.
-    for machine in (vm, second):
-        vms.vm_delete(vm=machine, actor=owner)
+    assert api.delete(f"/api/v1/vms/{vm.pk}/").status_code == 204
+    vms.vm_delete(vm=second, actor=owner)
     assert not VirtualMachine.objects.exists()
     conn = libvirt.open(compute_host.uri)
     try:

@@ -41,7 +41,15 @@ def _image(tenant, **fields):
 
 
 def _post(client, image, **data):
-    values = {"image": image.pk, "name": "web-1", "vcpus": 1, "memory_mib": 512, "disk_gb": 3, "host": "", "network": ""}
+    values = {
+        "image": image.pk,
+        "name": "web-1",
+        "vcpus": 1,
+        "memory_mib": 512,
+        "disk_gb": 3,
+        "host": "",
+        "network": "",
+    }
     values.update(data)
     return client.post("/vms/create/", values)
 
@@ -79,7 +87,9 @@ def test_the_image_row_and_page_offer_create_vm(owner_client, subaccount_client,
         ({"encrypted": True}, {"admin_password": "long-enough-1"}, None, None),
     ],
 )
-def test_the_wizard_refuses_with_a_message_next_to_the_field(owner_client, tenant, host, fields, data, field, words):
+def test_the_wizard_refuses_with_a_message_next_to_the_field(
+    owner_client, tenant, host, fields, data, field, words
+):
     image = _image(tenant, **fields)
     response = _post(owner_client, image, **data)
     page = response.content.decode()
@@ -143,21 +153,51 @@ def test_api_create_list_and_hosts(tenant, owner, host, rq_redis):
     hosts = api.get("/api/v1/compute-hosts/").json()
     assert [(h["id"], h["name"], h["state"]) for h in hosts] == [(host.pk, "kvm-1", "connected")]
     response = api.post(
-        "/api/v1/vms/", {"name": "api-1", "image": str(image.pk), "vcpus": 1, "memory_mib": 256}, content_type="application/json"
+        "/api/v1/vms/",
+        {"name": "api-1", "image": str(image.pk), "vcpus": 1, "memory_mib": 256},
+        content_type="application/json",
     )
     assert response.status_code == 202, response.content
     body = response.json()
     assert body["state"] == "creating" and body["host"] == host.pk and body["disk_gb"] == 3
     assert api.get("/api/v1/vms/").json()["results"][0]["name"] == "api-1"
     refused = api.post(
-        "/api/v1/vms/", {"name": "api-2", "image": str(image.pk), "disk_gb": 1}, content_type="application/json"
+        "/api/v1/vms/",
+        {"name": "api-2", "image": str(image.pk), "disk_gb": 1},
+        content_type="application/json",
     )
     assert refused.status_code == 400 and "disk_gb" in refused.json()
     # Another tenant's image cannot be used.
     other = services.tenant_create(name="initech")
     theirs = _image(other, name="secret", sha256="d" * 64)
-    refused = api.post("/api/v1/vms/", {"name": "api-3", "image": str(theirs.pk)}, content_type="application/json")
+    refused = api.post(
+        "/api/v1/vms/", {"name": "api-3", "image": str(theirs.pk)}, content_type="application/json"
+    )
     assert refused.status_code == 400 and "image" in refused.json()
     # A VM being created cannot be deleted yet.
     vm_id = body["id"]
     assert api.delete(f"/api/v1/vms/{vm_id}/").status_code == 409
+
+
+def test_the_list_filters_by_state_name_and_project_group(owner_client, tenant, host):
+    group = services.project_group_create(tenant=tenant, name="web")
+    image = _image(tenant)
+    for name, state, in_group in (("alpha", "running", True), ("beta", "stopped", False)):
+        VirtualMachine.objects.create(
+            tenant=tenant,
+            name=name,
+            image=image,
+            host=host,
+            domain_name=f"ic-{name}",
+            state=state,
+            project_group=group if in_group else None,
+        )
+
+    def names(query):
+        page = owner_client.get(f"/vms/{query}").content.decode()
+        return [n for n in ("alpha", "beta") if f'data-vm="{n}"' in page]
+
+    assert names("") == ["alpha", "beta"] or names("") == ["beta", "alpha"]
+    assert names("?state=stopped") == ["beta"]
+    assert names("?q=alp") == ["alpha"]
+    assert names(f"?project_group={group.pk}") == ["alpha"]
