@@ -201,3 +201,26 @@ def test_the_list_filters_by_state_name_and_project_group(owner_client, tenant, 
     assert names("?state=stopped") == ["beta"]
     assert names("?q=alp") == ["alpha"]
     assert names(f"?project_group={group.pk}") == ["alpha"]
+
+
+def test_an_image_used_by_vms_cannot_be_deleted_alone_or_in_a_batch(owner, tenant, host):
+    from images.selectors import images_owned
+    from images.services import ImageInUse, image_batch_delete, image_delete
+
+    used = _image(tenant, name="used")
+    free = _image(tenant, name="free", sha256="e" * 64)
+    vm = VirtualMachine.objects.create(
+        tenant=tenant, name="db-1", image=used, host=host, domain_name="ic-db-1"
+    )
+    with pytest.raises(ImageInUse, match="db-1"):
+        image_delete(image=used, actor=owner)
+    result = image_batch_delete(
+        tenant=tenant,
+        scope=images_owned(tenant=tenant, membership=None),
+        image_ids=[used.pk, free.pk],
+        actor=owner,
+    )
+    assert [item.name for item in result.deleted] == ["free"]
+    assert [(item.name, "db-1" in item.reason) for item in result.skipped] == [("used", True)]
+    vm.delete()
+    assert image_delete(image=used, actor=owner).status == "deleted"

@@ -28,7 +28,9 @@ def test_a_host_connects_and_reads_its_facts_and_creates_its_pool(compute_host, 
 
 
 def test_automatic_virtualisation_avoids_nested_kvm(libvirtd, pool_name, db):
-    host = host_create(name="auto", uri=libvirtd, pool_name=pool_name, pool_path=f"/var/lib/libvirt/images/{pool_name}")
+    host = host_create(
+        name="auto", uri=libvirtd, pool_name=pool_name, pool_path=f"/var/lib/libvirt/images/{pool_name}"
+    )
     assert host.state == ComputeHost.State.CONNECTED
     cpuinfo = open("/proc/cpuinfo").read()
     if " hypervisor" in cpuinfo:
@@ -68,8 +70,17 @@ def test_reconnect_in_admin(admin_client, compute_host):
 
 def test_addcomputehost_command(libvirtd, pool_name, db, capsys):
     call_command(
-        "addcomputehost", "--name", "cmd", "--uri", libvirtd, "--pool", pool_name,
-        "--pool-path", f"/var/lib/libvirt/images/{pool_name}", "--virt-type", "qemu",
+        "addcomputehost",
+        "--name",
+        "cmd",
+        "--uri",
+        libvirtd,
+        "--pool",
+        pool_name,
+        "--pool-path",
+        f"/var/lib/libvirt/images/{pool_name}",
+        "--virt-type",
+        "qemu",
     )
     assert "connected" in capsys.readouterr().out
     host = ComputeHost.objects.get(name="cmd")
@@ -80,3 +91,42 @@ def test_addcomputehost_command(libvirtd, pool_name, db, capsys):
     with pytest.raises(CommandError):
         call_command("addcomputehost", "--name", "bad", "--uri", "qemu+tcp://127.0.0.1:1/system")
     assert host_reconnect(host=host).state == "connected"
+
+
+def test_admin_lists_cache_entries_and_cleans_up_those_no_vm_uses(admin_client, compute_host, tenant):
+    from compute import hypervisor
+    from compute.models import ImageCacheEntry, VirtualMachine
+    from images.models import Image
+
+    image = Image.objects.create(tenant=tenant, name="base", disk_format="qcow2", status="available")
+    entries = []
+    for n in range(2):
+        volume = f"ic-cache-test-{n}"
+        path = hypervisor.create_empty(compute_host, name=volume)
+        entries.append(
+            ImageCacheEntry.objects.create(
+                host=compute_host,
+                image=image,
+                image_name=f"base-{n}",
+                sha256=str(n) * 64,
+                disk_format="qcow2",
+                volume=volume,
+                path=path,
+                state="ready",
+                size=1,
+            )
+        )
+    VirtualMachine.objects.create(
+        tenant=tenant, name="vm-1", image=image, host=compute_host, cache_entry=entries[0], domain_name="ic-x"
+    )
+    listing = admin_client.get("/admin/compute/imagecacheentry/").content.decode()
+    assert "base-0" in listing and "base-1" in listing
+    response = admin_client.post(
+        "/admin/compute/imagecacheentry/",
+        {"action": "cleanup_selected", "_selected_action": [e.pk for e in entries]},
+        follow=True,
+    )
+    assert "1 cache entry removed" in response.content.decode()
+    assert list(ImageCacheEntry.objects.values_list("image_name", flat=True)) == ["base-0"]
+    assert hypervisor.volume_path(compute_host, "ic-cache-test-1") is None
+    assert hypervisor.volume_path(compute_host, "ic-cache-test-0")
