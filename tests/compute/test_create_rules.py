@@ -224,3 +224,14 @@ def test_an_image_used_by_vms_cannot_be_deleted_alone_or_in_a_batch(owner, tenan
     assert [(item.name, "db-1" in item.reason) for item in result.skipped] == [("used", True)]
     vm.delete()
     assert image_delete(image=used, actor=owner).status == "deleted"
+
+
+def test_vms_of_another_tenant_on_a_shared_image_are_counted_not_named(owner, tenant, host):
+    from images.services import ImageInUse, image_delete
+
+    shared = _image(tenant, name="shared", sharing="global")
+    other = services.tenant_create(name="initech")
+    VirtualMachine.objects.create(tenant=other, name="initech-secret", image=shared, host=host, domain_name="ic-s")
+    with pytest.raises(ImageInUse) as refused:
+        image_delete(image=shared, actor=owner)
+    assert "initech-secret" not in str(refused.value) and "another tenant" in str(refused.value)
