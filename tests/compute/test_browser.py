@@ -41,7 +41,13 @@ def test_create_vm_from_the_image_row_and_watch_it_run(browser_page, compute_hos
     expect(page.get_by_test_id("vm-state")).to_have_text("Running", timeout=20000)
     screen = page.get_by_test_id("vm-screen")
     expect(screen).to_be_visible()
-    page.wait_for_function("document.querySelector('[data-testid=vm-screen]').naturalWidth > 0")
+    # The screenshot loaded (the summary may be redrawn meanwhile: ask the current image each time).
+    for _attempt in range(40):
+        if page.get_by_test_id("vm-screen").evaluate("img => img.complete && img.naturalWidth") > 0:
+            break
+        page.wait_for_timeout(250)
+    else:
+        raise AssertionError("the VM's screen never loaded")
     expect(page.get_by_test_id("vm-console")).to_contain_text("IMAGECONSOLE-BOOT-OK", timeout=90000)
     _shot(page, "vm-detail-en.png")
 
