@@ -200,6 +200,15 @@ class BootCheck(BaseModel):
         SILENT = "silent", pgettext_lazy("Boot check state", "No console output")
         ERROR = "error", pgettext_lazy("Boot check state", "Could not run")
 
+    # What `message` holds for a check that ran (a code, translated when shown); a check that could not run
+    # keeps the error itself.
+    FINDINGS = {
+        "no_boot": _("No bootable device: the disk has no boot loader the firmware can start."),
+        "panic": _("Kernel panic: the system started but its kernel stopped."),
+        "silent": _("Nothing was written to the serial console; see the screen."),
+        "passed": _("The system started and wrote to its console."),
+    }
+
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
     image = models.ForeignKey("images.Image", on_delete=models.CASCADE, related_name="+", verbose_name=_("image"))
@@ -224,6 +233,10 @@ class BootCheck(BaseModel):
     @property
     def domain_name(self) -> str:
         return f"ic-check-{self.pk}"
+
+    @property
+    def finding_text(self) -> str:
+        return self.FINDINGS.get(self.message, self.message)
 
 
 class VMExport(BaseModel):

@@ -35,6 +35,10 @@ FAILURES = [
 THUMBNAIL_WIDTH = 320
 
 
+def check_message(state: str, finding: str) -> str:
+    return str(BootCheck.FINDINGS.get(finding, finding)) if state != BootCheck.State.ERROR else finding
+
+
 def boot_check_seconds() -> int:
     return int(getattr(settings, "COMPUTE_BOOT_CHECK_SECONDS", 60))
 
@@ -64,15 +68,13 @@ def boot_check_start(*, image: Image, actor=None, request=None) -> BootCheck:
 
 
 def classify(console: str) -> tuple[str, str]:
-    """(state, message) from what the console showed."""
+    """(state, finding) from what the console showed; the finding is a code BootCheck.finding_text reads."""
     for pattern, kind in FAILURES:
         if pattern.search(console):
-            if kind == "no_boot":
-                return BootCheck.State.FAILED, _("No bootable device: the disk has no boot loader the firmware can start.")
-            return BootCheck.State.FAILED, _("Kernel panic: the system started but its kernel stopped.")
+            return BootCheck.State.FAILED, kind
     if not console.strip():
-        return BootCheck.State.SILENT, _("Nothing was written to the serial console; see the screen.")
-    return BootCheck.State.PASSED, _("The system started and wrote to its console.")
+        return BootCheck.State.SILENT, "silent"
+    return BootCheck.State.PASSED, "passed"
 
 
 def _thumbnail(png: bytes) -> bytes:
@@ -151,5 +153,5 @@ def boot_check_run(*, check_id) -> None:
         tenant=check.tenant,
         target=image,
         result="success" if state == BootCheck.State.PASSED else "failure",
-        message=message,
+        message=check_message(state, message),
     )

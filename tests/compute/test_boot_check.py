@@ -34,7 +34,7 @@ def test_a_bootable_image_passes_and_its_page_shows_screen_and_console(
     assert check.state == "running"
     assert run_jobs() == 0
     check.refresh_from_db()
-    assert check.state == "passed", check.message
+    assert check.state == "passed", check.finding_text
     assert 0 <= check.first_output_seconds < 15
     assert "SeaBIOS" in check.console
     thumbnail = PILImage.open(io.BytesIO(bytes(check.thumbnail)))
@@ -55,7 +55,7 @@ def test_a_disk_without_a_boot_loader_fails_the_check(owner, compute_host, impor
     check = boot_check_start(image=image, actor=owner)
     assert run_jobs() == 0
     check.refresh_from_db()
-    assert check.state == "failed" and "No bootable device" in check.message
+    assert check.state == "failed" and "No bootable device" in check.finding_text
     assert check.seconds < 40  # recognised before the time was up
     assert check.domain_name not in _domains(compute_host)
 

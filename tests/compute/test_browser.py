@@ -61,10 +61,22 @@ def test_create_vm_from_the_image_row_and_watch_it_run(browser_page, compute_hos
     expect(page.locator("[data-vm=demo-vm]")).to_have_count(0)
     assert not VirtualMachine.objects.exists()
 
+    # Boot check from the image's page: the result, the screen's thumbnail and the console stay there.
+    settings.COMPUTE_BOOT_CHECK_SECONDS = 8
+    page.goto(f"/images/{boot_image.pk}/")
+    page.get_by_test_id("boot-check-start").click()
+    assert run_jobs() == 0
+    expect(page.get_by_test_id("boot-check-result")).to_have_attribute("data-state", "passed", timeout=15000)
+    expect(page.get_by_test_id("boot-check-console")).to_contain_text("SeaBIOS")
+    _shot(page, "image-boot-check-en.png")
+
     # The same pages in Simplified Chinese.
-    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": page.url}])
+    root = page.url.split("/images/")[0] + "/"
+    page.context.add_cookies([{"name": "django_language", "value": "zh-hans", "url": root}])
     page.goto(f"/vms/create/?image={boot_image.pk}")
     expect(page.locator("html")).to_have_attribute("lang", "zh-hans")
     _shot(page, "vm-create-zh.png")
     page.goto("/vms/")
     _shot(page, "vm-list-zh.png")
+    page.goto(f"/images/{boot_image.pk}/")
+    _shot(page, "image-boot-check-zh.png")
