@@ -9,7 +9,7 @@ from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIView, require_manage_api
+from tenants.api_base import TenantAPIView, require_manage_api
 from images.models import Image
 
 from .models import ComputeHost, VirtualMachine

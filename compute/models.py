@@ -5,7 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from imageconsole.models import BaseModel
+from imageconsole.core.models import BaseModel
 
 
 class ComputeHost(BaseModel):

@@ -23,6 +23,7 @@ def main() -> int:
     port = env.setdefault("PORT", "8000")
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
+    redis_env = VAR_DIR / "redis.env"
 
     def start(command: list[str]) -> subprocess.Popen:
         # Own session: Ctrl-C reaches only this script, which stops the children in reverse order
@@ -49,7 +50,10 @@ def main() -> int:
                 VAR_DIR / "redis", persist=True, start_new_session=True
             )
             children.append(process)
+            # Commands run from another shell (manage.py reconcile, rqstats) need the same address.
+            redis_env.write_text(f"export REDIS_URL='{env['REDIS_URL']}'\n")
             print(f"Redis: private server at {env['REDIS_URL']}")
+            print(f"  for manage.py in another shell: . {os.path.relpath(redis_env)}")
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
         subprocess.run([*MANAGE, "demo"], env=env, check=True)
         _demo_compute_host(env)
@@ -65,6 +69,7 @@ def main() -> int:
         return 0
     finally:
         stop()
+        redis_env.unlink(missing_ok=True)
 
 
 def _demo_compute_host(env: dict) -> None:

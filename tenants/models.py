@@ -3,10 +3,11 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from imageconsole.models import BaseModel
+from imageconsole.core.models import BaseModel
 
 
 class Tenant(BaseModel):
@@ -164,6 +165,9 @@ class ApiToken(BaseModel):
     prefix = models.CharField(_("prefix"), max_length=PREFIX_LENGTH, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    expires_at = models.DateTimeField(
+        _("expires"), null=True, blank=True, help_text=_("After this the token is refused; empty: never.")
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -172,6 +176,9 @@ class ApiToken(BaseModel):
 
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
     @staticmethod
     def hash_key(key: str) -> str:

@@ -9,7 +9,7 @@ from tenants.selectors import operation_logs
 
 from ..hooks import detail_sections
 from ..models import ImageReplica
-from ..policy import row_actions
+from ..policy import deletion_wording, row_actions
 from ..selectors import image_get
 
 LOG_ROWS = 50
@@ -20,6 +20,7 @@ def _context(request, image) -> dict:
     return {
         "image": image,
         "actions": row_actions(request, image),
+        "deletion": deletion_wording(request.tenant),
         "can_manage": can_manage(request),
         "own": own,
         "session": getattr(image, "upload", None) if own else None,
