@@ -30,6 +30,7 @@ urlpatterns = [
     path("api/v1/", include("tenants.api_urls")),
     path("api/v1/", include("storage.api_urls")),
     path("api/v1/", include("images.api_urls")),
+    path("api/v1/", include("compute.api_urls")),
     path("api/v1/", include("recyclebin.api_urls")),
 ]
 

@@ -52,7 +52,11 @@ def row_actions(request, image: Image) -> dict[str, bool]:
         "change": change,
         "delete": change and image.status in DELETABLE,
         "cancel": change and image.status == Image.Status.UPLOADING,
-        "use": image.status == Image.Status.AVAILABLE and image.enabled,
+        # Create VM: a system image, available and enabled, for members who may change things.
+        "use": can_manage(request)
+        and image.status == Image.Status.AVAILABLE
+        and image.enabled
+        and image.kind == Image.Kind.SYSTEM,
         "download": can_download(request, image),
         "export": change and image.status == Image.Status.AVAILABLE and image.kind != Image.Kind.ISO,
     }

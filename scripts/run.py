@@ -69,6 +69,7 @@ def main() -> int:
             print(f"  for manage.py in another shell: . {os.path.relpath(redis_env)}")
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
         subprocess.run([*MANAGE, "demo"], env=env, check=True)
+        _demo_compute_host(env)
         start("worker", [*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"])
         start("cron", [*MANAGE, "rqcron", "imageconsole.cron"])  # periodic jobs: the reconciler, sweeps
         start("web", [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"])
@@ -88,6 +89,21 @@ def _prefix_lines(prefix: str, stream) -> None:
     for line in stream:
         sys.stdout.write(f"{prefix}| {line}")
         sys.stdout.flush()
+def _demo_compute_host(env: dict) -> None:
+    """This machine as the demo compute host through libvirt (virtlogd and libvirtd started when no
+    libvirt daemon answers). Without libvirt the console still runs, without VMs."""
+    from compute.daemon import ensure_libvirtd
+
+    try:
+        print(f"libvirt: {ensure_libvirtd()}")
+    except RuntimeError as error:
+        print(f"libvirt: {error}; no compute host added", file=sys.stderr)
+        return
+    command = [*MANAGE, "addcomputehost", "--name", env.get("DEMO_COMPUTE_HOST", "this-machine")]
+    command += ["--uri", "qemu:///system", "--virt-type", env.get("DEMO_COMPUTE_VIRT_TYPE", "auto")]
+    result = subprocess.run(command, env=env)
+    if result.returncode != 0:
+        print("libvirt: the demo compute host did not connect (see above)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -101,6 +101,18 @@ class Quota(BaseModel):
         blank=True,
         help_text=_("Total size of the tenant's images. Leave empty for no limit."),
     )
+    max_vms = models.PositiveIntegerField(
+        _("VM count"), null=True, blank=True, help_text=_("Leave empty for no limit.")
+    )
+    max_vcpus = models.PositiveIntegerField(
+        _("vCPUs"), null=True, blank=True, help_text=_("Total vCPUs of the tenant's VMs. Leave empty for no limit.")
+    )
+    max_memory_mib = models.PositiveIntegerField(
+        _("VM memory (MiB)"),
+        null=True,
+        blank=True,
+        help_text=_("Total memory of the tenant's VMs. Leave empty for no limit."),
+    )
 
     class Meta:
         verbose_name = _("quota")

@@ -16,6 +16,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from compute.models import BootCheck, ComputeHost, VirtualMachine, VMExport
 from images.models import DownloadLink, ExportedImage, Image, UploadSession
 from storage.models import ImageStorage
 from tenants import services
@@ -44,6 +45,10 @@ RULES = [
     (r"^recyclebin:", "pk", "deleted_image"),
     (r"^api-recyclebin", "pk", "deleted_image"),
     (r"^(api-storage|storage:)", "pk", SHARED),
+    (r"^compute:boot_check_(start|panel)$", "pk", "image"),
+    (r"^compute:boot_check_(screen|thumbnail)$", "pk", "bootcheck"),
+    (r"^compute:export_(download|delete)$", "pk", "vmexport"),
+    (r"^(compute:|api-vm)", "pk", "vm"),
 ]
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -77,7 +82,7 @@ def _fill(route: str, values: dict) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
 
-def _objects(tenant, marker):
+def _objects(tenant, marker, tmp_path):
     group = services.project_group_create(tenant=tenant, name=f"{marker}-group")
     image = Image.objects.create(
         tenant=tenant, name=f"{marker}-image", disk_format="qcow2", status="available", project_group=group
@@ -90,6 +95,21 @@ def _objects(tenant, marker):
         tenant=tenant, name=f"{marker}-deleted", disk_format="qcow2", status="deleted"
     )
     log = services.log(action="image.update", tenant=tenant, target=image, message=f"{marker}-log")
+    # A platform-wide host both tenants' VMs run on; its URI answers nothing, so no libvirt is needed.
+    host, _created = ComputeHost.objects.get_or_create(
+        name="shared-host", defaults={"uri": "qemu+tcp://127.0.0.1:1/system", "state": "connected"}
+    )
+    vm = VirtualMachine.objects.create(
+        tenant=tenant, name=f"{marker}-vm", image=image, host=host, domain_name=f"ic-{marker}", state="running"
+    )
+    check = BootCheck.objects.create(
+        tenant=tenant, image=image, host=host, state="passed", screenshot=b"png", thumbnail=b"png"
+    )
+    export_file = tmp_path / f"{marker}.ova"
+    export_file.write_bytes(b"ova")
+    vm_export = VMExport.objects.create(
+        tenant=tenant, vm=vm, vm_name=vm.name, state="ready", path=str(export_file), size=3
+    )
     storage = ImageStorage.objects.get_or_create(
         name="isolation-store", defaults={"kind": ImageStorage.Kind.STANDALONE, "mount_path": "/tmp/isolation-store"}
     )[0]
@@ -104,6 +124,9 @@ def _objects(tenant, marker):
         expires_at=timezone.now() + timedelta(hours=1),
     )
     return {
+        "vm": vm.pk,
+        "vmexport": vm_export.pk,
+        "bootcheck": check.pk,
         "export": export.pk,
         "link": link.pk,
         "image": image.pk,
@@ -126,9 +149,9 @@ def _body(response) -> str:
 
 
 @pytest.fixture
-def world(tenant, other_tenant, owner):
-    mine = _objects(tenant, "acme-own")
-    theirs = _objects(other_tenant, SECRET)
+def world(tenant, other_tenant, owner, tmp_path):
+    mine = _objects(tenant, "acme-own", tmp_path)
+    theirs = _objects(other_tenant, SECRET, tmp_path)
     _token, key = services.api_token_create(user=owner)
     console = Client()
     console.force_login(owner)
@@ -203,6 +226,8 @@ def test_nothing_of_another_tenant_changed(world, other_tenant):
     upload = UploadSession.objects.get(pk=theirs["upload"])
     assert (upload.offset, upload.image.status) == (0, "uploading")
     assert Image.objects.get(pk=theirs["deleted_image"]).status == "deleted"
+    assert VirtualMachine.objects.get(pk=theirs["vm"]).name == f"{SECRET}-vm"
+    assert VMExport.objects.filter(pk=theirs["vmexport"]).exists()
     assert ExportedImage.objects.filter(pk=theirs["export"], status="ready").exists()
     assert DownloadLink.objects.get(pk=theirs["link"]).revoked_at is None
 

@@ -191,8 +191,8 @@ class ImageInUse(ValidationError):
 def vms_using_images(*, image_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
     """Hook for the compute app: the names of the VMs that use each image, for images in use.
 
-    Until `compute.VirtualMachine` exists nothing is in use. When it does, it is expected to have an
-    `image` foreign key and a `name`; VMs it regards as gone should be excluded by its default manager.
+    `compute.VirtualMachine` has an `image` foreign key, a `name` and a `tenant`; VMs of another tenant (on
+    a shared image) are not named. Without the compute app nothing is in use.
     """
     try:
         vm_model = apps.get_model("compute", "VirtualMachine")
@@ -201,11 +201,13 @@ def vms_using_images(*, image_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
     in_use: dict[UUID, list[str]] = {}
     ids = list(image_ids)
     for start in range(0, len(ids), BATCH_CHUNK):
-        rows = vm_model.objects.filter(image_id__in=ids[start : start + BATCH_CHUNK]).values_list(
-            "image_id", "name"
-        )
-        for image_id, vm_name in rows:
-            in_use.setdefault(image_id, []).append(vm_name)
+        chunk = ids[start : start + BATCH_CHUNK]
+        owners = dict(Image.objects.filter(pk__in=chunk).values_list("pk", "tenant_id"))
+        rows = vm_model.objects.filter(image_id__in=chunk).values_list("image_id", "name", "tenant_id")
+        for image_id, vm_name, vm_tenant_id in rows:
+            # A shared image's VMs in other tenants are counted, never named.
+            shown = vm_name if vm_tenant_id == owners.get(image_id) else _("(a VM of another tenant)")
+            in_use.setdefault(image_id, []).append(shown)
     return in_use
 
 

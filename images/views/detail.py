@@ -7,6 +7,7 @@ from django.views import View
 from tenants.permissions import TenantRequiredMixin, can_manage
 from tenants.selectors import operation_logs
 
+from ..hooks import detail_sections
 from ..models import ImageReplica
 from ..policy import deletion_wording, row_actions
 from ..selectors import image_get
@@ -36,6 +37,7 @@ class ImageDetailView(TenantRequiredMixin, View):
             context["events"] = operation_logs(tenant=request.tenant).filter(
                 target_type="image", target_id=str(image.pk)
             )[:LOG_ROWS]
+            context["sections"] = detail_sections(request=request, image=image)
         return render(request, "images/detail.html", context)
 
 
