@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "imageconsole.middleware.CurrentTenantMiddleware",
     "imageconsole.middleware.SecurityHeadersMiddleware",
+    "imageconsole.errors.GoneMiddleware",
     # AxesMiddleware should be the last middleware.
     "axes.middleware.AxesMiddleware",
 ]
@@ -110,8 +111,20 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Workers and the web server share the file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Web processes and workers share the file. A transaction begins IMMEDIATE (it takes the write lock
+    # up front and waits for it, where a deferred one that later writes fails at once with "database is
+    # locked"); WAL lets readers go on beside the one writer; the busy timeout is how long to wait.
+    SQLITE_BUSY_TIMEOUT = int(os.environ.get("SQLITE_BUSY_TIMEOUT", "30"))
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": SQLITE_BUSY_TIMEOUT,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": (
+                "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
+                f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}"
+            ),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # The image list's covering index (Index(include=...)) serves PostgreSQL; SQLite builds it without the
 # extra column, as expected, so its warning (models.W040) is silenced there only.
@@ -136,6 +149,10 @@ LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "imageconsole" / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
+# imageconsole/formats/<language>/formats.py: the console's one date format, in every language.
+FORMAT_MODULE_PATH = ["imageconsole.formats"]
+# Excel's number format for the same dates (images.exports).
+EXCEL_DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -182,6 +199,12 @@ IMPORT_HEARTBEAT_SECONDS = int(os.environ.get("IMPORT_HEARTBEAT_SECONDS", "30"))
 # Redis and RQ. `make run` starts a private redis-server and sets REDIS_URL when it is unset.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_DEFAULT_TIMEOUT = int(os.environ.get("RQ_DEFAULT_TIMEOUT", "3600"))
+# Compute: seconds a VM has to power off after an ACPI shutdown before Stop forces it off.
+COMPUTE_STOP_TIMEOUT = int(os.environ.get("COMPUTE_STOP_TIMEOUT", "60"))
+# Compute: where VMs exported as OVA templates are kept.
+VM_EXPORT_ROOT = Path(os.environ.get("VM_EXPORT_ROOT", VAR_DIR / "vm-exports")).resolve()
+# Compute: seconds a boot check watches an image boot.
+COMPUTE_BOOT_CHECK_SECONDS = int(os.environ.get("COMPUTE_BOOT_CHECK_SECONDS", "60"))
 RQ_QUEUES = {
     name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
     for name, timeout in {
@@ -287,8 +310,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"forbidden_one_line": {"()": "imageconsole.core.logs.PermissionDeniedOneLine"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One INFO line per RQ job at most (imageconsole.logfilters); warnings and errors always.
+    "filters": {
+        "forbidden_one_line": {"()": "imageconsole.core.logs.PermissionDeniedOneLine"},
+        "one_line_per_job": {"()": "imageconsole.logfilters.OneLinePerJob"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["one_line_per_job"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

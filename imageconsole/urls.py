@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from images.downloads.public import download_file
+
 from . import views
 
 urlpatterns = [
@@ -16,6 +18,8 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("tenants/", include("tenants.urls")),
     path("images/", include("images.urls")),
+    # A download link: no login, the token is the credential (DESIGN.md's fixed points).
+    path("d/<str:token>/<str:filename>", download_file, name="download-file"),
     path("storages/", include("storage.urls")),
     path("recycle-bin/", include("recyclebin.urls")),
     path("vms/", include("compute.urls")),
@@ -26,4 +30,10 @@ urlpatterns = [
     path("api/v1/", include("tenants.api_urls")),
     path("api/v1/", include("storage.api_urls")),
     path("api/v1/", include("images.api_urls")),
+    path("api/v1/", include("compute.api_urls")),
+    path("api/v1/", include("recyclebin.api_urls")),
 ]
+
+handler403 = "imageconsole.errors.permission_denied"
+handler404 = "imageconsole.errors.page_not_found"
+handler500 = "imageconsole.errors.server_error"

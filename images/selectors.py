@@ -41,6 +41,16 @@ def images_owned(*, tenant: Tenant, membership: Membership | None) -> QuerySet[I
     )
 
 
+def images_deleted(*, tenant: Tenant, membership: Membership | None) -> QuerySet[Image]:
+    """The tenant's images in the recycle bin (`deleted`) or being expunged (`deleting`), within the
+    membership's project groups: what the recycle bin shows and a deleted image's API detail reads."""
+    return (
+        Image.objects.for_tenant(tenant)
+        .filter(scope_q(membership, field="project_group"))
+        .filter(status__in=[Image.Status.DELETED, Image.Status.DELETING])
+    )
+
+
 def images_visible(
     *, tenant: Tenant, membership: Membership | None, kinds=None, include_shared: bool = True
 ) -> QuerySet[Image]:

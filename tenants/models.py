@@ -101,6 +101,18 @@ class Quota(BaseModel):
         blank=True,
         help_text=_("Total size of the tenant's images. Leave empty for no limit."),
     )
+    max_vms = models.PositiveIntegerField(
+        _("VM count"), null=True, blank=True, help_text=_("Leave empty for no limit.")
+    )
+    max_vcpus = models.PositiveIntegerField(
+        _("vCPUs"), null=True, blank=True, help_text=_("Total vCPUs of the tenant's VMs. Leave empty for no limit.")
+    )
+    max_memory_mib = models.PositiveIntegerField(
+        _("VM memory (MiB)"),
+        null=True,
+        blank=True,
+        help_text=_("Total memory of the tenant's VMs. Leave empty for no limit."),
+    )
 
     class Meta:
         verbose_name = _("quota")
@@ -141,6 +153,23 @@ class OperationLog(models.Model):
 
     def __str__(self):
         return f"{self.actor_name or '-'} {self.action} {self.target_name}"
+
+
+class UserPreference(BaseModel):
+    """What a user chose in the console and expects to find again on any device: e.g. the image list's
+    columns. One row per user; `values` maps a preference's key to its value."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_preferences"
+    )
+    values = models.JSONField(_("values"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self):
+        return str(self.user)
 
 
 class ApiToken(BaseModel):

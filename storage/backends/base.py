@@ -260,7 +260,12 @@ class StorageBackend(abc.ABC):
     # Other
     @abc.abstractmethod
     def delete(self, key: str) -> None:
-        """Forget the replica. Shared chunks stay until data cleanup finds them unreferenced."""
+        """Forget the replica, and remove what writers of `key` wrote that nothing else uses yet (also
+        when the writer was killed before it committed). Shared chunks stay."""
+
+    def settle(self, key: str) -> None:
+        """The replica `key` is complete and referenced: forget how its writer built it."""
+        return None
 
     def copy_to(
         self,
@@ -285,6 +290,40 @@ class StorageBackend(abc.ABC):
 
     def presigned_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str | None:
         """A URL that serves the replica without this server (S3 only); None where there is none."""
+        return None
+
+    # Exports: complete files kept beside the replicas, by key (seed 003 "export image"). They are not
+    # replicas: no manifest of chunks, never deduplicated, untouched by data cleanup, counted in usage.
+    @abc.abstractmethod
+    def export_put(
+        self,
+        key: str,
+        source: str | Path,
+        *,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> int:
+        """Move the complete local file `source` into the exports area as `key` and return its size.
+        The capacity is checked first; `source` is gone afterwards whether the call succeeds or not."""
+
+    @abc.abstractmethod
+    def export_size(self, key: str) -> int:
+        """The export's size in bytes; raises ReplicaNotFound."""
+
+    @abc.abstractmethod
+    def export_read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The export's bytes from `start` up to, not including, `end` (None: to the end)."""
+
+    @abc.abstractmethod
+    def export_delete(self, key: str) -> None:
+        """Remove the export; nothing happens when there is none."""
+
+    def export_path(self, key: str) -> Path | None:
+        """A local file holding the export, for a web server to send as it is; None where there is none."""
+        return None
+
+    def export_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str | None:
+        """A URL that serves the export without this server (S3 only); None where there is none."""
         return None
 
     @abc.abstractmethod

@@ -62,4 +62,7 @@ class Command(BaseCommand):
         ):
             for image_id in ids:
                 self.stdout.write(f"{label}: {image_id}")
+        for label, ids in report.other.items():
+            for image_id in ids:
+                self.stdout.write(f"{label}: {image_id}")
         self.stdout.write(str(report))
