@@ -1,17 +1,21 @@
-"""URL confs for test_optional_actions: the project's, with and without the URL patterns of parts built
-on their own (a download link, VM creation), whatever this branch has of them."""
+"""URL confs for test_optional_actions: the project's, with and without the URL patterns of the optional
+row actions (VM creation, and whatever OPTIONAL_ROW_URL_NAMES lists), whatever the branch has of them."""
 
 from django.http import HttpResponse
 from django.urls import URLResolver, include, path
 
 from imageconsole import urls as project_urls
+from images.views.image_list import OPTIONAL_ROW_URL_NAMES
 
 
 def stub(request, **kwargs):
     return HttpResponse("stub")
 
 
-OPTIONAL = {"images": [("<uuid:pk>/download/", "download")], "compute": [("new/", "create")]}
+OPTIONAL = {"compute": [("new/", "create")]}
+for _name in OPTIONAL_ROW_URL_NAMES.values():
+    _namespace, _leaf = _name.split(":")
+    OPTIONAL.setdefault(_namespace, []).append((f"<uuid:pk>/{_leaf}/", _leaf))
 
 
 def patterns(*, with_features: bool):
