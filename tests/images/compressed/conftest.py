@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from tests.images.fetch.conftest import fetch_settings, http_server  # noqa: F401
-from tests.images.imports.conftest import MiB, disks, standalone, start_import  # noqa: F401
+from tests.images.fetch.test_url_import import api  # noqa: F401
+from tests.images.imports.conftest import Disks, MiB, disks, standalone, start_import  # noqa: F401
 
 TOOLS = {"gzip": ("gzip", ".gz"), "xz": ("xz", ".xz"), "zstd": ("zstd", ".zst"), "bzip2": ("bzip2", ".bz2")}
 
@@ -24,5 +25,6 @@ def compress(path: Path, codec: str) -> Path:
 
 
 @pytest.fixture
-def qcow2_image(disks):
-    return disks.convert(disks.raw(size=6 * MiB), "qcow2")
+def qcow2_image(tmp_path):
+    made = Disks(tmp_path / "disks")
+    return made.convert(made.raw(size=6 * MiB), "qcow2")

@@ -9,7 +9,7 @@ import pytest
 from images.models import Image, ImageReplica
 from tenants.models import Quota
 from tests.images.fetch.conftest import FileRoute
-from tests.images.fetch.test_url_import import api, import_url  # noqa: F401
+from tests.images.fetch.test_url_import import import_url
 from tests.images.imports.conftest import MiB, stored_bytes
 
 from .conftest import compress
@@ -162,3 +162,30 @@ def test_an_absurd_expansion_is_refused_early_by_the_ratio_limit(
 
     assert image.status == Image.Status.FAILED
     assert "decompression bomb" in image.error
+
+
+def test_image_page_and_api_show_the_compressed_size_beside_the_size(
+    api, owner, owner_client, standalone, qcow2_image, http_server, django_capture_on_commit_callbacks, run_jobs
+):
+    from django.urls import reverse
+
+    from tenants import services
+
+    packed = compress(qcow2_image, "xz")
+    server = http_server()
+    server.routes["/cirros.qcow2.xz"] = FileRoute(packed.read_bytes())
+    image = import_url(
+        api, owner, standalone, server.url("/cirros.qcow2.xz"), django_capture_on_commit_callbacks, run_jobs
+    )
+    assert image.status == Image.Status.AVAILABLE, image.error
+
+    page = owner_client.get(reverse("images:detail", args=[image.pk])).content.decode()
+    assert "as imported, xz-compressed" in page
+    from django.template.defaultfilters import filesizeformat
+
+    assert str(filesizeformat(packed.stat().st_size)) in page
+
+    _token, key = services.api_token_create(user=owner)
+    detail = owner_client.get(f"/api/v1/images/{image.pk}/", HTTP_AUTHORIZATION=f"Token {key}").json()
+    assert detail["compression"] == "xz" and detail["compressed_size"] == packed.stat().st_size
+    assert detail["size"] == qcow2_image.stat().st_size
