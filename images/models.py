@@ -270,6 +270,9 @@ class UploadSession(BaseModel):
     received_sha256 = models.CharField(_("SHA256 received"), max_length=64, blank=True)
     # What the format inspection of the received bytes found (format, virtual size, encrypted).
     inspection = models.JSONField(_("inspection"), default=dict, blank=True)
+    # An upload whose first bytes are compressed (images.decompress): staged as sent, decompressed by its
+    # job after the last byte. Kept so that a resume in another process stages the rest the same way.
+    compression = models.CharField(_("compression"), max_length=8, blank=True)
     # Times the upload resumed after an interruption: each resume re-reads what was received.
     resumes = models.PositiveIntegerField(_("resumes"), default=0)
     # Times the reconciler re-enqueued the follow-up job after Redis lost it.
