@@ -1,10 +1,11 @@
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
-from django.db.models import Count
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views import View
 
+from images.models import Image
+from images.selectors import image_status_counts
 from tenants.permissions import TenantRequiredMixin
 
 
@@ -14,12 +15,7 @@ class LoginView(auth_views.LoginView):
 
 class DashboardView(TenantRequiredMixin, View):
     def get(self, request):
-        from images.models import Image
-
-        counts = dict.fromkeys(Image.Status.values, 0)
-        rows = Image.objects.for_tenant(request.tenant).values("status").order_by().annotate(n=Count("pk"))
-        for row in rows:
-            counts[row["status"]] = row["n"]
+        counts = image_status_counts(tenant=request.tenant, membership=request.membership)
         cards = [(value, label, counts[value]) for value, label in Image.Status.choices]
         return render(request, "console/dashboard.html", {"cards": cards})
 

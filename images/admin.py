@@ -289,3 +289,6 @@ class SftpHostKeyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from .downloads import admin as _downloads_admin  # noqa: E402, F401 - registers the download models

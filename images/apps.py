@@ -12,3 +12,5 @@ class ImagesConfig(AppConfig):
         from .services.storage_data import images_on_storage
 
         register_delete_blockers(images_on_storage)
+        # Registers the exports' and links' part of an expunge with images.hooks.
+        from .downloads import services  # noqa: F401

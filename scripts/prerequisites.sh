@@ -57,6 +57,13 @@ test_packages=(
   "zstd cmd:zstd"
   "bzip2 cmd:bzip2"
   "gzip cmd:gzip"
+  "openssl cmd:openssl"
+  "syslinux cmd:syslinux"
+  "mtools cmd:mcopy"
+  "dosfstools sbin:mkfs.vfat"
+  "fdisk sbin:sfdisk"
+  "busybox-static file:/bin/busybox|/usr/bin/busybox"
+  "linux-image-amd64 file:/vmlinuz|/boot/vmlinuz"
 )
 
 # `command -v` also names a file that is not executable when nothing better is on PATH: check it is one.

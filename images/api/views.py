@@ -173,9 +173,17 @@ class ImageFileAPIView(TenantAPIView):
         except HANDLED as error:
             return error_response(error)
         if received < length:
+            # A PUT cannot be resumed: what arrived is dropped at once, and the image takes a new PUT.
+            try:
+                upload_restart(image_id=image.pk, length=length, filename="")
+            except HANDLED as error:
+                return error_response(error)
             return Response(
                 {
-                    "detail": _("The body ended after %(received)d of %(length)d bytes; send the file again.")
+                    "detail": _(
+                        "The body ended after %(received)d of %(length)d bytes; nothing of it was kept. Send "
+                        "the file again."
+                    )
                     % {"received": received, "length": length}
                 },
                 status=400,
