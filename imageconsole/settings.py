@@ -182,6 +182,9 @@ IMPORT_CONNECT_TIMEOUT = float(os.environ.get("IMPORT_CONNECT_TIMEOUT", "15"))
 IMPORT_STALL_TIMEOUT = float(os.environ.get("IMPORT_STALL_TIMEOUT", "60"))
 IMPORT_FETCH_RETRIES = int(os.environ.get("IMPORT_FETCH_RETRIES", "5"))
 IMPORT_RETRY_DELAY = float(os.environ.get("IMPORT_RETRY_DELAY", "2"))
+# Compressed imports (gzip, xz, zstd, bzip2): a stream that expands more than this many times once past
+# 64 MiB is refused as a decompression bomb (0: no limit; the target size and quota apply regardless).
+IMPORT_DECOMPRESS_MAX_RATIO = float(os.environ.get("IMPORT_DECOMPRESS_MAX_RATIO", "1000"))
 # CA certificates for https mirrors signed by a private authority (default: the system's store).
 IMPORT_CA_BUNDLE = os.environ.get("IMPORT_CA_BUNDLE", "")
 # The private key sftp://user@host/... URLs log in with; when KNOWN_HOSTS is set, unknown host keys are refused.

@@ -2,7 +2,8 @@
 
 Environment variables (see settings.py and the README's configuration table):
 IMPORT_QEMU_IMG_ADDRESS_SPACE, IMPORT_QEMU_IMG_CPU_SECONDS, IMPORT_QEMU_IMG_CHECK_CPU_SECONDS,
-IMPORT_CONVERT_ADDRESS_SPACE, IMPORT_UPLOAD_EXPIRY_HOURS, IMPORT_HEARTBEAT_SECONDS.
+IMPORT_CONVERT_ADDRESS_SPACE, IMPORT_UPLOAD_EXPIRY_HOURS, IMPORT_HEARTBEAT_SECONDS,
+IMPORT_DECOMPRESS_MAX_RATIO.
 """
 
 from pathlib import Path
@@ -41,6 +42,11 @@ def upload_expiry_hours() -> float:
 def heartbeat_seconds() -> int:
     """A running import job refreshes its heartbeat every second; without one this long, it is lost."""
     return int(_get("IMPORT_HEARTBEAT_SECONDS", 30))
+
+
+def decompress_max_ratio() -> float:
+    """A compressed import expanding more than this many times (past 64 MiB) is a bomb; 0: no limit."""
+    return float(_get("IMPORT_DECOMPRESS_MAX_RATIO", 1000))
 
 
 def max_virtual_size() -> int:

@@ -4,7 +4,7 @@ from storage import services as storage_services
 from storage.backends.base import StorageError
 from storage.models import ImageStorage
 
-from .services import fetching, imports, pipeline, reconcile, storage_data
+from .services import decompressing, fetching, imports, pipeline, reconcile, storage_data
 
 
 def import_finish_job(*, image_id: str) -> None:
@@ -20,6 +20,11 @@ def import_convert_job(*, image_id: str) -> None:
 def import_fetch_job(*, image_id: str) -> None:
     """Queue `imports`: fetch a URL import's file into the pipeline."""
     fetching.import_fetch(image_id=image_id)
+
+
+def import_decompress_job(*, image_id: str) -> None:
+    """Queue `imports`: decompress a compressed upload from staging into the pipeline."""
+    decompressing.import_decompress(image_id=image_id)
 
 
 def import_cleanup_job(*, image_id: str) -> None:

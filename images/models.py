@@ -147,6 +147,19 @@ class Image(BaseModel):
         _("target image size"), null=True, blank=True, help_text=_("In bytes: 20 GB to 500 GB.")
     )
     size = models.PositiveBigIntegerField(_("size"), default=0)
+    compression = models.CharField(
+        _("compression"),
+        max_length=8,
+        choices=[("gzip", "gzip"), ("xz", "xz"), ("zstd", "zstd"), ("bzip2", "bzip2")],
+        blank=True,
+        help_text=_("How the imported file was compressed (recognised by its first bytes); empty if it was not."),
+    )
+    compressed_size = models.PositiveBigIntegerField(
+        _("compressed size"),
+        null=True,
+        blank=True,
+        help_text=_("The size of the compressed file as it arrived; the size is that of the decompressed image."),
+    )
     virtual_size = models.PositiveBigIntegerField(_("virtual size"), null=True, blank=True)
     md5 = models.CharField(_("MD5"), max_length=32, blank=True)
     sha256 = models.CharField(_("SHA256"), max_length=64, blank=True)
@@ -295,6 +308,9 @@ class UploadSession(BaseModel):
     received_sha256 = models.CharField(_("SHA256 received"), max_length=64, blank=True)
     # What the format inspection of the received bytes found (format, virtual size, encrypted).
     inspection = models.JSONField(_("inspection"), default=dict, blank=True)
+    # An upload whose first bytes are compressed (images.decompress): staged as sent, decompressed by its
+    # job after the last byte. Kept so that a resume in another process stages the rest the same way.
+    compression = models.CharField(_("compression"), max_length=8, blank=True)
     # Times the upload resumed after an interruption: each resume re-reads what was received.
     resumes = models.PositiveIntegerField(_("resumes"), default=0)
     # Times the reconciler re-enqueued the follow-up job after Redis lost it.

@@ -93,6 +93,8 @@ class ImageSerializer(serializers.ModelSerializer):
             "encrypted",
             "labels",
             "size",
+            "compression",
+            "compressed_size",
             "virtual_size",
             "md5",
             "sha256",

@@ -12,6 +12,8 @@ from pathlib import Path
 from django.core.exceptions import ValidationError
 from django.utils.translation import gettext as _
 
+from .. import conf
+from ..decompress import DecompressError, DecompressingSink
 from ..inspection import ImportRefused
 from ..models import Image, UploadSession
 from .imports import ImportNotAccepted, import_fail
@@ -44,6 +46,57 @@ def fetch_limit(image: Image) -> int | None:
     return min(limits) if limits else None
 
 
+def decompressed_limit(image_id) -> int | None:
+    """The most bytes a compressed file may expand to: the fetch's limit (quota headroom, free space)
+    and the target size (a qcow2 or VMDK file may pass its virtual size by its metadata: 1% and 64 MiB)."""
+    from .imports import size_limit
+
+    image = Image.objects.select_related("storage", "tenant").get(pk=image_id)
+    limits = [size_limit(image) + size_limit(image) // 100 + 64 * 1024 * 1024]
+    fetched = fetch_limit(image)
+    if fetched is not None:
+        limits.append(fetched)
+    return min(limits)
+
+
+class _CompressedFetch:
+    """The glue between a fetch, its decompressor and the receiver for one compressed image.
+
+    The receiver takes decompressed bytes whose length is unknown until the end, so the length the server
+    announced (checked against the quota before the body, as for any fetch) is forgotten once the first
+    bytes show a compressed file; the row's progress is then the download's (compressed bytes of the
+    announced length), and the receiver's own reports (decompressed bytes of no known total) are muted.
+    """
+
+    def __init__(self, sink):
+        self.sink = sink
+        self.progress = None
+
+    def on_detect(self, codec: str | None) -> None:
+        receiver = self.sink.receiver
+        self.progress = receiver.progress
+        if codec is None:
+            return
+        receiver.length = None
+        receiver.session.length = None
+        UploadSession.objects.filter(pk=receiver.session.pk).update(length=None)
+        receiver.progress = _Muted(self.progress)
+
+    def report(self, done: int, total: int | None) -> None:
+        (self.progress or self.sink.receiver.progress).report(done, total)
+
+
+class _Muted:
+    def __init__(self, progress):
+        self._progress = progress
+
+    def report(self, done, total, *, final=False) -> None:
+        pass
+
+    def __getattr__(self, name):
+        return getattr(self._progress, name)
+
+
 def import_fetch(*, image_id) -> None:
     from ..fetch import FetchCancelled, FetchError, FetchPolicy, fetch
     from .hostkeys import trust_on_first_use
@@ -73,18 +126,30 @@ def import_fetch(*, image_id) -> None:
             sink = ImportSink(image.pk)
         except (ImportNotAccepted, ImportRefused):
             return
+        glue = _CompressedFetch(sink)
+        stream = DecompressingSink(
+            sink,
+            limit=lambda: decompressed_limit(image.pk),
+            max_ratio=conf.decompress_max_ratio(),
+            on_detect=glue.on_detect,
+        )
         try:
             fetch(
                 session.source_url,
-                sink=sink,
+                sink=stream,
                 secret=session.secret_encrypted,
                 should_cancel=sink.cancelled,
                 check_length=sink.check_length,
                 max_bytes=fetch_limit(image),
                 allow_file=allow_file,
                 policy=policy,
-                progress=lambda p: sink.receiver.progress.report(p.bytes_done, p.bytes_total),
+                progress=lambda p: glue.report(p.bytes_done, p.bytes_total),
             )
+            stream.finish()
+            if stream.codec is not None:
+                Image.objects.filter(pk=image.pk).update(
+                    compression=stream.codec, compressed_size=stream.compressed_size
+                )
             sink.finish()
         except FetchCancelled:
             sink.abort()
@@ -92,6 +157,9 @@ def import_fetch(*, image_id) -> None:
             sink.abort()  # the receiver failed the image with the reason
         except ImportNotAccepted:
             sink.abort()
+        except DecompressError as error:
+            sink.abort()
+            import_fail(image_id=image.pk, message=error.message)
         except ValidationError as error:
             sink.abort()
             import_fail(image_id=image.pk, message=" ".join(error.messages))

@@ -207,6 +207,7 @@ JOBS = {
     "finish": ("images.jobs.import_finish_job", "imports"),
     "convert": ("images.jobs.import_convert_job", "convert"),
     "fetch": ("images.jobs.import_fetch_job", "imports"),
+    "decompress": ("images.jobs.import_decompress_job", "imports"),
 }
 
 

@@ -247,9 +247,12 @@ def upload_restart(*, image_id, length: int, filename: str = "") -> UploadSessio
 class ImportReceiver:
     """Receives one import's bytes from `offset` on. See the module's docstring."""
 
-    def __init__(self, *, image_id, offset: int, enqueue: bool = True, lock: bool = True):
+    def __init__(
+        self, *, image_id, offset: int, enqueue: bool = True, lock: bool = True, detect_compression: bool = True
+    ):
         self.image_id = image_id_of(image_id)
         self.enqueue = enqueue
+        self.detect_compression = detect_compression
         self._lock = None
         self._writer = None
         self._file = None
@@ -287,7 +290,8 @@ class ImportReceiver:
         receiving = (Image.Stage.QUEUED, Image.Stage.RECEIVING, Image.Stage.DOWNLOADING)
         if image.stage not in receiving:
             raise ImportNotAccepted(_("The whole file was received already; the image is being processed."))
-        if session.length is None and image.source == Image.Source.UPLOAD:
+        # (A compressed upload's decompression, images.services.decompressing, learns its length at the end.)
+        if session.length is None and image.source == Image.Source.UPLOAD and self.detect_compression:
             raise ImportNotAccepted(_("The upload's length is not known yet."), status=400)
         if offset != session.offset:
             raise OffsetMismatch(session.offset)
@@ -299,6 +303,8 @@ class ImportReceiver:
         self.staged = needs_conversion(image.source_format)
         claimed = None if image.source_format == "ova" else image.source_format
         self.inspector = StreamInspector(claimed) if claimed else None
+        if offset and session.compression:
+            self.staged, self.inspector = True, None  # see _begin_compressed
         self.directory = staging_dir(image.pk)
         self.directory.mkdir(parents=True, exist_ok=True)
         stage = Image.Stage.RECEIVING if image.source == Image.Source.UPLOAD else Image.Stage.DOWNLOADING
@@ -396,6 +402,13 @@ class ImportReceiver:
             raise ImportNotAccepted(
                 _("More bytes arrived than the %(length)d announced.") % {"length": self.length}, status=413
             )
+        if (
+            self.position == 0
+            and self.start == 0
+            and self.detect_compression
+            and self.image.source == Image.Source.UPLOAD
+        ):
+            self._begin_compressed(data)
         try:
             self._consume(data)
         except ImportRefused as refused:
@@ -406,6 +419,24 @@ class ImportReceiver:
             self.refuse(refused)
             raise refused from error
         self.tick()
+
+    def _begin_compressed(self, data: bytes) -> None:
+        """The first bytes of an upload decide whether it is compressed (images.decompress): if so it is
+        staged as sent, recorded on the session (a resume elsewhere stages the rest the same way), and its
+        job decompresses it after the last byte (`_complete`)."""
+        from ..decompress import detect
+
+        self.detect_compression = False
+        codec = detect(data) or ""
+        if codec != self.session.compression:
+            UploadSession.objects.filter(pk=self.session.pk).update(compression=codec)
+            self.session.compression = codec
+        if codec:
+            self.inspector = None  # the job inspects the decompressed bytes
+        if codec and not self.staged:
+            self._discard_current()
+            self.staged = True
+            self._open_staged(0, None)
 
     def tick(self) -> None:
         """About once a second: progress to the row, notice a cancel, keep the upload lock."""
@@ -586,6 +617,9 @@ class ImportReceiver:
                 head.write(self._head)
 
     def _complete(self) -> None:
+        if self.session.compression:
+            self._complete_compressed()
+            return
         try:
             inspection = self.inspector.finish() if self.inspector is not None else None
             if self.staged:
@@ -610,6 +644,17 @@ class ImportReceiver:
             import_hand_over(
                 image_id=self.image_id, kind="convert" if self.staged else "finish", enqueue=self.enqueue
             )
+
+    def _complete_compressed(self) -> None:
+        """A compressed upload is in staging as sent: its job decompresses, inspects, hashes and stores it."""
+        with transaction.atomic():
+            UploadSession.objects.filter(pk=self.session.pk).update(
+                received_sha256=self._sha256.hexdigest(), updated_at=timezone.now()
+            )
+            Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
+                bytes_done=self.position, progress=100
+            )
+            import_hand_over(image_id=self.image_id, kind="decompress", enqueue=self.enqueue)
 
     def refuse(self, refused: ImportRefused) -> None:
         """The file cannot be imported: fail the image (its leftovers are cleaned up) and stop."""

@@ -96,6 +96,9 @@ def _aware(moment):
 def _job_kind(image: Image) -> str:
     if image.source in FETCHED_SOURCES and image.stage in (Image.Stage.QUEUED, Image.Stage.DOWNLOADING):
         return "fetch"
+    session = getattr(image, "upload", None)
+    if session is not None and session.compression and image.stage == Image.Stage.INSPECTING:
+        return "decompress"
     return "convert" if needs_conversion(image.source_format) else "finish"
 
 

@@ -1,0 +1,280 @@
+"""Compressed images (gzip, xz, zstd, bzip2): recognised by their magic bytes, decompressed as a stream.
+
+Distributions publish cloud images compressed (`*.raw.xz`, `*.img.gz`, `*.qcow2.zst`). The bytes that
+arrive go through a `Decompressor` that hands the decompressed bytes on in pieces of at most
+`OUTPUT_BLOCK`, whatever the ratio, so inspection, hashing and storing see the image itself in the same
+single pass, and memory stays constant. The file name is only a hint: the first bytes decide.
+
+Decompression bombs are bounded where the bytes come out, before they are handed on: `limit` (the
+target size, the tenant's quota headroom, the storage's free space) applies to the decompressed bytes
+as they arrive, and `max_ratio` refuses a stream that expands absurdly once past `RATIO_FLOOR`.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import zlib
+from collections.abc import Callable
+
+from django.template.defaultfilters import filesizeformat
+from django.utils.translation import gettext as _
+
+OUTPUT_BLOCK = 1 << 20
+SNIFF_BYTES = 6
+# Below this many decompressed bytes the ratio is not judged: a disk's first megabytes are often zeros.
+RATIO_FLOOR = 64 << 20
+
+CODECS = ("gzip", "xz", "zstd", "bzip2")
+SUFFIXES = {".gz": "gzip", ".xz": "xz", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bzip2"}
+
+
+class DecompressError(Exception):
+    """The compressed stream cannot be imported; the message says why (for the image's error)."""
+
+    def __init__(self, message: str, *, code: str = "compressed"):
+        super().__init__(message)
+        self.message = message
+        self.code = code
+
+
+def detect(head: bytes) -> str | None:
+    """The codec whose magic bytes `head` starts with (at least SNIFF_BYTES of them), or None."""
+    if head[:3] == b"\x1f\x8b\x08":
+        return "gzip"
+    if head[:6] == b"\xfd7zXZ\x00":
+        return "xz"
+    if head[:4] == b"\x28\xb5\x2f\xfd":
+        return "zstd"
+    if head[:3] == b"BZh" and head[3:4] in b"123456789" and len(head) > 3:
+        return "bzip2"
+    return None
+
+
+def codec_hint(filename: str) -> str | None:
+    """The codec a file name suggests (`.qcow2.xz`), for messages only: the magic bytes decide."""
+    lowered = filename.lower()
+    for suffix, codec in SUFFIXES.items():
+        if lowered.endswith(suffix):
+            return codec
+    return None
+
+
+def strip_suffix(filename: str) -> str:
+    lowered = filename.lower()
+    for suffix in SUFFIXES:
+        if lowered.endswith(suffix):
+            return filename[: -len(suffix)]
+    return filename
+
+
+class _Members:
+    """gzip, xz and bzip2 through the standard library, one member (stream) after another: pigz, pbzip2
+    and `xz -T` write several. Zero bytes between or after members are padding."""
+
+    def __init__(self, codec: str):
+        self.codec = codec
+        self._object = None
+        self.complete = True  # no member begun, or the last one ended
+
+    def _new(self):
+        if self.codec == "gzip":
+            return zlib.decompressobj(16 + zlib.MAX_WBITS)
+        if self.codec == "xz":
+            return lzma.LZMADecompressor(format=lzma.FORMAT_XZ)
+        return bz2.BZ2Decompressor()
+
+    def feed(self, data: bytes, emit: Callable[[bytes], None]) -> None:
+        while True:
+            if self._object is None:
+                data = data.lstrip(b"\0")
+                if not data:
+                    return
+                self._object = self._new()
+                self.complete = False
+            out = self._step(data)
+            if out:
+                emit(out)
+            if self._object.eof:
+                data = self._object.unused_data
+                self._object = None
+                self.complete = True
+                continue
+            if self.codec == "gzip":
+                # zlib keeps the input it did not reach; a full output block may have more behind it.
+                data = self._object.unconsumed_tail
+                if not data and len(out) < OUTPUT_BLOCK:
+                    return
+            else:
+                data = b""
+                if self._object.needs_input:
+                    return
+
+    def _step(self, data: bytes) -> bytes:
+        try:
+            return self._object.decompress(data, OUTPUT_BLOCK)
+        except (zlib.error, lzma.LZMAError, OSError, EOFError) as error:
+            raise DecompressError(
+                _("The %(codec)s stream is damaged (%(reason)s).") % {"codec": self.codec, "reason": error},
+                code="damaged",
+            ) from error
+
+
+class _Zstd:
+    """zstandard's stream writer hands its output to `emit` in pieces of OUTPUT_BLOCK, across frames."""
+
+    def __init__(self):
+        import zstandard
+
+        self._zstandard = zstandard
+        self._emit: Callable[[bytes], None] | None = None
+        self._writer = zstandard.ZstdDecompressor().stream_writer(
+            self, write_size=OUTPUT_BLOCK, closefd=False
+        )
+        # zstd's streaming API does not say where a frame ends; a cut-off transfer is caught by its length.
+        self.complete = True
+
+    def write(self, data: bytes) -> int:  # the stream writer's target
+        self._emit(bytes(data))
+        return len(data)
+
+    def feed(self, data: bytes, emit: Callable[[bytes], None]) -> None:
+        self._emit = emit
+        try:
+            self._writer.write(data)
+        except self._zstandard.ZstdError as error:
+            raise DecompressError(
+                _("The %(codec)s stream is damaged (%(reason)s).") % {"codec": "zstd", "reason": error},
+                code="damaged",
+            ) from error
+
+
+class Decompressor:
+    """Decompresses one stream, handing the decompressed bytes to `emit` and refusing a bomb.
+
+    `limit`: the most decompressed bytes the import may bring (None: no limit); `max_ratio`: the most
+    decompressed bytes per compressed byte once past RATIO_FLOOR (0: no limit).
+    """
+
+    def __init__(self, codec: str, *, emit: Callable[[bytes], None], limit: int | None, max_ratio: float):
+        if codec not in CODECS:
+            raise ValueError(codec)
+        self.codec = codec
+        self.limit = limit
+        self.max_ratio = max_ratio
+        self.compressed = 0
+        self.decompressed = 0
+        self._emit = emit
+        self._engine = _Zstd() if codec == "zstd" else _Members(codec)
+
+    def feed(self, data: bytes) -> None:
+        self.compressed += len(data)
+        self._engine.feed(data, self._take)
+
+    def _take(self, data: bytes) -> None:
+        after = self.decompressed + len(data)
+        if self.limit is not None and after > self.limit:
+            raise DecompressError(
+                _(
+                    "The %(codec)s file expands to more than the %(limit)s this import may use (target size, "
+                    "quota and free space); the import was stopped after %(compressed)s of compressed data."
+                )
+                % {
+                    "codec": self.codec,
+                    "limit": filesizeformat(self.limit),
+                    "compressed": filesizeformat(self.compressed),
+                },
+                code="too_large",
+            )
+        if self.max_ratio and after > RATIO_FLOOR and after > self.max_ratio * self.compressed:
+            raise DecompressError(
+                _(
+                    "The %(codec)s file expands more than %(ratio)d times (%(compressed)s became more than "
+                    "%(size)s): this looks like a decompression bomb, so the import was stopped."
+                )
+                % {
+                    "codec": self.codec,
+                    "ratio": self.max_ratio,
+                    "compressed": filesizeformat(self.compressed),
+                    "size": filesizeformat(after),
+                },
+                code="ratio",
+            )
+        self.decompressed = after
+        self._emit(data)
+
+    def finish(self) -> None:
+        """The compressed stream ended: refuse one cut off in the middle of a member."""
+        if not self._engine.complete:
+            raise DecompressError(
+                _("The %(codec)s stream ends in the middle: the file is incomplete.") % {"codec": self.codec},
+                code="truncated",
+            )
+
+
+class DecompressingSink:
+    """A fetch's sink (images.fetch's shape: write, reset) that looks at the first bytes: a compressed
+    stream is decompressed on its way to `target` (which must have write and reset); anything else goes
+    through untouched.
+
+    A fetch that resumes after a dropped connection keeps feeding the same decompressor; one that must
+    start again from zero (`reset`) gets a new one. `on_detect(codec)` runs once the codec is known
+    (None for an uncompressed file), before any byte reaches `target`.
+    """
+
+    def __init__(self, target, *, limit: Callable[[], int | None], max_ratio: float, on_detect=None):
+        self.target = target
+        self._limit = limit
+        self.max_ratio = max_ratio
+        self._on_detect = on_detect
+        self._head = b""
+        self.decided = False
+        self.decompressor: Decompressor | None = None
+
+    @property
+    def codec(self) -> str | None:
+        return self.decompressor.codec if self.decompressor is not None else None
+
+    @property
+    def compressed_size(self) -> int | None:
+        return self.decompressor.compressed if self.decompressor is not None else None
+
+    def write(self, data: bytes) -> None:
+        if not self.decided:
+            self._head += data
+            if len(self._head) < SNIFF_BYTES:
+                return
+            data, self._head = self._head, b""
+            self._decide(data)
+        if self.decompressor is not None:
+            self.decompressor.feed(data)
+        else:
+            self.target.write(data)
+
+    def _decide(self, head: bytes) -> None:
+        codec = detect(head)
+        self.decided = True
+        if self._on_detect is not None:
+            self._on_detect(codec)
+        if codec is not None:
+            self.decompressor = Decompressor(
+                codec, emit=self.target.write, limit=self._limit(), max_ratio=self.max_ratio
+            )
+
+    def reset(self) -> None:
+        self._head = b""
+        self.decided = False
+        self.decompressor = None
+        self.target.reset()
+
+    def finish(self) -> None:
+        """The transfer ended: pass on a file shorter than the sniffed bytes, end the stream."""
+        if not self.decided:
+            head, self._head = self._head, b""
+            self._decide(head)
+            if head and self.decompressor is None:
+                self.target.write(head)
+            elif head:
+                self.decompressor.feed(head)
+        if self.decompressor is not None:
+            self.decompressor.finish()
