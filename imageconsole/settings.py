@@ -80,6 +80,7 @@ MIDDLEWARE = [
     "django_htmx.middleware.HtmxMiddleware",
     "imageconsole.middleware.CurrentTenantMiddleware",
     "imageconsole.middleware.SecurityHeadersMiddleware",
+    "imageconsole.errors.GoneMiddleware",
     # AxesMiddleware should be the last middleware.
     "axes.middleware.AxesMiddleware",
 ]
@@ -148,6 +149,10 @@ LANGUAGES = [("en", _("English")), ("zh-hans", _("Simplified Chinese"))]
 LOCALE_PATHS = [BASE_DIR / "imageconsole" / "locale"]
 TIME_ZONE = os.environ.get("TIME_ZONE", "UTC")
 USE_I18N = True
+# imageconsole/formats/<language>/formats.py: the console's one date format, in every language.
+FORMAT_MODULE_PATH = ["imageconsole.formats"]
+# Excel's number format for the same dates (images.exports).
+EXCEL_DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 USE_TZ = True
 
 STATIC_URL = "static/"
@@ -305,8 +310,14 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "filters": {"forbidden_one_line": {"()": "imageconsole.core.logs.PermissionDeniedOneLine"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One INFO line per RQ job at most (imageconsole.logfilters); warnings and errors always.
+    "filters": {
+        "forbidden_one_line": {"()": "imageconsole.core.logs.PermissionDeniedOneLine"},
+        "one_line_per_job": {"()": "imageconsole.logfilters.OneLinePerJob"},
+    },
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["one_line_per_job"]}
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},

@@ -33,3 +33,7 @@ urlpatterns = [
     path("api/v1/", include("compute.api_urls")),
     path("api/v1/", include("recyclebin.api_urls")),
 ]
+
+handler403 = "imageconsole.errors.permission_denied"
+handler404 = "imageconsole.errors.page_not_found"
+handler500 = "imageconsole.errors.server_error"

@@ -38,6 +38,13 @@ class Image(BaseModel):
         Status.DELETED: {Status.AVAILABLE, Status.FAILED, Status.DELETING},
     }
 
+    class FailureReason(models.TextChoices):
+        """Why a `failed` image failed: its import ran into an error, or someone cancelled it."""
+
+        NONE = "", pgettext_lazy("Failure reason", "—")
+        ERROR = "error", pgettext_lazy("Failure reason", "Error")
+        CANCELLED = "cancelled", pgettext_lazy("Failure reason", "Cancelled")
+
     class Stage(models.TextChoices):
         NONE = "", pgettext_lazy("Image stage", "—")
         QUEUED = "queued", pgettext_lazy("Image stage", "Queued")
@@ -158,6 +165,14 @@ class Image(BaseModel):
         _("transfer rate"), null=True, blank=True, help_text=_("Bytes per second since the stage began.")
     )
     error = models.TextField(_("error"), blank=True)
+    failure_reason = models.CharField(
+        _("failure reason"),
+        max_length=12,
+        choices=FailureReason.choices,
+        default=FailureReason.NONE,
+        blank=True,
+        help_text=_("For a failed image: an error, or a cancelled import (shown as “Cancelled”)."),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
     sharing = models.CharField(
         _("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE
@@ -222,6 +237,19 @@ class Image(BaseModel):
     @property
     def is_transitional(self) -> bool:
         return self.status in self.TRANSITIONAL
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == self.Status.FAILED and self.failure_reason == self.FailureReason.CANCELLED
+
+    def status_label(self) -> str:
+        """The status as people read it: a cancelled import is "Cancelled", not "Import failed"."""
+        if self.is_cancelled:
+            return str(CANCELLED_LABEL)
+        return str(self.get_status_display())
+
+
+CANCELLED_LABEL = pgettext_lazy("Image status", "Cancelled")
 
 
 class ImageReplica(BaseModel):

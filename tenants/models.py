@@ -155,6 +155,23 @@ class OperationLog(models.Model):
         return f"{self.actor_name or '-'} {self.action} {self.target_name}"
 
 
+class UserPreference(BaseModel):
+    """What a user chose in the console and expects to find again on any device: e.g. the image list's
+    columns. One row per user; `values` maps a preference's key to its value."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_preferences"
+    )
+    values = models.JSONField(_("values"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self):
+        return str(self.user)
+
+
 class ApiToken(BaseModel):
     """A user's API key. Only the SHA256 of the key is stored; the key itself is shown once."""
 

@@ -11,7 +11,7 @@ from django.utils.translation import gettext as _
 
 from imageconsole.core.http import client_ip
 
-from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant
+from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
 
 User = get_user_model()
 
@@ -268,3 +268,11 @@ def api_token_touch(*, token: ApiToken) -> None:
     now = timezone.now()
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+@transaction.atomic
+def preference_set(*, user, key: str, value) -> None:
+    """Remember one of a user's console choices (JSON-serialisable `value`)."""
+    preference, _created = UserPreference.objects.select_for_update().get_or_create(user=user)
+    preference.values = {**preference.values, key: value}
+    preference.save(update_fields=["values", "updated_at"])

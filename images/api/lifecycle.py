@@ -98,6 +98,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "sha256",
             "source",
             "status",
+            "failure_reason",
             "stage",
             "progress",
             "bytes_done",

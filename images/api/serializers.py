@@ -67,8 +67,18 @@ class ImageCreateSerializer(serializers.Serializer):
         help_text="Default: uefi for aarch64 and mips64el, else bios.",
     )
     csm = serializers.BooleanField(required=False)
-    platform = serializers.CharField(required=False, allow_blank=True)
-    os_version = serializers.CharField(required=False, allow_blank=True)
+    platform = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        help_text="Free text, e.g. Ubuntu, Debian, Rocky Linux, Windows; the console only suggests names.",
+    )
+    os_version = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=32,
+        help_text="Free text, e.g. 24.04, 12, Windows Server 2022.",
+    )
     virtio = serializers.BooleanField(required=False, default=True)
     cloud_init = serializers.BooleanField(required=False)
     qemu_ga = serializers.BooleanField(required=False)

@@ -123,11 +123,12 @@ def check_scheme(url: ImportURL, policy: FetchPolicy) -> None:
     if url.scheme not in policy.allowed_schemes:
         raise URLRefused(
             _(
-                "Imports from %(scheme)s URLs are turned off on this console (rule: allowed schemes, "
-                "IMPORT_ALLOWED_SCHEMES)."
+                "Imports from %(scheme)s URLs are turned off on this console. Use one of: %(schemes)s, or "
+                "ask your administrator."
             )
-            % {"scheme": url.scheme},
+            % {"scheme": url.scheme, "schemes": ", ".join(sorted(policy.allowed_schemes))},
             rule="scheme",
+            setting="IMPORT_ALLOWED_SCHEMES",
         )
 
 
@@ -135,11 +136,12 @@ def check_port(url: ImportURL, policy: FetchPolicy) -> None:
     if url.scheme != "file" and not policy.port_allowed(url.port):
         raise URLRefused(
             _(
-                "Port %(port)d is not allowed for imports (rule: allowed ports, IMPORT_ALLOWED_PORTS = "
-                "%(ports)s)."
+                "Port %(port)d is not open to imports. Put the image on a server that answers on one of "
+                "these ports: %(ports)s, or ask your administrator to allow port %(port)d."
             )
             % {"port": url.port, "ports": policy.describe_ports()},
             rule="port",
+            setting="IMPORT_ALLOWED_PORTS",
         )
 
 
@@ -164,12 +166,13 @@ def check_address(ip: IPAddress, *, host: str, policy: FetchPolicy) -> None:
             }
         raise URLRefused(
             _(
-                "%(subject)s: imports from it are refused (rule: %(rule)s addresses). An administrator can "
-                "allow an internal mirror with IMPORT_ALLOWED_NETWORKS."
+                "%(subject)s: imports from it are refused (rule: %(rule)s addresses). Use a public "
+                "address, or ask your administrator to allow this internal mirror."
             )
             % {"subject": subject, "rule": CATEGORY_LABELS[category]},
             rule="address",
             category=category,
+            setting="IMPORT_ALLOWED_NETWORKS",
         )
 
 

@@ -254,7 +254,7 @@ def import_fail(*, image_id, message: str, actor=None, request=None) -> bool:
             request=request,
             result=OperationLog.Result.FAILURE,
             message=message,
-            changes=_failed_changes(message),
+            changes=_failed_changes(message, reason=Image.FailureReason.ERROR),
             after_commit=lambda: enqueue_cleanup(image_id=image_id),
         )
     except TransitionNotAllowed:
@@ -265,9 +265,9 @@ def import_fail(*, image_id, message: str, actor=None, request=None) -> bool:
     return True
 
 
-def _failed_changes(message: str) -> dict:
+def _failed_changes(message: str, *, reason: str) -> dict:
     # Nothing is stored: the bytes reserved against the quota are given back.
-    return {"error": message, "stage": Image.Stage.NONE, "progress": 0, "size": 0}
+    return {"error": message, "failure_reason": reason, "stage": Image.Stage.NONE, "progress": 0, "size": 0}
 
 
 def import_cancel(*, image: Image, actor=None, request=None) -> Image:
@@ -287,7 +287,7 @@ def import_cancel(*, image: Image, actor=None, request=None) -> Image:
             actor=actor,
             request=request,
             message=message,
-            changes=_failed_changes(message),
+            changes=_failed_changes(message, reason=Image.FailureReason.CANCELLED),
             after_commit=lambda: enqueue_cleanup(image_id=image.pk),
         )
     return image

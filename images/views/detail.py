@@ -23,6 +23,7 @@ def _context(request, image) -> dict:
         "deletion": deletion_wording(request.tenant),
         "can_manage": can_manage(request),
         "own": own,
+        "nav_section": "iso" if image.kind == image.Kind.ISO else "images",
         "session": getattr(image, "upload", None) if own else None,
     }
 

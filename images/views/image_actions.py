@@ -25,6 +25,7 @@ from ..services import (
     image_set_sharing,
     image_update,
 )
+from ..services.lifecycle import DELETABLE
 from .image_list import _safe_next, require_own_manageable
 
 
@@ -150,6 +151,14 @@ class ImageDeleteView(_ImageActionView):
 
     def get(self, request, pk):
         image = self.get_image(request, pk)
+        if image.status not in DELETABLE:
+            message = _("“%(name)s” is %(status)s; only available or failed images can be deleted.") % {
+                "name": image.name,
+                "status": image.status_label(),
+            }
+            return render(
+                request, self.template_name, {"image": image, "error": message, "next": _back(request, image)}
+            )
         return self.render_form(request, image, None)
 
     def post(self, request, pk):

@@ -17,6 +17,8 @@ from django.views import View
 
 from imageconsole.core.routing import url_name_exists
 from tenants.permissions import TenantRequiredMixin, can_manage, require_manage
+from tenants.selectors import preference_get
+from tenants.services import preference_set
 
 from ..catalog import PLATFORMS
 from ..exports import export_response
@@ -34,6 +36,21 @@ DEFAULT_PAGE_SIZE = 20
 NON_FILTER_PARAMS = {"page", "page_size", "ordering", "tab"}
 # Batch delete lists at most this many rows in its dialog; the rest are counted.
 CONFIRM_LIST_MAX = 100
+
+
+# Columns a user may hide with the column chooser (remembered per user); the others always show.
+OPTIONAL_COLUMNS = ("encrypted", "features", "os_type", "os", "project_group", "disk_format", "size", "created")
+# Hidden until a user shows them, so that the seed's columns and the date fit a 1280 px window.
+# (An encrypted image also carries a badge beside its name.)
+DEFAULT_HIDDEN_COLUMNS = ["encrypted", "disk_format", "size"]
+COLUMNS_PREFERENCE = "image_list.hidden_columns"
+# Filters always in view; the others sit behind "More filters", which opens when one of them is set.
+COMMON_FILTERS = ("q", "status", "os_type")
+
+
+def hidden_columns(request) -> list[str]:
+    hidden = preference_get(user=request.user, key=COLUMNS_PREFERENCE, default=DEFAULT_HIDDEN_COLUMNS)
+    return [key for key in hidden if key in OPTIONAL_COLUMNS]
 
 
 def _columns():
@@ -91,20 +108,31 @@ def decorate_rows(request, images) -> None:
 FILTER_SELECTS = ("os_type", "architecture", "disk_format", "project_group", "enabled")
 
 
-def _select_options(form, name: str) -> list[tuple[str, str, bool]]:
-    """(value, label, selected) of a filter's choices, "All" first."""
+def _select_options(form, name: str, tab: str = "self") -> list[tuple[str, str, bool]]:
+    """(value, label, selected) of a filter's choices, "All" first; formats the tab cannot hold are left out."""
     current = form.data.get(name, "")
-    return [(str(value), label, str(value) == current) for value, label in form.fields[name].choices]
+    choices = form.fields[name].choices
+    if name == "disk_format":
+        choices = [(v, label) for v, label in choices if (v == Image.DiskFormat.ISO) == (tab == "iso") or v == ""]
+    return [(str(value), label, str(value) == current) for value, label in choices]
+
+
+def show_operations(request) -> bool:
+    """Whether the list has an operations column: not for an account that can take no action on any
+    row. A view-only sub-account may still download images and create VMs where those parts exist."""
+    return can_manage(request) or url_name_exists("images:download") or url_name_exists("compute:create")
 
 
 def row_context(request, back_path: str) -> dict:
     """What every row of a page shares, worked out once per page instead of in each row: the address
-    its links return to (`next`), and the CSRF field of its forms."""
+    its links return to (`next`), the CSRF field of its forms, whether rows have operations, and what
+    deleting is called under the deletion policy."""
     return {
         "back_path": back_path,
         "next_q": quote(back_path, safe="/"),
         "csrf_input": csrf_input(request),
         "deletion": deletion_wording(request.tenant),
+        "show_operations": show_operations(request),
     }
 
 
@@ -186,6 +214,8 @@ class ImageListView(TenantRequiredMixin, View):
             tab_is_empty = True
         filter_query = _filter_query(request.GET)
         ordering = request.GET.get("ordering", "")
+        hidden = hidden_columns(request)
+        operations = show_operations(request)
         export_query = urlencode([("tab", tab)]) + (f"&{filter_query}" if filter_query else "")
         if ordering:
             export_query += "&" + urlencode([("ordering", ordering)])
@@ -194,11 +224,18 @@ class ImageListView(TenantRequiredMixin, View):
             "list_url": _list_url(tab),
             "filterset": filterset,
             "form": filterset.form,
-            "selects": {name: _select_options(filterset.form, name) for name in FILTER_SELECTS},
+            "selects": {name: _select_options(filterset.form, name, tab) for name in FILTER_SELECTS},
+            "more_filters_open": any(
+                request.GET.get(key) for key in ImageFilter.base_filters if key not in (*COMMON_FILTERS, "ordering")
+            ),
+            "hidden_columns": hidden,
+            "optional_columns": [(key, title) for key, title, _o in _columns() if key in OPTIONAL_COLUMNS],
             "page": page,
             "page_sizes": PAGE_SIZES,
             "page_size": page.paginator.per_page,
-            "headers": _sort_headers(request, _columns()),
+            "headers": [
+                h for h in _sort_headers(request, _columns()) if h["key"] != "operations" or operations
+            ],
             "filtered": filtered,
             "tab_is_empty": tab_is_empty,
             "filter_query": filter_query,
@@ -217,6 +254,19 @@ class ImageListView(TenantRequiredMixin, View):
 
 class IsoImageListView(ImageListView):
     tab = "iso"
+
+
+class ListColumnsView(TenantRequiredMixin, View):
+    """POST the optional columns to show (`shown`, repeated; the others are hidden): the column chooser,
+    remembered for this user on every device."""
+
+    def post(self, request):
+        shown = set(request.POST.getlist("shown"))
+        hidden = [key for key in OPTIONAL_COLUMNS if key not in shown]
+        preference_set(user=request.user, key=COLUMNS_PREFERENCE, value=hidden)
+        if request.htmx or request.headers.get("X-Requested-With") == "fetch":
+            return HttpResponse(status=204)
+        return HttpResponseRedirect(_safe_next(request, reverse("images:list")))
 
 
 class ImageRowView(TenantRequiredMixin, View):

@@ -74,7 +74,9 @@ def test_default_ports_refuse_other_ports(settings, accept_recorder):
     with pytest.raises(URLRefused) as refused:
         fetch(f"http://127.0.0.1:{recorder.port}/disk.qcow2", sink=MemorySink())
     assert refused.value.rule == "port"
-    assert "IMPORT_ALLOWED_PORTS" in str(refused.value)
+    # The user is told what to do; the setting's name is for the administrator.
+    assert "IMPORT_ALLOWED_PORTS" not in str(refused.value) and "administrator" in str(refused.value)
+    assert refused.value.setting == "IMPORT_ALLOWED_PORTS"
     assert recorder.accepted == 0
 
 
@@ -232,7 +234,8 @@ def test_validate_refuses_a_literal_internal_address_without_dns(settings):
     with pytest.raises(URLRefused) as refused:
         validate("http://169.254.169.254/latest/meta-data/iam")
     assert refused.value.category == "link-local"
-    assert "IMPORT_ALLOWED_NETWORKS" in str(refused.value)
+    assert "IMPORT_ALLOWED_NETWORKS" not in str(refused.value) and "administrator" in str(refused.value)
+    assert refused.value.setting == "IMPORT_ALLOWED_NETWORKS"
 
 
 @pytest.mark.parametrize(
