@@ -17,9 +17,9 @@ from images import hooks
 from images.models import Image, ImageReplica
 from images.services import image_delete
 from images.services.reconcile import reconcile
-from images.services.storage_data import storage_data_cleanup
 from recyclebin.services import image_expunge, image_expunge_run
 from storage.backends import get_backend
+from images.services.storage_data import storage_data_cleanup
 from tenants.models import OperationLog
 
 from ..images.imports.conftest import send_file
