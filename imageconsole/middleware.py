@@ -61,10 +61,8 @@ class SecurityHeadersMiddleware:
     @classmethod
     def admin_csp(cls) -> str:
         scripts, styles = _admin_inline_hashes()
-        return (
-            cls.CSP.replace("script-src 'self'", " ".join(["script-src 'self'", *scripts])).replace(
-                "style-src 'self'", " ".join(["style-src 'self'", "'unsafe-hashes'", *styles])
-            )
+        return cls.CSP.replace("script-src 'self'", " ".join(["script-src 'self'", *scripts])).replace(
+            "style-src 'self'", " ".join(["style-src 'self'", "'unsafe-hashes'", *styles])
         )
 
     def __call__(self, request):

@@ -80,7 +80,9 @@ def staging_cleanup(*, now: float | None = None) -> tuple[int, int]:
     return removed, freed
 
 
-def storage_data_cleanup(*, storage: ImageStorage, actor=None, request=None) -> storage_services.CleanupReport:
+def storage_data_cleanup(
+    *, storage: ImageStorage, actor=None, request=None
+) -> storage_services.CleanupReport:
     """Data cleanup of one storage: the chunks or objects no replica references, and expired staging files."""
     staging_removed, staging_freed = staging_cleanup()
     return storage_services.storage_cleanup(

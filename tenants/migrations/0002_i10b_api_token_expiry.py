@@ -4,15 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='apitoken',
-            name='expires_at',
-            field=models.DateTimeField(blank=True, help_text='After this the token is refused; empty: never.', null=True, verbose_name='expires'),
+            model_name="apitoken",
+            name="expires_at",
+            field=models.DateTimeField(
+                blank=True,
+                help_text="After this the token is refused; empty: never.",
+                null=True,
+                verbose_name="expires",
+            ),
         ),
     ]

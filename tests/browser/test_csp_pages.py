@@ -13,15 +13,19 @@ def watch(page, base_url):
     problems = []
     page.on(
         "console",
-        lambda message: problems.append(f"{page.url}: {message.text} {message.location}")
-        if "Content Security Policy" in message.text or "Refused to" in message.text
-        else None,
+        lambda message: (
+            problems.append(f"{page.url}: {message.text} {message.location}")
+            if "Content Security Policy" in message.text or "Refused to" in message.text
+            else None
+        ),
     )
     page.on(
         "request",
-        lambda request: problems.append(f"request to {request.url}")
-        if not request.url.startswith((base_url, "data:"))
-        else None,
+        lambda request: (
+            problems.append(f"request to {request.url}")
+            if not request.url.startswith((base_url, "data:"))
+            else None
+        ),
     )
     return problems
 

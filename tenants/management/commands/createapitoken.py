@@ -15,9 +15,14 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--name", default="", help="A label to recognise the token by.")
         parser.add_argument(
-            "--days", type=int, default=None, help="The token is refused after this many days (default: never)."
+            "--days",
+            type=int,
+            default=None,
+            help="The token is refused after this many days (default: never).",
         )
-        parser.add_argument("--list", action="store_true", dest="list_only", help="List the user's tokens; create none.")
+        parser.add_argument(
+            "--list", action="store_true", dest="list_only", help="List the user's tokens; create none."
+        )
 
     def handle(self, *args, username, name, days, list_only, **options):
         user = get_user_model().objects.filter(username=username).first()

@@ -60,4 +60,6 @@ def test_a_broken_partition_table_says_what_to_check(tmp_path):
     path = tmp_path / "disk.raw"
     path.write_bytes(bytes(disk))
     message = refusal(path, "raw")
-    assert "partition table (MBR) is not valid" in message and "Check that you chose the right file" in message
+    assert (
+        "partition table (MBR) is not valid" in message and "Check that you chose the right file" in message
+    )
