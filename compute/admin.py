@@ -121,7 +121,17 @@ class ImageCacheEntryAdmin(admin.ModelAdmin):
 
 @admin.register(VirtualMachine)
 class VirtualMachineAdmin(admin.ModelAdmin):
-    list_display = ("name", "tenant", "image", "host", "state", "vcpus", "memory_mib", "disk_gb", "created_at")
+    list_display = (
+        "name",
+        "tenant",
+        "image",
+        "host",
+        "state",
+        "vcpus",
+        "memory_mib",
+        "disk_gb",
+        "created_at",
+    )
     list_filter = ("state", "host", "tenant")
     search_fields = ("name", "domain_name", "id")
     readonly_fields = [f.name for f in VirtualMachine._meta.fields]
@@ -131,5 +141,3 @@ class VirtualMachineAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
-
-

@@ -9,8 +9,8 @@ from rest_framework import serializers
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 
-from tenants.api_base import TenantAPIView, require_manage_api
 from images.models import Image
+from tenants.api_base import TenantAPIView, require_manage_api
 
 from .models import ComputeHost, VirtualMachine
 from .policy import vm_actions
@@ -24,7 +24,18 @@ from .views import usable_images
 class ComputeHostSerializer(serializers.ModelSerializer):
     class Meta:
         model = ComputeHost
-        fields = ["id", "name", "state", "domain_type", "arch", "guest_archs", "uefi", "cpus", "free_memory_bytes", "network"]
+        fields = [
+            "id",
+            "name",
+            "state",
+            "domain_type",
+            "arch",
+            "guest_archs",
+            "uefi",
+            "cpus",
+            "free_memory_bytes",
+            "network",
+        ]
 
 
 class VMSerializer(serializers.ModelSerializer):
@@ -61,7 +72,9 @@ class VMCreateSerializer(serializers.Serializer):
     host = serializers.IntegerField(required=False, allow_null=True, help_text="Default: automatic placement")
     vcpus = serializers.IntegerField(default=1)
     memory_mib = serializers.IntegerField(default=512)
-    disk_gb = serializers.IntegerField(required=False, allow_null=True, help_text="Default: the image's virtual size")
+    disk_gb = serializers.IntegerField(
+        required=False, allow_null=True, help_text="Default: the image's virtual size"
+    )
     network = serializers.CharField(required=False, allow_blank=True, help_text="Default: the host's network")
     admin_password = serializers.CharField(required=False, allow_blank=True, write_only=True)
 
@@ -76,7 +89,9 @@ def _refused(error: Exception, status: int = 409) -> Response:
 
 
 class ComputeHostListAPIView(TenantAPIView):
-    @extend_schema(summary="Compute hosts a tenant may place VMs on", responses=ComputeHostSerializer(many=True))
+    @extend_schema(
+        summary="Compute hosts a tenant may place VMs on", responses=ComputeHostSerializer(many=True)
+    )
     def get(self, request):
         return Response(ComputeHostSerializer(hosts_for_placement(), many=True).data)
 
@@ -88,9 +103,13 @@ class VMPagination(PageNumberPagination):
 
 
 class VMListAPIView(TenantAPIView):
-    @extend_schema(summary="The tenant's VMs (filters: state, q, project_group)", responses=VMSerializer(many=True))
+    @extend_schema(
+        summary="The tenant's VMs (filters: state, q, project_group)", responses=VMSerializer(many=True)
+    )
     def get(self, request):
-        queryset = vms_visible(tenant=request.tenant, membership=request.membership).order_by("-created_at", "-pk")
+        queryset = vms_visible(tenant=request.tenant, membership=request.membership).order_by(
+            "-created_at", "-pk"
+        )
         state = request.query_params.get("state")
         if state:
             queryset = queryset.filter(state=state)
@@ -103,7 +122,9 @@ class VMListAPIView(TenantAPIView):
         page = paginator.paginate_queryset(queryset, request, view=self)
         return paginator.get_paginated_response(VMSerializer(page, many=True).data)
 
-    @extend_schema(summary="Create a VM from an image", request=VMCreateSerializer, responses={202: VMSerializer})
+    @extend_schema(
+        summary="Create a VM from an image", request=VMCreateSerializer, responses={202: VMSerializer}
+    )
     def post(self, request):
         require_manage_api(request)
         data = VMCreateSerializer(data=request.data)
@@ -135,7 +156,10 @@ class VMListAPIView(TenantAPIView):
             )
         except ValidationError as error:
             if hasattr(error, "error_dict"):
-                return Response({k: [str(m) for e in v for m in e.messages] for k, v in error.error_dict.items()}, status=400)
+                return Response(
+                    {k: [str(m) for e in v for m in e.messages] for k, v in error.error_dict.items()},
+                    status=400,
+                )
             return Response({"detail": " ".join(error.messages), "code": error.code}, status=400)
         return Response(VMSerializer(vm).data, status=202)
 
@@ -162,7 +186,9 @@ class VMDetailAPIView(TenantAPIView):
 class VMActionAPIView(TenantAPIView):
     action = ""
 
-    @extend_schema(summary="start, stop (ACPI, forced after a timeout) or reboot", request=None, responses=VMSerializer)
+    @extend_schema(
+        summary="start, stop (ACPI, forced after a timeout) or reboot", request=None, responses=VMSerializer
+    )
     def post(self, request, pk):
         vm = vm_get(tenant=request.tenant, membership=request.membership, pk=pk)
         require_manage_api(request)
@@ -173,25 +199,34 @@ class VMActionAPIView(TenantAPIView):
                 % {"name": vm.name, "state": vm.get_state_display()}
             )
         try:
-            vm = getattr(vm_services, f"vm_{self.action}")(vm=vm, actor=request.user, request=request._request)
+            vm = getattr(vm_services, f"vm_{self.action}")(
+                vm=vm, actor=request.user, request=request._request
+            )
         except VMActionRefused as error:
             return _refused(error)
         return Response(VMSerializer(vm).data)
 
 
 class VMCaptureAPIView(TenantAPIView):
-    @extend_schema(summary="Create an image from a stopped VM", request=CaptureSerializer, responses={202: None})
+    @extend_schema(
+        summary="Create an image from a stopped VM", request=CaptureSerializer, responses={202: None}
+    )
     def post(self, request, pk):
         vm = vm_get(tenant=request.tenant, membership=request.membership, pk=pk)
         require_manage_api(request)
         data = CaptureSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         try:
-            image = capture.vm_capture(vm=vm, actor=request.user, request=request._request, **data.validated_data)
+            image = capture.vm_capture(
+                vm=vm, actor=request.user, request=request._request, **data.validated_data
+            )
         except VMActionRefused as error:
             return _refused(error)
         except ValidationError as error:
             if hasattr(error, "error_dict"):
-                return Response({k: [str(m) for e in v for m in e.messages] for k, v in error.error_dict.items()}, status=400)
+                return Response(
+                    {k: [str(m) for e in v for m in e.messages] for k, v in error.error_dict.items()},
+                    status=400,
+                )
             return Response({"detail": " ".join(error.messages)}, status=400)
         return Response({"image": str(image.pk), "status": image.status}, status=202)

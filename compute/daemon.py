@@ -33,7 +33,9 @@ def ensure_libvirtd(timeout: float = 30.0) -> str:
         raise RuntimeError(
             "libvirtd is not installed: apt-get install libvirt-daemon-system qemu-system-x86 ovmf"
         )
-    if shutil.which("systemctl") and subprocess.run(["systemctl", "is-system-running"], capture_output=True).returncode in (0, 1):
+    if shutil.which("systemctl") and subprocess.run(
+        ["systemctl", "is-system-running"], capture_output=True
+    ).returncode in (0, 1):
         subprocess.run(["systemctl", "start", "virtlogd", "libvirtd"], check=False)
     else:
         if subprocess.run(["pgrep", "-x", "virtlogd"], capture_output=True).returncode != 0:

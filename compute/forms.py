@@ -23,7 +23,9 @@ class VMCreateForm(forms.Form):
         required=False,
         strip=False,
         widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
-        help_text=_("Overrides the image's password: handed to the guest by cloud-init. Leave empty to keep it."),
+        help_text=_(
+            "Overrides the image's password: handed to the guest by cloud-init. Leave empty to keep it."
+        ),
     )
 
     def __init__(self, *args, hosts, image, **kwargs):
@@ -52,7 +54,12 @@ class VMCreateForm(forms.Form):
 
 
 class VMCaptureForm(forms.Form):
-    name = forms.CharField(label=_("Image name"), max_length=128, widget=forms.TextInput(attrs={"class": "form-control"}))
+    name = forms.CharField(
+        label=_("Image name"), max_length=128, widget=forms.TextInput(attrs={"class": "form-control"})
+    )
     description = forms.CharField(
-        label=_("Remarks"), max_length=1024, required=False, widget=forms.TextInput(attrs={"class": "form-control"})
+        label=_("Remarks"),
+        max_length=1024,
+        required=False,
+        widget=forms.TextInput(attrs={"class": "form-control"}),
     )

@@ -454,5 +454,3 @@ def screenshot(host, name: str) -> bytes | None:
     out = io.BytesIO()
     PILImage.open(io.BytesIO(raw)).save(out, format="PNG")
     return out.getvalue()
-
-

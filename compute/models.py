@@ -24,7 +24,9 @@ class ComputeHost(BaseModel):
     uri = models.CharField(
         _("libvirt URI"),
         max_length=255,
-        help_text=_("qemu:///system for this machine, qemu+ssh://user@host/system or qemu+tls://host/system."),
+        help_text=_(
+            "qemu:///system for this machine, qemu+ssh://user@host/system or qemu+tls://host/system."
+        ),
     )
     pool_name = models.CharField(
         _("storage pool"),
@@ -55,13 +57,14 @@ class ComputeHost(BaseModel):
         ),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
-    state = models.CharField(
-        _("state"), max_length=16, choices=State.choices, default=State.DISCONNECTED
-    )
+    state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.DISCONNECTED)
     state_reason = models.CharField(_("reason"), max_length=500, blank=True)
     checked_at = models.DateTimeField(_("checked"), null=True, blank=True)
     domain_type = models.CharField(
-        _("domain type"), max_length=8, blank=True, help_text=_("What VMs on this host run under: kvm or qemu.")
+        _("domain type"),
+        max_length=8,
+        blank=True,
+        help_text=_("What VMs on this host run under: kvm or qemu."),
     )
     domain_type_reason = models.CharField(_("why this domain type"), max_length=255, blank=True)
     arch = models.CharField(_("host architecture"), max_length=16, blank=True)
@@ -96,7 +99,12 @@ class ImageCacheEntry(BaseModel):
 
     host = models.ForeignKey(ComputeHost, on_delete=models.CASCADE, related_name="cache_entries")
     image = models.ForeignKey(
-        "images.Image", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", verbose_name=_("image")
+        "images.Image",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("image"),
     )
     image_name = models.CharField(_("image name"), max_length=128, blank=True)
     sha256 = models.CharField(_("SHA256"), max_length=64)
@@ -114,7 +122,9 @@ class ImageCacheEntry(BaseModel):
         verbose_name = _("image cache entry")
         verbose_name_plural = _("image cache entries")
         constraints = [
-            models.UniqueConstraint(fields=["host", "sha256", "disk_format"], name="cache_one_per_host_sha256"),
+            models.UniqueConstraint(
+                fields=["host", "sha256", "disk_format"], name="cache_one_per_host_sha256"
+            ),
         ]
 
     def __str__(self):
@@ -149,7 +159,9 @@ class VirtualMachine(BaseModel):
     image = models.ForeignKey(
         "images.Image", on_delete=models.PROTECT, related_name="vms", verbose_name=_("image")
     )
-    host = models.ForeignKey(ComputeHost, on_delete=models.PROTECT, related_name="vms", verbose_name=_("host"))
+    host = models.ForeignKey(
+        ComputeHost, on_delete=models.PROTECT, related_name="vms", verbose_name=_("host")
+    )
     cache_entry = models.ForeignKey(
         ImageCacheEntry, on_delete=models.PROTECT, null=True, blank=True, related_name="vms"
     )
@@ -211,7 +223,9 @@ class BootCheck(BaseModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    image = models.ForeignKey("images.Image", on_delete=models.CASCADE, related_name="+", verbose_name=_("image"))
+    image = models.ForeignKey(
+        "images.Image", on_delete=models.CASCADE, related_name="+", verbose_name=_("image")
+    )
     host = models.ForeignKey(ComputeHost, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     state = models.CharField(_("result"), max_length=8, choices=State.choices, default=State.RUNNING)
     message = models.CharField(_("finding"), max_length=255, blank=True)
@@ -250,7 +264,9 @@ class VMExport(BaseModel):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    vm = models.ForeignKey(VirtualMachine, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports")
+    vm = models.ForeignKey(
+        VirtualMachine, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports"
+    )
     vm_name = models.CharField(_("VM"), max_length=64)
     state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.EXPORTING)
     path = models.CharField(_("file"), max_length=1024, blank=True)

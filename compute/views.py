@@ -214,7 +214,11 @@ class VMActionView(TenantRequiredMixin, View):
         require_manage(request)
         vm = vm_services.vm_refresh(vm)
         if not vm_actions(request, vm)[self.action]:
-            messages.error(request, _("“%(name)s” is %(state)s: this action is not possible now.") % {"name": vm.name, "state": vm.get_state_display()})
+            messages.error(
+                request,
+                _("“%(name)s” is %(state)s: this action is not possible now.")
+                % {"name": vm.name, "state": vm.get_state_display()},
+            )
             return redirect("compute:detail", pk=vm.pk)
         try:
             getattr(vm_services, f"vm_{self.action}")(vm=vm, actor=request.user, request=request)
@@ -262,7 +266,9 @@ class VMCaptureView(TenantRequiredMixin, View):
     def get(self, request, pk):
         vm = self._vm(request, pk)
         form = VMCaptureForm(initial={"name": f"{vm.name}-image"})
-        return render(request, "compute/capture.html", {"vm": vm, "form": form, "actions": vm_actions(request, vm)})
+        return render(
+            request, "compute/capture.html", {"vm": vm, "form": form, "actions": vm_actions(request, vm)}
+        )
 
     def post(self, request, pk):
         vm = self._vm(request, pk)
@@ -285,10 +291,15 @@ class VMCaptureView(TenantRequiredMixin, View):
                 else:
                     form.add_error(None, error)
             else:
-                messages.success(request, _("Creating the image “%(name)s” from the VM.") % {"name": image.name})
+                messages.success(
+                    request, _("Creating the image “%(name)s” from the VM.") % {"name": image.name}
+                )
                 return redirect("images:detail", pk=image.pk)
         return render(
-            request, "compute/capture.html", {"vm": vm, "form": form, "actions": vm_actions(request, vm)}, status=400
+            request,
+            "compute/capture.html",
+            {"vm": vm, "form": form, "actions": vm_actions(request, vm)},
+            status=400,
         )
 
 
@@ -390,7 +401,9 @@ class VMExportDownloadView(TenantRequiredMixin, View):
             handle = open(export.path, "rb")  # noqa: SIM115 - FileResponse closes it
         except OSError as error:
             raise Http404("The export's file is missing.") from error
-        return FileResponse(handle, as_attachment=True, filename=export.filename, content_type="application/x-tar")
+        return FileResponse(
+            handle, as_attachment=True, filename=export.filename, content_type="application/x-tar"
+        )
 
 
 class VMExportDeleteView(TenantRequiredMixin, View):

@@ -7,36 +7,80 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compute', '0001_i14_hosts_cache_vms'),
-        ('images', '0007_list_counts'),
-        ('tenants', '0002_i14_vm_quotas'),
+        ("compute", "0001_i14_hosts_cache_vms"),
+        ("images", "0007_list_counts"),
+        ("tenants", "0002_i14_vm_quotas"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='BootCheck',
+            name="BootCheck",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('state', models.CharField(choices=[('running', 'Running'), ('passed', 'Booted'), ('failed', 'Failed'), ('silent', 'No console output'), ('error', 'Could not run')], default='running', max_length=8, verbose_name='result')),
-                ('message', models.CharField(blank=True, max_length=255, verbose_name='finding')),
-                ('seconds', models.PositiveIntegerField(default=0, verbose_name='seconds watched')),
-                ('first_output_seconds', models.FloatField(blank=True, null=True, verbose_name='time to first console output')),
-                ('console', models.TextField(blank=True, verbose_name='console')),
-                ('screenshot', models.BinaryField(blank=True, null=True, verbose_name='screenshot')),
-                ('thumbnail', models.BinaryField(blank=True, null=True, verbose_name='thumbnail')),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='finished')),
-                ('host', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='compute.computehost')),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='images.image', verbose_name='image')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("running", "Running"),
+                            ("passed", "Booted"),
+                            ("failed", "Failed"),
+                            ("silent", "No console output"),
+                            ("error", "Could not run"),
+                        ],
+                        default="running",
+                        max_length=8,
+                        verbose_name="result",
+                    ),
+                ),
+                ("message", models.CharField(blank=True, max_length=255, verbose_name="finding")),
+                ("seconds", models.PositiveIntegerField(default=0, verbose_name="seconds watched")),
+                (
+                    "first_output_seconds",
+                    models.FloatField(blank=True, null=True, verbose_name="time to first console output"),
+                ),
+                ("console", models.TextField(blank=True, verbose_name="console")),
+                ("screenshot", models.BinaryField(blank=True, null=True, verbose_name="screenshot")),
+                ("thumbnail", models.BinaryField(blank=True, null=True, verbose_name="thumbnail")),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="finished")),
+                (
+                    "host",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to="compute.computehost",
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="images.image",
+                        verbose_name="image",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'boot check',
-                'verbose_name_plural': 'boot checks',
-                'ordering': ['-created_at'],
+                "verbose_name": "boot check",
+                "verbose_name_plural": "boot checks",
+                "ordering": ["-created_at"],
             },
         ),
     ]

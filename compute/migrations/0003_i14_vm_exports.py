@@ -7,31 +7,58 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compute', '0002_i14_boot_checks'),
-        ('tenants', '0002_i14_vm_quotas'),
+        ("compute", "0002_i14_boot_checks"),
+        ("tenants", "0002_i14_vm_quotas"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='VMExport',
+            name="VMExport",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('vm_name', models.CharField(max_length=64, verbose_name='VM')),
-                ('state', models.CharField(choices=[('exporting', 'Exporting'), ('ready', 'Ready'), ('failed', 'Failed')], default='exporting', max_length=10, verbose_name='state')),
-                ('path', models.CharField(blank=True, max_length=1024, verbose_name='file')),
-                ('size', models.PositiveBigIntegerField(default=0, verbose_name='size')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('vm', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='exports', to='compute.virtualmachine')),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("vm_name", models.CharField(max_length=64, verbose_name="VM")),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("exporting", "Exporting"), ("ready", "Ready"), ("failed", "Failed")],
+                        default="exporting",
+                        max_length=10,
+                        verbose_name="state",
+                    ),
+                ),
+                ("path", models.CharField(blank=True, max_length=1024, verbose_name="file")),
+                ("size", models.PositiveBigIntegerField(default=0, verbose_name="size")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "vm",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="exports",
+                        to="compute.virtualmachine",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'VM export',
-                'verbose_name_plural': 'VM exports',
-                'ordering': ['-created_at'],
+                "verbose_name": "VM export",
+                "verbose_name_plural": "VM exports",
+                "ordering": ["-created_at"],
             },
         ),
     ]

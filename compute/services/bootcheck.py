@@ -48,7 +48,9 @@ def boot_check_start(*, image: Image, actor=None, request=None) -> BootCheck:
         raise ValidationError(_("Only an available system image can be boot-checked."))
     host = host_choose(hosts=ComputeHost.objects.filter(enabled=True), memory_mib=512)
     if host is None:
-        raise ValidationError(_("No compute host is enabled and connected. Ask an administrator to add or reconnect one."))
+        raise ValidationError(
+            _("No compute host is enabled and connected. Ask an administrator to add or reconnect one.")
+        )
     if image.architecture not in (host.guest_archs or []):
         raise ValidationError(
             _("The image is %(arch)s, which %(host)s cannot run (it runs %(archs)s).")
@@ -58,10 +60,19 @@ def boot_check_start(*, image: Image, actor=None, request=None) -> BootCheck:
         if BootCheck.objects.filter(image=image, state=BootCheck.State.RUNNING).exists():
             raise ValidationError(_("A boot check of this image is running already."))
         check = BootCheck.objects.create(tenant=image.tenant, image=image, host=host)
-        log(action="image.boot_check", tenant=image.tenant, actor=actor, target=image, result="started", request=request)
+        log(
+            action="image.boot_check",
+            tenant=image.tenant,
+            actor=actor,
+            target=image,
+            result="started",
+            request=request,
+        )
         transaction.on_commit(
             lambda: django_rq.get_queue("default").enqueue(
-                "compute.jobs.boot_check_job", check_id=str(check.pk), job_timeout=boot_check_seconds() + 6 * 3600
+                "compute.jobs.boot_check_job",
+                check_id=str(check.pk),
+                job_timeout=boot_check_seconds() + 6 * 3600,
             )
         )
     return check
@@ -103,7 +114,11 @@ def boot_check_run(*, check_id) -> None:
     try:
         entry = cache_ensure(host=host, image=image)
         disk_path = hypervisor.create_overlay(
-            host, name=disk, backing_path=entry.path, backing_format=entry.disk_format, capacity=min_disk_gb(image) * GB
+            host,
+            name=disk,
+            backing_path=entry.path,
+            backing_format=entry.disk_format,
+            capacity=min_disk_gb(image) * GB,
         )
         console_path = hypervisor.create_empty(host, name=console_volume)
         spec = DomainSpec(

@@ -85,10 +85,16 @@ def _upload(*, entry: ImageCacheEntry, host: ComputeHost, image: Image) -> Image
 
     try:
         path = hypervisor.upload_volume(
-            host, name=entry.volume, size=size, blocks=backend.read_range(replica.key, 0, size), progress=progress
+            host,
+            name=entry.volume,
+            size=size,
+            blocks=backend.read_range(replica.key, 0, size),
+            progress=progress,
         )
     except (HypervisorError, StorageError) as error:
-        ImageCacheEntry.objects.filter(pk=entry.pk).update(state=ImageCacheEntry.State.FAILED, error=str(error))
+        ImageCacheEntry.objects.filter(pk=entry.pk).update(
+            state=ImageCacheEntry.State.FAILED, error=str(error)
+        )
         raise CacheError(
             _("Uploading the image to %(host)s failed: %(error)s") % {"host": host.name, "error": error}
         ) from error

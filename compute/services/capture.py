@@ -158,7 +158,12 @@ def vm_capture_run(*, vm_id, image_id) -> None:
         ImageReplica.objects.update_or_create(
             image=image,
             storage=image.storage,
-            defaults={"key": result.key, "state": ImageReplica.State.READY, "size": result.size, "progress": 100},
+            defaults={
+                "key": result.key,
+                "state": ImageReplica.State.READY,
+                "size": result.size,
+                "progress": 100,
+            },
         )
         image_transition(
             image_id=image.pk,

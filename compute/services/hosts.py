@@ -83,7 +83,7 @@ def host_reconnect(*, host: ComputeHost, actor=None) -> ComputeHost:
 
 
 def host_choose(*, hosts, memory_mib: int) -> ComputeHost | None:
-    """"Automatic" placement: the usable host with the most free memory, among those with enough."""
+    """ "Automatic" placement: the usable host with the most free memory, among those with enough."""
     best = None
     for host in hosts:
         if not host.usable:

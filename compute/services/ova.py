@@ -38,7 +38,14 @@ def vm_export_start(*, vm: VirtualMachine, actor=None, request=None) -> VMExport
         )
     with transaction.atomic():
         export = VMExport.objects.create(tenant=vm.tenant, vm=vm, vm_name=vm.name)
-        log(action="vm.export_ova", tenant=vm.tenant, actor=actor, target=vm, result="started", request=request)
+        log(
+            action="vm.export_ova",
+            tenant=vm.tenant,
+            actor=actor,
+            target=vm,
+            result="started",
+            request=request,
+        )
         transaction.on_commit(
             lambda: django_rq.get_queue("convert").enqueue(
                 "compute.jobs.vm_export_job", export_id=str(export.pk), job_timeout=6 * 3600
@@ -47,7 +54,9 @@ def vm_export_start(*, vm: VirtualMachine, actor=None, request=None) -> VMExport
     return export
 
 
-def ovf_descriptor(*, name: str, vmdk: str, vmdk_size: int, capacity: int, vcpus: int, memory_mib: int) -> str:
+def ovf_descriptor(
+    *, name: str, vmdk: str, vmdk_size: int, capacity: int, vcpus: int, memory_mib: int
+) -> str:
     name = escape(name)
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1"
@@ -84,7 +93,9 @@ def vm_export_run(*, export_id) -> None:
         return
     vm = export.vm
     if vm is None:
-        VMExport.objects.filter(pk=export.pk).update(state=VMExport.State.FAILED, error=_("The VM was deleted."))
+        VMExport.objects.filter(pk=export.pk).update(
+            state=VMExport.State.FAILED, error=_("The VM was deleted.")
+        )
         return
     work = export_root() / f"{export.pk}.work"
     work.mkdir(parents=True, exist_ok=True)
@@ -98,18 +109,38 @@ def vm_export_run(*, export_id) -> None:
                 out.write(block)
         vmdk = work / f"{vm.name}-disk1.vmdk"
         subprocess.run(
-            ["qemu-img", "convert", "-f", "qcow2", "-O", "vmdk", "-o", "subformat=streamOptimized", str(qcow2), str(vmdk)],
+            [
+                "qemu-img",
+                "convert",
+                "-f",
+                "qcow2",
+                "-O",
+                "vmdk",
+                "-o",
+                "subformat=streamOptimized",
+                str(qcow2),
+                str(vmdk),
+            ],
             check=True,
             capture_output=True,
         )
         qcow2.unlink()
-        info = subprocess.run(["qemu-img", "info", "-f", "vmdk", "--output=json", str(vmdk)], check=True, capture_output=True, text=True)
+        info = subprocess.run(
+            ["qemu-img", "info", "-f", "vmdk", "--output=json", str(vmdk)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         capacity = json.loads(info.stdout)["virtual-size"]
         ovf = work / f"{vm.name}.ovf"
         ovf.write_text(
             ovf_descriptor(
-                name=vm.name, vmdk=vmdk.name, vmdk_size=vmdk.stat().st_size, capacity=capacity,
-                vcpus=vm.vcpus, memory_mib=vm.memory_mib,
+                name=vm.name,
+                vmdk=vmdk.name,
+                vmdk_size=vmdk.stat().st_size,
+                capacity=capacity,
+                vcpus=vm.vcpus,
+                memory_mib=vm.memory_mib,
             )
         )
         partial = target.with_suffix(".ova.part")
@@ -120,7 +151,13 @@ def vm_export_run(*, export_id) -> None:
     except (HypervisorError, subprocess.CalledProcessError, OSError) as error:
         detail = error.stderr if isinstance(error, subprocess.CalledProcessError) else error
         VMExport.objects.filter(pk=export.pk).update(state=VMExport.State.FAILED, error=str(detail)[:2000])
-        log(action="vm.export_ova", tenant=export.tenant, target=vm, result="failure", message=str(detail)[:500])
+        log(
+            action="vm.export_ova",
+            tenant=export.tenant,
+            target=vm,
+            result="failure",
+            message=str(detail)[:500],
+        )
         target.unlink(missing_ok=True)
         return
     finally:
@@ -129,7 +166,9 @@ def vm_export_run(*, export_id) -> None:
             hypervisor.delete_volumes(vm.host, [flat])
         except HypervisorError:
             logger.warning("could not remove %s", flat, exc_info=True)
-    VMExport.objects.filter(pk=export.pk).update(state=VMExport.State.READY, path=str(target), size=target.stat().st_size)
+    VMExport.objects.filter(pk=export.pk).update(
+        state=VMExport.State.READY, path=str(target), size=target.stat().st_size
+    )
     log(action="vm.export_ova", tenant=export.tenant, target=vm, message=f"{target.stat().st_size} bytes")
 
 

@@ -60,7 +60,9 @@ def _quota_check(*, tenant: Tenant, vcpus: int, memory_mib: int) -> None:
     vms = VirtualMachine.objects.filter(tenant=tenant)
     if quota.max_vms is not None and vms.count() + 1 > quota.max_vms:
         raise ValidationError(
-            _("The tenant's quota allows %(limit)d VMs and %(used)d exist. Delete a VM or ask an administrator to raise the quota.")
+            _(
+                "The tenant's quota allows %(limit)d VMs and %(used)d exist. Delete a VM or ask an administrator to raise the quota."
+            )
             % {"limit": quota.max_vms, "used": vms.count()},
             code="quota_vms",
         )
@@ -77,7 +79,9 @@ def _quota_check(*, tenant: Tenant, vcpus: int, memory_mib: int) -> None:
     if quota.max_memory_mib is not None and used_memory + memory_mib > quota.max_memory_mib:
         raise ValidationError(
             {
-                "memory_mib": _("The tenant's quota allows %(limit)d MiB of VM memory and %(used)d MiB are in use.")
+                "memory_mib": _(
+                    "The tenant's quota allows %(limit)d MiB of VM memory and %(used)d MiB are in use."
+                )
                 % {"limit": quota.max_memory_mib, "used": used_memory}
             },
             code="quota_memory",
@@ -121,7 +125,11 @@ def vm_create(
     if not 1 <= (vcpus or 0) <= VCPUS_MAX:
         refuse("vcpus", _("Choose 1 to %(max)d vCPUs.") % {"max": VCPUS_MAX})
     if not MEMORY_MIN_MIB <= (memory_mib or 0) <= MEMORY_MAX_MIB:
-        refuse("memory_mib", _("Choose %(min)d MiB to %(max)d MiB of memory.") % {"min": MEMORY_MIN_MIB, "max": MEMORY_MAX_MIB})
+        refuse(
+            "memory_mib",
+            _("Choose %(min)d MiB to %(max)d MiB of memory.")
+            % {"min": MEMORY_MIN_MIB, "max": MEMORY_MAX_MIB},
+        )
     smallest = min_disk_gb(image)
     disk_gb = disk_gb or smallest
     if disk_gb < smallest:
@@ -133,28 +141,46 @@ def vm_create(
         refuse("disk_gb", _("At most %(max)d GB.") % {"max": DISK_MAX_GB})
     if admin_password:
         if image.encrypted:
-            refuse("admin_password", _("The image is encrypted: its key cannot be changed, so no password can be set."))
+            refuse(
+                "admin_password",
+                _("The image is encrypted: its key cannot be changed, so no password can be set."),
+            )
         elif not image.cloud_init:
             refuse(
                 "admin_password",
-                _("The image does not declare cloud-init, so the password cannot be applied; leave it empty."),
+                _(
+                    "The image does not declare cloud-init, so the password cannot be applied; leave it empty."
+                ),
             )
         elif len(admin_password) < PASSWORD_MIN:
             refuse("admin_password", _("Use at least %(min)d characters.") % {"min": PASSWORD_MIN})
     if host is None:
-        host = host_choose(hosts=hosts if hosts is not None else ComputeHost.objects.all(), memory_mib=memory_mib or 0)
+        host = host_choose(
+            hosts=hosts if hosts is not None else ComputeHost.objects.all(), memory_mib=memory_mib or 0
+        )
         if host is None:
-            refuse("host", _("No compute host is enabled and connected. Ask an administrator to add or reconnect one."))
+            refuse(
+                "host",
+                _("No compute host is enabled and connected. Ask an administrator to add or reconnect one."),
+            )
     elif not host.usable:
         refuse("host", _("%(host)s is disabled or disconnected; choose another host.") % {"host": host.name})
     if host is not None and host.usable and image.architecture not in (host.guest_archs or []):
         refuse(
             "host",
             _("The image is %(arch)s, which %(host)s cannot run (it runs %(archs)s).")
-            % {"arch": image.architecture, "host": host.name, "archs": ", ".join(host.guest_archs or []) or "-"},
+            % {
+                "arch": image.architecture,
+                "host": host.name,
+                "archs": ", ".join(host.guest_archs or []) or "-",
+            },
         )
     if host is not None and host.usable and image.boot_mode == Image.BootMode.UEFI and not host.uefi:
-        refuse("host", _("The image boots with UEFI and %(host)s has no UEFI firmware (install ovmf).") % {"host": host.name})
+        refuse(
+            "host",
+            _("The image boots with UEFI and %(host)s has no UEFI firmware (install ovmf).")
+            % {"host": host.name},
+        )
     if network is None:
         network = host.network if host is not None else ""
     if errors:
@@ -166,7 +192,11 @@ def vm_create(
         vm = VirtualMachine.objects.create(
             id=vm_id,
             tenant=tenant,
-            project_group=project_group if project_group is not None else image.project_group if image.tenant_id == tenant.pk else None,
+            project_group=project_group
+            if project_group is not None
+            else image.project_group
+            if image.tenant_id == tenant.pk
+            else None,
             owner=actor if actor is not None and getattr(actor, "pk", None) else None,
             name=name,
             image=image,
@@ -192,7 +222,10 @@ def vm_create(
         )
         transaction.on_commit(
             lambda: django_rq.get_queue("default").enqueue(
-                "compute.jobs.vm_provision_job", vm_id=str(vm_id), password_hash=password_hash, job_timeout=6 * 3600
+                "compute.jobs.vm_provision_job",
+                vm_id=str(vm_id),
+                password_hash=password_hash,
+                job_timeout=6 * 3600,
             )
         )
     return vm
@@ -252,7 +285,12 @@ def vm_provision(*, vm_id, password_hash: str = "") -> None:
         return
     now = timezone.now()
     VirtualMachine.objects.filter(pk=vm.pk, state=VirtualMachine.State.CREATING).update(
-        state=VirtualMachine.State.RUNNING, stage="", error="", started_at=now, state_checked_at=now, updated_at=now
+        state=VirtualMachine.State.RUNNING,
+        stage="",
+        error="",
+        started_at=now,
+        state_checked_at=now,
+        updated_at=now,
     )
     log(action="vm.create", tenant=vm.tenant, target=vm, message=f"{vm.domain_name} running on {host.name}")
 
@@ -311,7 +349,15 @@ def _action(vm: VirtualMachine, action: str, *, actor, request, log_action: str)
     try:
         hypervisor.domain_action(vm.host, vm.domain_name, action)
     except HypervisorError as error:
-        log(action=log_action, tenant=vm.tenant, actor=actor, target=vm, result="failure", message=str(error), request=request)
+        log(
+            action=log_action,
+            tenant=vm.tenant,
+            actor=actor,
+            target=vm,
+            result="failure",
+            message=str(error),
+            request=request,
+        )
         raise VMActionRefused(str(error)) from error
     vm = vm_refresh(vm)
     log(action=log_action, tenant=vm.tenant, actor=actor, target=vm, request=request, message=vm.state)
@@ -324,24 +370,38 @@ def _require(vm: VirtualMachine, states, message: str) -> None:
 
 
 def vm_start(*, vm: VirtualMachine, actor=None, request=None) -> VirtualMachine:
-    _require(vm, {VirtualMachine.State.STOPPED}, _("“%(name)s” is %(state)s; only a stopped VM can be started."))
+    _require(
+        vm, {VirtualMachine.State.STOPPED}, _("“%(name)s” is %(state)s; only a stopped VM can be started.")
+    )
     return _action(vm, "start", actor=actor, request=request, log_action="vm.start")
 
 
 def vm_reboot(*, vm: VirtualMachine, actor=None, request=None) -> VirtualMachine:
-    _require(vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be rebooted."))
+    _require(
+        vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be rebooted.")
+    )
     return _action(vm, "reboot", actor=actor, request=request, log_action="vm.reboot")
 
 
 def vm_stop(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = True) -> VirtualMachine:
     """ACPI shutdown now; a job powers the VM off if it is still running after the stop timeout."""
-    _require(vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be stopped."))
+    _require(
+        vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be stopped.")
+    )
     try:
         hypervisor.domain_action(vm.host, vm.domain_name, "shutdown")
     except HypervisorError as error:
         raise VMActionRefused(str(error)) from error
     VirtualMachine.objects.filter(pk=vm.pk).update(stop_requested_at=timezone.now(), stage=_("Stopping"))
-    log(action="vm.stop", tenant=vm.tenant, actor=actor, target=vm, result="started", message="ACPI shutdown", request=request)
+    log(
+        action="vm.stop",
+        tenant=vm.tenant,
+        actor=actor,
+        target=vm,
+        result="started",
+        message="ACPI shutdown",
+        request=request,
+    )
     if enqueue:
         transaction.on_commit(
             lambda: django_rq.get_queue("default").enqueue(
@@ -389,7 +449,15 @@ def vm_delete(*, vm: VirtualMachine, actor=None, request=None) -> None:
         hypervisor.undefine(vm.host, vm.domain_name)
         hypervisor.delete_volumes(vm.host, [vm.disk_volume, vm.seed_volume, vm.console_volume])
     except HypervisorError as error:
-        log(action="vm.delete", tenant=vm.tenant, actor=actor, target=vm, result="failure", message=str(error), request=request)
+        log(
+            action="vm.delete",
+            tenant=vm.tenant,
+            actor=actor,
+            target=vm,
+            result="failure",
+            message=str(error),
+            request=request,
+        )
         raise VMActionRefused(str(error)) from error
     log(action="vm.delete", tenant=vm.tenant, actor=actor, target=vm, request=request, message=vm.domain_name)
     vm.delete()

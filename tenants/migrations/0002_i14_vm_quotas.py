@@ -4,25 +4,36 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0001_initial'),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='quota',
-            name='max_memory_mib',
-            field=models.PositiveIntegerField(blank=True, help_text="Total memory of the tenant's VMs. Leave empty for no limit.", null=True, verbose_name='VM memory (MiB)'),
+            model_name="quota",
+            name="max_memory_mib",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Total memory of the tenant's VMs. Leave empty for no limit.",
+                null=True,
+                verbose_name="VM memory (MiB)",
+            ),
         ),
         migrations.AddField(
-            model_name='quota',
-            name='max_vcpus',
-            field=models.PositiveIntegerField(blank=True, help_text="Total vCPUs of the tenant's VMs. Leave empty for no limit.", null=True, verbose_name='vCPUs'),
+            model_name="quota",
+            name="max_vcpus",
+            field=models.PositiveIntegerField(
+                blank=True,
+                help_text="Total vCPUs of the tenant's VMs. Leave empty for no limit.",
+                null=True,
+                verbose_name="vCPUs",
+            ),
         ),
         migrations.AddField(
-            model_name='quota',
-            name='max_vms',
-            field=models.PositiveIntegerField(blank=True, help_text='Leave empty for no limit.', null=True, verbose_name='VM count'),
+            model_name="quota",
+            name="max_vms",
+            field=models.PositiveIntegerField(
+                blank=True, help_text="Leave empty for no limit.", null=True, verbose_name="VM count"
+            ),
         ),
     ]

@@ -47,7 +47,9 @@ def test_a_bootable_image_passes_and_its_page_shows_screen_and_console(
     assert owner_client.get(f"/vms/boot-checks/{check.pk}/thumbnail.png")["Content-Type"] == "image/png"
 
 
-def test_a_disk_without_a_boot_loader_fails_the_check(owner, compute_host, import_image, run_jobs, settings, tmp_path):
+def test_a_disk_without_a_boot_loader_fails_the_check(
+    owner, compute_host, import_image, run_jobs, settings, tmp_path
+):
     settings.COMPUTE_BOOT_CHECK_SECONDS = 40
     blank = tmp_path / "blank.qcow2"
     subprocess.run(["qemu-img", "create", "-f", "qcow2", str(blank), "64M"], check=True, capture_output=True)
@@ -63,7 +65,10 @@ def test_a_disk_without_a_boot_loader_fails_the_check(owner, compute_host, impor
 @pytest.mark.parametrize(
     ("console", "state"),
     [
-        ("SeaBIOS\nBooting from Hard Disk...\nBoot failed: not a bootable disk\nNo bootable device.", "failed"),
+        (
+            "SeaBIOS\nBooting from Hard Disk...\nBoot failed: not a bootable disk\nNo bootable device.",
+            "failed",
+        ),
         ("[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs", "failed"),
         ("", "silent"),
         ("Debian GNU/Linux 12 web-1 ttyS0\nweb-1 login:", "passed"),

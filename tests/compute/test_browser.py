@@ -17,7 +17,9 @@ def _shot(page, name):
         page.screenshot(path=os.path.join(SHOTS, name), full_page=True)
 
 
-def test_create_vm_from_the_image_row_and_watch_it_run(browser_page, compute_host, boot_image, run_jobs, settings):
+def test_create_vm_from_the_image_row_and_watch_it_run(
+    browser_page, compute_host, boot_image, run_jobs, settings
+):
     settings.COMPUTE_STOP_TIMEOUT = 2
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 900})

@@ -231,7 +231,9 @@ def test_vms_of_another_tenant_on_a_shared_image_are_counted_not_named(owner, te
 
     shared = _image(tenant, name="shared", sharing="global")
     other = services.tenant_create(name="initech")
-    VirtualMachine.objects.create(tenant=other, name="initech-secret", image=shared, host=host, domain_name="ic-s")
+    VirtualMachine.objects.create(
+        tenant=other, name="initech-secret", image=shared, host=host, domain_name="ic-s"
+    )
     with pytest.raises(ImageInUse) as refused:
         image_delete(image=shared, actor=owner)
     assert "initech-secret" not in str(refused.value) and "another tenant" in str(refused.value)

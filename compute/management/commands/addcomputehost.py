@@ -14,7 +14,9 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--name", required=True)
         parser.add_argument("--uri", default="qemu:///system")
-        parser.add_argument("--pool", default="imageconsole", help="libvirt storage pool (created when missing)")
+        parser.add_argument(
+            "--pool", default="imageconsole", help="libvirt storage pool (created when missing)"
+        )
         parser.add_argument("--pool-path", default="/var/lib/libvirt/images/imageconsole")
         parser.add_argument("--network", default="", help="libvirt network for VM NICs (empty: no NIC)")
         parser.add_argument("--virt-type", default="auto", choices=ComputeHost.VirtType.values)
