@@ -65,6 +65,7 @@ INSTALLED_APPS = [
     "images",
     "recyclebin",
     "compute",
+    "openstack",
 ]
 
 MIDDLEWARE = [
@@ -215,6 +216,9 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+
+# The OpenStack Identity v3 endpoint's tokens (openstack app): lifetime in seconds (Keystone's default).
+OPENSTACK_TOKEN_SECONDS = int(os.environ.get("OPENSTACK_TOKEN_SECONDS", "3600"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

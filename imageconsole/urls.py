@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from openstack.urls import identity_urlpatterns, image_urlpatterns
+
 from . import views
 
 urlpatterns = [
@@ -25,4 +27,6 @@ urlpatterns = [
     path("api/v1/", include("tenants.api_urls")),
     path("api/v1/", include("storage.api_urls")),
     path("api/v1/", include("images.api_urls")),
+    path("openstack/identity/", include(identity_urlpatterns)),
+    path("openstack/image/", include(image_urlpatterns)),
 ]

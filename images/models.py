@@ -157,6 +157,21 @@ class Image(BaseModel):
     )
     error = models.TextField(_("error"), blank=True)
     enabled = models.BooleanField(_("enabled"), default=True)
+    protected = models.BooleanField(
+        _("protected"), default=False, help_text=_("A protected image cannot be deleted until unprotected.")
+    )
+    min_disk = models.PositiveIntegerField(
+        _("minimum disk (GB)"), default=0, help_text=_("The smallest disk a VM made from it needs.")
+    )
+    min_ram = models.PositiveIntegerField(
+        _("minimum memory (MB)"), default=0, help_text=_("The least memory a VM made from it needs.")
+    )
+    properties = models.JSONField(
+        _("properties"),
+        default=dict,
+        blank=True,
+        help_text=_("Free-form key/value properties (OpenStack image properties)."),
+    )
     sharing = models.CharField(
         _("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE
     )

@@ -22,6 +22,7 @@ from .imports import (  # noqa: F401
 from .lifecycle import (  # noqa: F401
     BatchDeleteResult,
     ImageInUse,
+    ImageProtected,
     image_batch_delete,
     image_delete,
     image_set_enabled,
@@ -30,5 +31,6 @@ from .lifecycle import (  # noqa: F401
     validate_image_name,
     vms_using_images,
 )
+from .metadata import image_set_metadata  # noqa: F401
 from .receiving import ImportCancelled, ImportReceiver, ImportSink, OffsetMismatch, UploadBusy  # noqa: F401
 from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk  # noqa: F401

@@ -186,6 +186,10 @@ class ImageInUse(ValidationError):
     """The image backs one or more VMs; the message names them."""
 
 
+class ImageProtected(ValidationError):
+    """The image is protected: it cannot be deleted until its protection is removed."""
+
+
 def vms_using_images(*, image_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
     """Hook for the compute app: the names of the VMs that use each image, for images in use.
 
@@ -232,6 +236,11 @@ def image_delete(*, image: Image, actor=None, request=None) -> Image:
         locked = Image.objects.select_for_update().get(pk=image.pk)
         if locked.status not in DELETABLE:
             raise TransitionNotAllowed(locked, Image.Status.DELETING)
+        if locked.protected:
+            raise ImageProtected(
+                _("“%(name)s” is protected; remove its protection before deleting it.") % {"name": locked.name},
+                code="image_protected",
+            )
         vm_names = vms_using_images(image_ids=[locked.pk]).get(locked.pk)
         if vm_names:
             raise ImageInUse(
@@ -323,8 +332,17 @@ def image_batch_delete(
             for start in range(0, len(valid), BATCH_CHUNK):
                 for row in base.filter(pk__in=valid[start : start + BATCH_CHUNK]).values(*fields):
                     rows[str(row["pk"])] = row
+        protected = {
+            pk
+            for start in range(0, len(rows), BATCH_CHUNK)
+            for pk in Image.objects.filter(
+                pk__in=[row["pk"] for row in list(rows.values())[start : start + BATCH_CHUNK]], protected=True
+            ).values_list("pk", flat=True)
+        }
         candidates = [
-            row["pk"] for row in rows.values() if row["tenant_id"] == tenant.pk and row["status"] in DELETABLE
+            row["pk"]
+            for row in rows.values()
+            if row["tenant_id"] == tenant.pk and row["status"] in DELETABLE and row["pk"] not in protected
         ]
         in_use = vms_using_images(image_ids=candidates)
         deletable = [pk for pk in candidates if pk not in in_use]
@@ -362,6 +380,10 @@ def image_batch_delete(
                     name=row["name"],
                     deleted=False,
                     reason=_("It is shared with this tenant by another one and is read-only here."),
+                )
+            elif pk in protected:
+                item = BatchItem(
+                    id=pk, name=row["name"], deleted=False, reason=_("It is protected; remove its protection first.")
                 )
             elif pk in in_use:
                 item = BatchItem(id=pk, name=row["name"], deleted=False, reason=_in_use_message(in_use[pk]))
