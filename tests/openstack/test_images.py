@@ -9,7 +9,7 @@ import pytest
 from images.models import Image
 from tenants.models import OperationLog
 
-from .conftest import MiB, PATCH, V2
+from .conftest import PATCH, V2, MiB
 
 
 @pytest.fixture
