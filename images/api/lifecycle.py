@@ -22,6 +22,7 @@ from ..policy import can_change, can_share_globally, is_own
 from ..selectors import image_get, image_listing, images_visible
 from ..services import (
     ImageInUse,
+    ImageProtected,
     TransitionNotAllowed,
     image_delete,
     image_set_enabled,
@@ -260,7 +261,7 @@ class ImageLifecycleMixin:
                 _("“%(name)s” is %(status)s; only available or failed images can be deleted.")
                 % {"name": image.name, "status": exc.image.get_status_display()}
             ) from exc
-        except ImageInUse as exc:
+        except (ImageInUse, ImageProtected) as exc:
             raise Conflict(" ".join(exc.messages)) from exc
         return Response(status=status.HTTP_204_NO_CONTENT)
 

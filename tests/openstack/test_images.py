@@ -199,3 +199,13 @@ def test_errors_have_glance_shape(glance):
     assert response.status_code == 404
     assert response.json()["code"] == "404 Not Found"
     assert glance.post(f"{V2}/images", json.dumps({"name": "x", "disk_format": "aki"}), content_type="application/json").status_code == 400
+
+
+def test_properties_and_protection_are_shown_in_the_console(glance, upload, owner_client):
+    image_id, _data = upload()
+    ops = [{"op": "add", "path": "/os_distro", "value": "<b>ubuntu</b>"}, {"op": "replace", "path": "/protected", "value": True},
+           {"op": "replace", "path": "/min_disk", "value": 3}]  # fmt: skip
+    glance.patch(f"{V2}/images/{image_id}", json.dumps(ops), content_type=PATCH)
+    page = owner_client.get(f"/images/{image_id}/").content.decode()
+    assert "os_distro" in page and "&lt;b&gt;ubuntu&lt;/b&gt;" in page
+    assert 'data-testid="image-protected"' in page and "3 GB disk" in page
