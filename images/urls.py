@@ -1,7 +1,7 @@
 from django.urls import path
 
 from .list_urls import urlpatterns as list_urlpatterns
-from .views import detail, imports
+from .views import detail, imports, shares
 
 app_name = "images"
 
@@ -14,4 +14,6 @@ urlpatterns = [
     path("<uuid:pk>/summary/", detail.ImageSummaryView.as_view(), name="summary"),
     path("<uuid:pk>/upload/", imports.ImageUploadView.as_view(), name="upload"),
     path("<uuid:pk>/cancel/", imports.ImageCancelView.as_view(), name="cancel"),
+    path("shared-with-us/", shares.SharedWithUsView.as_view(), name="shared_with_us"),
+    path("<uuid:pk>/share-answer/", shares.ShareAnswerView.as_view(), name="share_answer"),
 ]

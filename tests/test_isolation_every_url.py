@@ -13,8 +13,9 @@ import zipfile
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
 
-from images.models import Image, UploadSession
+from images.models import Image, ImageShare, UploadSession
 from tenants import services
 from tenants.models import Membership, OperationLog, ProjectGroup
 
@@ -35,6 +36,9 @@ RULES = [
     (r"operation_log|operation-log", "pk", "log"),
     (r"^recyclebin:", "pk", "deleted_image"),
     (r"^(api-storage|storage:)", "pk", SHARED),
+    (r"^openstack-image", "image_id", "image"),
+    (r"^openstack-image-member$", "member_id", "member"),
+    (r"^openstack-image-tag$", "tag", "tag"),
 ]
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -50,6 +54,10 @@ def _walk(patterns, prefix="", namespace=None):
             name = f"{namespace}:{pattern.name}" if namespace and pattern.name else str(pattern.name)
             route = prefix + str(pattern.pattern)
             converters = dict(getattr(pattern.pattern, "converters", {}) or {})
+            if isinstance(pattern.pattern, RegexPattern):
+                # re_path (the OpenStack API): its named groups are its parameters.
+                converters = {group: "regex" for group in pattern.pattern.regex.groupindex}
+                route = prefix + re.sub(r"\^|\$|/\?(?=\$|$)", "", str(pattern.pattern))
             yield route, name, converters
 
 
@@ -65,6 +73,7 @@ def _rule(name: str, kwarg: str):
 
 
 def _fill(route: str, values: dict) -> str:
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: str(values[m.group(1)]), route)
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
 
@@ -87,6 +96,7 @@ def _objects(tenant, marker):
         "group": group.pk,
         "log": log.pk,
         "deleted_image": deleted.pk,
+        "tag": "blue",
     }
 
 
@@ -105,6 +115,9 @@ def _body(response) -> str:
 def world(tenant, other_tenant, owner):
     mine = _objects(tenant, "acme-own")
     theirs = _objects(other_tenant, SECRET)
+    # OpenStack image members: the tenant's own image has one (the other tenant, asked); theirs has none.
+    ImageShare.objects.create(image_id=mine["image"], tenant=other_tenant)
+    mine["member"], theirs["member"] = other_tenant.pk, tenant.pk
     _token, key = services.api_token_create(user=owner)
     console = Client()
     console.force_login(owner)
@@ -113,7 +126,14 @@ def world(tenant, other_tenant, owner):
         "theirs": theirs,
         "console": console,
         "api": Client(HTTP_AUTHORIZATION=f"Token {key}"),
+        "openstack": Client(HTTP_X_AUTH_TOKEN=key),
     }
+
+
+def _client(world, route):
+    if route.startswith("openstack/"):
+        return world["openstack"]
+    return world["api"] if route.startswith("api/") else world["console"]
 
 
 def _request(client, method, url):
@@ -122,6 +142,11 @@ def _request(client, method, url):
         return client.patch(
             url, b"x", content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **headers
         )
+    if method == "patch" and url.startswith("/openstack/"):
+        body = b'[{"op": "replace", "path": "/name", "value": "stolen"}]'
+        return client.patch(url, body, content_type="application/openstack-images-v2.1-json-patch")
+    if method in ("put", "patch", "post") and url.startswith("/openstack/"):
+        return client.generic(method.upper(), url, b'{"name": "stolen", "member": "1"}', content_type="application/json")
     if method in ("put", "patch") and url.startswith("/api/"):
         return client.generic(
             method.upper(), url, b'{"name": "stolen"}', content_type="application/json", **headers
@@ -142,7 +167,7 @@ def test_every_url_with_an_id_is_404_for_another_tenants_object(world):
             continue
         if SHARED in kinds.values():
             continue
-        client = world["api"] if route.startswith("api/") else world["console"]
+        client = _client(world, route)
         theirs = _fill("/" + route, {k: world["theirs"][v] for k, v in kinds.items()})
         mine = _fill("/" + route, {k: world["mine"][v] for k, v in kinds.items()})
         for method in METHODS:
@@ -187,7 +212,7 @@ def test_no_page_or_endpoint_without_an_id_shows_another_tenants_data(world, oth
     for route, name, converters in _routes():
         if converters:
             continue
-        client = world["api"] if route.startswith("api/") else world["console"]
+        client = _client(world, route)
         url = "/" + route
         for query in (
             "",
@@ -222,7 +247,7 @@ def test_sub_accounts_are_held_to_the_same_walls(world, role, request, tenant):
     client.force_login(user)
     theirs = world["theirs"]
     for route, name, converters in _routes():
-        if not converters or route.startswith("api/"):
+        if not converters or route.startswith(("api/", "openstack/")):
             continue
         kinds = {kwarg: _rule(name, kwarg) for kwarg in converters}
         if None in kinds.values() or SHARED in kinds.values():

@@ -33,4 +33,5 @@ from .lifecycle import (  # noqa: F401
 )
 from .metadata import image_set_metadata  # noqa: F401
 from .receiving import ImportCancelled, ImportReceiver, ImportSink, OffsetMismatch, UploadBusy  # noqa: F401
+from .sharing import ShareExists, image_share_add, image_share_answer, image_share_remove  # noqa: F401
 from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk  # noqa: F401

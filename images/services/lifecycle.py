@@ -22,7 +22,7 @@ from tenants.models import OperationLog, Tenant
 from tenants.services import client_ip, log
 
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
-from ..models import Image
+from ..models import Image, ImageShare
 from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk
 
 DESCRIPTION_MAX_LENGTH = 1024
@@ -166,7 +166,11 @@ def image_set_sharing(
     image = Image.objects.select_for_update().get(pk=image.pk)
     image.sharing = sharing
     image.save(update_fields=["sharing", "updated_at"])
-    image.shared_with.set(tenants if sharing == Image.Sharing.TENANTS else [])
+    # Tenants already chosen keep their answer; newly chosen ones are asked (pending).
+    image.shared_with.set(
+        tenants if sharing == Image.Sharing.TENANTS else [],
+        through_defaults={"status": ImageShare.Status.PENDING},
+    )
     names = ", ".join(sorted(t.name for t in tenants)) if sharing == Image.Sharing.TENANTS else ""
     log(
         action="image.share",

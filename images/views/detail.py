@@ -9,7 +9,7 @@ from tenants.selectors import operation_logs
 
 from ..models import ImageReplica
 from ..policy import row_actions
-from ..selectors import image_get
+from ..selectors import image_get, image_shares
 
 LOG_ROWS = 50
 
@@ -34,6 +34,7 @@ class ImageDetailView(TenantRequiredMixin, View):
             context["events"] = operation_logs(tenant=request.tenant).filter(
                 target_type="image", target_id=str(image.pk)
             )[:LOG_ROWS]
+            context["shares"] = image_shares(image=image)
         return render(request, "images/detail.html", context)
 
 

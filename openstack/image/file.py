@@ -126,7 +126,7 @@ class ImageFileView(OpenStackView):
             raise ApiError(403, _("The image is deactivated; its data cannot be downloaded."))
         replica = image.replicas.filter(state="ready").select_related("storage").order_by("pk").first()
         if replica is None:
-            raise ApiError(404, _("No ready copy of the image's data is stored."))
+            raise ApiError(503, _("No ready copy of the image's data is stored; ask an administrator."))
         backend = get_backend(replica.storage)
         try:
             size = backend.size(replica.key)

@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import file, schemas, views
+from . import file, members, schemas, views
 
 UUID = r"(?P<image_id>[^/]+)"
 
@@ -20,6 +20,12 @@ urlpatterns = [
         rf"^v2/images/{UUID}/actions/reactivate$",
         views.ActionView.as_view(action="reactivate"),
         name="openstack-image-reactivate",
+    ),
+    re_path(rf"^v2/images/{UUID}/members/?$", members.MembersView.as_view(), name="openstack-image-members"),
+    re_path(
+        rf"^v2/images/{UUID}/members/(?P<member_id>[^/]+)$",
+        members.MemberView.as_view(),
+        name="openstack-image-member",
     ),
     *[
         re_path(rf"^v2/schemas/{name}/?$", schemas.SchemaView.as_view(name=name), name=f"openstack-schema-{name}")
