@@ -1,6 +1,6 @@
 from django.urls import re_path
 
-from . import file, members, schemas, views
+from . import file, interop, members, schemas, views
 
 UUID = r"(?P<image_id>[^/]+)"
 
@@ -27,6 +27,11 @@ urlpatterns = [
         members.MemberView.as_view(),
         name="openstack-image-member",
     ),
+    re_path(rf"^v2/images/{UUID}/stage$", interop.StageView.as_view(), name="openstack-image-stage"),
+    re_path(rf"^v2/images/{UUID}/import$", interop.ImportView.as_view(), name="openstack-image-import"),
+    re_path(rf"^v2/images/{UUID}/tasks$", interop.TasksView.as_view(), name="openstack-image-tasks"),
+    re_path(r"^v2/info/import$", interop.ImportInfoView.as_view(), name="openstack-info-import"),
+    re_path(r"^v2/info/stores$", interop.StoresInfoView.as_view(), name="openstack-info-stores"),
     *[
         re_path(rf"^v2/schemas/{name}/?$", schemas.SchemaView.as_view(name=name), name=f"openstack-schema-{name}")
         for name in ("image", "images", "member", "members")
