@@ -1,6 +1,7 @@
 """Responses and the base view of the OpenStack endpoints: errors in the shapes OpenStack services use."""
 
 import json
+import uuid
 from http import HTTPStatus
 
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -23,10 +24,17 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
-def error_response(status: int, message: str, *, headers: dict | None = None) -> HttpResponse:
+def error_response(
+    status: int, message: str, *, headers: dict | None = None, as_json: bool = True
+) -> HttpResponse:
+    """Glance's error bodies (webob's): JSON when the client accepts it, else its plain text."""
     phrase = HTTPStatus(status).phrase
-    body = {"message": message, "code": f"{status} {phrase}", "title": phrase}
-    response = JsonResponse(body, status=status)
+    if as_json:
+        body = {"message": message, "code": f"{status} {phrase}", "title": phrase}
+        response = JsonResponse(body, status=status)
+    else:
+        text = f"{status} {phrase}\n\n{message}\n\n   "
+        response = HttpResponse(text, status=status, content_type="text/plain; charset=UTF-8")
     for name, value in (headers or {}).items():
         response[name] = value
     return response
@@ -62,6 +70,13 @@ class OpenStackView(View):
     authenticated = True
 
     def dispatch(self, request, *args, **kwargs):
+        response = self._dispatch(request, *args, **kwargs)
+        if response.status_code == 204 and "Content-Type" in response:
+            del response["Content-Type"]
+        response["X-Openstack-Request-Id"] = f"req-{uuid.uuid4()}"
+        return response
+
+    def _dispatch(self, request, *args, **kwargs):
         try:
             if self.authenticated:
                 caller = caller_for_token(
@@ -89,7 +104,8 @@ class OpenStackView(View):
             return self.render_error(400, validation_message(error))
 
     def render_error(self, status: int, message: str, *, headers: dict | None = None) -> HttpResponse:
-        return error_response(status, message, headers=headers)
+        accept = self.request.headers.get("Accept", "")
+        return error_response(status, message, headers=headers, as_json="json" in accept)
 
     def http_method_not_allowed(self, request, *args, **kwargs):
         response = self.render_error(405, _("The method is not allowed for this resource."))

@@ -34,7 +34,7 @@ class StoresInfoView(OpenStackView):
         return json_response(
             {
                 "stores": [
-                    {"id": str(storage.pk), "description": storage.name, **({"default": True} if index == 0 else {})}
+                    {"id": str(storage.pk), "description": storage.name, **({"default": "true"} if index == 0 else {})}
                     for index, storage in enumerate(storages)
                 ]
             }
@@ -144,7 +144,11 @@ class TasksView(OpenStackView):
             "type": "api_image_import",
             "status": status,
             "owner": str(image.tenant_id),
-            "input": {"image_id": str(image.pk), "import_req": {"method": {"name": method}}},
+            "input": {
+                "image_id": str(image.pk),
+                "import_req": {"method": {"name": method}},
+                "backend": [str(image.storage_id)] if image.storage_id else [],
+            },
             "result": {"image_id": str(image.pk)} if status == "success" else None,
             "message": image.error if status == "failure" else "",
             "image_id": str(image.pk),
@@ -153,7 +157,7 @@ class TasksView(OpenStackView):
             "created_at": glance_time(session.created_at),
             "updated_at": glance_time(session.updated_at),
             "expires_at": None,
-            "self": f"/v2/tasks/{session.pk}",
-            "schema": "/v2/schemas/task",
+            "deleted": False,
+            "deleted_at": None,
         }
         return json_response({"tasks": [task]})

@@ -5,8 +5,18 @@ from copy import deepcopy
 from ..http import OpenStackView, json_response
 from .serialize import CONTAINER_FORMATS, DISK_FORMATS
 
+VALIDATION_DATA = {
+    "description": "Values to be used to populate the corresponding image properties. If the image status is "
+                   "not 'queued', values must exactly match those already contained in the image properties.",
+    "type": "object", "writeOnly": True, "additionalProperties": False,
+    "properties": {"checksum": {"type": "string", "minLength": 32, "maxLength": 32},
+                   "os_hash_algo": {"type": "string", "maxLength": 64},
+                   "os_hash_value": {"type": "string", "maxLength": 128}},
+    "required": ["os_hash_algo", "os_hash_value"],
+}  # fmt: skip
+
 IMAGE_PROPERTIES = {
-    "id": {"type": "string", "description": "An identifier for the image", "readOnly": True,
+    "id": {"type": "string", "description": "An identifier for the image",
            "pattern": "^([0-9a-fA-F]){8}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){4}-([0-9a-fA-F]){12}$"},
     "name": {"type": ["null", "string"], "description": "Descriptive name for the image", "maxLength": 255},
     "status": {"type": "string", "readOnly": True, "description": "Status of the image",
@@ -42,7 +52,8 @@ IMAGE_PROPERTIES = {
     "locations": {"type": "array", "description": "A set of URLs to access the image file kept in external store",
                   "items": {"type": "object", "required": ["url", "metadata"],
                             "properties": {"url": {"type": "string", "maxLength": 255},
-                                           "metadata": {"type": "object"}}}},
+                                           "metadata": {"type": "object"},
+                                           "validation_data": VALIDATION_DATA}}},
 }  # fmt: skip
 
 IMAGE_SCHEMA = {

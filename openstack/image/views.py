@@ -147,7 +147,15 @@ class ImagesView(OpenStackView):
         except ValidationError as error:
             raise import_error(error) from error
         image = Image.objects.select_related("storage").get(pk=image.pk)
-        return json_response(shown(request, image), status=201, headers={"Location": f"/v2/images/{image.pk}"})
+        from .interop import METHODS
+
+        stores = ",".join(str(s.pk) for s in storage_choices_for_import(tenant=request.tenant))
+        headers = {
+            "Location": f"/v2/images/{image.pk}",
+            "OpenStack-image-import-methods": ",".join(METHODS),
+            "OpenStack-image-store-ids": stores,
+        }
+        return json_response(shown(request, image), status=201, headers=headers)
 
 
 class ImageView(OpenStackView):

@@ -195,9 +195,13 @@ def test_delete_of_a_queued_image(glance):
 
 
 def test_errors_have_glance_shape(glance):
-    response = glance.get(f"{V2}/images/00000000-0000-0000-0000-000000000000")
+    missing = f"{V2}/images/00000000-0000-0000-0000-000000000000"
+    response = glance.get(missing, HTTP_ACCEPT="application/json")
     assert response.status_code == 404
     assert response.json()["code"] == "404 Not Found"
+    # Without asking for JSON: webob's plain text, as Glance answers.
+    text = glance.get(missing)
+    assert text["Content-Type"].startswith("text/plain") and text.content.startswith(b"404 Not Found\n\n")
     assert glance.post(f"{V2}/images", json.dumps({"name": "x", "disk_format": "aki"}), content_type="application/json").status_code == 400
 
 
