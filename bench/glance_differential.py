@@ -48,6 +48,9 @@ class Api:
                 return response.status, response.headers, response.read()
         except urllib.error.HTTPError as error:
             return error.code, error.headers, error.read()
+        except urllib.error.URLError as error:
+            # The server answered (and closed) before taking the whole body: a refusal of an upload.
+            return 0, {}, str(error.reason).encode()
 
     def wait(self, image_id, statuses=("active",)):
         deadline = time.monotonic() + 120
