@@ -59,8 +59,11 @@ def main():
         start = time.perf_counter()
         out = subprocess.run(
             [*glance, "image-create", "--name", "cli", "--disk-format", "qcow2", "--container-format", "bare",
-             "--file", str(qcow2)], check=True, capture_output=True, text=True, stdin=subprocess.DEVNULL,
-        ).stdout  # fmt: skip
+             "--file", str(qcow2)], capture_output=True, text=True, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        if out.returncode:
+            raise RuntimeError(f"glance image-create: {out.stdout}\n{out.stderr}")
+        out = out.stdout
         glance_id = re.search(r"^\|\s*id\s*\|\s*(\S+)", out, re.M).group(1)
         deployment.wait_available(glance_id)
         glance_upload = time.perf_counter() - start

@@ -192,8 +192,12 @@ def upload_lock(image_id):
 class ImportReceiver:
     """Receives one import's bytes from `offset` on. See the module's docstring."""
 
-    def __init__(self, *, image_id, offset: int, enqueue: bool = True, lock: bool = True):
+    def __init__(
+        self, *, image_id, offset: int, enqueue: bool = True, lock: bool = True, unknown_length: bool = False
+    ):
+        """`unknown_length`: an upload whose length comes with its end (a chunked PUT); `finish()` ends it."""
         self.image_id = image_id_of(image_id)
+        self.unknown_length = unknown_length
         self.enqueue = enqueue
         self._lock = None
         self._writer = None
@@ -227,7 +231,7 @@ class ImportReceiver:
         receiving = (Image.Stage.QUEUED, Image.Stage.RECEIVING, Image.Stage.DOWNLOADING)
         if image.stage not in receiving:
             raise ImportNotAccepted(_("The whole file was received already; the image is being processed."))
-        if session.length is None and image.source == Image.Source.UPLOAD:
+        if session.length is None and image.source == Image.Source.UPLOAD and not self.unknown_length:
             raise ImportNotAccepted(_("The upload's length is not known yet."), status=400)
         if offset != session.offset:
             raise OffsetMismatch(session.offset)

@@ -8,10 +8,12 @@ import re
 
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse, StreamingHttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from images.inspection import ImportRefused
 from images.models import Image, UploadSession
+from images.services.fetching import fetch_limit
 from images.services.imports import ImportNotAccepted, upload_restart
 from images.services.receiving import BLOCK_SIZE, ImportReceiver, receive_body
 from storage.backends import StorageError, get_backend
@@ -69,15 +71,25 @@ def store_body(request, image: Image) -> None:
                     % {"received": received, "length": length},
                 )
             return
-        # No length announced: the quota and space are checked as the bytes arrive.
+        # No length announced (glanceclient sends chunked): stored as it arrives, cut off where the
+        # tenant's quota or the storage's free space would be passed (as a URL fetch without a length).
         UploadSession.objects.filter(image=image, offset=0).update(length=None)
+        limit = fetch_limit(image)
         read = chunked_reader(request) if chunked else request.read
-        receiver = ImportReceiver(image_id=image.pk, offset=0)
+        receiver = ImportReceiver(image_id=image.pk, offset=0, unknown_length=True)
         with receiver:
-            while True:
-                data = read(BLOCK_SIZE)
-                if not data:
-                    break
+            received = 0
+            while data := read(BLOCK_SIZE):
+                received += len(data)
+                if limit is not None and received > limit:
+                    receiver.refuse(
+                        ImportRefused(
+                            _("The file is larger than the %(limit)s the tenant's quota and the storage's free space allow.")
+                            % {"limit": filesizeformat(limit)},
+                            code="too_large",
+                        )
+                    )
+                    raise ApiError(413, Image.objects.get(pk=image.pk).error)
                 receiver.write(data)
             receiver.finish()
     except (ImportRefused, ImportNotAccepted, ValidationError) as error:

@@ -213,3 +213,40 @@ def test_properties_and_protection_are_shown_in_the_console(glance, upload, owne
     page = owner_client.get(f"/images/{image_id}/").content.decode()
     assert "os_distro" in page and "&lt;b&gt;ubuntu&lt;/b&gt;" in page
     assert 'data-testid="image-protected"' in page and "3 GB disk" in page
+
+
+def chunked_put(client, url, data):
+    """A PUT as gunicorn hands over glanceclient's chunked upload: no Content-Length, the decoded body."""
+    import io
+
+    return client.generic("PUT", url, b"", HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(data)})
+
+
+def test_chunked_upload_without_a_length(glance, disks, run_jobs, django_capture_on_commit_callbacks):
+    data = disks.convert(disks.raw(size=4 * MiB), "qcow2").read_bytes()
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "chunked", "disk_format": "qcow2"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        assert chunked_put(glance, f"{V2}/images/{image_id}/file", data).status_code == 204
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()
+    shown = glance.get(f"{V2}/images/{image_id}").json()
+    assert shown["status"] == "active" and shown["size"] == len(data)
+    assert shown["os_hash_value"] == hashlib.sha256(data).hexdigest()
+
+
+def test_chunked_upload_is_cut_off_at_the_quota(glance, tenant, disks, run_jobs, django_capture_on_commit_callbacks):
+    tenant.quota.max_bytes = 1 * MiB
+    tenant.quota.save()
+    data = disks.convert(disks.raw(size=12 * MiB), "qcow2").read_bytes()
+    assert len(data) > 5 * MiB
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "big", "disk_format": "qcow2"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        response = chunked_put(glance, f"{V2}/images/{image_id}/file", data)
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()
+    assert response.status_code == 413
+    assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "killed"
+    assert "quota" in Image.objects.get(pk=image_id).error
+    assert not Image.objects.get(pk=image_id).replicas.exists()
