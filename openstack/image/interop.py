@@ -6,9 +6,8 @@ from django.core.exceptions import ValidationError
 from django.http import HttpResponse
 from django.utils.translation import gettext as _
 
-from images.inspection import ImportRefused
 from images.models import Image
-from images.services.imports import ImportNotAccepted, import_fail, import_from_url, upload_restart
+from images.services.imports import ImportNotAccepted, import_from_url
 from storage.selectors import storage_choices_for_import
 
 from ..http import ApiError, OpenStackView, json_response, read_json
@@ -64,29 +63,6 @@ class StageView(OpenStackView):
         return HttpResponse(status=204)
 
 
-def glance_direct_import_job(*, image_id: str) -> None:
-    """Feed a staged file to the image's import (RQ, queue `imports`). Safe to run twice: the staged file
-    is removed once it is handed over."""
-    from images.services.receiving import ImportReceiver
-
-    path = staged_path(image_id)
-    image = Image.objects.filter(pk=image_id).first()
-    if image is None or not path.exists() or image.status != Image.Status.UPLOADING:
-        return
-    try:
-        length = path.stat().st_size
-        upload_restart(image_id=image_id, length=length, filename="")
-        with path.open("rb") as staged, ImportReceiver(image_id=image_id, offset=0) as receiver:
-            while data := staged.read(BLOCK):
-                receiver.write(data)
-            receiver.commit()
-    except (ImportRefused, ImportNotAccepted, ValidationError) as error:
-        message = getattr(error, "message", None) or " ".join(getattr(error, "messages", [str(error)]))
-        import_fail(image_id=image_id, message=str(message))
-    finally:
-        path.unlink(missing_ok=True)
-
-
 class ImportView(OpenStackView):
     def post(self, request, image_id):
         image = own_image(request, image_id)
@@ -108,7 +84,7 @@ class ImportView(OpenStackView):
             if not is_staged(image):
                 raise ApiError(409, _("Stage the image's data first (PUT /v2/images/%(id)s/stage).") % {"id": image.pk})
             django_rq.get_queue("imports").enqueue(
-                "openstack.image.interop.glance_direct_import_job", image_id=str(image.pk), job_timeout=12 * 3600
+                "openstack.jobs.glance_direct_import_job", image_id=str(image.pk), job_timeout=12 * 3600
             )
             return HttpResponse(status=202)
         uri = method.get("uri")
