@@ -4,7 +4,8 @@ from django.core.exceptions import ValidationError
 
 from images.inspection import ImportRefused
 from images.models import Image
-from images.services.imports import ImportNotAccepted, import_fail, upload_restart
+from images.services.imports import ImportNotAccepted, import_fail
+from images.services.receiving import upload_restart
 
 from .image.staging import staged_path
 

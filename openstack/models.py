@@ -5,7 +5,7 @@ from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
-from imageconsole.models import BaseModel
+from imageconsole.core.models import BaseModel
 
 
 class IdentityToken(BaseModel):

@@ -14,8 +14,8 @@ from django.utils.translation import gettext as _
 from images.inspection import ImportRefused
 from images.models import Image, UploadSession
 from images.services.fetching import fetch_limit
-from images.services.imports import ImportNotAccepted, upload_restart
-from images.services.receiving import BLOCK_SIZE, ImportReceiver, receive_body
+from images.services.imports import ImportNotAccepted
+from images.services.receiving import BLOCK_SIZE, ImportReceiver, receive_body, upload_restart
 from storage.backends import StorageError, get_backend
 
 from ..http import ApiError, OpenStackView
