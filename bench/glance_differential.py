@@ -39,9 +39,14 @@ class Api:
 
     def call(self, method, path, body=None, headers=None):
         data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
-        content_type = {"Content-Type": "application/json"} if body is not None and not isinstance(body, bytes) else {}
+        content_type = (
+            {"Content-Type": "application/json"} if body is not None and not isinstance(body, bytes) else {}
+        )
         request = urllib.request.Request(
-            self.base + path, data=data, method=method, headers={**self.headers, **content_type, **(headers or {})}
+            self.base + path,
+            data=data,
+            method=method,
+            headers={**self.headers, **content_type, **(headers or {})},
         )
         try:
             with urllib.request.urlopen(request, timeout=600) as response:
@@ -134,8 +139,12 @@ class Differential:
             except ValueError:
                 found.append("body: not JSON on one side")
         if s1 >= 400 and s2 >= 400 and is_json(b1) != is_json(b2):
-            found.append(f"error body: ours {'JSON' if is_json(b1) else 'text'}, Glance {'JSON' if is_json(b2) else 'text'}")
-        print(f"{'=' if not found else '≠'} {label}: {method} {path_of('ours') if callable(path_of) else path_of}")
+            found.append(
+                f"error body: ours {'JSON' if is_json(b1) else 'text'}, Glance {'JSON' if is_json(b2) else 'text'}"
+            )
+        print(
+            f"{'=' if not found else '≠'} {label}: {method} {path_of('ours') if callable(path_of) else path_of}"
+        )
         for line in found:
             print(f"    {line}")
         self.differences += [f"{label}: {line}" for line in found]
@@ -160,20 +169,41 @@ def run(d: Differential, file: Path, member: dict):
     d.both("versions", "GET", lambda side: "/" if side == "glance" else "/")
     for name in ("image", "images", "member", "members"):
         d.both(f"schema {name}", "GET", f"/v2/schemas/{name}")
-    create = {"name": "diff", "disk_format": "qcow2", "container_format": "bare", "tags": ["a"], "os_distro": "x"}
+    create = {
+        "name": "diff",
+        "disk_format": "qcow2",
+        "container_format": "bare",
+        "tags": ["a"],
+        "os_distro": "x",
+    }
     made = d.both("create", "POST", "/v2/images", create)
     ids = {side: json.loads(body)["id"] for side, (_s, _h, body) in made.items()}
     image = lambda suffix="": lambda side: f"/v2/images/{ids[side]}{suffix}"  # noqa: E731
     d.both("show queued", "GET", image())
     d.both("download queued", "GET", image("/file"), json_body=False)
-    d.both("upload", "PUT", image("/file"), data, {"Content-Type": "application/octet-stream"}, json_body=False)
+    d.both(
+        "upload", "PUT", image("/file"), data, {"Content-Type": "application/octet-stream"}, json_body=False
+    )
     for side, api in d.apis.items():
         api.wait(ids[side])
     d.both("show active", "GET", image())
     d.both("download", "GET", image("/file"), json_body=False)
     d.both("download range", "GET", image("/file"), headers={"Range": "bytes=0-99"}, json_body=False)
-    d.both("download bad range", "GET", image("/file"), headers={"Range": f"bytes={len(data) + 10}-"}, json_body=False)
-    d.both("upload again", "PUT", image("/file"), data, {"Content-Type": "application/octet-stream"}, json_body=False)
+    d.both(
+        "download bad range",
+        "GET",
+        image("/file"),
+        headers={"Range": f"bytes={len(data) + 10}-"},
+        json_body=False,
+    )
+    d.both(
+        "upload again",
+        "PUT",
+        image("/file"),
+        data,
+        {"Content-Type": "application/octet-stream"},
+        json_body=False,
+    )
     ops = [{"op": "replace", "path": "/name", "value": "diff-2"}, {"op": "add", "path": "/hw_disk_bus", "value": "virtio"},
            {"op": "add", "path": "/tags", "value": ["b", "c"]}, {"op": "replace", "path": "/min_ram", "value": 64}]  # fmt: skip
     d.both("patch", "PATCH", image(), json.dumps(ops).encode(), {"Content-Type": PATCH})
@@ -202,28 +232,74 @@ def run(d: Differential, file: Path, member: dict):
     d.both("members", "GET", image("/members"))
     d.both("member", "GET", lambda side: f"/v2/images/{ids[side]}/members/{member[side]}")
     d.both("member add again", "POST", image("/members"), lambda side: {"member": member[side]})
-    d.both("member delete", "DELETE", lambda side: f"/v2/images/{ids[side]}/members/{member[side]}", json_body=False)
+    d.both(
+        "member delete",
+        "DELETE",
+        lambda side: f"/v2/images/{ids[side]}/members/{member[side]}",
+        json_body=False,
+    )
     d.both("info import", "GET", "/v2/info/import")
     d.both("info stores", "GET", "/v2/info/stores")
-    made = d.both("create for stage", "POST", "/v2/images", {"name": "staged", "disk_format": "qcow2", "container_format": "bare"})
+    made = d.both(
+        "create for stage",
+        "POST",
+        "/v2/images",
+        {"name": "staged", "disk_format": "qcow2", "container_format": "bare"},
+    )
     staged = {side: json.loads(body)["id"] for side, (_s, _h, body) in made.items()}
-    d.both("stage", "PUT", lambda side: f"/v2/images/{staged[side]}/stage", data, {"Content-Type": "application/octet-stream"}, json_body=False)
+    d.both(
+        "stage",
+        "PUT",
+        lambda side: f"/v2/images/{staged[side]}/stage",
+        data,
+        {"Content-Type": "application/octet-stream"},
+        json_body=False,
+    )
     d.both("show staged", "GET", lambda side: f"/v2/images/{staged[side]}")
-    d.both("import glance-direct", "POST", lambda side: f"/v2/images/{staged[side]}/import", {"method": {"name": "glance-direct"}}, json_body=False)
+    d.both(
+        "import glance-direct",
+        "POST",
+        lambda side: f"/v2/images/{staged[side]}/import",
+        {"method": {"name": "glance-direct"}},
+        json_body=False,
+    )
     for side, api in d.apis.items():
         api.wait(staged[side])
     d.both("tasks", "GET", lambda side: f"/v2/images/{staged[side]}/tasks")
-    d.both("import bad method", "POST", lambda side: f"/v2/images/{staged[side]}/import", {"method": {"name": "nope"}}, json_body=False)
-    d.both("protect", "PATCH", image(), json.dumps([{"op": "replace", "path": "/protected", "value": True}]).encode(), {"Content-Type": PATCH})
+    d.both(
+        "import bad method",
+        "POST",
+        lambda side: f"/v2/images/{staged[side]}/import",
+        {"method": {"name": "nope"}},
+        json_body=False,
+    )
+    d.both(
+        "protect",
+        "PATCH",
+        image(),
+        json.dumps([{"op": "replace", "path": "/protected", "value": True}]).encode(),
+        {"Content-Type": PATCH},
+    )
     d.both("delete protected", "DELETE", image(), json_body=False)
-    d.both("unprotect", "PATCH", image(), json.dumps([{"op": "replace", "path": "/protected", "value": False}]).encode(), {"Content-Type": PATCH})
+    d.both(
+        "unprotect",
+        "PATCH",
+        image(),
+        json.dumps([{"op": "replace", "path": "/protected", "value": False}]).encode(),
+        {"Content-Type": PATCH},
+    )
     d.both("delete", "DELETE", image(), json_body=False)
     d.both("show deleted", "GET", image())
     d.both("delete staged", "DELETE", lambda side: f"/v2/images/{staged[side]}", json_body=False)
     d.both("create bad format", "POST", "/v2/images", {"name": "x", "disk_format": "nope"})
     d.both("create read-only field", "POST", "/v2/images", {"name": "x", "size": 5})
     d.both("not found", "GET", "/v2/images/00000000-0000-0000-0000-000000000000")
-    d.both("no token", "GET", "/v2/images", headers={"X-Auth-Token": "", "X-Identity-Status": "Invalid", "X-Roles": ""})
+    d.both(
+        "no token",
+        "GET",
+        "/v2/images",
+        headers={"X-Auth-Token": "", "X-Identity-Status": "Invalid", "X-Roles": ""},
+    )
 
 
 def main():

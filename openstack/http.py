@@ -81,12 +81,15 @@ class OpenStackView(View):
             if self.authenticated:
                 caller = caller_for_token(
                     request.headers.get("X-Auth-Token", ""),
-                    tenant_hint=request.headers.get("X-Tenant", "") or request.headers.get("X-Project-Id", ""),
+                    tenant_hint=request.headers.get("X-Tenant", "")
+                    or request.headers.get("X-Project-Id", ""),
                 )
                 if caller is None:
                     return self.render_error(
                         401,
-                        _("This server could not verify that you are authorized to access the document you requested."),
+                        _(
+                            "This server could not verify that you are authorized to access the document you requested."
+                        ),
                         headers={"WWW-Authenticate": 'Keystone uri="/openstack/identity/v3"'},
                     )
                 request.caller = caller

@@ -47,7 +47,9 @@ class V3View(OpenStackView):
 
 def _token_body(request, token, membership) -> dict:
     user = token.user
-    roles = ROLES_MANAGE if (user.is_staff or (membership is not None and membership.can_manage)) else ROLES_VIEW
+    roles = (
+        ROLES_MANAGE if (user.is_staff or (membership is not None and membership.can_manage)) else ROLES_VIEW
+    )
     if user.is_staff:
         roles = ["admin", *roles]
     image_url = request.build_absolute_uri(reverse("openstack-image-versions"))
@@ -133,7 +135,9 @@ class TokensView(OpenStackView):
             raise ApiError(401, _("The user is not a member of that project (tenant)."))
         tenant, membership = scoped
         key, token = identity_token_issue(user=user, tenant=tenant, request=request)
-        return json_response(_token_body(request, token, membership), status=201, headers={"X-Subject-Token": key})
+        return json_response(
+            _token_body(request, token, membership), status=201, headers={"X-Subject-Token": key}
+        )
 
     def _subject(self, request):
         caller_token = identity_token_valid(request.headers.get("X-Auth-Token", ""))
@@ -162,4 +166,3 @@ class TokensView(OpenStackView):
         token = self._subject(request)
         identity_token_revoke(token=token, request=request)
         return HttpResponse(status=204)
-

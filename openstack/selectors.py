@@ -33,7 +33,10 @@ def identity_token_valid(key: str) -> IdentityToken | None:
     )
     if token is None or not token.user.is_active or not token.tenant.is_active:
         return None
-    if not token.user.is_staff and not Membership.objects.filter(user=token.user, tenant=token.tenant).exists():
+    if (
+        not token.user.is_staff
+        and not Membership.objects.filter(user=token.user, tenant=token.tenant).exists()
+    ):
         return None
     return token
 
@@ -53,7 +56,9 @@ def caller_for_token(key: str, *, tenant_hint: str = "") -> Caller | None:
     user = api_token.user
     tenants = tenants_for_user(user)
     if tenant_hint:
-        tenant = tenants.filter(pk=int(tenant_hint)) if tenant_hint.isdigit() else tenants.filter(name=tenant_hint)
+        tenant = (
+            tenants.filter(pk=int(tenant_hint)) if tenant_hint.isdigit() else tenants.filter(name=tenant_hint)
+        )
         tenant = tenant.first()
         if tenant is None:
             return None
@@ -74,7 +79,9 @@ def caller_for_token(key: str, *, tenant_hint: str = "") -> Caller | None:
     return Caller(user, tenant, membership)
 
 
-def project_for_login(*, user, project_name: str = "", project_id: str = "") -> tuple[Tenant, Membership | None] | None:
+def project_for_login(
+    *, user, project_name: str = "", project_id: str = ""
+) -> tuple[Tenant, Membership | None] | None:
     """The tenant a password login scopes to (the OpenStack project), if the user may work in it."""
     tenants = tenants_for_user(user)
     if project_id:

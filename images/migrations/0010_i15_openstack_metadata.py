@@ -15,33 +15,48 @@ def restore_count_triggers(apps, schema_editor):
         schema_editor.execute(statement)
 
 
-
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0009_merge_20261130_0204'),
+        ("images", "0009_merge_20261130_0204"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='image',
-            name='min_disk',
-            field=models.PositiveIntegerField(default=0, help_text='The smallest disk a VM made from it needs.', verbose_name='minimum disk (GB)'),
+            model_name="image",
+            name="min_disk",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="The smallest disk a VM made from it needs.",
+                verbose_name="minimum disk (GB)",
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='min_ram',
-            field=models.PositiveIntegerField(default=0, help_text='The least memory a VM made from it needs.', verbose_name='minimum memory (MB)'),
+            model_name="image",
+            name="min_ram",
+            field=models.PositiveIntegerField(
+                default=0,
+                help_text="The least memory a VM made from it needs.",
+                verbose_name="minimum memory (MB)",
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='properties',
-            field=models.JSONField(blank=True, default=dict, help_text='Free-form key/value properties (OpenStack image properties).', verbose_name='properties'),
+            model_name="image",
+            name="properties",
+            field=models.JSONField(
+                blank=True,
+                default=dict,
+                help_text="Free-form key/value properties (OpenStack image properties).",
+                verbose_name="properties",
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='protected',
-            field=models.BooleanField(default=False, help_text='A protected image cannot be deleted until unprotected.', verbose_name='protected'),
+            model_name="image",
+            name="protected",
+            field=models.BooleanField(
+                default=False,
+                help_text="A protected image cannot be deleted until unprotected.",
+                verbose_name="protected",
+            ),
         ),
         migrations.RunPython(restore_count_triggers, migrations.RunPython.noop),
     ]

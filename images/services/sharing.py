@@ -37,7 +37,14 @@ def image_share_add(*, image: Image, tenant: Tenant, actor=None, request=None) -
     if image.sharing != Image.Sharing.TENANTS:
         image.sharing = Image.Sharing.TENANTS
         image.save(update_fields=["sharing", "updated_at"])
-    log(action="image.share", tenant=image.tenant, actor=actor, target=image, message=f"+{tenant.name}", request=request)
+    log(
+        action="image.share",
+        tenant=image.tenant,
+        actor=actor,
+        target=image,
+        message=f"+{tenant.name}",
+        request=request,
+    )
     return share
 
 
@@ -50,7 +57,14 @@ def image_share_remove(*, image: Image, tenant: Tenant, actor=None, request=None
     if image.sharing == Image.Sharing.TENANTS and not ImageShare.objects.filter(image=image).exists():
         image.sharing = Image.Sharing.PRIVATE
         image.save(update_fields=["sharing", "updated_at"])
-    log(action="image.share", tenant=image.tenant, actor=actor, target=image, message=f"-{tenant.name}", request=request)
+    log(
+        action="image.share",
+        tenant=image.tenant,
+        actor=actor,
+        target=image,
+        message=f"-{tenant.name}",
+        request=request,
+    )
 
 
 @transaction.atomic
@@ -61,7 +75,12 @@ def image_share_answer(*, image: Image, tenant: Tenant, status: str, actor=None,
             _("Choose one of: %(statuses)s.") % {"statuses": ", ".join(ImageShare.Status.values)},
             code="share_status",
         )
-    share = ImageShare.objects.select_for_update().select_related("image").filter(image=image, tenant=tenant).first()
+    share = (
+        ImageShare.objects.select_for_update()
+        .select_related("image")
+        .filter(image=image, tenant=tenant)
+        .first()
+    )
     if share is None:
         raise ValidationError(_("The image is not shared with this tenant."), code="not_shared")
     if share.status != status:

@@ -42,7 +42,9 @@ class ShareAnswerView(TenantRequiredMixin, View):
                 image=image, tenant=request.tenant, status=status, actor=request.user, request=request
             )
             if status == ImageShare.Status.ACCEPTED:
-                messages.success(request, _("“%(name)s” accepted: it is in your image list now.") % {"name": image.name})
+                messages.success(
+                    request, _("“%(name)s” accepted: it is in your image list now.") % {"name": image.name}
+                )
             else:
                 messages.success(request, _("“%(name)s” rejected.") % {"name": image.name})
         return HttpResponseRedirect(reverse("images:shared_with_us"))

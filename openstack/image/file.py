@@ -33,7 +33,9 @@ def import_error(error) -> ApiError:
     if isinstance(error, ValidationError):
         code = getattr(error, "code", None)
         message = " ".join(str(m) for m in error.messages)
-        return ApiError(413 if code in {"quota_bytes", "storage_full", "staging_full", "too_large"} else 400, message)
+        return ApiError(
+            413 if code in {"quota_bytes", "storage_full", "staging_full", "too_large"} else 400, message
+        )
     raise error
 
 
@@ -84,7 +86,9 @@ def store_body(request, image: Image) -> None:
                 if limit is not None and received > limit:
                     receiver.refuse(
                         ImportRefused(
-                            _("The file is larger than the %(limit)s the tenant's quota and the storage's free space allow.")
+                            _(
+                                "The file is larger than the %(limit)s the tenant's quota and the storage's free space allow."
+                            )
                             % {"limit": filesizeformat(limit)},
                             code="too_large",
                         )
@@ -102,7 +106,9 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     match = RANGE.match(header.strip())
     if not match or match.groups() == ("", ""):
-        raise ApiError(416, _("Only a single byte range is supported."), headers={"Content-Range": f"bytes */{size}"})
+        raise ApiError(
+            416, _("Only a single byte range is supported."), headers={"Content-Range": f"bytes */{size}"}
+        )
     first, last = match.groups()
     if first == "":
         start, end = max(size - int(last), 0), size

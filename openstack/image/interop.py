@@ -23,7 +23,13 @@ BLOCK = 4 * 1024 * 1024
 class ImportInfoView(OpenStackView):
     def get(self, request):
         return json_response(
-            {"import-methods": {"description": "Import methods available.", "type": "array", "value": METHODS}}
+            {
+                "import-methods": {
+                    "description": "Import methods available.",
+                    "type": "array",
+                    "value": METHODS,
+                }
+            }
         )
 
 
@@ -33,7 +39,11 @@ class StoresInfoView(OpenStackView):
         return json_response(
             {
                 "stores": [
-                    {"id": str(storage.pk), "description": storage.name, **({"default": "true"} if index == 0 else {})}
+                    {
+                        "id": str(storage.pk),
+                        "description": storage.name,
+                        **({"default": "true"} if index == 0 else {}),
+                    }
                     for index, storage in enumerate(storages)
                 ]
             }
@@ -50,7 +60,11 @@ class StageView(OpenStackView):
         path = staged_path(image.pk)
         path.parent.mkdir(parents=True, exist_ok=True)
         chunked = "chunked" in request.headers.get("Transfer-Encoding", "").lower()
-        read = request.META["wsgi.input"].read if chunked or not request.META.get("CONTENT_LENGTH") else request.read
+        read = (
+            request.META["wsgi.input"].read
+            if chunked or not request.META.get("CONTENT_LENGTH")
+            else request.read
+        )
         partial = path.with_suffix(".partial")
         try:
             with partial.open("wb") as out:
@@ -59,7 +73,9 @@ class StageView(OpenStackView):
             partial.rename(path)
         except OSError as error:
             partial.unlink(missing_ok=True)
-            raise ApiError(500, _("Could not stage the data: %(error)s") % {"error": error.strerror or error}) from error
+            raise ApiError(
+                500, _("Could not stage the data: %(error)s") % {"error": error.strerror or error}
+            ) from error
         return HttpResponse(status=204)
 
 
@@ -82,7 +98,9 @@ class ImportView(OpenStackView):
                 raise ApiError(409, _("Choose the store when creating the image (X-Image-Meta-Store)."))
         if name == "glance-direct":
             if not is_staged(image):
-                raise ApiError(409, _("Stage the image's data first (PUT /v2/images/%(id)s/stage).") % {"id": image.pk})
+                raise ApiError(
+                    409, _("Stage the image's data first (PUT /v2/images/%(id)s/stage).") % {"id": image.pk}
+                )
             django_rq.get_queue("imports").enqueue(
                 "openstack.jobs.glance_direct_import_job", image_id=str(image.pk), job_timeout=12 * 3600
             )

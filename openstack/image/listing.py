@@ -58,7 +58,9 @@ def _int(value: str, name: str) -> int:
 def _time_filter(field: str, value: str) -> Q:
     operator, _sep, when = value.partition(":")
     if operator not in OPERATORS or not when:
-        raise ApiError(400, _("Give %(field)s as OPERATOR:TIME (gt, gte, lt, lte, eq, neq).") % {"field": field})
+        raise ApiError(
+            400, _("Give %(field)s as OPERATOR:TIME (gt, gte, lt, lte, eq, neq).") % {"field": field}
+        )
     moment = _parse_time(when, field)
     if operator == "neq":
         return ~Q(**{field: moment})
@@ -109,9 +111,17 @@ def image_list(request) -> dict:
     tenant = request.tenant
     if "name" in params:
         name = params["name"]
-        queryset = queryset.filter(name__in=name[3:].split(",")) if name.startswith("in:") else queryset.filter(name=name)
+        queryset = (
+            queryset.filter(name__in=name[3:].split(","))
+            if name.startswith("in:")
+            else queryset.filter(name=name)
+        )
     if "status" in params:
-        wanted = params["status"].split(",") if not params["status"].startswith("in:") else params["status"][3:].split(",")
+        wanted = (
+            params["status"].split(",")
+            if not params["status"].startswith("in:")
+            else params["status"][3:].split(",")
+        )
         condition = Q(pk__in=[])
         for status in wanted:
             if status not in STATUS_Q:
@@ -137,7 +147,11 @@ def image_list(request) -> dict:
     if "owner" in params:
         queryset = queryset.filter(tenant_id=int(params["owner"]) if params["owner"].isdigit() else None)
     for tag in params.getlist("tag"):
-        queryset = queryset.filter(labels__contains=[tag]) if _json_contains() else queryset.filter(labels__icontains=f'"{tag}"')
+        queryset = (
+            queryset.filter(labels__contains=[tag])
+            if _json_contains()
+            else queryset.filter(labels__icontains=f'"{tag}"')
+        )
     if "disk_format" in params:
         queryset = queryset.filter(disk_format__in=params["disk_format"].removeprefix("in:").split(","))
     if "container_format" in params:

@@ -24,11 +24,17 @@ from .serialize import glance_time
 
 def set_visibility(request, image: Image, visibility) -> Image:
     if visibility == "private":
-        return image_set_sharing(image=image, sharing=Image.Sharing.PRIVATE, actor=request.user, request=request)
+        return image_set_sharing(
+            image=image, sharing=Image.Sharing.PRIVATE, actor=request.user, request=request
+        )
     if visibility == "public":
         if not request.user.is_staff:
-            raise ApiError(403, _("Only a platform administrator can make an image public (shared globally)."))
-        return image_set_sharing(image=image, sharing=Image.Sharing.GLOBAL, actor=request.user, request=request)
+            raise ApiError(
+                403, _("Only a platform administrator can make an image public (shared globally).")
+            )
+        return image_set_sharing(
+            image=image, sharing=Image.Sharing.GLOBAL, actor=request.user, request=request
+        )
     if visibility == "shared":
         # Shared with the members added through /members; until there is one the image stays private.
         return image
@@ -87,7 +93,7 @@ class MembersView(OpenStackView):
         image = own_image(request, image_id)
         body = read_json(request)
         if not isinstance(body, dict) or "member" not in body:
-            raise ApiError(400, _("Send {\"member\": PROJECT_ID}."))
+            raise ApiError(400, _('Send {"member": PROJECT_ID}.'))
         if image.sharing == Image.Sharing.GLOBAL:
             raise ApiError(403, _("Only shared images have members."))
         tenant = _tenant(body["member"])
@@ -101,9 +107,15 @@ class MembersView(OpenStackView):
 class MemberView(OpenStackView):
     def _share(self, request, image_id, member_id) -> tuple[ImageShare, bool]:
         image, owner = _image_and_role(request, image_id)
-        share = ImageShare.objects.filter(image=image, tenant_id=int(member_id) if str(member_id).isdigit() else None).first()
+        share = ImageShare.objects.filter(
+            image=image, tenant_id=int(member_id) if str(member_id).isdigit() else None
+        ).first()
         if share is None or (not owner and share.tenant_id != request.tenant.pk):
-            raise ApiError(404, _("%(member)s is not a member of image %(image)s.") % {"member": member_id, "image": image_id})
+            raise ApiError(
+                404,
+                _("%(member)s is not a member of image %(image)s.")
+                % {"member": member_id, "image": image_id},
+            )
         return share, owner
 
     def get(self, request, image_id, member_id):

@@ -44,7 +44,9 @@ def apply_patch(request, image: Image, operations) -> Image:
         if key in FORMATS:
             current = image.disk_format if key == "disk_format" else container_format(image)
             if op == "remove" or value != current:
-                raise ApiError(403, _("Attribute '%(key)s' can be only replaced for a queued image.") % {"key": key})
+                raise ApiError(
+                    403, _("Attribute '%(key)s' can be only replaced for a queued image.") % {"key": key}
+                )
             continue
         if key in CHANGEABLE:
             if op == "remove":

@@ -103,7 +103,10 @@ MEMBER_SCHEMA = {
 def members_schema() -> dict:
     return {
         "name": "members",
-        "properties": {"members": {"type": "array", "items": deepcopy(MEMBER_SCHEMA)}, "schema": {"type": "string"}},
+        "properties": {
+            "members": {"type": "array", "items": deepcopy(MEMBER_SCHEMA)},
+            "schema": {"type": "string"},
+        },
         "links": [{"rel": "describedby", "href": "{schema}"}],
     }
 

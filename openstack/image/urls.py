@@ -33,7 +33,9 @@ urlpatterns = [
     re_path(r"^v2/info/import$", interop.ImportInfoView.as_view(), name="openstack-info-import"),
     re_path(r"^v2/info/stores$", interop.StoresInfoView.as_view(), name="openstack-info-stores"),
     *[
-        re_path(rf"^v2/schemas/{name}/?$", schemas.SchemaView.as_view(name=name), name=f"openstack-schema-{name}")
+        re_path(
+            rf"^v2/schemas/{name}/?$", schemas.SchemaView.as_view(name=name), name=f"openstack-schema-{name}"
+        )
         for name in ("image", "images", "member", "members")
     ],
 ]

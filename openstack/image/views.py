@@ -67,9 +67,17 @@ def shown(request, image: Image) -> dict:
 def _store_for(request, wanted: str = ""):
     storages = storage_choices_for_import(tenant=request.tenant)
     if wanted:
-        storage = storages.filter(pk=int(wanted)).first() if wanted.isdigit() else storages.filter(name=wanted).first()
+        storage = (
+            storages.filter(pk=int(wanted)).first()
+            if wanted.isdigit()
+            else storages.filter(name=wanted).first()
+        )
         if storage is None:
-            raise ApiError(400, _("No image storage “%(store)s” is open to imports (see GET /v2/info/stores).") % {"store": wanted})
+            raise ApiError(
+                400,
+                _("No image storage “%(store)s” is open to imports (see GET /v2/info/stores).")
+                % {"store": wanted},
+            )
         return storage
     storage = storages.first()
     if storage is None:
@@ -101,7 +109,9 @@ def _create_fields(request, body: dict) -> tuple[dict, dict]:
         "import_method": "upload",
         "os_type": os_type,
         "architecture": architecture,
-        "boot_mode": "uefi" if architecture in ("aarch64", "mips64el") or properties.get("hw_firmware_type") == "uefi" else "bios",
+        "boot_mode": "uefi"
+        if architecture in ("aarch64", "mips64el") or properties.get("hw_firmware_type") == "uefi"
+        else "bios",
         "virtio": True,
         "labels": body.get("tags") or [],
         "storage": _store_for(request, request.headers.get("X-Image-Meta-Store", "")).pk,
@@ -130,10 +140,16 @@ class ImagesView(OpenStackView):
             raise ApiError(403, _("Attribute '%(key)s' is read-only.") % {"key": key})
         data, metadata = _create_fields(request, body)
         form = ImageImportForm(
-            data, tenant=request.tenant, membership=request.membership, user=request.user, iso=data["kind"] == "iso"
+            data,
+            tenant=request.tenant,
+            membership=request.membership,
+            user=request.user,
+            iso=data["kind"] == "iso",
         )
         if not form.is_valid():
-            raise ApiError(400, " ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items()))
+            raise ApiError(
+                400, " ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
+            )
         try:
             with transaction.atomic():
                 image = image_import_create(
@@ -165,7 +181,10 @@ class ImageView(OpenStackView):
     def patch(self, request, image_id):
         image = own_image(request, image_id)
         content_type = request.content_type or ""
-        if content_type not in ("application/openstack-images-v2.1-json-patch", "application/openstack-images-v2.0-json-patch"):
+        if content_type not in (
+            "application/openstack-images-v2.1-json-patch",
+            "application/openstack-images-v2.0-json-patch",
+        ):
             raise ApiError(415, _("Send application/openstack-images-v2.1-json-patch."))
         operations = read_json(request)
         image = apply_patch(request, image, operations)
@@ -200,7 +219,9 @@ class TagView(OpenStackView):
         image = own_image(request, image_id)
         if tag not in image.labels:
             raise ApiError(404, _("Tag %(tag)s not found.") % {"tag": tag})
-        image_update(image=image, labels=[t for t in image.labels if t != tag], actor=request.user, request=request)
+        image_update(
+            image=image, labels=[t for t in image.labels if t != tag], actor=request.user, request=request
+        )
         return HttpResponse(status=204)
 
 
@@ -214,5 +235,7 @@ class ActionView(OpenStackView):
         if image.status != Image.Status.AVAILABLE:
             raise ApiError(403, _("Not allowed to %(action)s an image in status %(status)s.")
                            % {"action": self.action, "status": shown(request, image)["status"]})  # fmt: skip
-        image_set_enabled(image=image, enabled=self.action == "reactivate", actor=request.user, request=request)
+        image_set_enabled(
+            image=image, enabled=self.action == "reactivate", actor=request.user, request=request
+        )
         return HttpResponse(status=204)

@@ -25,7 +25,9 @@ class LiveServer:
                 connections[alias] = connection
             return handler(environ, start_response)
 
-        self.server = create_server(app, host="127.0.0.1", port=0, threads=1, clear_untrusted_proxy_headers=True)
+        self.server = create_server(
+            app, host="127.0.0.1", port=0, threads=1, clear_untrusted_proxy_headers=True
+        )
         self.url = f"http://127.0.0.1:{self.server.effective_port}"
         self.thread = threading.Thread(target=self.server.run, daemon=True)
         self.thread.start()

@@ -43,7 +43,9 @@ def refused_via_api(glance, standalone, run_jobs, django_capture_on_commit_callb
         assert created.status_code == 201, created.content
         image_id = created.json()["id"]
         with django_capture_on_commit_callbacks(execute=True):
-            response = glance.put(f"{V2}/images/{image_id}/file", path.read_bytes(), content_type="application/octet-stream")
+            response = glance.put(
+                f"{V2}/images/{image_id}/file", path.read_bytes(), content_type="application/octet-stream"
+            )
         assert response.status_code in (204, 400), response.content
         for _round in range(2):
             with django_capture_on_commit_callbacks(execute=True):

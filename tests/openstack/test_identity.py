@@ -42,7 +42,11 @@ def test_password_login_answers_a_token_with_the_image_catalog(anonymous, owner,
     assert response.status_code == 201
     key = response["X-Subject-Token"]
     token = response.json()["token"]
-    assert token["project"] == {"id": str(tenant.pk), "name": "acme", "domain": {"id": "default", "name": "Default"}}
+    assert token["project"] == {
+        "id": str(tenant.pk),
+        "name": "acme",
+        "domain": {"id": "default", "name": "Default"},
+    }
     assert token["user"]["name"] == "acme-owner"
     assert {"member", "reader"} <= {role["name"] for role in token["roles"]}
     [service] = token["catalog"]

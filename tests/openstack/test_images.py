@@ -25,7 +25,9 @@ def upload(glance, disks, run_jobs, django_capture_on_commit_callbacks):
         image_id = created.json()["id"]
         data = path.read_bytes()
         with django_capture_on_commit_callbacks(execute=True):
-            response = client.put(f"{V2}/images/{image_id}/file", data, content_type="application/octet-stream")
+            response = client.put(
+                f"{V2}/images/{image_id}/file", data, content_type="application/octet-stream"
+            )
         assert response.status_code == 204, response.content
         with django_capture_on_commit_callbacks(execute=True):
             run_jobs()
@@ -37,8 +39,16 @@ def upload(glance, disks, run_jobs, django_capture_on_commit_callbacks):
 def test_create_answers_a_queued_image_in_glance_shape(glance, owner):
     response = glance.post(
         f"{V2}/images",
-        json.dumps({"name": "cirros", "disk_format": "qcow2", "container_format": "bare", "os_distro": "cirros",
-                    "min_disk": 1, "tags": ["a"]}),
+        json.dumps(
+            {
+                "name": "cirros",
+                "disk_format": "qcow2",
+                "container_format": "bare",
+                "os_distro": "cirros",
+                "min_disk": 1,
+                "tags": ["a"],
+            }
+        ),
         content_type="application/json",
     )
     assert response.status_code == 201
@@ -71,20 +81,28 @@ def test_upload_goes_through_the_pipeline_and_downloads_back(glance, upload):
     assert b"".join(tail.streaming_content) == data[-10:]
     assert glance.get(f"{V2}/images/{image_id}/file", HTTP_RANGE=f"bytes={len(data)}-").status_code == 416
     # The data goes in once.
-    assert glance.put(f"{V2}/images/{image_id}/file", b"x", content_type="application/octet-stream").status_code == 409
+    assert (
+        glance.put(f"{V2}/images/{image_id}/file", b"x", content_type="application/octet-stream").status_code
+        == 409
+    )
 
 
-def test_a_hostile_file_is_refused_and_the_image_killed(glance, disks, django_capture_on_commit_callbacks, run_jobs):
+def test_a_hostile_file_is_refused_and_the_image_killed(
+    glance, disks, django_capture_on_commit_callbacks, run_jobs
+):
     from ..images.imports.conftest import qemu_img
 
     path = disks.root / "backed.qcow2"
     qemu_img("create", "-f", "qcow2", "-b", "/etc/passwd", "-F", "raw", str(path), "1M")
     image_id = glance.post(
-        f"{V2}/images", json.dumps({"name": "evil", "disk_format": "qcow2", "container_format": "bare"}),
+        f"{V2}/images",
+        json.dumps({"name": "evil", "disk_format": "qcow2", "container_format": "bare"}),
         content_type="application/json",
     ).json()["id"]
     with django_capture_on_commit_callbacks(execute=True):
-        response = glance.put(f"{V2}/images/{image_id}/file", path.read_bytes(), content_type="application/octet-stream")
+        response = glance.put(
+            f"{V2}/images/{image_id}/file", path.read_bytes(), content_type="application/octet-stream"
+        )
         run_jobs()
     assert response.status_code == 400 or glance.get(f"{V2}/images/{image_id}").json()["status"] == "killed"
     assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "killed"
@@ -104,19 +122,30 @@ def test_json_patch_changes_name_tags_protected_min_and_properties(glance, uploa
     assert response.status_code == 200, response.content
     body = response.json()
     assert (body["name"], body["tags"], body["protected"], body["min_ram"], body["hw_disk_bus"]) == (
-        "cirros-0.6", ["x", "y"], True, 512, "virtio",
+        "cirros-0.6",
+        ["x", "y"],
+        True,
+        512,
+        "virtio",
     )
     image = Image.objects.get(pk=image_id)
     assert image.labels == ["x", "y"] and image.properties == {"hw_disk_bus": "virtio"}
     # Protected: no delete.
     assert glance.delete(f"{V2}/images/{image_id}").status_code == 403
-    remove = [{"op": "remove", "path": "/hw_disk_bus"}, {"op": "replace", "path": "/protected", "value": False}]
+    remove = [
+        {"op": "remove", "path": "/hw_disk_bus"},
+        {"op": "replace", "path": "/protected", "value": False},
+    ]
     assert glance.patch(f"{V2}/images/{image_id}", json.dumps(remove), content_type=PATCH).status_code == 200
     assert Image.objects.get(pk=image_id).properties == {}
     read_only = [{"op": "replace", "path": "/size", "value": 1}]
-    assert glance.patch(f"{V2}/images/{image_id}", json.dumps(read_only), content_type=PATCH).status_code == 403
+    assert (
+        glance.patch(f"{V2}/images/{image_id}", json.dumps(read_only), content_type=PATCH).status_code == 403
+    )
     bad_name = [{"op": "replace", "path": "/name", "value": "a/b"}]
-    assert glance.patch(f"{V2}/images/{image_id}", json.dumps(bad_name), content_type=PATCH).status_code == 400
+    assert (
+        glance.patch(f"{V2}/images/{image_id}", json.dumps(bad_name), content_type=PATCH).status_code == 400
+    )
     assert glance.patch(f"{V2}/images/{image_id}", "[]", content_type="application/json").status_code == 415
     assert glance.delete(f"{V2}/images/{image_id}").status_code == 204
     assert glance.get(f"{V2}/images/{image_id}").status_code == 404
@@ -163,7 +192,9 @@ def test_view_only_sub_account_lists_and_downloads_but_cannot_change(glance, vie
     image_id, data = upload()
     assert [i["id"] for i in viewer_glance.get(f"{V2}/images").json()["images"]] == [image_id]
     assert b"".join(viewer_glance.get(f"{V2}/images/{image_id}/file").streaming_content) == data
-    create = viewer_glance.post(f"{V2}/images", json.dumps({"name": "x", "disk_format": "raw"}), content_type="application/json")
+    create = viewer_glance.post(
+        f"{V2}/images", json.dumps({"name": "x", "disk_format": "raw"}), content_type="application/json"
+    )
     assert create.status_code == 403
     ops = json.dumps([{"op": "replace", "path": "/name", "value": "y"}])
     assert viewer_glance.patch(f"{V2}/images/{image_id}", ops, content_type=PATCH).status_code == 403
@@ -189,7 +220,9 @@ def test_another_tenants_images_are_invisible(glance, other_glance, upload):
 
 
 def test_delete_of_a_queued_image(glance):
-    image_id = glance.post(f"{V2}/images", json.dumps({"name": "q", "disk_format": "raw"}), content_type="application/json").json()["id"]
+    image_id = glance.post(
+        f"{V2}/images", json.dumps({"name": "q", "disk_format": "raw"}), content_type="application/json"
+    ).json()["id"]
     assert glance.delete(f"{V2}/images/{image_id}").status_code == 204
     assert glance.get(f"{V2}/images/{image_id}").status_code == 404
 
@@ -202,7 +235,12 @@ def test_errors_have_glance_shape(glance):
     # Without asking for JSON: webob's plain text, as Glance answers.
     text = glance.get(missing)
     assert text["Content-Type"].startswith("text/plain") and text.content.startswith(b"404 Not Found\n\n")
-    assert glance.post(f"{V2}/images", json.dumps({"name": "x", "disk_format": "aki"}), content_type="application/json").status_code == 400
+    assert (
+        glance.post(
+            f"{V2}/images", json.dumps({"name": "x", "disk_format": "aki"}), content_type="application/json"
+        ).status_code
+        == 400
+    )
 
 
 def test_properties_and_protection_are_shown_in_the_console(glance, upload, owner_client):
@@ -219,7 +257,9 @@ def chunked_put(client, url, data):
     """A PUT as gunicorn hands over glanceclient's chunked upload: no Content-Length, the decoded body."""
     import io
 
-    return client.generic("PUT", url, b"", HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(data)})
+    return client.generic(
+        "PUT", url, b"", HTTP_TRANSFER_ENCODING="chunked", **{"wsgi.input": io.BytesIO(data)}
+    )
 
 
 def test_chunked_upload_without_a_length(glance, disks, run_jobs, django_capture_on_commit_callbacks):
@@ -235,7 +275,9 @@ def test_chunked_upload_without_a_length(glance, disks, run_jobs, django_capture
     assert shown["os_hash_value"] == hashlib.sha256(data).hexdigest()
 
 
-def test_chunked_upload_is_cut_off_at_the_quota(glance, tenant, disks, run_jobs, django_capture_on_commit_callbacks):
+def test_chunked_upload_is_cut_off_at_the_quota(
+    glance, tenant, disks, run_jobs, django_capture_on_commit_callbacks
+):
     tenant.quota.max_bytes = 1 * MiB
     tenant.quota.save()
     data = disks.convert(disks.raw(size=12 * MiB), "qcow2").read_bytes()

@@ -28,7 +28,8 @@ def file_server(disks):
 
 def create(glance, name="imported"):
     response = glance.post(
-        f"{V2}/images", json.dumps({"name": name, "disk_format": "qcow2", "container_format": "bare"}),
+        f"{V2}/images",
+        json.dumps({"name": name, "disk_format": "qcow2", "container_format": "bare"}),
         content_type="application/json",
     )
     assert response.status_code == 201
@@ -39,7 +40,11 @@ def test_info_import_and_stores(glance, standalone):
     methods = glance.get(f"{V2}/info/import").json()["import-methods"]
     assert methods["value"] == ["glance-direct", "web-download"]
     [store] = glance.get(f"{V2}/info/stores").json()["stores"]
-    assert store == {"id": str(standalone.pk), "description": standalone.name, "default": "true"}  # sic, as Glance
+    assert store == {
+        "id": str(standalone.pk),
+        "description": standalone.name,
+        "default": "true",
+    }  # sic, as Glance
 
 
 def test_glance_direct_stage_then_import(glance, disks, run_jobs, django_capture_on_commit_callbacks):
@@ -47,7 +52,10 @@ def test_glance_direct_stage_then_import(glance, disks, run_jobs, django_capture
     image_id = create(glance)
     assert glance.post(f"{V2}/images/{image_id}/import", json.dumps({"method": {"name": "glance-direct"}}),
                        content_type="application/json").status_code == 409  # fmt: skip
-    assert glance.put(f"{V2}/images/{image_id}/stage", data, content_type="application/octet-stream").status_code == 204
+    assert (
+        glance.put(f"{V2}/images/{image_id}/stage", data, content_type="application/octet-stream").status_code
+        == 204
+    )
     assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "uploading"
     with django_capture_on_commit_callbacks(execute=True):
         response = glance.post(f"{V2}/images/{image_id}/import", json.dumps({"method": {"name": "glance-direct"}}),
@@ -63,7 +71,9 @@ def test_glance_direct_stage_then_import(glance, disks, run_jobs, django_capture
     assert task["status"] == "success"
 
 
-def test_web_download_runs_our_url_import(glance, disks, file_server, settings, run_jobs, django_capture_on_commit_callbacks):
+def test_web_download_runs_our_url_import(
+    glance, disks, file_server, settings, run_jobs, django_capture_on_commit_callbacks
+):
     settings.IMPORT_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     settings.IMPORT_ALLOWED_PORTS = ["*"]
     path = disks.convert(disks.raw(size=3 * MiB), "qcow2")

@@ -14,7 +14,11 @@ from .test_images import upload  # noqa: F401  (fixture)
 @pytest.fixture
 def shared(glance, upload, other_tenant):  # noqa: F811
     image_id, data = upload(name="golden")
-    response = glance.post(f"{V2}/images/{image_id}/members", json.dumps({"member": str(other_tenant.pk)}), content_type="application/json")
+    response = glance.post(
+        f"{V2}/images/{image_id}/members",
+        json.dumps({"member": str(other_tenant.pk)}),
+        content_type="application/json",
+    )
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "pending" and response.json()["member_id"] == str(other_tenant.pk)
     return image_id, data
@@ -42,7 +46,12 @@ def test_member_sees_the_image_only_once_it_accepted(glance, other_glance, share
     assert b"".join(other_glance.get(f"{V2}/images/{image_id}/file").streaming_content) == data
     # Read-only for the member.
     ops = json.dumps([{"op": "replace", "path": "/name", "value": "mine"}])
-    assert other_glance.patch(f"{V2}/images/{image_id}", ops, content_type="application/openstack-images-v2.1-json-patch").status_code == 403
+    assert (
+        other_glance.patch(
+            f"{V2}/images/{image_id}", ops, content_type="application/openstack-images-v2.1-json-patch"
+        ).status_code
+        == 403
+    )
     assert other_glance.delete(f"{V2}/images/{image_id}").status_code == 403
     # Rejected: gone from the list again.
     other_glance.put(member_url, json.dumps({"status": "rejected"}), content_type="application/json")
@@ -56,9 +65,15 @@ def test_member_sees_the_image_only_once_it_accepted(glance, other_glance, share
 
 def test_adding_a_member_twice_is_a_conflict_and_unknown_tenants_404(glance, shared, other_tenant):
     image_id, _data = shared
-    again = glance.post(f"{V2}/images/{image_id}/members", json.dumps({"member": str(other_tenant.pk)}), content_type="application/json")
+    again = glance.post(
+        f"{V2}/images/{image_id}/members",
+        json.dumps({"member": str(other_tenant.pk)}),
+        content_type="application/json",
+    )
     assert again.status_code == 409
-    unknown = glance.post(f"{V2}/images/{image_id}/members", json.dumps({"member": "99999"}), content_type="application/json")
+    unknown = glance.post(
+        f"{V2}/images/{image_id}/members", json.dumps({"member": "99999"}), content_type="application/json"
+    )
     assert unknown.status_code == 404
 
 
@@ -99,5 +114,7 @@ def test_console_consent(shared, other_tenant, owner_client):
 
 def test_console_sharing_with_chosen_tenants_asks_them(owner_client, tenant, other_tenant, glance, upload):  # noqa: F811
     image_id, _data = upload(name="golden")
-    owner_client.post(f"/images/{image_id}/sharing/", {"sharing": "tenants", "shared_with": [other_tenant.pk]})
+    owner_client.post(
+        f"/images/{image_id}/sharing/", {"sharing": "tenants", "shared_with": [other_tenant.pk]}
+    )
     assert ImageShare.objects.get(image_id=image_id).status == "pending"

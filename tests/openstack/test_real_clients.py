@@ -176,7 +176,9 @@ def test_openstacksdk(server, owner, disks, file_server, client_env, run_jobs,
     sdk = [sys.executable, str(Path(__file__).with_name("sdk_client.py"))]
 
     def call(*args):
-        result = subprocess.run([*sdk, *args], env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path)
+        result = subprocess.run(
+            [*sdk, *args], env=env, capture_output=True, text=True, timeout=180, cwd=tmp_path
+        )
         assert result.returncode == 0, f"{args}: {result.stdout}\n{result.stderr}"
         return result.stdout.strip()
 
