@@ -1,5 +1,5 @@
-"""URL confs for test_optional_actions: the project's, with and without the URL patterns of parts built
-on their own (a download link, VM creation), whatever this branch has of them."""
+"""URL confs for test_optional_actions: the project's, with and without the URL patterns of a part built
+on its own above images (VM creation), whatever this branch has of it."""
 
 from django.http import HttpResponse
 from django.urls import URLResolver, include, path
@@ -11,7 +11,7 @@ def stub(request, **kwargs):
     return HttpResponse("stub")
 
 
-OPTIONAL = {"images": [("<uuid:pk>/download/", "download")], "compute": [("new/", "create")]}
+OPTIONAL = {"compute": [("new/", "create")]}
 
 
 def patterns(*, with_features: bool):
