@@ -66,6 +66,7 @@ INSTALLED_APPS = [
     "images",
     "recyclebin",
     "compute",
+    "openstack",
 ]
 
 MIDDLEWARE = [
@@ -274,6 +275,9 @@ AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
 # Behind a proxy, lock-outs are keyed on the client's address, not the proxy's.
 AXES_CLIENT_IP_CALLABLE = "imageconsole.core.http.client_ip"
+
+# The OpenStack Identity v3 endpoint's tokens (openstack app): lifetime in seconds (Keystone's default).
+OPENSTACK_TOKEN_SECONDS = int(os.environ.get("OPENSTACK_TOKEN_SECONDS", "3600"))
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from images.downloads.public import download_file
 
+from openstack.urls import identity_urlpatterns, image_urlpatterns
+
 from . import views
 
 urlpatterns = [
@@ -32,6 +34,8 @@ urlpatterns = [
     path("api/v1/", include("images.api_urls")),
     path("api/v1/", include("compute.api_urls")),
     path("api/v1/", include("recyclebin.api_urls")),
+    path("openstack/identity/", include(identity_urlpatterns)),
+    path("openstack/image/", include(image_urlpatterns)),
 ]
 
 handler403 = "imageconsole.errors.permission_denied"

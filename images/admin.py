@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import admin_storage  # noqa: F401  (registers the image storages' admin)
-from .models import Image, ImageReplica, SftpHostKey, UploadSession
+from .models import Image, ImageReplica, ImageShare, SftpHostKey, UploadSession
 from .services import import_cancel
 from .services.reconcile import reconcile
 from .services.transitions import TransitionNotAllowed
@@ -26,6 +26,16 @@ class ReplicaInline(admin.TabularInline):
 
     def has_add_permission(self, request, obj=None):
         return False
+
+
+class ShareInline(admin.TabularInline):
+    model = ImageShare
+    extra = 0
+    fields = ("tenant", "status", "created_at", "updated_at")
+    readonly_fields = ("created_at", "updated_at")
+    autocomplete_fields = ("tenant",)
+    verbose_name = _("shared with")
+    verbose_name_plural = _("shared with")
 
 
 class UploadSessionInline(admin.StackedInline):
@@ -82,7 +92,7 @@ class ImageAdmin(admin.ModelAdmin):
     list_select_related = ("tenant", "storage")
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-pk")
-    inlines = (UploadSessionInline, ReplicaInline)
+    inlines = (UploadSessionInline, ReplicaInline, ShareInline)
     actions = ("cancel_imports", "reconcile_now")
     readonly_fields = (
         "id",
@@ -177,7 +187,7 @@ class ImageAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        (_("Sharing"), {"fields": ("sharing", "shared_with")}),
+        (_("Sharing"), {"fields": ("sharing",)}),
         (_("Recycle bin"), {"fields": ("deleted_at", "deleted_by", "purge_after")}),
         (_("Times"), {"fields": ("created_at", "updated_at")}),
     )

@@ -187,11 +187,30 @@ class Image(BaseModel):
         help_text=_("For a failed image: an error, or a cancelled import (shown as “Cancelled”)."),
     )
     enabled = models.BooleanField(_("enabled"), default=True)
+    protected = models.BooleanField(
+        _("protected"), default=False, help_text=_("A protected image cannot be deleted until unprotected.")
+    )
+    min_disk = models.PositiveIntegerField(
+        _("minimum disk (GB)"), default=0, help_text=_("The smallest disk a VM made from it needs.")
+    )
+    min_ram = models.PositiveIntegerField(
+        _("minimum memory (MB)"), default=0, help_text=_("The least memory a VM made from it needs.")
+    )
+    properties = models.JSONField(
+        _("properties"),
+        default=dict,
+        blank=True,
+        help_text=_("Free-form key/value properties (OpenStack image properties)."),
+    )
     sharing = models.CharField(
         _("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE
     )
     shared_with = models.ManyToManyField(
-        "tenants.Tenant", blank=True, related_name="images_shared_with_me", verbose_name=_("shared with")
+        "tenants.Tenant",
+        blank=True,
+        through="ImageShare",
+        related_name="images_shared_with_me",
+        verbose_name=_("shared with"),
     )
     job_id = models.CharField(max_length=64, blank=True)
     deleted_at = models.DateTimeField(_("deleted"), null=True, blank=True)
@@ -263,6 +282,32 @@ class Image(BaseModel):
 
 
 CANCELLED_LABEL = pgettext_lazy("Image status", "Cancelled")
+
+
+class ImageShare(BaseModel):
+    """An image shared with a chosen tenant, and that tenant's consent: it sees the image once it accepted
+    (OpenStack image members: pending, accepted, rejected)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", pgettext_lazy("Share status", "Awaiting acceptance")
+        ACCEPTED = "accepted", pgettext_lazy("Share status", "Accepted")
+        REJECTED = "rejected", pgettext_lazy("Share status", "Rejected")
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="shares")
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="image_shares")
+    status = models.CharField(
+        _("status"), max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+
+    class Meta:
+        # The table of the plain many-to-many relation this model took over (migration 0011).
+        db_table = "images_image_shared_with"
+        unique_together = [("image", "tenant")]
+        verbose_name = _("image share")
+        verbose_name_plural = _("image shares")
+
+    def __str__(self):
+        return f"{self.image} → {self.tenant} ({self.status})"
 
 
 class ImageReplica(BaseModel):

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Membership, Tenant
 from tenants.selectors import scope_q
 
-from .models import Image, ImageCount
+from .models import Image, ImageCount, ImageShare
 
 # The list's two tabs (seed 000): self-made images (system and volume) and ISO images.
 SELF_MADE_KINDS = (Image.Kind.SYSTEM, Image.Kind.VOLUME)
@@ -25,8 +25,9 @@ TAB_KINDS = {"self": SELF_MADE_KINDS, "iso": ISO_KINDS}
 def _shared_with_q(tenant: Tenant) -> Q:
     """Other tenants' available images shared with `tenant`. A subquery, not a join: a join on the
     shared_with table would repeat an image once per tenant it is shared with."""
-    through = Image.shared_with.through
-    shared_here = through.objects.filter(image_id=OuterRef("pk"), tenant_id=tenant.pk)
+    shared_here = ImageShare.objects.filter(
+        image_id=OuterRef("pk"), tenant_id=tenant.pk, status=ImageShare.Status.ACCEPTED
+    )
     return Q(status=Image.Status.AVAILABLE) & (
         Q(sharing=Image.Sharing.GLOBAL) | (Q(sharing=Image.Sharing.TENANTS) & Exists(shared_here))
     )
@@ -78,8 +79,11 @@ def shared_image_ids(*, tenant: Tenant) -> list | None:
     are more than SHARED_IDS_MAX. Found through the (small) index on `sharing` and the shared-with
     table, with status checked here: a query that also named the status would let SQLite pick the
     status index and read most of the table."""
-    through = Image.shared_with.through
-    chosen = set(through.objects.filter(tenant_id=tenant.pk).order_by().values_list("image_id", flat=True))
+    chosen = set(
+        ImageShare.objects.filter(tenant_id=tenant.pk, status=ImageShare.Status.ACCEPTED)
+        .order_by()
+        .values_list("image_id", flat=True)
+    )
     rows = (
         Image.objects.filter(sharing__in=[Image.Sharing.GLOBAL, Image.Sharing.TENANTS])
         .exclude(tenant=tenant)
@@ -279,3 +283,32 @@ def image_get(*, tenant: Tenant, membership: Membership | None, pk) -> Image:
 def image_is_own(*, image: Image, tenant: Tenant) -> bool:
     """False for an image another tenant shares with this one: it is read-only here."""
     return image.tenant_id == tenant.pk
+
+
+def images_offered(*, tenant: Tenant, statuses=(ImageShare.Status.PENDING,)) -> QuerySet[Image]:
+    """Available images other tenants share with `tenant` whose share it has not accepted (by default:
+    those awaiting its answer). Shown so the tenant can accept or reject them; not usable until then."""
+    offered = ImageShare.objects.filter(image_id=OuterRef("pk"), tenant_id=tenant.pk, status__in=list(statuses))
+    return (
+        Image.objects.filter(sharing=Image.Sharing.TENANTS, status=Image.Status.AVAILABLE)
+        .exclude(tenant=tenant)
+        .filter(Exists(offered))
+        .select_related("tenant")
+    )
+
+
+def image_offered_get(*, tenant: Tenant, pk) -> Image:
+    """An image shared with `tenant` in any share status (to accept, reject, or read its share)."""
+    try:
+        return images_offered(tenant=tenant, statuses=ImageShare.Status.values).get(pk=pk)
+    except (Image.DoesNotExist, ValueError, TypeError, ValidationError) as exc:
+        raise Http404(_("No such image.")) from exc
+
+
+def image_shares(*, image: Image) -> QuerySet[ImageShare]:
+    """Who the image is shared with, and each tenant's answer (for its owner only)."""
+    return ImageShare.objects.filter(image=image).select_related("tenant").order_by("tenant__name")
+
+
+def image_share_of(*, image: Image, tenant: Tenant) -> ImageShare | None:
+    return ImageShare.objects.filter(image=image, tenant=tenant).first()

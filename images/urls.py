@@ -2,7 +2,7 @@ from django.urls import path
 
 from .downloads import views as downloads
 from .list_urls import urlpatterns as list_urlpatterns
-from .views import detail, imports
+from .views import detail, imports, shares
 
 app_name = "images"
 
@@ -23,4 +23,6 @@ urlpatterns = [
     path("exported/", downloads.ExportedListView.as_view(), name="exported"),
     path("exports/<uuid:pk>/download/", downloads.ExportDownloadView.as_view(), name="export_download"),
     path("exports/<uuid:pk>/delete/", downloads.ExportDeleteView.as_view(), name="export_delete"),
+    path("shared-with-us/", shares.SharedWithUsView.as_view(), name="shared_with_us"),
+    path("<uuid:pk>/share-answer/", shares.ShareAnswerView.as_view(), name="share_answer"),
 ]

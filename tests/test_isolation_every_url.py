@@ -14,10 +14,11 @@ from datetime import timedelta
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
 from django.utils import timezone
 
 from compute.models import BootCheck, ComputeHost, VirtualMachine, VMExport
-from images.models import DownloadLink, ExportedImage, Image, UploadSession
+from images.models import DownloadLink, ExportedImage, Image, ImageShare, UploadSession
 from storage.models import ImageStorage
 from tenants import services
 from tenants.models import Membership, OperationLog, ProjectGroup
@@ -45,6 +46,9 @@ RULES = [
     (r"^recyclebin:", "pk", "deleted_image"),
     (r"^api-recyclebin", "pk", "deleted_image"),
     (r"^(api-storage|storage:)", "pk", SHARED),
+    (r"^openstack-image", "image_id", "image"),
+    (r"^openstack-image-member$", "member_id", "member"),
+    (r"^openstack-image-tag$", "tag", "tag"),
     (r"^compute:boot_check_(start|panel)$", "pk", "image"),
     (r"^compute:boot_check_(screen|thumbnail)$", "pk", "bootcheck"),
     (r"^compute:export_(download|delete)$", "pk", "vmexport"),
@@ -64,6 +68,10 @@ def _walk(patterns, prefix="", namespace=None):
             name = f"{namespace}:{pattern.name}" if namespace and pattern.name else str(pattern.name)
             route = prefix + str(pattern.pattern)
             converters = dict(getattr(pattern.pattern, "converters", {}) or {})
+            if isinstance(pattern.pattern, RegexPattern):
+                # re_path (the OpenStack API): its named groups are its parameters.
+                converters = {group: "regex" for group in pattern.pattern.regex.groupindex}
+                route = prefix + re.sub(r"\^|\$|/\?(?=\$|$)", "", str(pattern.pattern))
             yield route, name, converters
 
 
@@ -79,6 +87,7 @@ def _rule(name: str, kwarg: str):
 
 
 def _fill(route: str, values: dict) -> str:
+    route = re.sub(r"\(\?P<(\w+)>[^)]*\)", lambda m: str(values[m.group(1)]), route)
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
 
@@ -134,6 +143,7 @@ def _objects(tenant, marker, tmp_path):
         "group": group.pk,
         "log": log.pk,
         "deleted_image": deleted.pk,
+        "tag": "blue",
     }
 
 
@@ -152,6 +162,9 @@ def _body(response) -> str:
 def world(tenant, other_tenant, owner, tmp_path):
     mine = _objects(tenant, "acme-own", tmp_path)
     theirs = _objects(other_tenant, SECRET, tmp_path)
+    # OpenStack image members: the tenant's own image has one (the other tenant, asked); theirs has none.
+    ImageShare.objects.create(image_id=mine["image"], tenant=other_tenant)
+    mine["member"], theirs["member"] = other_tenant.pk, tenant.pk
     _token, key = services.api_token_create(user=owner)
     console = Client()
     console.force_login(owner)
@@ -160,7 +173,14 @@ def world(tenant, other_tenant, owner, tmp_path):
         "theirs": theirs,
         "console": console,
         "api": Client(HTTP_AUTHORIZATION=f"Token {key}"),
+        "openstack": Client(HTTP_X_AUTH_TOKEN=key),
     }
+
+
+def _client(world, route):
+    if route.startswith("openstack/"):
+        return world["openstack"]
+    return world["api"] if route.startswith("api/") else world["console"]
 
 
 def _request(client, method, url):
@@ -169,6 +189,11 @@ def _request(client, method, url):
         return client.patch(
             url, b"x", content_type="application/offset+octet-stream", HTTP_UPLOAD_OFFSET="0", **headers
         )
+    if method == "patch" and url.startswith("/openstack/"):
+        body = b'[{"op": "replace", "path": "/name", "value": "stolen"}]'
+        return client.patch(url, body, content_type="application/openstack-images-v2.1-json-patch")
+    if method in ("put", "patch", "post") and url.startswith("/openstack/"):
+        return client.generic(method.upper(), url, b'{"name": "stolen", "member": "1"}', content_type="application/json")
     if method in ("put", "patch") and url.startswith("/api/"):
         return client.generic(
             method.upper(), url, b'{"name": "stolen"}', content_type="application/json", **headers
@@ -189,7 +214,7 @@ def test_every_url_with_an_id_is_404_for_another_tenants_object(world):
             continue
         if SHARED in kinds.values():
             continue
-        client = world["api"] if route.startswith("api/") else world["console"]
+        client = _client(world, route)
         theirs = _fill("/" + route, {k: world["theirs"][v] for k, v in kinds.items()})
         mine = _fill("/" + route, {k: world["mine"][v] for k, v in kinds.items()})
         for method in METHODS:
@@ -238,7 +263,7 @@ def test_no_page_or_endpoint_without_an_id_shows_another_tenants_data(world, oth
     for route, name, converters in _routes():
         if converters:
             continue
-        client = world["api"] if route.startswith("api/") else world["console"]
+        client = _client(world, route)
         url = "/" + route
         for query in (
             "",
@@ -273,7 +298,7 @@ def test_sub_accounts_are_held_to_the_same_walls(world, role, request, tenant):
     client.force_login(user)
     theirs = world["theirs"]
     for route, name, converters in _routes():
-        if not converters or route.startswith("api/"):
+        if not converters or route.startswith(("api/", "openstack/")):
             continue
         kinds = {kwarg: _rule(name, kwarg) for kwarg in converters}
         if None in kinds.values() or SHARED in kinds.values():

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 
 BASE = Path(settings.BASE_DIR)
-APPS = ["imageconsole", "tenants", "storage", "images", "recyclebin", "compute"]
+APPS = ["imageconsole", "tenants", "storage", "images", "recyclebin", "compute", "openstack"]
 
 
 def _catalogue(root: Path, app: str) -> polib.POFile:

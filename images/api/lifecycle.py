@@ -24,6 +24,7 @@ from ..policy import can_change, can_share_globally, is_own
 from ..selectors import image_get, image_listing, images_deleted, images_visible
 from ..services import (
     ImageInUse,
+    ImageProtected,
     TransitionNotAllowed,
     image_delete,
     image_set_enabled,
@@ -278,7 +279,7 @@ class ImageLifecycleMixin:
                 _("“%(name)s” is %(status)s; only available or failed images can be deleted.")
                 % {"name": image.name, "status": exc.image.get_status_display()}
             ) from exc
-        except ImageInUse as exc:
+        except (ImageInUse, ImageProtected) as exc:
             raise Conflict(" ".join(exc.messages)) from exc
         if image.status == Image.Status.DELETING:
             return Response(ImageSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)

@@ -23,6 +23,7 @@ from .imports import (  # noqa: F401
 from .lifecycle import (  # noqa: F401
     BatchDeleteResult,
     ImageInUse,
+    ImageProtected,
     image_batch_delete,
     image_delete,
     image_set_enabled,
@@ -31,7 +32,9 @@ from .lifecycle import (  # noqa: F401
     validate_image_name,
     vms_using_images,
 )
+from .metadata import image_set_metadata  # noqa: F401
 from .receiving import ImportCancelled, ImportReceiver, ImportSink, OffsetMismatch, UploadBusy  # noqa: F401
+from .sharing import ShareExists, image_share_add, image_share_answer, image_share_remove  # noqa: F401
 from .transitions import (  # noqa: F401
     TransitionNotAllowed,
     image_transition,

@@ -377,3 +377,42 @@ class CancelCheck:
 
 def image_id_of(value) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
+
+
+def import_from_url(*, image: Image, url: str, actor=None, request=None) -> Image:
+    """A queued upload that received nothing fetches its bytes from `url` instead (the OpenStack
+    interoperable import's web-download): the same URL checks and fetch job as a URL import."""
+    from ..fetch import URLRefused, split_secret, validate
+
+    try:
+        validate(url, allow_file=bool(actor is not None and getattr(actor, "is_staff", False)))
+    except URLRefused as error:
+        raise ValidationError(str(error), code="url_refused") from error
+    with transaction.atomic():
+        image = Image.objects.select_for_update().get(pk=image.pk)
+        session = UploadSession.objects.select_for_update().get(image=image)
+        if (
+            image.status != Image.Status.UPLOADING
+            or image.source != Image.Source.UPLOAD
+            or image.stage != Image.Stage.QUEUED
+            or session.offset
+        ):
+            raise ImportNotAccepted(_("Only an image that received no data yet can be imported from a URL."))
+        session.source_url, session.secret_encrypted = split_secret(url)
+        session.expires_at = None
+        session.save(update_fields=["source_url", "secret_encrypted", "expires_at", "updated_at"])
+        image.source = Image.Source.URL
+        image.job_id = uuid.uuid4().hex
+        image.save(update_fields=["source", "job_id", "updated_at"])
+        log(
+            action="image.import",
+            tenant=image.tenant,
+            actor=actor,
+            target=image,
+            result=OperationLog.Result.STARTED,
+            message=f"{image.get_source_display()}: {image.source_format} {session.source_url}",
+            request=request,
+        )
+        job_id = image.job_id
+        transaction.on_commit(lambda: enqueue_job("fetch", image_id=image.pk, job_id=job_id))
+    return image

@@ -24,7 +24,7 @@ from tenants.services import log, log_many
 
 from .. import hooks
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
-from ..models import Image
+from ..models import Image, ImageShare
 from .transitions import TransitionNotAllowed, image_transition, image_transition_many
 
 DESCRIPTION_MAX_LENGTH = Image._meta.get_field("description").max_length  # one limit: create and edit
@@ -168,7 +168,11 @@ def image_set_sharing(
     image = Image.objects.select_for_update().get(pk=image.pk)
     image.sharing = sharing
     image.save(update_fields=["sharing", "updated_at"])
-    image.shared_with.set(tenants if sharing == Image.Sharing.TENANTS else [])
+    # Tenants already chosen keep their answer; newly chosen ones are asked (pending).
+    image.shared_with.set(
+        tenants if sharing == Image.Sharing.TENANTS else [],
+        through_defaults={"status": ImageShare.Status.PENDING},
+    )
     names = ", ".join(sorted(t.name for t in tenants)) if sharing == Image.Sharing.TENANTS else ""
     log(
         action="image.share",
@@ -186,6 +190,10 @@ def image_set_sharing(
 
 class ImageInUse(ValidationError):
     """The image backs one or more VMs; the message names them."""
+
+
+class ImageProtected(ValidationError):
+    """The image is protected: it cannot be deleted until its protection is removed."""
 
 
 def vms_using_images(*, image_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
@@ -252,6 +260,11 @@ def image_delete(*, image: Image, actor=None, request=None) -> Image:
         locked = Image.objects.select_for_update().get(pk=image.pk)
         if locked.status not in DELETABLE:
             raise TransitionNotAllowed(locked, Image.Status.DELETED)
+        if locked.protected:
+            raise ImageProtected(
+                _("“%(name)s” is protected; remove its protection before deleting it.") % {"name": locked.name},
+                code="image_protected",
+            )
         vm_names = vms_using_images(image_ids=[locked.pk]).get(locked.pk)
         if vm_names:
             raise ImageInUse(
@@ -337,8 +350,17 @@ def image_batch_delete(
             for start in range(0, len(valid), BATCH_CHUNK):
                 for row in base.filter(pk__in=valid[start : start + BATCH_CHUNK]).values(*fields):
                     rows[str(row["pk"])] = row
+        protected = {
+            pk
+            for start in range(0, len(rows), BATCH_CHUNK)
+            for pk in Image.objects.filter(
+                pk__in=[row["pk"] for row in list(rows.values())[start : start + BATCH_CHUNK]], protected=True
+            ).values_list("pk", flat=True)
+        }
         candidates = [
-            row["pk"] for row in rows.values() if row["tenant_id"] == tenant.pk and row["status"] in DELETABLE
+            row["pk"]
+            for row in rows.values()
+            if row["tenant_id"] == tenant.pk and row["status"] in DELETABLE and row["pk"] not in protected
         ]
         in_use = vms_using_images(image_ids=candidates)
         deletable = [pk for pk in candidates if pk not in in_use]
@@ -382,6 +404,10 @@ def image_batch_delete(
                     name=row["name"],
                     deleted=False,
                     reason=_("It is shared with this tenant by another one and is read-only here."),
+                )
+            elif pk in protected:
+                item = BatchItem(
+                    id=pk, name=row["name"], deleted=False, reason=_("It is protected; remove its protection first.")
                 )
             elif pk in in_use:
                 item = BatchItem(id=pk, name=row["name"], deleted=False, reason=_in_use_message(in_use[pk]))

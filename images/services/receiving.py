@@ -248,9 +248,18 @@ class ImportReceiver:
     """Receives one import's bytes from `offset` on. See the module's docstring."""
 
     def __init__(
-        self, *, image_id, offset: int, enqueue: bool = True, lock: bool = True, detect_compression: bool = True
+        self,
+        *,
+        image_id,
+        offset: int,
+        enqueue: bool = True,
+        lock: bool = True,
+        detect_compression: bool = True,
+        unknown_length: bool = False,
     ):
+        """`unknown_length`: an upload whose length comes with its end (a chunked PUT); `finish()` ends it."""
         self.image_id = image_id_of(image_id)
+        self.unknown_length = unknown_length
         self.enqueue = enqueue
         self.detect_compression = detect_compression
         self._lock = None
@@ -291,7 +300,12 @@ class ImportReceiver:
         if image.stage not in receiving:
             raise ImportNotAccepted(_("The whole file was received already; the image is being processed."))
         # (A compressed upload's decompression, images.services.decompressing, learns its length at the end.)
-        if session.length is None and image.source == Image.Source.UPLOAD and self.detect_compression:
+        if (
+            session.length is None
+            and image.source == Image.Source.UPLOAD
+            and self.detect_compression
+            and not self.unknown_length
+        ):
             raise ImportNotAccepted(_("The upload's length is not known yet."), status=400)
         if offset != session.offset:
             raise OffsetMismatch(session.offset)

@@ -10,7 +10,7 @@ from tenants.selectors import operation_logs
 from ..hooks import detail_sections
 from ..models import ImageReplica
 from ..policy import deletion_wording, row_actions
-from ..selectors import image_get
+from ..selectors import image_get, image_shares
 
 LOG_ROWS = 50
 
@@ -38,6 +38,7 @@ class ImageDetailView(TenantRequiredMixin, View):
                 target_type="image", target_id=str(image.pk)
             )[:LOG_ROWS]
             context["sections"] = detail_sections(request=request, image=image)
+            context["shares"] = image_shares(image=image)
         return render(request, "images/detail.html", context)
 
 

@@ -28,7 +28,7 @@ def make_image(db):
         shared_with = values.pop("shared_with", ())
         image = Image.objects.create(tenant=tenant, **values)
         if shared_with:
-            image.shared_with.set(shared_with)
+            image.shared_with.set(shared_with, through_defaults={"status": "accepted"})
         return image
 
     return make

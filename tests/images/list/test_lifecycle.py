@@ -11,6 +11,7 @@ from images.services import (
     image_delete,
     image_set_enabled,
     image_set_sharing,
+    image_share_answer,
     image_update,
     lifecycle,
 )
@@ -84,6 +85,9 @@ def test_sharing_with_chosen_tenants_then_revoking(tenant, other_tenant, owner, 
     image = make_image(tenant, name="golden")
     image_set_sharing(image=image, sharing="tenants", tenants=[other_tenant, tenant], actor=owner)
     assert list(image.shared_with.all()) == [other_tenant]
+    # The tenant sees it once it accepted (its consent, as OpenStack image members).
+    assert not images_visible(tenant=other_tenant, membership=None).exists()
+    image_share_answer(image=image, tenant=other_tenant, status="accepted")
     assert [i.name for i in images_visible(tenant=other_tenant, membership=None)] == ["golden"]
     image_set_sharing(image=image, sharing="private", actor=owner)
     assert not image.shared_with.exists()
