@@ -24,6 +24,7 @@ class SlowBody:
 
     def __init__(self, data: bytes, delay: float):
         self.data, self.delay, self.position = data, delay, 0
+        self.sending = threading.Event()  # set once the first MiB has gone: the request is under way
 
     def __len__(self):
         return len(self.data) - self.position
@@ -34,6 +35,8 @@ class SlowBody:
             time.sleep(self.delay)  # once per MiB, however small the reads
         piece = self.data[self.position : self.position + size]
         self.position += len(piece)
+        if self.position >= MiB:
+            self.sending.set()
         return piece
 
 
@@ -113,13 +116,13 @@ def _data():
     return random.Random(7).randbytes(SIZE)
 
 
-def _tus_patch(console, image_id, data):
+def _tus_patch(console, image_id, body):
     api = console.api()
     api.headers["Tus-Resumable"] = "1.0.0"
     created = api.post(
         console.url + "/api/v1/uploads/",
         headers={
-            "Upload-Length": str(len(data)),
+            "Upload-Length": str(len(body)),
             "Upload-Metadata": f"image_id {base64.b64encode(image_id.encode()).decode()}",
         },
         timeout=60,
@@ -127,7 +130,7 @@ def _tus_patch(console, image_id, data):
     assert created.status_code == 201, created.text
     return api.patch(
         created.headers["Location"],
-        data=SlowBody(data, 0.1),
+        data=body,
         headers={"Upload-Offset": "0", "Content-Type": "application/offset+octet-stream"},
         timeout=300,
     )
@@ -138,19 +141,22 @@ def test_a_put_and_a_tus_patch_ride_out_a_redis_restart(console, redis_server):
     put_image, tus_image = _create(console), _create(console)
     data = _data()
     answers = {}
+    bodies = {"put": SlowBody(data, 0.1), "tus": SlowBody(data, 0.1)}
 
     def put():
         answers["put"] = console.api().put(
-            f"{console.url}/api/v1/images/{put_image}/file", data=SlowBody(data, 0.1), timeout=300
+            f"{console.url}/api/v1/images/{put_image}/file", data=bodies["put"], timeout=300
         )
 
     def patch():
-        answers["tus"] = _tus_patch(console, tus_image, data)
+        answers["tus"] = _tus_patch(console, tus_image, bodies["tus"])
 
     senders = [threading.Thread(target=put), threading.Thread(target=patch)]
     for sender in senders:
         sender.start()
-    outage = redis_server.outage(after=1.0, seconds=2.5)
+    for body in bodies.values():
+        assert body.sending.wait(120)
+    outage = redis_server.outage(after=0.3, seconds=2.5)  # while both requests are sending
     for thread in [*senders, outage]:
         thread.join(300)
     assert answers["put"].status_code == 202, answers["put"].text
@@ -164,7 +170,9 @@ def test_a_put_and_a_tus_patch_ride_out_a_redis_restart(console, redis_server):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_an_upload_that_cannot_go_on_is_refused_clearly_and_can_be_sent_again(console, redis_server, tmp_path):
+def test_an_upload_that_cannot_go_on_is_refused_clearly_and_can_be_sent_again(
+    console, redis_server, tmp_path
+):
     image_id = _create(console)
     data = _data()
     redis_server.stop()
