@@ -1,9 +1,11 @@
 from django.contrib.auth import views as auth_views
-from django.db.models import Count
-from django.http import JsonResponse
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.views import View
 
+from images.models import Image
+from images.selectors import image_status_counts
 from tenants.permissions import TenantRequiredMixin
 
 
@@ -13,25 +15,25 @@ class LoginView(auth_views.LoginView):
 
 class DashboardView(TenantRequiredMixin, View):
     def get(self, request):
-        from images.models import Image
-
-        counts = dict.fromkeys(Image.Status.values, 0)
-        rows = Image.objects.for_tenant(request.tenant).values("status").order_by().annotate(n=Count("pk"))
-        for row in rows:
-            counts[row["status"]] = row["n"]
+        counts = image_status_counts(tenant=request.tenant, membership=request.membership)
         cards = [(value, label, counts[value]) for value, label in Image.Status.choices]
         return render(request, "console/dashboard.html", {"cards": cards})
 
 
-def healthz(request):
-    return JsonResponse({"ok": True})
+class HealthPanelView(LoginRequiredMixin, View):
+    """The administrators' health panel: what `manage.py doctor` prints, as a fragment the dashboard loads."""
 
-
-class EmptyPage(TenantRequiredMixin, View):
-    """A console page a later part of the product fills; until then it says so."""
-
-    title = ""
-    text = ""
+    probe_timeout = 5.0
 
     def get(self, request):
-        return render(request, "console/empty_page.html", {"title": self.title, "text": self.text})
+        if not request.user.is_staff:
+            raise Http404
+        from imageconsole.health import Status, run_checks
+
+        checks = run_checks(probe_timeout=self.probe_timeout)
+        problems = sum(1 for check in checks if check.status == Status.PROBLEM)
+        return render(request, "console/health_panel.html", {"checks": checks, "problems": problems})
+
+
+def healthz(request):
+    return JsonResponse({"ok": True})

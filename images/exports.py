@@ -15,6 +15,7 @@ from collections import Counter
 from collections.abc import Iterator
 from zipfile import ZIP_DEFLATED, ZipFile
 
+from django.conf import settings
 from django.db.models import QuerySet
 from django.http import StreamingHttpResponse
 from django.utils import timezone, translation
@@ -29,7 +30,7 @@ from openpyxl.writer.excel import ExcelWriter
 
 from tenants.models import Tenant
 
-from .models import Image
+from .models import CANCELLED_LABEL, Image
 
 CONTENT_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 # Excel's last row is 1,048,576; one is the header.
@@ -69,6 +70,7 @@ FIELDS = (
     "sha256",
     "description",
     "created_at",
+    "failure_reason",
 )
 
 
@@ -201,6 +203,7 @@ class ImageExport:
             "boot_mode": labels(Image.BootMode.choices),
             "kind": labels(Image.Kind.choices),
             "sharing": labels(Image.Sharing.choices),
+            "cancelled": str(CANCELLED_LABEL),
             "yes": pgettext("Excel export", "Yes"),
             "no": pgettext("Excel export", "No"),
             "none": pgettext("Excel export storage", "None"),
@@ -239,6 +242,7 @@ class ImageExport:
         sheet.append(header_cells)
 
         labels = self._labels()
+        self._sheet = sheet
         counts = {"status": Counter(), "os_type": Counter(), "storage": Counter()}
         truncated = False
         rows = self.queryset.values_list(*FIELDS).iterator(chunk_size=2000)
@@ -292,6 +296,7 @@ class ImageExport:
             sha256,
             description,
             created_at,
+            failure_reason,
         ) = values
         yes, no = labels["yes"], labels["no"]
         counts["status"][status] += 1
@@ -300,7 +305,9 @@ class ImageExport:
         return [
             neutralise(name),
             str(pk),
-            labels["status"].get(status, status),
+            labels["cancelled"]
+            if status == Image.Status.FAILED and failure_reason == Image.FailureReason.CANCELLED
+            else labels["status"].get(status, status),
             progress,
             yes if encrypted else no,
             labels["features"][bool(hot_upgrade), bool(cloud_init), bool(qemu_ga)] or None,
@@ -323,8 +330,16 @@ class ImageExport:
             md5 or None,
             sha256 or None,
             neutralise(description) if description else None,
-            created_at.astimezone(self.timezone).replace(tzinfo=None) if created_at else None,
+            self._date_cell(created_at),
         ]
+
+    def _date_cell(self, value):
+        """A date in the console's one format (settings.EXCEL_DATETIME_FORMAT), in the user's zone."""
+        if value is None:
+            return None
+        cell = WriteOnlyCell(self._sheet, value=value.astimezone(self.timezone).replace(tzinfo=None))
+        cell.number_format = settings.EXCEL_DATETIME_FORMAT
+        return cell
 
     def _summary(self, workbook, counts, labels, truncated) -> None:
         sheet = workbook.create_sheet(_("Summary"))
@@ -341,7 +356,9 @@ class ImageExport:
             sheet.append(cells)
 
         heading(_("Images exported"), self.rows_written)
-        sheet.append([_("Exported at"), timezone.localtime().replace(tzinfo=None)])
+        exported_at = WriteOnlyCell(sheet, value=timezone.localtime().replace(tzinfo=None))
+        exported_at.number_format = settings.EXCEL_DATETIME_FORMAT
+        sheet.append([_("Exported at"), exported_at])
         sheet.append([_("Tenant"), neutralise(self.tenant.name)])
         if truncated:
             sheet.append(

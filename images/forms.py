@@ -3,6 +3,7 @@
 import re
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -11,49 +12,44 @@ from tenants.selectors import project_groups_visible
 
 from . import catalog
 from .models import Image
+from .services.lifecycle import DESCRIPTION_MAX_LENGTH, clean_labels
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-MAX_LABELS = 20
-MAX_LABEL_LENGTH = 64
 
 DISK_FORMATS = [(value, label) for value, label in Image.DiskFormat.choices if value != Image.DiskFormat.ISO]
 
 
 class LabelsField(forms.Field):
-    """Labels as a list (the API) or as comma-separated text (the wizard)."""
+    """Labels as a list of strings (the API) or as comma-separated text (the wizard), cleaned by the same
+    rule as an edit's (`clean_labels`)."""
 
-    default_error_messages = {
-        "too_many": _("An image can have at most %(max)d labels."),
-        "too_long": _("Labels can be at most %(max)d characters long: shorten “%(label)s”."),
-    }
+    default_error_messages = {"type": _("Labels must be a list of strings.")}
 
     def to_python(self, value):
         if value in (None, ""):
             return []
-        items = value if isinstance(value, list | tuple) else str(value).split(",")
-        labels = []
-        for item in items:
-            label = str(item).strip()
-            if label and label not in labels:
-                labels.append(label)
-        return labels
-
-    def validate(self, value):
-        super().validate(value)
-        if len(value) > MAX_LABELS:
-            raise forms.ValidationError(
-                self.error_messages["too_many"], code="too_many", params={"max": MAX_LABELS}
-            )
-        for label in value:
-            if len(label) > MAX_LABEL_LENGTH:
-                raise forms.ValidationError(
-                    self.error_messages["too_long"],
-                    code="too_long",
-                    params={"max": MAX_LABEL_LENGTH, "label": label},
-                )
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            raise forms.ValidationError(self.error_messages["type"], code="labels_type")
+        try:
+            return clean_labels(value)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages, code=error.code) from None
 
     def prepare_value(self, value):
         return ", ".join(value) if isinstance(value, list | tuple) else value
+
+
+def _style_widgets(form) -> None:
+    """Bootstrap's classes on the widgets, set here so that every rendering has them (a script that
+    added them on page load missed the fields the wizard re-renders after an error)."""
+    for field in form.fields.values():
+        widget = field.widget
+        if isinstance(widget, forms.CheckboxInput | forms.RadioSelect | forms.HiddenInput):
+            continue
+        css = "form-select" if isinstance(widget, forms.Select) else "form-control"
+        widget.attrs["class"] = f"{widget.attrs.get('class', '')} {css}".strip()
 
 
 class ImageImportForm(forms.Form):
@@ -69,7 +65,7 @@ class ImageImportForm(forms.Form):
         validators=[catalog.validate_image_name],
     )
     description = forms.CharField(
-        label=_("Description"), max_length=1024, required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label=_("Description"), max_length=DESCRIPTION_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
     kind = forms.ChoiceField(
         label=_("Image type"),
@@ -120,10 +116,18 @@ class ImageImportForm(forms.Form):
             "For UEFI images whose OS does not fully support UEFI; required for Windows 7 and Windows Server 2008 R2."
         ),
     )
-    platform = forms.ChoiceField(
-        label=_("System platform"), choices=[(p, p) for p in catalog.PLATFORMS], required=False
+    platform = forms.CharField(
+        label=_("System platform"),
+        max_length=catalog.PLATFORM_MAX_LENGTH,
+        required=False,
+        help_text=_("Choose a suggestion or type any platform."),
     )
-    os_version = forms.CharField(label=_("System version"), max_length=32, required=False)
+    os_version = forms.CharField(
+        label=_("System version"),
+        max_length=catalog.VERSION_MAX_LENGTH,
+        required=False,
+        help_text=_("Choose a suggestion or type any version."),
+    )
     cloud_init = forms.BooleanField(label=_("cloud-init"), required=False)
     qemu_ga = forms.BooleanField(label=_("qemu-ga"), required=False)
     hot_upgrade = forms.BooleanField(label=_("Hot upgrade"), required=False)
@@ -167,8 +171,19 @@ class ImageImportForm(forms.Form):
         if first is not None:
             self.fields["storage"].initial = first.pk
         if iso:
-            for name in ("kind", "disk_format", "cloud_init", "qemu_ga", "hot_upgrade"):
+            # An ISO is stored as it is: no conversion, so no target size; no agents to declare.
+            for name in ("kind", "disk_format", "cloud_init", "qemu_ga", "hot_upgrade", "target_size_gb"):
                 del self.fields[name]
+        self.fields["platform"].widget.attrs.update({"list": "platform-options", "autocomplete": "off"})
+        self.fields["os_version"].widget.attrs.update({"list": "os-version-options", "autocomplete": "off"})
+        _style_widgets(self)
+
+    def _post_clean(self):
+        super()._post_clean()
+        for name in self.errors:
+            if name in self.fields:
+                widget = self.fields[name].widget
+                widget.attrs["class"] = f"{widget.attrs.get('class', '')} is-invalid".strip()
 
     def clean_sha256(self):
         value = self.cleaned_data["sha256"].strip().lower()
@@ -207,9 +222,10 @@ class ImageImportForm(forms.Form):
         data["url"] = url
 
     def _clean_system(self, data):
-        os_type = data.get("os_type")
-        platform = data.get("platform") or ""
+        """UEFI for aarch64 and mips64el, CSM for the Windows releases that need it. Platform and version
+        are free text: the catalogue only suggests them."""
         architecture = data.get("architecture")
+        data["platform"] = (data.get("platform") or "").strip()
         version = (data.get("os_version") or "").strip()
         data["os_version"] = version
         if architecture in catalog.UEFI_ONLY_ARCHITECTURES and data.get("boot_mode") != Image.BootMode.UEFI:
@@ -223,62 +239,7 @@ class ImageImportForm(forms.Form):
             )
         if data.get("boot_mode") != Image.BootMode.UEFI:
             data["csm"] = False
-        if not os_type:
-            return
-        if not platform:
-            platform = catalog.platforms_for(os_type)[0]
-            data["platform"] = platform
-        if catalog.PLATFORMS.get(platform) != os_type:
-            self.add_error(
-                "platform",
-                forms.ValidationError(
-                    _("%(platform)s is not a platform of %(os)s; choose one of %(choices)s."),
-                    code="platform",
-                    params={
-                        "platform": platform,
-                        "os": Image.OSType(os_type).label,
-                        "choices": ", ".join(catalog.platforms_for(os_type)),
-                    },
-                ),
-            )
-            return
-        if platform == "Other":
-            return  # any OS: the version is free text
-        versions = catalog.versions_for(platform, architecture)
-        if not versions:
-            self.add_error(
-                "architecture",
-                forms.ValidationError(
-                    _("%(platform)s images are not supported on %(arch)s."),
-                    code="architecture",
-                    params={"platform": platform, "arch": architecture},
-                ),
-            )
-        elif not version:
-            self.add_error(
-                "os_version", forms.ValidationError(_("Choose the system version."), code="required")
-            )
-        elif version not in versions:
-            self.add_error(
-                "os_version",
-                forms.ValidationError(
-                    _(
-                        "%(platform)s %(arch)s supports versions %(versions)s; “%(version)s” is not one of them."
-                    ),
-                    code="os_version",
-                    params={
-                        "platform": platform,
-                        "arch": architecture,
-                        "versions": ", ".join(versions),
-                        "version": version,
-                    },
-                ),
-            )
-        elif (
-            version in catalog.CSM_REQUIRED_WITH_UEFI
-            and data.get("boot_mode") == Image.BootMode.UEFI
-            and not data.get("csm")
-        ):
+        elif version in catalog.CSM_REQUIRED_WITH_UEFI and not data.get("csm"):
             self.add_error(
                 "csm",
                 forms.ValidationError(

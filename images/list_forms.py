@@ -66,6 +66,9 @@ class ImageSharingForm(forms.Form):
             self.fields["sharing"].choices = [
                 c for c in Image.Sharing.choices if c[0] != Image.Sharing.GLOBAL
             ]
+        # With no other tenant in the system there is nobody to choose: the page says so instead of
+        # showing an empty picker, and the mode cannot be chosen.
+        self.no_other_tenants = not self.fields["shared_with"].queryset.exists()
 
     def clean(self):
         cleaned = super().clean()

@@ -9,6 +9,7 @@ urlpatterns = [
     path("iso/", image_list.IsoImageListView.as_view(), name="iso_list"),
     path("guide/", image_list.CustomImageGuideView.as_view(), name="guide"),
     path("export.xlsx", image_list.ImageExportView.as_view(), name="export"),
+    path("columns/", image_list.ListColumnsView.as_view(), name="columns"),
     path("batch-delete/", image_list.BatchDeleteView.as_view(), name="batch_delete"),
     path("<uuid:pk>/row/", image_list.ImageRowView.as_view(), name="row"),
     path("<uuid:pk>/edit/", image_actions.ImageEditView.as_view(), name="edit"),

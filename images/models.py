@@ -5,7 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from imageconsole.models import BaseModel
+from imageconsole.core.models import BaseModel
 
 
 class ImageQuerySet(models.QuerySet):
@@ -27,14 +27,23 @@ class Image(BaseModel):
     TRANSITIONAL = frozenset({Status.CREATING, Status.UPLOADING, Status.DELETING})
 
     # Allowed transitions; `images.services.image_transition` is the only writer of `status`.
+    # `deleted` is the recycle bin; `deleting` is an expunge at work (from the bin, or a delete under
+    # the "immediate" policy) and ends with the row removed, so nothing leaves it.
     TRANSITIONS = {
         Status.CREATING: {Status.AVAILABLE, Status.FAILED},
         Status.UPLOADING: {Status.AVAILABLE, Status.FAILED},
-        Status.AVAILABLE: {Status.DELETING},
-        Status.FAILED: {Status.DELETING},
-        Status.DELETING: {Status.DELETED},
-        Status.DELETED: {Status.AVAILABLE, Status.FAILED},
+        Status.AVAILABLE: {Status.DELETED, Status.DELETING},
+        Status.FAILED: {Status.DELETED, Status.DELETING},
+        Status.DELETING: set(),
+        Status.DELETED: {Status.AVAILABLE, Status.FAILED, Status.DELETING},
     }
+
+    class FailureReason(models.TextChoices):
+        """Why a `failed` image failed: its import ran into an error, or someone cancelled it."""
+
+        NONE = "", pgettext_lazy("Failure reason", "—")
+        ERROR = "error", pgettext_lazy("Failure reason", "Error")
+        CANCELLED = "cancelled", pgettext_lazy("Failure reason", "Cancelled")
 
     class Stage(models.TextChoices):
         NONE = "", pgettext_lazy("Image stage", "—")
@@ -156,6 +165,14 @@ class Image(BaseModel):
         _("transfer rate"), null=True, blank=True, help_text=_("Bytes per second since the stage began.")
     )
     error = models.TextField(_("error"), blank=True)
+    failure_reason = models.CharField(
+        _("failure reason"),
+        max_length=12,
+        choices=FailureReason.choices,
+        default=FailureReason.NONE,
+        blank=True,
+        help_text=_("For a failed image: an error, or a cancelled import (shown as “Cancelled”)."),
+    )
     enabled = models.BooleanField(_("enabled"), default=True)
     sharing = models.CharField(
         _("sharing mode"), max_length=8, choices=Sharing.choices, default=Sharing.PRIVATE
@@ -169,6 +186,14 @@ class Image(BaseModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     purge_after = models.DateTimeField(_("expunge after"), null=True, blank=True)
+    restore_status = models.CharField(  # noqa: DJ001
+        _("status before deletion"),
+        max_length=12,
+        choices=[(Status.AVAILABLE, Status.AVAILABLE.label), (Status.FAILED, Status.FAILED.label)],
+        null=True,  # nullable so that adding it is an ALTER TABLE that keeps the count triggers (SQLite)
+        blank=True,
+        help_text=_("The status a restore from the recycle bin gives the image back."),
+    )
 
     objects = ImageQuerySet.as_manager()
 
@@ -212,6 +237,19 @@ class Image(BaseModel):
     @property
     def is_transitional(self) -> bool:
         return self.status in self.TRANSITIONAL
+
+    @property
+    def is_cancelled(self) -> bool:
+        return self.status == self.Status.FAILED and self.failure_reason == self.FailureReason.CANCELLED
+
+    def status_label(self) -> str:
+        """The status as people read it: a cancelled import is "Cancelled", not "Import failed"."""
+        if self.is_cancelled:
+            return str(CANCELLED_LABEL)
+        return str(self.get_status_display())
+
+
+CANCELLED_LABEL = pgettext_lazy("Image status", "Cancelled")
 
 
 class ImageReplica(BaseModel):
@@ -312,3 +350,6 @@ class ImageCount(models.Model):
 
     def __str__(self):
         return f"tenant {self.tenant_id} {self.kind}/{self.status}/{self.os_type}: {self.n}"
+
+
+from .download_models import DownloadLink, DownloadSettings, ExportedImage  # noqa: E402, F401

@@ -33,6 +33,7 @@ def _words(language: str) -> dict[str, str]:
         "edit": _("Edit"),
         "shared_title": _("Shared with your tenant; read-only here."),
         "disabled": _("Disabled"),
+        "encrypted": _("Encrypted"),
         "progress": _("Progress"),
         "yes": _("Yes"),
         "no": _("No"),
@@ -40,14 +41,19 @@ def _words(language: str) -> dict[str, str]:
         "create_vm": _("Create VM"),
         "more": _("More"),
         "download": _("Download"),
+        "export": _("Export"),
         "cancel": _("Cancel upload"),
+        "confirm_cancel": _(
+            "Cancel this import? What was received so far is discarded; the image stays as “Cancelled” "
+            "until you delete it."
+        ),
         "labels": _("Labels"),
         "sharing": _("Sharing mode"),
         "disable": _("Disable"),
         "enable": _("Enable"),
-        "delete": _("Delete"),
         "not_deletable": _("Only available or failed images can be deleted."),
         "read_only": _("Read-only"),
+        "copy_id": _("Copy the resource ID"),
     }
     return {key: escape(str(value)) for key, value in words.items()}
 
@@ -57,55 +63,61 @@ def _e(value) -> str:
 
 
 def _name_cell(image: Image, w: dict, next_q: str) -> str:
+    """One line: the name (remarks on hover), the edit pencil, the short ID with a copy button, badges."""
     actions, urls = image.actions, image.urls
     name = _e(image.name)
+    # Remarks and labels on hover: the row stays one line.
+    hover = [image.name, image.description, ", ".join(image.labels or ())]
+    title = _e("\n".join(part for part in hover if part))
     if urls["detail"]:
-        html = f'<a href="{_e(urls["detail"])}" class="fw-semibold" data-testid="image-name">{name}</a>'
+        html = (
+            f'<a href="{_e(urls["detail"])}" class="fw-semibold cell-name" title="{title}" '
+            f'data-testid="image-name">{name}</a>'
+        )
     else:
-        html = f'<span class="fw-semibold" data-testid="image-name">{name}</span>'
+        html = f'<span class="fw-semibold cell-name" title="{title}" data-testid="image-name">{name}</span>'
     if actions["change"]:
         html += (
-            f' <a href="{_e(urls["edit"])}?next={next_q}" class="ms-1 small" title="{w["edit_title"]}" '
-            f'data-testid="row-edit">{w["edit"]}</a>'
+            f'<a href="{_e(urls["edit"])}?next={next_q}" class="edit-link" title="{w["edit_title"]}" '
+            f'aria-label="{w["edit_title"]}" data-testid="row-edit"><span aria-hidden="true">✎</span></a>'
         )
+    pk = str(image.pk)
+    html += (
+        f'<span class="short-id font-monospace" title="{pk}" data-testid="image-id" data-full-id="{pk}">'
+        f"{pk[:8]}</span>"
+        f'<button type="button" class="btn btn-link p-0 copy-button" data-copy="{pk}" title="{w["copy_id"]}" '
+        f'aria-label="{w["copy_id"]}" data-testid="copy-id"><span class="copy-icon" aria-hidden="true"></span>'
+        "</button>"
+    )
     if not actions["own"]:
         shared_by = _e(_("Shared by %(tenant)s") % {"tenant": image.tenant.name})
         html += (
-            f' <span class="badge text-bg-info ms-1" data-testid="shared-badge" title="{w["shared_title"]}">'
+            f' <span class="badge text-bg-info" data-testid="shared-badge" title="{w["shared_title"]}">'
             f"{shared_by}</span>"
         )
+    if image.encrypted:
+        html += f' <span class="badge text-bg-light border" data-testid="encrypted-badge">{w["encrypted"]}</span>'
     if not image.enabled:
-        html += (
-            f' <span class="badge text-bg-secondary ms-1" data-testid="disabled-badge">{w["disabled"]}</span>'
-        )
+        html += f' <span class="badge text-bg-secondary" data-testid="disabled-badge">{w["disabled"]}</span>'
     if image.sharing != Image.Sharing.PRIVATE and actions["own"]:
-        html += f' <span class="badge text-bg-light border ms-1">{_e(image.get_sharing_display())}</span>'
-    html += f'<div class="small text-muted font-monospace" data-testid="image-id">{image.pk}</div>'
-    if image.description:
-        html += f'<div class="small text-muted text-truncate remarks">{_e(image.description)}</div>'
-    for label in image.labels or ():
-        html += f'<span class="badge rounded-pill text-bg-light border me-1" data-testid="image-label">{_e(label)}</span>'
+        html += f' <span class="badge text-bg-light border">{_e(image.get_sharing_display())}</span>'
     return html
 
 
 def _status_cell(image: Image, w: dict) -> str:
-    badge = STATUS_BADGE.get(image.status, "text-bg-warning")
+    badge = "text-bg-secondary" if image.is_cancelled else STATUS_BADGE.get(image.status, "text-bg-warning")
     failed = image.status == Image.Status.FAILED and image.error
     title = f' title="{_e(image.error)}"' if failed else ""
-    html = f'<span class="badge {badge}"{title}>{_e(image.get_status_display())}</span>'
+    html = f'<span class="badge {badge}"{title}>{_e(image.status_label())}</span>'
     if image.is_transitional:
         stage = f"{_e(image.get_stage_display())} · " if image.stage else ""
         rate = ""
         if image.bytes_per_second:
             speed = _("%(speed)s/s") % {"speed": filesizeformat(image.bytes_per_second)}
             rate = f' · <span data-testid="image-rate">{_e(speed)}</span>'
-        html += (
-            f'<div class="small text-muted" data-testid="image-stage">{stage}{image.progress}%{rate}</div>'
-            f'<progress class="progress-inline" max="100" value="{image.progress}" data-testid="image-progress" '
-            f'aria-label="{w["progress"]}">{image.progress}%</progress>'
-        )
+        html += f' <span class="text-muted stage-text" data-testid="image-stage">{stage}{image.progress}%{rate}</span>'
     elif failed:
-        html += f'<div class="small text-danger text-truncate remarks" data-testid="image-error">{_e(image.error)}</div>'
+        html += f' <span class="small text-danger cell-error" data-testid="image-error"{title}>{_e(image.error)}</span>'
     return html
 
 
@@ -119,7 +131,13 @@ def _features_cell(image: Image, w: dict) -> str:
         badges.append("qemu-ga")
     if not badges:
         return '<span class="text-muted">—</span>'
-    return "".join(f'<span class="badge text-bg-light border">{badge}</span>' for badge in badges)
+    text = " · ".join(badges)
+    return f'<span class="cell-truncate" title="{text}">{text}</span>'
+
+
+def _delete_label(shared) -> str:
+    deletion = shared.get("deletion")
+    return deletion["label"] if deletion else _("Move to recycle bin")
 
 
 def _operations_cell(image: Image, w: dict, shared) -> str:
@@ -135,10 +153,13 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
         back = f'{shared["csrf_input"]}<input type="hidden" name="next" value="{_e(shared["back_path"])}">'
         items = []
         if actions["download"] and urls["download"]:
-            items.append(f'<a class="dropdown-item" href="{_e(urls["download"])}">{w["download"]}</a>')
+            items.append(_dialog_link(urls["download"], w["download"], "dropdown-item", "row-download"))
+        if actions["export"] and urls["export"]:
+            items.append(_dialog_link(urls["export"], w["export"], "dropdown-item", "row-export"))
         if actions["cancel"] and urls["cancel"]:
             items.append(
-                f'<form method="post" action="{_e(urls["cancel"])}">{back}'
+                f'<form method="post" action="{_e(urls["cancel"])}" data-confirm="{w["confirm_cancel"]}" '
+                f'data-confirm-ok="{w["cancel"]}">{back}'
                 f'<button class="dropdown-item" data-testid="row-cancel">{w["cancel"]}</button></form>'
             )
         items.append(
@@ -163,24 +184,46 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
         if actions["delete"]:
             items.append(
                 f'<a class="dropdown-item text-danger" href="{_e(urls["delete"])}?next={next_q}" '
-                f'data-testid="row-delete">{w["delete"]}</a>'
+                f'data-testid="row-delete">{_e(_delete_label(shared))}</a>'
             )
         else:
             items.append(f'<span class="dropdown-item-text small text-muted">{w["not_deletable"]}</span>')
         menu = "".join(f"<li>{item}</li>" for item in items)
+        # A fixed-position menu: the scrolling table would clip an absolute one.
         html += (
             '<div class="dropdown d-inline-block"><button class="btn btn-sm btn-outline-secondary dropdown-toggle" '
-            'type="button" data-bs-toggle="dropdown" aria-expanded="false" data-testid="row-actions">'
-            f'{w["more"]}</button><ul class="dropdown-menu dropdown-menu-end">{menu}</ul></div>'
+            'type="button" data-bs-toggle="dropdown" data-bs-popper-config=\'{"strategy":"fixed"}\' '
+            f'aria-expanded="false" data-testid="row-actions">{w["more"]}</button>'
+            f'<ul class="dropdown-menu dropdown-menu-end">{menu}</ul></div>'
         )
     elif not actions["own"]:
         html += f'<span class="small text-muted">{w["read_only"]}</span>'
+    elif actions["download"] and urls["download"]:
+        # A view-only account may download: the one action it has is a button of its own.
+        html += " " + _dialog_link(urls["download"], w["download"], "btn btn-sm btn-outline-secondary", "row-download")
     return html
+
+
+def _dialog_link(url: str, text: str, css: str, testid: str) -> str:
+    """A link that opens its page in the list's download dialog (htmx), or as a page without JavaScript."""
+    url = _e(url)
+    return (
+        f'<a class="{css}" href="{url}" hx-get="{url}" hx-target="#download-dialog-content" hx-swap="innerHTML" '
+        f'hx-push-url="false" data-testid="{testid}">{text}</a>'
+    )
+def os_display(image: Image) -> str:
+    """"Ubuntu 24.04 x86_64"; a version that already names its platform ("Windows Server 2022") is not
+    preceded by it again."""
+    platform, version = image.platform, image.os_version
+    if platform and version.lower().startswith(platform.lower()):
+        platform = ""
+    return " ".join(part for part in (platform, version, image.architecture) if part)
 
 
 def render_row(image: Image, shared) -> SafeString:
     """The <tr> of `image`, decorated by views.image_list.decorate_rows with `actions` and `urls`.
-    `shared` maps next_q (the quoted return address), back_path and csrf_input (safe HTML)."""
+    `shared` maps next_q (the quoted return address), back_path, csrf_input (safe HTML) and
+    show_operations (False: the page has no operations column, e.g. for a view-only account)."""
     w = _words(get_language() or "")
     actions = image.actions
     next_q = _e(shared["next_q"])
@@ -194,7 +237,7 @@ def render_row(image: Image, shared) -> SafeString:
             f'<input type="checkbox" class="form-check-input" name="ids" value="{image.pk}" form="image-batch-form" '
             f'data-row-select aria-label="{label}" data-testid="row-select">'
         )
-    os_name = f"{_e(image.platform)} {_e(image.os_version)} " if image.platform else ""
+    os_text = _e(os_display(image))
     size = _e(filesizeformat(image.size)) if image.size else "—"
     created = _e(date_format(timezone.localtime(image.created_at), "SHORT_DATETIME_FORMAT"))
     group = _e(image.project_group.name) if image.project_group_id and image.project_group.name else "—"
@@ -205,16 +248,20 @@ def render_row(image: Image, shared) -> SafeString:
         f'<tr id="image-row-{image.pk}" data-testid="image-row" data-image-id="{image.pk}" '
         f'data-status="{_e(image.status)}" data-row-version="{_e(version)}"{attributes}>'
         f'<td class="select-col">{select}</td>'
-        f'<td data-column="name">{_name_cell(image, w, next_q)}</td>'
-        f'<td data-column="status" data-testid="image-status">{_status_cell(image, w)}</td>'
+        f'<td data-column="name"><div class="name-line">{_name_cell(image, w, next_q)}</div></td>'
+        f'<td data-column="status" data-testid="image-status"><div class="status-line">{_status_cell(image, w)}</div></td>'
         f'<td data-column="encrypted">{w["yes"] if image.encrypted else w["no"]}</td>'
         f'<td data-column="features">{_features_cell(image, w)}</td>'
         f'<td data-column="os_type">{_e(image.get_os_type_display())}</td>'
-        f'<td data-column="os">{os_name}{_e(image.architecture)}</td>'
-        f'<td data-column="project_group">{group}</td>'
+        f'<td data-column="os"><span class="cell-truncate" title="{os_text}">{os_text}</span></td>'
+        f'<td data-column="project_group"><span class="cell-truncate" title="{group}">{group}</span></td>'
         f'<td data-column="disk_format">{_e(image.disk_format)}</td>'
         f'<td data-column="size" data-bytes="{image.size}">{size}</td>'
-        f'<td data-column="created" class="text-nowrap">{created}</td>'
-        f'<td data-column="operations" class="text-nowrap">{_operations_cell(image, w, shared)}</td>'
-        "</tr>"
+        f'<td data-column="created">{created}</td>'
+        + (
+            f'<td data-column="operations" class="ops-col">{_operations_cell(image, w, shared)}</td>'
+            if shared.get("show_operations", True)
+            else ""
+        )
+        + "</tr>"
     )

@@ -7,7 +7,7 @@ that is not shared is simply not found.
 
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Exists, F, OuterRef, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Sum
 from django.http import Http404
 from django.utils.translation import gettext as _
 
@@ -38,6 +38,16 @@ def images_owned(*, tenant: Tenant, membership: Membership | None) -> QuerySet[I
         Image.objects.for_tenant(tenant)
         .filter(scope_q(membership, field="project_group"))
         .exclude(status=Image.Status.DELETED)
+    )
+
+
+def images_deleted(*, tenant: Tenant, membership: Membership | None) -> QuerySet[Image]:
+    """The tenant's images in the recycle bin (`deleted`) or being expunged (`deleting`), within the
+    membership's project groups: what the recycle bin shows and a deleted image's API detail reads."""
+    return (
+        Image.objects.for_tenant(tenant)
+        .filter(scope_q(membership, field="project_group"))
+        .filter(status__in=[Image.Status.DELETED, Image.Status.DELETING])
     )
 
 
@@ -130,6 +140,25 @@ def image_listing(
             arm = filterset.filter_queryset(arm)
         arms[position] = arm.select_related("project_group", "storage", "tenant")
     return ImageListing(own=arms[0], shared=arms[1], own_counts=counted)
+
+
+def image_status_counts(*, tenant: Tenant, membership: Membership | None) -> dict[str, int]:
+    """How many images of each status this membership sees: what the list shows (own images within its
+    project groups, and those shared with the tenant) and, as `deleted`, its own in the recycle bin.
+    The dashboard's figures; their sum without `deleted` is the list's total over both tabs."""
+    counts = dict.fromkeys(Image.Status.values, 0)
+    scope = scope_q(membership, field="project_group")
+    if scope:
+        own = Image.objects.for_tenant(tenant).filter(scope).values("status").annotate(n=Count("pk"))
+    else:
+        own = ImageCount.objects.filter(tenant_id=tenant.pk).values("status").annotate(n=Sum("n"))
+    for row in own.order_by():
+        counts[row["status"]] += row["n"]
+    shared = image_listing(tenant=tenant, membership=membership).shared
+    if shared is not None:
+        for row in shared.select_related(None).order_by().values("status").annotate(n=Count("pk")):
+            counts[row["status"]] += row["n"]
+    return counts
 
 
 # The filters ImageCount can answer: the ImageFilter field, and the count's column.

@@ -3,10 +3,11 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from imageconsole.models import BaseModel
+from imageconsole.core.models import BaseModel
 
 
 class Tenant(BaseModel):
@@ -100,6 +101,18 @@ class Quota(BaseModel):
         blank=True,
         help_text=_("Total size of the tenant's images. Leave empty for no limit."),
     )
+    max_vms = models.PositiveIntegerField(
+        _("VM count"), null=True, blank=True, help_text=_("Leave empty for no limit.")
+    )
+    max_vcpus = models.PositiveIntegerField(
+        _("vCPUs"), null=True, blank=True, help_text=_("Total vCPUs of the tenant's VMs. Leave empty for no limit.")
+    )
+    max_memory_mib = models.PositiveIntegerField(
+        _("VM memory (MiB)"),
+        null=True,
+        blank=True,
+        help_text=_("Total memory of the tenant's VMs. Leave empty for no limit."),
+    )
 
     class Meta:
         verbose_name = _("quota")
@@ -142,6 +155,23 @@ class OperationLog(models.Model):
         return f"{self.actor_name or '-'} {self.action} {self.target_name}"
 
 
+class UserPreference(BaseModel):
+    """What a user chose in the console and expects to find again on any device: e.g. the image list's
+    columns. One row per user; `values` maps a preference's key to its value."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="console_preferences"
+    )
+    values = models.JSONField(_("values"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("user preference")
+        verbose_name_plural = _("user preferences")
+
+    def __str__(self):
+        return str(self.user)
+
+
 class ApiToken(BaseModel):
     """A user's API key. Only the SHA256 of the key is stored; the key itself is shown once."""
 
@@ -152,6 +182,9 @@ class ApiToken(BaseModel):
     prefix = models.CharField(_("prefix"), max_length=PREFIX_LENGTH, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    expires_at = models.DateTimeField(
+        _("expires"), null=True, blank=True, help_text=_("After this the token is refused; empty: never.")
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -160,6 +193,9 @@ class ApiToken(BaseModel):
 
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
     @staticmethod
     def hash_key(key: str) -> str:

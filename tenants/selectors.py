@@ -2,7 +2,7 @@
 
 from django.db.models import Q, QuerySet
 
-from .models import Membership, OperationLog, ProjectGroup, Tenant
+from .models import Membership, OperationLog, ProjectGroup, Tenant, UserPreference
 
 SESSION_TENANT_KEY = "current_tenant_id"
 
@@ -71,3 +71,11 @@ def members_of(*, tenant: Tenant) -> QuerySet[Membership]:
 
 def operation_logs(*, tenant: Tenant) -> QuerySet[OperationLog]:
     return OperationLog.objects.filter(tenant=tenant).order_by("-created_at", "-pk")
+
+
+def preference_get(*, user, key: str, default=None):
+    """One of the user's remembered console choices, or `default`."""
+    if user is None or not user.is_authenticated:
+        return default
+    values = UserPreference.objects.filter(user=user).values_list("values", flat=True).first() or {}
+    return values.get(key, default)

@@ -1,6 +1,7 @@
 """Every state change of the tenants app, and `log()`, which every other app's services call."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -8,22 +9,11 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant
+from imageconsole.core.http import client_ip
+
+from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
 
 User = get_user_model()
-
-
-def client_ip(request) -> str | None:
-    """The client's address; behind a proxy that sets X-Forwarded-For only when configured to trust it."""
-    if request is None:
-        return None
-    from django.conf import settings
-
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def log(
@@ -179,14 +169,22 @@ class Usage:
     bytes: int
 
 
+# Image statuses of the recycle bin: such images leave the image count at once, and keep counting in
+# bytes until they are expunged (their data is still stored), so deleting cannot dodge the size limit.
+IN_RECYCLE_BIN = ("deleted", "deleting")
+
+
 def tenant_usage(*, tenant: Tenant) -> Usage:
-    """What counts against the quota: every image that holds or will hold bytes (not yet expunged)."""
+    """What counts against the quota: images not in the recycle bin, and the bytes of every image that
+    holds or will hold data (not yet expunged)."""
     from django.apps import apps
-    from django.db.models import Count, Sum
+    from django.db.models import Count, Q, Sum
     from django.db.models.functions import Coalesce
 
     Image = apps.get_model("images", "Image")
-    row = Image.objects.filter(tenant=tenant).aggregate(images=Count("pk"), bytes=Coalesce(Sum("size"), 0))
+    row = Image.objects.filter(tenant=tenant).aggregate(
+        images=Count("pk", filter=~Q(status__in=IN_RECYCLE_BIN)), bytes=Coalesce(Sum("size"), 0)
+    )
     return Usage(images=row["images"], bytes=row["bytes"])
 
 
@@ -212,8 +210,9 @@ def quota_check(*, tenant: Tenant, add_images: int = 0, add_bytes: int = 0) -> N
     if quota.max_bytes is not None and usage.bytes + add_bytes > quota.max_bytes:
         raise QuotaExceeded(
             _(
-                "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Delete "
-                "images or ask an administrator to raise the quota."
+                "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Images "
+                "in the recycle bin count until they are destroyed: destroy some there, or ask an "
+                "administrator to raise the quota."
             )
             % {
                 "needed": _filesize(add_bytes),
@@ -246,11 +245,21 @@ def quota_update(*, tenant: Tenant, max_images, max_bytes, actor=None, request=N
     return quota
 
 
-def api_token_create(*, user, name: str = "") -> tuple[ApiToken, str]:
-    """Create a token and return it with its key; the key is not stored and cannot be shown again."""
+def api_token_create(*, user, name: str = "", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token and return it with its key; the key is not stored and cannot be shown again.
+    With `expires_in_days` the token is refused after that many days."""
+    if expires_in_days is not None and expires_in_days < 1:
+        raise ValidationError(
+            {"expires_in_days": _("A token lasts at least one day; leave the expiry out for one that never expires.")},
+            code="expiry",
+        )
     key = ApiToken.generate_key()
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=key[: ApiToken.PREFIX_LENGTH], key_hash=ApiToken.hash_key(key)
+        user=user,
+        name=name,
+        prefix=key[: ApiToken.PREFIX_LENGTH],
+        key_hash=ApiToken.hash_key(key),
+        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     return token, key
 
@@ -259,3 +268,11 @@ def api_token_touch(*, token: ApiToken) -> None:
     now = timezone.now()
     if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
         ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+
+
+@transaction.atomic
+def preference_set(*, user, key: str, value) -> None:
+    """Remember one of a user's console choices (JSON-serialisable `value`)."""
+    preference, _created = UserPreference.objects.select_for_update().get_or_create(user=user)
+    preference.values = {**preference.values, key: value}
+    preference.save(update_fields=["values", "updated_at"])

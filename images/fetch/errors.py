@@ -13,12 +13,16 @@ class URLRefused(FetchError):
     Rules: ``syntax``, ``scheme``, ``port``, ``host``, ``credentials``, ``address`` (then `category`
     says ``loopback``, ``private``, ``link-local``, ``multicast``, ``reserved``, ``unspecified`` or
     ``not-global``), ``redirects``, ``file-admin``, ``file-roots``.
+
+    `setting` names the server setting behind the rule, for administrators (logs, Django admin); the
+    message itself says what the user can do and names no setting.
     """
 
-    def __init__(self, message: str, *, rule: str, category: str = ""):
+    def __init__(self, message: str, *, rule: str, category: str = "", setting: str = ""):
         super().__init__(message)
         self.rule = rule
         self.category = category
+        self.setting = setting
 
 
 class FetchCancelled(FetchError):

@@ -254,7 +254,7 @@ def import_fail(*, image_id, message: str, actor=None, request=None) -> bool:
             request=request,
             result=OperationLog.Result.FAILURE,
             message=message,
-            changes=_failed_changes(message),
+            changes=_failed_changes(message, reason=Image.FailureReason.ERROR),
             after_commit=lambda: enqueue_cleanup(image_id=image_id),
         )
     except TransitionNotAllowed:
@@ -265,9 +265,9 @@ def import_fail(*, image_id, message: str, actor=None, request=None) -> bool:
     return True
 
 
-def _failed_changes(message: str) -> dict:
+def _failed_changes(message: str, *, reason: str) -> dict:
     # Nothing is stored: the bytes reserved against the quota are given back.
-    return {"error": message, "stage": Image.Stage.NONE, "progress": 0, "size": 0}
+    return {"error": message, "failure_reason": reason, "stage": Image.Stage.NONE, "progress": 0, "size": 0}
 
 
 def import_cancel(*, image: Image, actor=None, request=None) -> Image:
@@ -287,7 +287,7 @@ def import_cancel(*, image: Image, actor=None, request=None) -> Image:
             actor=actor,
             request=request,
             message=message,
-            changes=_failed_changes(message),
+            changes=_failed_changes(message, reason=Image.FailureReason.CANCELLED),
             after_commit=lambda: enqueue_cleanup(image_id=image.pk),
         )
     return image
@@ -376,27 +376,3 @@ class CancelCheck:
 
 def image_id_of(value) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
-
-
-def upload_restart(*, image_id, length: int, filename: str = "") -> UploadSession:
-    """Start an upload again from its first byte (a PUT replaces what an earlier attempt received)."""
-    from .receiving import upload_lock
-
-    with upload_lock(image_id):
-        image = Image.objects.select_related("storage").get(pk=image_id)
-        session = UploadSession.objects.get(image=image)
-        if (
-            session.offset
-            and image.status == Image.Status.UPLOADING
-            and image.stage
-            in (
-                Image.Stage.QUEUED,
-                Image.Stage.RECEIVING,
-            )
-        ):
-            for replica in ImageReplica.objects.filter(image=image).exclude(state=ImageReplica.State.READY):
-                delete_stored(storage=replica.storage, key=replica.key)
-                replica.delete()
-            shutil.rmtree(staging_dir(image_id), ignore_errors=True)
-            UploadSession.objects.filter(pk=session.pk).update(offset=0, resumes=0, updated_at=timezone.now())
-        return upload_begin(image_id=image_id, length=length, filename=filename)

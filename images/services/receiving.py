@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -58,6 +59,7 @@ from .imports import (
     import_hand_over,
     needs_conversion,
     staging_dir,
+    upload_begin,
 )
 from .progress import StageProgress
 
@@ -218,6 +220,28 @@ def _release(lock) -> None:
         lock.release()
     except (LockError, *REDIS_DOWN):
         pass  # expired meanwhile, or Redis is away: its timeout frees it
+
+
+def upload_restart(*, image_id, length: int, filename: str = "") -> UploadSession:
+    """Start an upload again from its first byte (a PUT replaces what an earlier attempt received)."""
+    with upload_lock(image_id):
+        image = Image.objects.select_related("storage").get(pk=image_id)
+        session = UploadSession.objects.get(image=image)
+        if (
+            session.offset
+            and image.status == Image.Status.UPLOADING
+            and image.stage
+            in (
+                Image.Stage.QUEUED,
+                Image.Stage.RECEIVING,
+            )
+        ):
+            for replica in ImageReplica.objects.filter(image=image).exclude(state=ImageReplica.State.READY):
+                delete_stored(storage=replica.storage, key=replica.key)
+                replica.delete()
+            shutil.rmtree(staging_dir(image_id), ignore_errors=True)
+            UploadSession.objects.filter(pk=session.pk).update(offset=0, resumes=0, updated_at=timezone.now())
+        return upload_begin(image_id=image_id, length=length, filename=filename)
 
 
 class ImportReceiver:
@@ -434,8 +458,6 @@ class ImportReceiver:
 
     def set_length(self, length: int | None) -> None:
         """The length a fetch learned from its server; checked against quota and space before the body."""
-        from .imports import upload_begin
-
         if length is None:
             return
         upload_begin(image_id=self.image_id, length=length, allow_source=self.image.source)

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from .. import conf
+from .. import conf, hooks
 from ..models import Image, ImageReplica, UploadSession
 from .imports import FETCHED_SOURCES, enqueue_job, import_cleanup, import_fail, needs_conversion
 from .progress import heartbeat_of, process_alive
@@ -47,6 +47,8 @@ class ReconcileReport:
     staging_removed: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
     copies_failed: list[str] = field(default_factory=list)
+    # What the reconcilers of apps above this one did (images.hooks.register_reconciler).
+    other: dict[str, list[str]] = field(default_factory=dict)
 
     def __str__(self):
         return _(
@@ -148,14 +150,15 @@ def reconcile(*, now=None) -> ReconcileReport:
     _fail_lost_copies(report)
     _remove_orphaned_staging(report)
     _clean_leftovers(report)
+    report.other = hooks.run_reconcilers()
     return report
 
 
 def _fail_lost_copies(report: ReconcileReport) -> None:
-    """Sync and migrate copies (storage.services.replica_copy_start) whose job is gone: failed, so the
+    """Sync and migrate copies (storage_data.replica_copy_start) whose job is gone: failed, so the
     replica does not say "syncing" for ever; the administrator can start the copy again. What the job
     had written to the target is unreferenced and goes with the target's next data cleanup."""
-    from storage.services import replica_copy_job_id, replica_heartbeat
+    from .storage_data import replica_copy_job_id, replica_heartbeat
 
     copying = ImageReplica.objects.filter(state=ImageReplica.State.SYNCING).exclude(
         image__status=Image.Status.UPLOADING  # an import's own replica: the import's job owns it

@@ -1,5 +1,6 @@
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.utils.translation import gettext as _
 
 from ..models import Image
 from ..selectors import images_owned
@@ -14,4 +15,4 @@ def owned_or_404(request, pk) -> Image:
             .get(pk=pk)
         )
     except (Image.DoesNotExist, ValueError, ValidationError) as error:
-        raise Http404("No such image.") from error
+        raise Http404(_("No such image.")) from error

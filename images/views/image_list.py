@@ -9,20 +9,23 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.backends.utils import csrf_input
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
 
+from imageconsole.core.routing import url_name_exists
 from tenants.permissions import TenantRequiredMixin, can_manage, require_manage
+from tenants.selectors import preference_get
+from tenants.services import preference_set
 
 from ..catalog import PLATFORMS
 from ..exports import export_response
 from ..filters import ImageFilter
 from ..list_forms import BatchSelectionForm
 from ..models import Image
-from ..policy import row_actions
+from ..policy import deletion_wording, row_actions
 from ..rows import render_row
 from ..selectors import TAB_KINDS, image_get, image_listing, images_visible
 from ..services import image_batch_delete
@@ -33,6 +36,21 @@ DEFAULT_PAGE_SIZE = 20
 NON_FILTER_PARAMS = {"page", "page_size", "ordering", "tab"}
 # Batch delete lists at most this many rows in its dialog; the rest are counted.
 CONFIRM_LIST_MAX = 100
+
+
+# Columns a user may hide with the column chooser (remembered per user); the others always show.
+OPTIONAL_COLUMNS = ("encrypted", "features", "os_type", "os", "project_group", "disk_format", "size", "created")
+# Hidden until a user shows them, so that the seed's columns and the date fit a 1280 px window.
+# (An encrypted image also carries a badge beside its name.)
+DEFAULT_HIDDEN_COLUMNS = ["encrypted", "disk_format", "size"]
+COLUMNS_PREFERENCE = "image_list.hidden_columns"
+# Filters always in view; the others sit behind "More filters", which opens when one of them is set.
+COMMON_FILTERS = ("q", "status", "os_type")
+
+
+def hidden_columns(request) -> list[str]:
+    hidden = preference_get(user=request.user, key=COLUMNS_PREFERENCE, default=DEFAULT_HIDDEN_COLUMNS)
+    return [key for key in hidden if key in OPTIONAL_COLUMNS]
 
 
 def _columns():
@@ -52,7 +70,7 @@ def _columns():
     ]
 
 
-# URL names a row links to, some of them other parts' pages (absent ones are left out of the row).
+# URL names a row links to: the images app's own, always there.
 ROW_URL_NAMES = {
     "row": "images:row",
     "detail": "images:detail",
@@ -62,24 +80,22 @@ ROW_URL_NAMES = {
     "enable": "images:enable",
     "delete": "images:delete",
     "download": "images:download",
+    "export": "images:export_image",
     "cancel": "images:cancel",
 }
+# Actions of parts of the product built on their own: a row offers one when its URL pattern is declared
+# (url_name_exists), never because a lookup failed. A declared name that does not reverse raises.
+OPTIONAL_ROW_URL_NAMES: dict[str, str] = {}
 _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 
 def decorate_rows(request, images) -> None:
     """Give each image of a page what its row needs without a query or a URL lookup per row: the
     actions this user may take, and its links (reversed once per page, not per row)."""
-    templates = {}
-    for key, name in ROW_URL_NAMES.items():
-        try:
-            templates[key] = reverse(name, args=[_PLACEHOLDER])
-        except NoReverseMatch:
-            templates[key] = None
-    try:
-        create_vm = reverse("compute:create")
-    except NoReverseMatch:
-        create_vm = None
+    templates = {key: reverse(name, args=[_PLACEHOLDER]) for key, name in ROW_URL_NAMES.items()}
+    for key, name in OPTIONAL_ROW_URL_NAMES.items():
+        templates[key] = reverse(name, args=[_PLACEHOLDER]) if url_name_exists(name) else None
+    create_vm = reverse("compute:create") if url_name_exists("compute:create") else None
     for image in images:
         image.actions = row_actions(request, image)
         pk = str(image.pk)
@@ -92,16 +108,32 @@ def decorate_rows(request, images) -> None:
 FILTER_SELECTS = ("os_type", "architecture", "disk_format", "project_group", "enabled")
 
 
-def _select_options(form, name: str) -> list[tuple[str, str, bool]]:
-    """(value, label, selected) of a filter's choices, "All" first."""
+def _select_options(form, name: str, tab: str = "self") -> list[tuple[str, str, bool]]:
+    """(value, label, selected) of a filter's choices, "All" first; formats the tab cannot hold are left out."""
     current = form.data.get(name, "")
-    return [(str(value), label, str(value) == current) for value, label in form.fields[name].choices]
+    choices = form.fields[name].choices
+    if name == "disk_format":
+        choices = [(v, label) for v, label in choices if (v == Image.DiskFormat.ISO) == (tab == "iso") or v == ""]
+    return [(str(value), label, str(value) == current) for value, label in choices]
+
+
+def show_operations(request) -> bool:
+    """Whether the list has an operations column: not for an account that can take no action on any
+    row. A view-only sub-account may still download images and create VMs where those parts exist."""
+    return can_manage(request) or url_name_exists("images:download") or url_name_exists("compute:create")
 
 
 def row_context(request, back_path: str) -> dict:
     """What every row of a page shares, worked out once per page instead of in each row: the address
-    its links return to (`next`), and the CSRF field of its forms."""
-    return {"back_path": back_path, "next_q": quote(back_path, safe="/"), "csrf_input": csrf_input(request)}
+    its links return to (`next`), the CSRF field of its forms, whether rows have operations, and what
+    deleting is called under the deletion policy."""
+    return {
+        "back_path": back_path,
+        "next_q": quote(back_path, safe="/"),
+        "csrf_input": csrf_input(request),
+        "deletion": deletion_wording(request.tenant),
+        "show_operations": show_operations(request),
+    }
 
 
 def _tab_of(request) -> str:
@@ -182,6 +214,8 @@ class ImageListView(TenantRequiredMixin, View):
             tab_is_empty = True
         filter_query = _filter_query(request.GET)
         ordering = request.GET.get("ordering", "")
+        hidden = hidden_columns(request)
+        operations = show_operations(request)
         export_query = urlencode([("tab", tab)]) + (f"&{filter_query}" if filter_query else "")
         if ordering:
             export_query += "&" + urlencode([("ordering", ordering)])
@@ -190,11 +224,18 @@ class ImageListView(TenantRequiredMixin, View):
             "list_url": _list_url(tab),
             "filterset": filterset,
             "form": filterset.form,
-            "selects": {name: _select_options(filterset.form, name) for name in FILTER_SELECTS},
+            "selects": {name: _select_options(filterset.form, name, tab) for name in FILTER_SELECTS},
+            "more_filters_open": any(
+                request.GET.get(key) for key in ImageFilter.base_filters if key not in (*COMMON_FILTERS, "ordering")
+            ),
+            "hidden_columns": hidden,
+            "optional_columns": [(key, title) for key, title, _o in _columns() if key in OPTIONAL_COLUMNS],
             "page": page,
             "page_sizes": PAGE_SIZES,
             "page_size": page.paginator.per_page,
-            "headers": _sort_headers(request, _columns()),
+            "headers": [
+                h for h in _sort_headers(request, _columns()) if h["key"] != "operations" or operations
+            ],
             "filtered": filtered,
             "tab_is_empty": tab_is_empty,
             "filter_query": filter_query,
@@ -213,6 +254,19 @@ class ImageListView(TenantRequiredMixin, View):
 
 class IsoImageListView(ImageListView):
     tab = "iso"
+
+
+class ListColumnsView(TenantRequiredMixin, View):
+    """POST the optional columns to show (`shown`, repeated; the others are hidden): the column chooser,
+    remembered for this user on every device."""
+
+    def post(self, request):
+        shown = set(request.POST.getlist("shown"))
+        hidden = [key for key in OPTIONAL_COLUMNS if key not in shown]
+        preference_set(user=request.user, key=COLUMNS_PREFERENCE, value=hidden)
+        if request.htmx or request.headers.get("X-Requested-With") == "fetch":
+            return HttpResponse(status=204)
+        return HttpResponseRedirect(_safe_next(request, reverse("images:list")))
 
 
 class ImageRowView(TenantRequiredMixin, View):
@@ -262,6 +316,7 @@ class BatchDeleteView(TenantRequiredMixin, View):
             "list_url": _list_url(tab),
             "next": _safe_next(request, _list_url(tab)),
             "filter_items": [(k, v) for k in data for v in data.getlist(k) if k in ImageFilter.base_filters],
+            "deletion": deletion_wording(request.tenant),
         }
         if scope is None:
             return context
@@ -307,10 +362,22 @@ class BatchDeleteView(TenantRequiredMixin, View):
             )
             response["HX-Trigger"] = "images-changed"
             return response
-        if deleted:
+        if deleted and deletion_wording(request.tenant)["immediate"]:
             messages.success(
                 request,
-                ngettext("%(count)d image deleted.", "%(count)d images deleted.", len(deleted))
+                ngettext(
+                    "%(count)d image is being destroyed.", "%(count)d images are being destroyed.", len(deleted)
+                )
+                % {"count": len(deleted)},
+            )
+        elif deleted:
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)d image moved to the recycle bin.",
+                    "%(count)d images moved to the recycle bin.",
+                    len(deleted),
+                )
                 % {"count": len(deleted)},
             )
         if skipped:

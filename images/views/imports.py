@@ -20,6 +20,7 @@ from tenants.permissions import ManageRequiredMixin, TenantRequiredMixin, requir
 from .. import catalog
 from ..forms import ImageImportForm
 from ..models import Image
+from ..selectors import image_get
 from ..services import image_import_create, import_cancel
 from ..services.transitions import TransitionNotAllowed
 from .common import owned_or_404
@@ -42,8 +43,42 @@ def upload_messages() -> dict:
         "wrongFile": _(
             "This is not the file being uploaded: it has %(size)s bytes, the upload expects %(expected)s."
         ),
-        "confirmCancel": _("Cancel this upload? What was sent is discarded."),
+        "confirmCancel": _(
+            "Cancel this import? What was received so far is discarded; the image stays as “Cancelled” "
+            "until you delete it."
+        ),
     }
+
+
+def _initial_from(image: Image, *, iso: bool) -> dict:
+    session = getattr(image, "upload", None)
+    initial = {
+        "name": image.name,
+        "description": image.description,
+        "os_type": image.os_type,
+        "architecture": image.architecture,
+        "boot_mode": image.boot_mode,
+        "csm": image.csm,
+        "platform": image.platform,
+        "os_version": image.os_version,
+        "virtio": image.virtio,
+        "labels": list(image.labels or []),
+        "project_group": image.project_group_id,
+        "storage": image.storage_id,
+        "sha256": image.expected_sha256,
+        "import_method": "url" if image.source == Image.Source.URL else "upload",
+        "url": session.source_url if session is not None else "",
+    }
+    if not iso:
+        initial.update(
+            kind=image.kind,
+            disk_format=image.source_format or image.disk_format,
+            cloud_init=image.cloud_init,
+            qemu_ga=image.qemu_ga,
+            hot_upgrade=image.hot_upgrade,
+            target_size_gb=image.target_size // catalog.GiB if image.target_size else None,
+        )
+    return initial
 
 
 def wants_json(request) -> bool:
@@ -55,24 +90,26 @@ class ImageImportView(ManageRequiredMixin, View):
     template_name = "images/import.html"
 
     def is_iso(self, request) -> bool:
+        if request.method == "GET" and request.GET.get("from"):
+            image = image_get(tenant=request.tenant, membership=request.membership, pk=request.GET["from"])
+            return image.kind == Image.Kind.ISO
         return (request.POST.get("iso") or request.GET.get("kind")) in ("iso", "1")
 
     def form(self, request, data=None):
-        form = ImageImportForm(
+        return ImageImportForm(
             data,
             tenant=request.tenant,
             membership=request.membership,
             user=request.user,
             iso=self.is_iso(request),
         )
-        form.fields["os_version"].widget.attrs.update({"list": "os-version-options", "autocomplete": "off"})
-        return form
 
     def render_form(self, request, form, *, status=200):
         iso = self.is_iso(request)
         context = {
             "form": form,
             "iso": iso,
+            "nav_section": "iso" if iso else "images",
             "matrix": catalog.version_matrix(),
             "upload_messages": upload_messages(),
             "list_url": reverse("images:iso_list" if iso else "images:list"),
@@ -82,7 +119,14 @@ class ImageImportView(ManageRequiredMixin, View):
         return render(request, self.template_name, context, status=status)
 
     def get(self, request):
-        return self.render_form(request, self.form(request))
+        form = self.form(request)
+        again = request.GET.get("from")
+        if again:
+            # "Import again" after a failed or cancelled import: the wizard filled in with that image's
+            # settings (a URL's password was never kept; the file is chosen again).
+            image = image_get(tenant=request.tenant, membership=request.membership, pk=again)
+            form.initial.update(_initial_from(image, iso=form.iso))
+        return self.render_form(request, form)
 
     def post(self, request):
         form = self.form(request, request.POST)
@@ -147,6 +191,8 @@ class ImageUploadView(TenantRequiredMixin, View):
             "images/upload.html",
             {
                 "image": image,
+                "own": True,
+                "nav_section": "iso" if image.kind == Image.Kind.ISO else "images",
                 "session": session,
                 "waiting": waiting,
                 "upload_url": upload_url,

@@ -1,5 +1,5 @@
-// The import wizard: shows the file or URL field by import method, offers the versions of the chosen
-// platform and architecture (the matrix from #version-matrix), forces UEFI for aarch64 and mips64el,
+// The import wizard: shows the file or URL field by import method, suggests platforms and the versions
+// of the chosen platform and architecture (the matrix from #version-matrix), forces UEFI for aarch64 and mips64el,
 // and for a local file posts the form without the file, then sends the file (images/upload.js).
 (function () {
   "use strict";
@@ -25,6 +25,7 @@
     const arch = form.querySelector("[name=architecture]");
     const boot = form.querySelector("[name=boot_mode]");
     const list = document.getElementById("os-version-options");
+    const platforms = document.getElementById("platform-options");
 
     function refresh() {
       const method = value(form, "import_method") || "upload";
@@ -32,15 +33,13 @@
         el.classList.toggle("d-none", el.dataset.source !== method);
       });
       if (osType && platform) {
-        const platforms = versions[osType.value] || {};
-        Array.from(platform.options).forEach((option) => {
-          option.hidden = option.value !== "" && !(option.value in platforms);
-        });
-        if (platform.selectedOptions[0] && platform.selectedOptions[0].hidden) {
-          const first = Array.from(platform.options).find((o) => !o.hidden && o.value);
-          if (first) platform.value = first.value;
-        }
-        const choices = ((platforms[platform.value] || {})[arch ? arch.value : ""]) || [];
+        // Suggestions only: the platforms of the chosen OS type first, then the others; the versions
+        // of the platform typed and the architecture chosen. Any text is accepted.
+        const byType = versions[osType.value] || {};
+        const all = Object.assign({}, ...Object.values(versions));
+        const names = [...Object.keys(byType), ...Object.keys(all).filter((p) => !(p in byType))];
+        if (platforms) platforms.replaceChildren(...names.map((v) => Object.assign(document.createElement("option"), { value: v })));
+        const choices = ((all[platform.value.trim()] || {})[arch ? arch.value : ""]) || [];
         if (list) list.replaceChildren(...choices.map((v) => Object.assign(document.createElement("option"), { value: v })));
       }
       if (arch && boot) {
@@ -54,6 +53,7 @@
     }
 
     form.addEventListener("change", refresh);
+    if (platform) platform.addEventListener("input", refresh);
     refresh();
   }
 

@@ -139,6 +139,21 @@
     }
   });
 
+  // The column chooser: hide or show a column at once, and remember the choice for this user.
+  document.addEventListener("change", (event) => {
+    const toggle = event.target.closest("[data-column-toggle]");
+    if (!toggle) return;
+    const table = document.querySelector("[data-testid=image-table]");
+    if (table) table.classList.toggle(`hide-${toggle.value}`, !toggle.checked);
+    const form = toggle.form;
+    fetch(form.action, {
+      method: "POST",
+      body: new FormData(form),
+      headers: { "X-Requested-With": "fetch" },
+      credentials: "same-origin",
+    });
+  });
+
   document.addEventListener("htmx:afterSwap", (event) => {
     const target = event.detail.target;
     if (target && target.id === "batch-dialog-content") {

@@ -53,6 +53,16 @@
   // Statuses after which trying again cannot help: the file was refused, the import ended, no room.
   const FINAL = new Set([400, 403, 404, 410, 412, 413, 415, 422]);
 
+  function showNext(panel, imageId) {
+    const next = panel.querySelector("[data-upload-next]");
+    if (!next || !imageId) return;
+    const placeholder = "00000000-0000-4000-8000-000000000000";
+    next.querySelector("[data-next-import-again]").href = next.dataset.importAgainUrl + encodeURIComponent(imageId);
+    next.querySelector("[data-next-delete]").href = next.dataset.deleteUrl.replace(placeholder, imageId);
+    next.querySelector("[data-next-detail]").href = next.dataset.detailUrl.replace(placeholder, imageId);
+    next.classList.remove("d-none");
+  }
+
   function startUpload(options) {
     const text = messages();
     const panel = document.getElementById("upload-panel");
@@ -112,9 +122,11 @@
         if (options.onDone) options.onDone();
       },
       onError(error) {
-        bar.classList.remove("progress-bar-animated");
+        // No dead end: say what failed, and offer to import again (the wizard filled in) or delete.
+        bar.classList.remove("progress-bar-animated", "progress-bar-striped");
         bar.classList.add("bg-danger");
-        cancel.disabled = true;
+        cancel.classList.add("d-none");
+        showNext(panel, options.imageId);
         status.textContent = format(text.failed, { error: errorText(error) });
         status.className = "small mt-2 text-danger";
         if (options.onError) options.onError(error);
@@ -122,8 +134,10 @@
     });
 
     cancel.disabled = false;
-    cancel.onclick = () => {
-      if (!window.confirm(text.confirmCancel)) return;
+    cancel.classList.remove("d-none");
+    cancel.onclick = async () => {
+      const ask = window.consoleConfirm || ((question) => Promise.resolve(window.confirm(question)));
+      if (!(await ask(text.confirmCancel, cancel.textContent))) return;
       cancel.disabled = true;
       // abort(true) terminates the upload on the server (DELETE): the import is cancelled there.
       upload.abort(true).then(

@@ -5,6 +5,7 @@ Layout under the mount path:
     chunks/ab/<sha256>     one file per distinct chunk, named by the SHA256 of its bytes
     manifests/<key>.json   one per replica: size, MD5, SHA256, chunk size and the chunk list
                            (null for an all-zero chunk, which is a hole: never written)
+    exports/<key>          exported images: complete files, served as they are (sendfile)
     tmp/                   files being written, linked or renamed into place once complete
     journals/<key>.jsonl   the chunks a writer of `key` created, until the replica is settled (ready)
                            or deleted: what a killed writer wrote can be removed without a grace period
@@ -207,6 +208,7 @@ class StandaloneBackend(StorageBackend):
         self.manifests_dir = self.root / "manifests"
         self.tmp_dir = self.root / "tmp"
         self.journals_dir = self.root / "journals"
+        self.exports_dir = self.root / "exports"
         self.lock_path = self.root / ".gc.lock"
         # Chunk files are fsynced before they are linked into place: a content-addressed store trusts
         # an existing chunk forever, so one left truncated by a crash would corrupt every image using it.
@@ -223,6 +225,7 @@ class StandaloneBackend(StorageBackend):
             self.manifests_dir.mkdir(exist_ok=True)
             self.tmp_dir.mkdir(exist_ok=True)
             self.journals_dir.mkdir(exist_ok=True)
+            self.exports_dir.mkdir(exist_ok=True)
             self.chunks_dir.mkdir(exist_ok=True)
             for prefix in range(256):
                 (self.chunks_dir / f"{prefix:02x}").mkdir(exist_ok=True)
@@ -269,7 +272,7 @@ class StandaloneBackend(StorageBackend):
     def usage(self) -> Usage:
         stat = self._statvfs()
         used = 0
-        for directory in (self.chunks_dir, self.manifests_dir):
+        for directory in (self.chunks_dir, self.manifests_dir, self.exports_dir):
             for path in _walk_files(directory):
                 with suppress(FileNotFoundError):
                     used += path.stat().st_blocks * 512
@@ -528,6 +531,78 @@ class StandaloneBackend(StorageBackend):
             return super().copy_to(key, target, progress=progress, should_cancel=should_cancel)
         return _sync_chunks(self, key, target, progress=progress, should_cancel=should_cancel)
 
+    # Exports
+    def _export_file(self, key: str) -> Path:
+        return self.exports_dir / check_key(key)
+
+    def export_put(self, key, source, *, progress=None, should_cancel=None) -> int:
+        source = Path(source)
+        target = self._export_file(key)
+        try:
+            self.ensure_layout()
+            size = source.stat().st_size
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Same filesystem (staging beside the storage): the file moves without a copy.
+                os.rename(source, target)
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+                self.check_capacity(size)
+                _copy_sparse(source, target, tmp=self._tmp_file("export"), progress=progress,
+                             should_cancel=should_cancel, fsync=self.fsync)
+        except StorageFull:
+            with suppress(FileNotFoundError):
+                target.unlink()
+            raise
+        except OSError as error:
+            with suppress(FileNotFoundError):
+                target.unlink()
+            if _is_full(error):
+                raise StorageFull(disk_full_message(self.storage)) from error
+            raise StorageError(
+                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": error.strerror}
+            ) from error
+        finally:
+            with suppress(FileNotFoundError):
+                source.unlink()
+        return size
+
+    def export_size(self, key: str) -> int:
+        try:
+            return self._export_file(key).stat().st_size
+        except FileNotFoundError:
+            raise ReplicaNotFound(
+                _("Export %(key)s is not on storage “%(name)s”.") % {"key": key, "name": self.storage.name}
+            ) from None
+
+    def export_path(self, key: str) -> Path:
+        return self._export_file(key)
+
+    def export_read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        size = self.export_size(key)
+        end = size if end is None else min(end, size)
+        path = self._export_file(key)
+
+        def blocks():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                offset = start
+                while offset < end:
+                    data = os.pread(fd, min(CHUNK_SIZE, end - offset), offset)
+                    if not data:
+                        raise StorageError(_("Export %(key)s is shorter than it was.") % {"key": key})
+                    offset += len(data)
+                    yield data
+            finally:
+                os.close(fd)
+
+        return blocks()
+
+    def export_delete(self, key: str) -> None:
+        with suppress(FileNotFoundError):
+            self._export_file(key).unlink()
+
     def test_connection(self) -> None:
         self._layout_ready = False
         self.ensure_layout()
@@ -587,6 +662,34 @@ class StandaloneBackend(StorageBackend):
                             freed += stat.st_blocks * 512
                             blobs += 1
         return CleanupResult(bytes_freed=freed, replicas_removed=replicas, blobs_removed=blobs)
+
+
+def _copy_sparse(source: Path, target: Path, *, tmp: Path, progress, should_cancel, fsync: bool) -> None:
+    """Copy a file across filesystems, leaving its all-zero blocks as holes; it appears when complete."""
+    report = Throttled(progress)
+    done = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with open(source, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            os.ftruncate(fd, size)
+            while block := file.read(CHUNK_SIZE):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled(_cancelled_message())
+                _write_sparse(fd, memoryview(block), done)
+                done += len(block)
+                report(done)
+        if fsync:
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, target)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+    report(done, final=True)
 
 
 def _walk_files(directory: Path) -> Iterator[Path]:

@@ -80,6 +80,26 @@ def test_create_reports_every_bad_field(client, owner, auth, standalone):
     assert not Image.objects.exists()
 
 
+@pytest.mark.parametrize(
+    "os_type, platform, version",
+    [("linux", "Ubuntu", "24.04"), ("windows", "Windows", "Windows Server 2022"), ("linux", "Debian", "12")],
+)
+def test_create_accepts_current_systems(client, owner, auth, standalone, os_type, platform, version):
+    body = create_body(standalone, os_type=os_type, platform=platform, os_version=version)
+    response = client.post("/api/v1/images/", body, content_type="application/json", **auth(owner))
+    assert response.status_code == 201, response.content
+    created = response.json()
+    assert (created["platform"], created["os_version"]) == (platform, version)
+
+
+def test_platform_and_version_are_optional(client, owner, auth, standalone):
+    body = create_body(standalone)
+    del body["platform"], body["os_version"]
+    response = client.post("/api/v1/images/", body, content_type="application/json", **auth(owner))
+    assert response.status_code == 201, response.content
+    assert response.json()["platform"] == "" and response.json()["os_version"] == ""
+
+
 def test_view_only_subaccount_cannot_import(client, subaccount, auth, standalone):
     response = client.post(
         "/api/v1/images/", create_body(standalone), content_type="application/json", **auth(subaccount)

@@ -68,7 +68,7 @@ def test_filter_search_sort_batch_delete_and_export(browser_page, catalogue, tmp
     _shot(page, "1-list")
 
     # Filter by system type: the results swap in place and the URL keeps the filter.
-    page.get_by_label("System type").select_option("linux")
+    page.get_by_test_id("image-filters").get_by_label("System type").select_option("linux")
     page.wait_for_url("**os_type=linux**")
     expect(page.get_by_test_id("image-row")).to_have_count(6)
     assert "web-windows" not in _visible_names(page)

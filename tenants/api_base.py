@@ -1,12 +1,12 @@
 """Base pieces of the JSON API: the tenant of an API request, resolved after DRF has authenticated."""
 
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext as _
 from rest_framework import exceptions
-from rest_framework.views import APIView, exception_handler
+from rest_framework.views import APIView
 
-from tenants.models import Membership
-from tenants.selectors import resolve_current_tenant, tenants_for_user
+from .models import Membership
+from .permissions import can_manage
+from .selectors import resolve_current_tenant, tenants_for_user
 
 TENANT_HEADER = "HTTP_X_TENANT"
 
@@ -42,23 +42,7 @@ class TenantAPIView(TenantAPIMixin, APIView):
 def require_manage_api(request) -> None:
     """Refuse a change to a member who may only view. Called after the object was looked up, so that
     another tenant's id is a 404 whoever asks."""
-    from tenants.permissions import can_manage
-
     if not can_manage(request._request):
         raise exceptions.PermissionDenied(
             _("Your account may view this tenant's resources but not change them.")
         )
-
-
-def api_exception_handler(exc, context):
-    """DRF's handler, plus Django's ValidationError (raised by services) as a 400 that names the fields."""
-    if isinstance(exc, DjangoValidationError):
-        if hasattr(exc, "error_dict"):
-            detail = {
-                field: [str(m) for e in errors for m in e.messages]
-                for field, errors in exc.error_dict.items()
-            }
-        else:
-            detail = {"detail": " ".join(str(m) for m in exc.messages)}
-        exc = exceptions.ValidationError(detail)
-    return exception_handler(exc, context)

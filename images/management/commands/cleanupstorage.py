@@ -1,8 +1,9 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from storage import services
 from storage.backends import StorageError
 from storage.models import ImageStorage
+
+from ...services.storage_data import storage_data_cleanup
 
 
 class Command(BaseCommand):
@@ -20,7 +21,7 @@ class Command(BaseCommand):
             known = ", ".join(ImageStorage.objects.values_list("name", flat=True)) or "none"
             raise CommandError(f"No storage is named “{name}” (storages: {known}).")
         try:
-            report = services.storage_cleanup(storage=storage)
+            report = storage_data_cleanup(storage=storage)
         except StorageError as error:
             raise CommandError(str(error)) from None
         self.stdout.write(str(report).replace("\xa0", " "))
