@@ -114,14 +114,20 @@ class LiveConsole:
                     stderr=subprocess.STDOUT,
                 )
             )
-        deadline = time.monotonic() + 60
+        try:
+            self._wait_until_served()
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
+
+    def _wait_until_served(self) -> None:
+        deadline = time.monotonic() + 120
         while True:
             try:
                 requests.get(self.url + "/accounts/login/", timeout=60)
-                break
+                return
             except requests.RequestException:
                 if time.monotonic() > deadline or self.processes[0].poll() is not None:
-                    self.stop()
                     raise RuntimeError(f"gunicorn did not start:\n{self.output()}") from None
                 time.sleep(0.2)
 
@@ -157,7 +163,8 @@ class LiveConsole:
         return session
 
     def output(self) -> str:
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return (self.tmp_path / "console.log").read_text(errors="replace")[-20000:]
 
     def stop(self) -> None:

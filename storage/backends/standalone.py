@@ -304,7 +304,7 @@ class StandaloneBackend(StorageBackend):
         return True
 
     def put_chunk(
-        self, digest: str, data: memoryview, runs: list[tuple[int, int]], *, owner: str = ""
+        self, digest: str, data: memoryview, runs: list[tuple[int, int]], *, owner: str = "", note=None
     ) -> tuple | None:
         """Store a chunk unless it exists. Returns (path, inode, mtime) when this call created it.
         `owner` (a replica key) names the temporary file, so that deleting the key finds it after a kill."""
@@ -323,6 +323,10 @@ class StandaloneBackend(StorageBackend):
                 stat = os.fstat(fd)
             finally:
                 os.close(fd)
+            if note is not None:
+                note(
+                    (path, stat.st_ino, stat.st_mtime_ns)
+                )  # journaled before it exists: a kill leaks nothing
             with self._lock():
                 try:
                     os.link(tmp, path)
@@ -778,13 +782,12 @@ class ChunkWriter(ReplicaWriter):
         if not runs:
             return None
         digest = hashlib.sha256(chunk).hexdigest()
-        created = self.backend.put_chunk(digest, chunk, runs, owner=self._journal_key)
+        created = self.backend.put_chunk(digest, chunk, runs, owner=self._journal_key, note=self._note_locked)
         if created is not None:
             with self._mutex:
                 self._created.append(created)
                 self._stored += len(chunk)
                 self._own[str(created[0])] = list(created)
-                self._note(created)
         else:
             path = str(self.backend.chunk_path(digest))
             touched = time.time_ns()
@@ -794,6 +797,10 @@ class ChunkWriter(ReplicaWriter):
                     self._own[path][2] = touched
                     self._note(tuple(self._own[path]))
         return digest
+
+    def _note_locked(self, entry: tuple) -> None:
+        with self._mutex:
+            self._note(entry)
 
     def _note(self, entry: tuple) -> None:
         """Journal a chunk this writer created, before anything references it (under the mutex)."""

@@ -12,8 +12,8 @@ from images.services import TransitionNotAllowed, image_transition, image_transi
 from tenants.models import OperationLog
 
 S = Image.Status
-# The state machine (DESIGN.md, "Image status", with issue 11's recycle bin: `deleted` is the bin,
-# `deleting` an expunge at work that ends with the row removed), written out so a change is seen.
+# The state machine (DESIGN.md, "Image status", with the recycle bin's moves: delete goes straight to
+# `deleted`, expunge passes through `deleting`), written out so a change to the table is seen.
 ALLOWED = {
     (S.CREATING, S.AVAILABLE),
     (S.CREATING, S.FAILED),
@@ -95,12 +95,13 @@ def test_the_many_form_moves_exactly_the_allowed_rows(tenant, other_tenant, to):
 def test_a_path_is_checked_step_by_step_and_logged_once(tenant):
     available, uploading = _image(tenant, S.AVAILABLE, "a"), _image(tenant, S.UPLOADING, "u")
     outcome = image_transition_many(
-        image_ids=[available.pk, uploading.pk], to=S.DELETING, via=[S.DELETED], action="image.delete"
+        image_ids=[available.pk, uploading.pk], to=S.DELETING, via=[S.DELETED], action="image.expunge"
     )
     assert outcome.moved_ids == [available.pk] and [i.pk for i in outcome.refused] == [uploading.pk]
-    assert _logs(available) == [("image.delete", "available → deleted → deleting", "success")]
+    assert _logs(available) == [("image.expunge", "available → deleted → deleting", "success")]
+    other = _image(tenant, S.AVAILABLE, "b")
     with pytest.raises(TransitionNotAllowed):
-        image_transition(image_id=available.pk, to=S.AVAILABLE, via=[S.DELETED], action="x")
+        image_transition(image_id=other.pk, to=S.AVAILABLE, via=[S.DELETING], action="x")
 
 
 def test_allowed_from_narrows_the_table(tenant):

@@ -192,4 +192,5 @@ def test_reconcile_runs_every_minute_from_the_cron_config(rq_redis):
     assert [(job.func_name, job.queue_name, job.interval) for job in jobs] == [
         ("images.jobs.reconcile_job", "maintenance", 60),
         ("images.jobs.data_sweep_job", "maintenance", 3600),
+        ("images.downloads.jobs.exports_expire_job", "maintenance", 3600),
     ]

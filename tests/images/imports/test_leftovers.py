@@ -185,6 +185,9 @@ def test_a_worker_killed_mid_import_leaves_nothing_after_reconcile(
     send_file(image, vmdk)
     staging = settings.STAGING_ROOT / str(image.pk)
 
+    from django.db import connection
+
+    connection.close()  # the worker opens its own: a connection shared across fork breaks both
     pid = os.fork()
     if pid == 0:  # the worker
         try:
