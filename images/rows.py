@@ -106,7 +106,7 @@ def _name_cell(image: Image, w: dict, next_q: str) -> str:
 
 def _status_cell(image: Image, w: dict) -> str:
     badge = "text-bg-secondary" if image.is_cancelled else STATUS_BADGE.get(image.status, "text-bg-warning")
-    failed = image.status == Image.Status.FAILED and image.error
+    failed = image.status == Image.Status.FAILED and image.error and not image.is_cancelled
     title = f' title="{_e(image.error)}"' if failed else ""
     html = f'<span class="badge {badge}"{title}>{_e(image.status_label())}</span>'
     if image.is_transitional:

@@ -130,6 +130,10 @@ class OperationLog(models.Model):
     target_name = models.CharField(_("resource"), max_length=255, blank=True)
     result = models.CharField(_("result"), max_length=16, choices=Result.choices, default=Result.SUCCESS)
     message = models.TextField(_("message"), blank=True)
+    # The message as a code and its parameters, worded when shown (tenants.oplog); `message` then holds
+    # the English text for searches and for readers without translations.
+    message_code = models.CharField(_("message code"), max_length=255, blank=True)
+    message_params = models.JSONField(_("message parameters"), default=dict, blank=True)
     client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
 
     class Meta:
@@ -140,6 +144,19 @@ class OperationLog(models.Model):
 
     def __str__(self):
         return f"{self.actor_name or '-'} {self.action} {self.target_name}"
+
+    @property
+    def action_label(self) -> str:
+        from .oplog import action_label
+
+        return action_label(self.action)
+
+    @property
+    def display_message(self) -> str:
+        """The message in the reader's language."""
+        from .oplog import render_message
+
+        return render_message(self.message_code, self.message_params, fallback=self.message)
 
 
 class UserPreference(BaseModel):

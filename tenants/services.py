@@ -7,8 +7,10 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
+from .oplog import english, word
 
 User = get_user_model()
 
@@ -38,8 +40,14 @@ def log(
     result: str = OperationLog.Result.SUCCESS,
     message: str = "",
     request=None,
+    message_code: str = "",
+    params: dict | None = None,
 ) -> OperationLog:
-    """Record who did what to which resource. `target` may be any model instance."""
+    """Record who did what to which resource. `target` may be any model instance.
+
+    A message for people is best given as `message_code` (an English template marked with
+    gettext_noop) and `params` (see tenants.oplog): it is then worded in each reader's language.
+    `message` (free text) still works and is shown as written."""
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user
     if target is not None:
@@ -55,7 +63,9 @@ def log(
         target_id=target_id,
         target_name=target_name[:255],
         result=result,
-        message=message,
+        message=message or english(message_code, params),
+        message_code=message_code,
+        message_params=params or {},
         client_ip=client_ip(request),
     )
 
@@ -100,7 +110,11 @@ def membership_add(
         tenant=tenant,
         actor=actor,
         target=membership,
-        message=f"{membership.get_role_display()} / {membership.get_permission_display()}",
+        message_code=gettext_noop("%(role)s / %(permission)s"),
+        params={
+            "role": word(Membership.Role(role).label, "Membership role"),
+            "permission": word(Membership.Permission(permission).label, "Sub-account permission"),
+        },
         request=request,
     )
     return membership

@@ -16,14 +16,21 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from tenants.models import OperationLog, Tenant
+from tenants.oplog import english, word
 from tenants.services import client_ip, log
 
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
 from ..models import Image
-from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk
+from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk, status_word
+
+BATCH_DELETED = gettext_noop("%(before)s → %(after)s (batch delete)")
+
+
+def deleted_params(before: str) -> dict:
+    return {"before": status_word(before), "after": status_word(Image.Status.DELETED)}
 
 DESCRIPTION_MAX_LENGTH = 1024
 LABEL_MAX_LENGTH = 64
@@ -117,7 +124,11 @@ def image_update(
         tenant=image.tenant,
         actor=actor,
         target=image,
-        message="; ".join(f"{f}: {before[f]!r} → {getattr(image, f)!r}" for f in changed),
+        message_code=gettext_noop("Changed %(fields)s: %(values)s"),
+        params={
+            "fields": [word(Image._meta.get_field(f).verbose_name) for f in changed],
+            "values": "; ".join(f"{before[f]!r} → {getattr(image, f)!r}" for f in changed),
+        },
         request=request,
     )
     return image
@@ -173,7 +184,8 @@ def image_set_sharing(
         tenant=image.tenant,
         actor=actor,
         target=image,
-        message=f"{sharing}{': ' + names if names else ''}",
+        message_code=gettext_noop("%(mode)s%(tenants)s"),
+        params={"mode": word(Image.Sharing(sharing).label, "Sharing mode"), "tenants": f": {names}" if names else ""},
         request=request,
     )
     return image
@@ -388,7 +400,11 @@ def image_batch_delete(
                         target_id=str(pk),
                         target_name=row["name"][:255],
                         result=OperationLog.Result.SUCCESS if item.deleted else OperationLog.Result.FAILURE,
-                        message=(f"{row['status']} → deleted (batch)" if item.deleted else item.reason),
+                        message=english(BATCH_DELETED, deleted_params(row["status"]))
+                        if item.deleted
+                        else item.reason,
+                        message_code=BATCH_DELETED if item.deleted else "",
+                        message_params=deleted_params(row["status"]) if item.deleted else {},
                         client_ip=ip,
                     )
                 )

@@ -3,7 +3,9 @@ from uuid import UUID
 
 from django.db import transaction
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from tenants.oplog import word
 from tenants.services import log
 
 from ..models import Image
@@ -25,6 +27,15 @@ class TransitionNotAllowed(Exception):
         )
 
 
+def status_word(status: str) -> dict:
+    """An image status for the operation log, worded when shown."""
+    return word(Image.Status(status).label, "Image status")
+
+
+def _status_change(message: str, before: str, to: str) -> dict | None:
+    return None if message else {"before": status_word(before), "after": status_word(to)}
+
+
 def image_transition(
     *,
     image_id: UUID | str,
@@ -37,6 +48,8 @@ def image_transition(
     result: str = "success",
     changes: dict | None = None,
     after_commit: Callable[[], None] | None = None,
+    message_code: str = "",
+    params: dict | None = None,
 ) -> Image:
     """Move one image to status `to`: check the move is allowed, lock the row, apply `changes`, log it,
     and run `after_commit` (enqueue follow-up jobs) once the transaction commits.
@@ -62,7 +75,10 @@ def image_transition(
             actor=actor,
             target=image,
             result=result,
-            message=message or f"{before} → {to}",
+            message=message,
+            # Without a message of its own, the change of status, worded for each reader.
+            message_code=message_code or ("" if message else gettext_noop("%(before)s → %(after)s")),
+            params=params if message_code else _status_change(message, before, to),
             request=request,
         )
         if after_commit is not None:

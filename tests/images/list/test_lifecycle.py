@@ -88,7 +88,7 @@ def test_sharing_with_chosen_tenants_then_revoking(tenant, other_tenant, owner, 
     image_set_sharing(image=image, sharing="private", actor=owner)
     assert not image.shared_with.exists()
     assert not images_visible(tenant=other_tenant, membership=None).exists()
-    assert [e.message for e in _logs(image, "image.share")] == ["tenants: globex", "private"]
+    assert [e.message for e in _logs(image, "image.share")] == ["Shared with chosen tenants: globex", "Not shared"]
 
 
 def test_sharing_with_chosen_tenants_needs_one(tenant, owner, make_image):
@@ -114,7 +114,8 @@ def test_delete_goes_through_deleting_to_deleted_with_who_and_when(tenant, owner
     image = make_image(tenant, status=status)
     deleted = image_delete(image=image, actor=owner)
     assert deleted.status == "deleted" and deleted.deleted_by == owner and deleted.deleted_at is not None
-    assert [e.message for e in _logs(image, "image.delete")] == [f"{status} → deleting", "deleting → deleted"]
+    label = {"available": "Available", "failed": "Import failed"}[status]
+    assert [e.message for e in _logs(image, "image.delete")] == [f"{label} → Deleting", "Deleting → Deleted"]
     assert not images_visible(tenant=tenant, membership=None).filter(pk=image.pk).exists()
     assert Image.objects.filter(pk=image.pk).exists()  # in the recycle bin, not erased
 
