@@ -5,3 +5,10 @@ from django.utils.translation import gettext_lazy as _
 class ComputeConfig(AppConfig):
     name = "compute"
     verbose_name = _("Virtual machines")
+
+    def ready(self):
+        from images.hooks import register_detail_section
+
+        from .sections import image_detail_section
+
+        register_detail_section(image_detail_section)

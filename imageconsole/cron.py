@@ -5,7 +5,7 @@ Each app registers its own jobs in `<app>/cron.py`; importing them here register
 
 import importlib
 
-for module in ("images.cron", "storage.cron", "recyclebin.cron"):
+for module in ("images.cron", "storage.cron", "recyclebin.cron", "compute.cron"):
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as error:

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_filters",
     "django_htmx",
     "django_rq",
@@ -110,9 +111,24 @@ DATABASES = {
     )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Workers and the web server share the file: wait for locks instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 30
+    # Web processes and workers share the file. A transaction begins IMMEDIATE (it takes the write lock
+    # up front and waits for it, where a deferred one that later writes fails at once with "database is
+    # locked"); WAL lets readers go on beside the one writer; the busy timeout is how long to wait.
+    SQLITE_BUSY_TIMEOUT = int(os.environ.get("SQLITE_BUSY_TIMEOUT", "30"))
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": SQLITE_BUSY_TIMEOUT,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": (
+                "PRAGMA journal_mode=WAL;PRAGMA synchronous=NORMAL;"
+                f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT * 1000}"
+            ),
+        }
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# The image list's covering index (Index(include=...)) serves PostgreSQL; SQLite builds it without the
+# extra column, as expected, so its warning (models.W040) is silenced there only.
+SILENCED_SYSTEM_CHECKS = ["models.W040"] if DATABASES["default"]["ENGINE"].endswith("sqlite3") else []
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -183,6 +199,12 @@ IMPORT_HEARTBEAT_SECONDS = int(os.environ.get("IMPORT_HEARTBEAT_SECONDS", "30"))
 # Redis and RQ. `make run` starts a private redis-server and sets REDIS_URL when it is unset.
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_DEFAULT_TIMEOUT = int(os.environ.get("RQ_DEFAULT_TIMEOUT", "3600"))
+# Compute: seconds a VM has to power off after an ACPI shutdown before Stop forces it off.
+COMPUTE_STOP_TIMEOUT = int(os.environ.get("COMPUTE_STOP_TIMEOUT", "60"))
+# Compute: where VMs exported as OVA templates are kept.
+VM_EXPORT_ROOT = Path(os.environ.get("VM_EXPORT_ROOT", VAR_DIR / "vm-exports")).resolve()
+# Compute: seconds a boot check watches an image boot.
+COMPUTE_BOOT_CHECK_SECONDS = int(os.environ.get("COMPUTE_BOOT_CHECK_SECONDS", "60"))
 RQ_QUEUES = {
     name: {"URL": REDIS_URL, "DEFAULT_TIMEOUT": timeout}
     for name, timeout in {
@@ -206,6 +228,33 @@ CSRF_COOKIE_SECURE = SECURE_COOKIES
 LANGUAGE_COOKIE_SECURE = SECURE_COOKIES
 LANGUAGE_COOKIE_SAMESITE = "Lax"
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env_bool("BEHIND_TLS_PROXY") else None
+
+
+def _trusted_proxies(value: str, behind_proxy: bool) -> int | list[str]:
+    """TRUSTED_PROXIES: how many proxies append to X-Forwarded-For (a number), or their addresses or
+    networks (a comma-separated list). Default: one proxy when BEHIND_TLS_PROXY is set, else none."""
+    value = value.strip()
+    if not value:
+        return 1 if behind_proxy else 0
+    if value.isdigit():
+        return int(value)
+    import ipaddress
+
+    from django.core.exceptions import ImproperlyConfigured
+
+    entries = [entry.strip() for entry in value.split(",") if entry.strip()]
+    for entry in entries:
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise ImproperlyConfigured(
+                f"TRUSTED_PROXIES: {entry!r} is neither a count nor an address or network like 10.0.0.0/8"
+            ) from None
+    return entries
+
+
+# The client address for the operation log and login throttling (imageconsole/core/http.py).
+TRUSTED_PROXIES = _trusted_proxies(os.environ.get("TRUSTED_PROXIES", ""), env_bool("BEHIND_TLS_PROXY"))
 SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
 SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", "0"))
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -220,6 +269,8 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# Behind a proxy, lock-outs are keyed on the client's address, not the proxy's.
+AXES_CLIENT_IP_CALLABLE = "imageconsole.core.http.client_ip"
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -231,13 +282,16 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "EXCEPTION_HANDLER": "imageconsole.api.api_exception_handler",
+    "EXCEPTION_HANDLER": "imageconsole.core.api.api_exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "imageconsole API",
     "DESCRIPTION": "Images, imports, storages, project groups and the operation log of one tenant.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from our own static files (drf-spectacular-sidecar): the CSP allows no other origin.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     # Choice sets that share a field name across models get names of their own in the schema.
     "ENUM_NAME_OVERRIDES": {
         "ImageKindEnum": "images.models.Image.Kind",
@@ -257,12 +311,18 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     # One INFO line per RQ job at most (imageconsole.logfilters); warnings and errors always.
-    "filters": {"one_line_per_job": {"()": "imageconsole.logfilters.OneLinePerJob"}},
+    "filters": {
+        "forbidden_one_line": {"()": "imageconsole.core.logs.PermissionDeniedOneLine"},
+        "one_line_per_job": {"()": "imageconsole.logfilters.OneLinePerJob"},
+    },
     "handlers": {
         "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["one_line_per_job"]}
     },
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"filters": ["forbidden_one_line"]},
+    },
 }
 
 # django-rq: enqueue jobs only once the surrounding transaction commits.

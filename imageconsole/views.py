@@ -1,5 +1,6 @@
 from django.contrib.auth import views as auth_views
-from django.http import JsonResponse
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
 from django.urls import NoReverseMatch, reverse
@@ -7,6 +8,8 @@ from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views import View
 
+from images.models import Image
+from images.selectors import image_status_counts
 from tenants.permissions import TenantRequiredMixin
 
 from . import charts
@@ -22,15 +25,14 @@ class DashboardView(TenantRequiredMixin, View):
 
     `admin_panels` is where platform administrators' panels go (templates included for staff only)."""
 
-    admin_panels: list[str] = []
+    admin_panels: list[str] = ["console/health_panel_card.html"]
 
     def get(self, request):
         from images import selectors as images
-        from images.models import Image
         from storage.selectors import storage_list_for_tenant, storage_usage, usage_bars
 
         tenant, membership = request.tenant, request.membership
-        counts = images.image_status_counts(tenant=tenant, membership=membership)
+        counts = image_status_counts(tenant=tenant, membership=membership)
         cards = [(value, label, counts[value]) for value, label in Image.Status.choices if value != "deleted"]
         months = images.images_per_month(tenant=tenant, membership=membership)
         formats = images.images_per_format(tenant=tenant, membership=membership)
@@ -79,15 +81,20 @@ def _reverse_or_none(name: str):
         return None
 
 
-def healthz(request):
-    return JsonResponse({"ok": True})
+class HealthPanelView(LoginRequiredMixin, View):
+    """The administrators' health panel: what `manage.py doctor` prints, as a fragment the dashboard loads."""
 
-
-class EmptyPage(TenantRequiredMixin, View):
-    """A console page a later part of the product fills; until then it says so."""
-
-    title = ""
-    text = ""
+    probe_timeout = 5.0
 
     def get(self, request):
-        return render(request, "console/empty_page.html", {"title": self.title, "text": self.text})
+        if not request.user.is_staff:
+            raise Http404
+        from imageconsole.health import Status, run_checks
+
+        checks = run_checks(probe_timeout=self.probe_timeout)
+        problems = sum(1 for check in checks if check.status == Status.PROBLEM)
+        return render(request, "console/health_panel.html", {"checks": checks, "problems": problems})
+
+
+def healthz(request):
+    return JsonResponse({"ok": True})

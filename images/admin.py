@@ -10,6 +10,7 @@ from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from . import admin_storage  # noqa: F401  (registers the image storages' admin)
 from .models import Image, ImageReplica, SftpHostKey, UploadSession
 from .services import import_cancel
 from .services.reconcile import reconcile
@@ -288,3 +289,6 @@ class SftpHostKeyAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+
+from .downloads import admin as _downloads_admin  # noqa: E402, F401 - registers the download models

@@ -2,7 +2,7 @@
 
 Two steps: choose a directory of the mount path and the tenant the images will belong to, see the image
 files found there, then import the chosen ones (each through the import pipeline, in its own job).
-`storage/admin.py` routes `<pk>/retrieve/` here.
+`admin_storage.py` routes `<pk>/retrieve/` here.
 """
 
 from django import forms

@@ -24,3 +24,10 @@ class ImagesConfig(AppConfig):
                 "image.expunge": pgettext_lazy("Operation", "Destroy image"),
             }
         )
+        from storage.hooks import register_delete_blockers
+
+        from .services.storage_data import images_on_storage
+
+        register_delete_blockers(images_on_storage)
+        # Registers the exports' and links' part of an expunge with images.hooks.
+        from .downloads import services  # noqa: F401

@@ -3,6 +3,7 @@
 import re
 
 from django import forms
+from django.core.exceptions import ValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -11,46 +12,30 @@ from tenants.selectors import project_groups_visible
 
 from . import catalog
 from .models import Image
+from .services.lifecycle import DESCRIPTION_MAX_LENGTH, clean_labels
 
 SHA256_RE = re.compile(r"^[0-9a-f]{64}$")
-MAX_LABELS = 20
-MAX_LABEL_LENGTH = 64
 
 DISK_FORMATS = [(value, label) for value, label in Image.DiskFormat.choices if value != Image.DiskFormat.ISO]
 
 
 class LabelsField(forms.Field):
-    """Labels as a list (the API) or as comma-separated text (the wizard)."""
+    """Labels as a list of strings (the API) or as comma-separated text (the wizard), cleaned by the same
+    rule as an edit's (`clean_labels`)."""
 
-    default_error_messages = {
-        "too_many": _("An image can have at most %(max)d labels."),
-        "too_long": _("Labels can be at most %(max)d characters long: shorten “%(label)s”."),
-    }
+    default_error_messages = {"type": _("Labels must be a list of strings.")}
 
     def to_python(self, value):
         if value in (None, ""):
             return []
-        items = value if isinstance(value, list | tuple) else str(value).split(",")
-        labels = []
-        for item in items:
-            label = str(item).strip()
-            if label and label not in labels:
-                labels.append(label)
-        return labels
-
-    def validate(self, value):
-        super().validate(value)
-        if len(value) > MAX_LABELS:
-            raise forms.ValidationError(
-                self.error_messages["too_many"], code="too_many", params={"max": MAX_LABELS}
-            )
-        for label in value:
-            if len(label) > MAX_LABEL_LENGTH:
-                raise forms.ValidationError(
-                    self.error_messages["too_long"],
-                    code="too_long",
-                    params={"max": MAX_LABEL_LENGTH, "label": label},
-                )
+        if isinstance(value, str):
+            value = value.split(",")
+        if not isinstance(value, list | tuple):
+            raise forms.ValidationError(self.error_messages["type"], code="labels_type")
+        try:
+            return clean_labels(value)
+        except ValidationError as error:
+            raise forms.ValidationError(error.messages, code=error.code) from None
 
     def prepare_value(self, value):
         return ", ".join(value) if isinstance(value, list | tuple) else value
@@ -80,7 +65,7 @@ class ImageImportForm(forms.Form):
         validators=[catalog.validate_image_name],
     )
     description = forms.CharField(
-        label=_("Description"), max_length=1024, required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label=_("Description"), max_length=DESCRIPTION_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2})
     )
     kind = forms.ChoiceField(
         label=_("Image type"),

@@ -44,8 +44,10 @@ class ImageLabelsForm(forms.Form):
         help_text=format_lazy(
             "{}",
             lazy(
-                lambda: _("Separate labels with commas; at most %(count)d labels of up to %(length)d characters.")
-                % {"count": LABELS_MAX, "length": LABEL_MAX_LENGTH},
+                lambda: (
+                    _("Separate labels with commas; at most %(count)d labels of up to %(length)d characters.")
+                    % {"count": LABELS_MAX, "length": LABEL_MAX_LENGTH}
+                ),
                 str,
             )(),
         ),

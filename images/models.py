@@ -5,7 +5,7 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from imageconsole.models import BaseModel
+from imageconsole.core.models import BaseModel
 
 
 class ImageQuerySet(models.QuerySet):
@@ -27,13 +27,15 @@ class Image(BaseModel):
     TRANSITIONAL = frozenset({Status.CREATING, Status.UPLOADING, Status.DELETING})
 
     # Allowed transitions; `images.services.image_transition` is the only writer of `status`.
+    # `deleted` is the recycle bin; `deleting` is an expunge at work (from the bin, or a delete under
+    # the "immediate" policy) and ends with the row removed, so nothing leaves it.
     TRANSITIONS = {
         Status.CREATING: {Status.AVAILABLE, Status.FAILED},
         Status.UPLOADING: {Status.AVAILABLE, Status.FAILED},
-        Status.AVAILABLE: {Status.DELETING},
-        Status.FAILED: {Status.DELETING},
-        Status.DELETING: {Status.DELETED},
-        Status.DELETED: {Status.AVAILABLE, Status.FAILED},
+        Status.AVAILABLE: {Status.DELETED, Status.DELETING},
+        Status.FAILED: {Status.DELETED, Status.DELETING},
+        Status.DELETING: set(),
+        Status.DELETED: {Status.AVAILABLE, Status.FAILED, Status.DELETING},
     }
 
     class FailureReason(models.TextChoices):
@@ -184,6 +186,14 @@ class Image(BaseModel):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     purge_after = models.DateTimeField(_("expunge after"), null=True, blank=True)
+    restore_status = models.CharField(  # noqa: DJ001
+        _("status before deletion"),
+        max_length=12,
+        choices=[(Status.AVAILABLE, Status.AVAILABLE.label), (Status.FAILED, Status.FAILED.label)],
+        null=True,  # nullable so that adding it is an ALTER TABLE that keeps the count triggers (SQLite)
+        blank=True,
+        help_text=_("The status a restore from the recycle bin gives the image back."),
+    )
 
     objects = ImageQuerySet.as_manager()
 
@@ -340,3 +350,6 @@ class ImageCount(models.Model):
 
     def __str__(self):
         return f"tenant {self.tenant_id} {self.kind}/{self.status}/{self.os_type}: {self.n}"
+
+
+from .download_models import DownloadLink, DownloadSettings, ExportedImage  # noqa: E402, F401

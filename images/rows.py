@@ -41,6 +41,7 @@ def _words(language: str) -> dict[str, str]:
         "create_vm": _("Create VM"),
         "more": _("More"),
         "download": _("Download"),
+        "export": _("Export"),
         "cancel": _("Cancel upload"),
         "confirm_cancel": _(
             "Cancel this import? What was received so far is discarded; the image stays as “Cancelled” "
@@ -50,7 +51,6 @@ def _words(language: str) -> dict[str, str]:
         "sharing": _("Sharing mode"),
         "disable": _("Disable"),
         "enable": _("Enable"),
-        "delete": _("Delete"),
         "not_deletable": _("Only available or failed images can be deleted."),
         "read_only": _("Read-only"),
         "copy_id": _("Copy the resource ID"),
@@ -96,7 +96,9 @@ def _name_cell(image: Image, w: dict, next_q: str) -> str:
             f"{shared_by}</span>"
         )
     if image.encrypted:
-        html += f' <span class="badge text-bg-light border" data-testid="encrypted-badge">{w["encrypted"]}</span>'
+        html += (
+            f' <span class="badge text-bg-light border" data-testid="encrypted-badge">{w["encrypted"]}</span>'
+        )
     if not image.enabled:
         html += f' <span class="badge text-bg-secondary" data-testid="disabled-badge">{w["disabled"]}</span>'
     if image.sharing != Image.Sharing.PRIVATE and actions["own"]:
@@ -135,6 +137,11 @@ def _features_cell(image: Image, w: dict) -> str:
     return f'<span class="cell-truncate" title="{text}">{text}</span>'
 
 
+def _delete_label(shared) -> str:
+    deletion = shared.get("deletion")
+    return deletion["label"] if deletion else _("Move to recycle bin")
+
+
 def _operations_cell(image: Image, w: dict, shared) -> str:
     actions, urls = image.actions, image.urls
     next_q = _e(shared["next_q"])
@@ -148,7 +155,9 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
         back = f'{shared["csrf_input"]}<input type="hidden" name="next" value="{_e(shared["back_path"])}">'
         items = []
         if actions["download"] and urls["download"]:
-            items.append(f'<a class="dropdown-item" href="{_e(urls["download"])}">{w["download"]}</a>')
+            items.append(_dialog_link(urls["download"], w["download"], "dropdown-item", "row-download"))
+        if actions["export"] and urls["export"]:
+            items.append(_dialog_link(urls["export"], w["export"], "dropdown-item", "row-export"))
         if actions["cancel"] and urls["cancel"]:
             items.append(
                 f'<form method="post" action="{_e(urls["cancel"])}" data-confirm="{w["confirm_cancel"]}" '
@@ -177,7 +186,7 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
         if actions["delete"]:
             items.append(
                 f'<a class="dropdown-item text-danger" href="{_e(urls["delete"])}?next={next_q}" '
-                f'data-testid="row-delete">{w["delete"]}</a>'
+                f'data-testid="row-delete">{_e(_delete_label(shared))}</a>'
             )
         else:
             items.append(f'<span class="dropdown-item-text small text-muted">{w["not_deletable"]}</span>')
@@ -191,11 +200,25 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
         )
     elif not actions["own"]:
         html += f'<span class="small text-muted">{w["read_only"]}</span>'
+    elif actions["download"] and urls["download"]:
+        # A view-only account may download: the one action it has is a button of its own.
+        html += " " + _dialog_link(
+            urls["download"], w["download"], "btn btn-sm btn-outline-secondary", "row-download"
+        )
     return html
 
 
+def _dialog_link(url: str, text: str, css: str, testid: str) -> str:
+    """A link that opens its page in the list's download dialog (htmx), or as a page without JavaScript."""
+    url = _e(url)
+    return (
+        f'<a class="{css}" href="{url}" hx-get="{url}" hx-target="#download-dialog-content" hx-swap="innerHTML" '
+        f'hx-push-url="false" data-testid="{testid}">{text}</a>'
+    )
+
+
 def os_display(image: Image) -> str:
-    """"Ubuntu 24.04 x86_64"; a version that already names its platform ("Windows Server 2022") is not
+    """ "Ubuntu 24.04 x86_64"; a version that already names its platform ("Windows Server 2022") is not
     preceded by it again."""
     platform, version = image.platform, image.os_version
     if platform and version.lower().startswith(platform.lower()):

@@ -41,6 +41,16 @@ def images_owned(*, tenant: Tenant, membership: Membership | None) -> QuerySet[I
     )
 
 
+def images_deleted(*, tenant: Tenant, membership: Membership | None) -> QuerySet[Image]:
+    """The tenant's images in the recycle bin (`deleted`) or being expunged (`deleting`), within the
+    membership's project groups: what the recycle bin shows and a deleted image's API detail reads."""
+    return (
+        Image.objects.for_tenant(tenant)
+        .filter(scope_q(membership, field="project_group"))
+        .filter(status__in=[Image.Status.DELETED, Image.Status.DELETING])
+    )
+
+
 def images_visible(
     *, tenant: Tenant, membership: Membership | None, kinds=None, include_shared: bool = True
 ) -> QuerySet[Image]:
@@ -130,6 +140,25 @@ def image_listing(
             arm = filterset.filter_queryset(arm)
         arms[position] = arm.select_related("project_group", "storage", "tenant")
     return ImageListing(own=arms[0], shared=arms[1], own_counts=counted)
+
+
+def image_status_counts(*, tenant: Tenant, membership: Membership | None) -> dict[str, int]:
+    """How many images of each status this membership sees: what the list shows (own images within its
+    project groups, and those shared with the tenant) and, as `deleted`, its own in the recycle bin.
+    The dashboard's figures; their sum without `deleted` is the list's total over both tabs."""
+    counts = dict.fromkeys(Image.Status.values, 0)
+    scope = scope_q(membership, field="project_group")
+    if scope:
+        own = Image.objects.for_tenant(tenant).filter(scope).values("status").annotate(n=Count("pk"))
+    else:
+        own = ImageCount.objects.filter(tenant_id=tenant.pk).values("status").annotate(n=Sum("n"))
+    for row in own.order_by():
+        counts[row["status"]] += row["n"]
+    shared = image_listing(tenant=tenant, membership=membership).shared
+    if shared is not None:
+        for row in shared.select_related(None).order_by().values("status").annotate(n=Count("pk")):
+            counts[row["status"]] += row["n"]
+    return counts
 
 
 # The filters ImageCount can answer: the ImageFilter field, and the count's column.
@@ -260,15 +289,6 @@ def _own_in_scope(*, tenant: Tenant, membership: Membership | None) -> QuerySet[
     return Image.objects.for_tenant(tenant).filter(scope_q(membership, field="project_group"))
 
 
-def image_status_counts(*, tenant: Tenant, membership: Membership | None) -> dict[str, int]:
-    """How many of the tenant's images (in the membership's scope) are in each status."""
-    counts = dict.fromkeys(Image.Status.values, 0)
-    rows = _own_in_scope(tenant=tenant, membership=membership).order_by().values("status").annotate(n=Count("pk"))
-    for row in rows:
-        counts[row["status"]] = row["n"]
-    return counts
-
-
 def images_in_progress(*, tenant: Tenant, membership: Membership | None, limit: int = 5) -> list[Image]:
     return list(
         _own_in_scope(tenant=tenant, membership=membership)
@@ -316,7 +336,11 @@ def images_per_month(*, tenant: Tenant, membership: Membership | None, months: i
         month_start = row["month"].date() if hasattr(row["month"], "date") else row["month"]
         found[month_start.replace(day=1)] = row
     return [
-        {"month": start, "images": found.get(start, {}).get("images", 0), "bytes": found.get(start, {}).get("bytes") or 0}
+        {
+            "month": start,
+            "images": found.get(start, {}).get("images", 0),
+            "bytes": found.get(start, {}).get("bytes") or 0,
+        }
         for start in starts
     ]
 

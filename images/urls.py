@@ -1,5 +1,6 @@
 from django.urls import path
 
+from .downloads import views as downloads
 from .list_urls import urlpatterns as list_urlpatterns
 from .views import detail, imports
 
@@ -14,4 +15,12 @@ urlpatterns = [
     path("<uuid:pk>/summary/", detail.ImageSummaryView.as_view(), name="summary"),
     path("<uuid:pk>/upload/", imports.ImageUploadView.as_view(), name="upload"),
     path("<uuid:pk>/cancel/", imports.ImageCancelView.as_view(), name="cancel"),
+    path("<uuid:pk>/download/", downloads.DownloadDialogView.as_view(), name="download"),
+    path(
+        "<uuid:pk>/download/<uuid:link_pk>/revoke/", downloads.LinkRevokeView.as_view(), name="link_revoke"
+    ),
+    path("<uuid:pk>/export/", downloads.ExportDialogView.as_view(), name="export_image"),
+    path("exported/", downloads.ExportedListView.as_view(), name="exported"),
+    path("exports/<uuid:pk>/download/", downloads.ExportDownloadView.as_view(), name="export_download"),
+    path("exports/<uuid:pk>/delete/", downloads.ExportDeleteView.as_view(), name="export_delete"),
 ]

@@ -1,14 +1,13 @@
 from django.urls import path
-from django.utils.translation import gettext_lazy as _
 
-from imageconsole.views import EmptyPage
+from . import views
 
 app_name = "recyclebin"
 
 urlpatterns = [
-    path(
-        "",
-        EmptyPage.as_view(title=_("Recycle bin"), text=_("The recycle bin is empty. Deleted images wait here until they are restored or expunged.")),
-        name="list",
-    ),
+    path("", views.RecycleBinView.as_view(), name="list"),
+    path("batch/restore/", views.BatchView.as_view(action="restore"), name="batch_restore"),
+    path("batch/destroy/", views.BatchView.as_view(action="destroy"), name="batch_destroy"),
+    path("<uuid:pk>/restore/", views.RestoreView.as_view(), name="restore"),
+    path("<uuid:pk>/destroy/", views.DestroyView.as_view(), name="destroy"),
 ]

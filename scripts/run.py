@@ -24,6 +24,7 @@ def main() -> int:
     port = env.setdefault("PORT", "8000")
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     children: list[subprocess.Popen] = []
+    redis_env = VAR_DIR / "redis.env"
 
     width = 6
 
@@ -62,9 +63,13 @@ def main() -> int:
                 VAR_DIR / "redis", persist=True, start_new_session=True
             )
             children.append(process)
+            # Commands run from another shell (manage.py reconcile, rqstats) need the same address.
+            redis_env.write_text(f"export REDIS_URL='{env['REDIS_URL']}'\n")
             print(f"Redis: private server at {env['REDIS_URL']}")
+            print(f"  for manage.py in another shell: . {os.path.relpath(redis_env)}")
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
         subprocess.run([*MANAGE, "demo"], env=env, check=True)
+        _demo_compute_host(env)
         start("worker", [*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"])
         start("cron", [*MANAGE, "rqcron", "imageconsole.cron"])  # periodic jobs: the reconciler, sweeps
         start("web", [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"])
@@ -77,12 +82,28 @@ def main() -> int:
         return 0
     finally:
         stop()
+        redis_env.unlink(missing_ok=True)
 
 
 def _prefix_lines(prefix: str, stream) -> None:
     for line in stream:
         sys.stdout.write(f"{prefix}| {line}")
         sys.stdout.flush()
+def _demo_compute_host(env: dict) -> None:
+    """This machine as the demo compute host through libvirt (virtlogd and libvirtd started when no
+    libvirt daemon answers). Without libvirt the console still runs, without VMs."""
+    from compute.daemon import ensure_libvirtd
+
+    try:
+        print(f"libvirt: {ensure_libvirtd()}")
+    except RuntimeError as error:
+        print(f"libvirt: {error}; no compute host added", file=sys.stderr)
+        return
+    command = [*MANAGE, "addcomputehost", "--name", env.get("DEMO_COMPUTE_HOST", "this-machine")]
+    command += ["--uri", "qemu:///system", "--virt-type", env.get("DEMO_COMPUTE_VIRT_TYPE", "auto")]
+    result = subprocess.run(command, env=env)
+    if result.returncode != 0:
+        print("libvirt: the demo compute host did not connect (see above)", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
 """Image storages in Django admin: add (kind first), edit, modify configuration, update password,
-reconnect, usage, data cleanup, sync or migrate images, delete (refused while images are stored)."""
+reconnect, usage, delete (refused while images are stored).
+
+The images app registers this admin with the pages that need images (data cleanup, sync or migrate
+images, retrieve existing images): `images/admin_storage.py`.
+"""
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
@@ -13,9 +17,9 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from . import selectors, services
-from .forms import ADD_FORMS, CONFIGURE_FORMS, ReplicaCopyForm, UpdatePasswordForm
+from .forms import ADD_FORMS, CONFIGURE_FORMS, UpdatePasswordForm
 from .models import ImageStorage
-from .services import COMMON_CONFIGURATION_FIELDS, CONFIGURATION_FIELDS, CopyMode
+from .services import COMMON_CONFIGURATION_FIELDS, CONFIGURATION_FIELDS
 
 
 def _apply_errors(form, error: ValidationError) -> None:
@@ -26,13 +30,12 @@ def _apply_errors(form, error: ValidationError) -> None:
         form.add_error(None, error)
 
 
-@admin.register(ImageStorage)
 class ImageStorageAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "data_center", "state_column", "enabled", "location", "usage_column"]
     list_filter = ["kind", "state", "enabled", "data_center"]
     search_fields = ["name", "description", "mount_path", "endpoint_url", "bucket"]
     ordering = ["name", "pk"]
-    actions = ["reconnect_selected", "cleanup_selected", "delete_selected"]
+    actions = ["reconnect_selected", "delete_selected"]
     fields = ["name", "description", "data_center", "enabled"]
     readonly_fields = ["kind", "location", "state", "state_reason", "settings_summary", "last_cleanup"]
     change_form_template = "admin/storage/imagestorage/change_form.html"
@@ -142,23 +145,6 @@ class ImageStorageAdmin(admin.ModelAdmin):
         for line in down:
             self.message_user(request, _("Disconnected: %(detail)s") % {"detail": line}, messages.ERROR)
 
-    @admin.action(description=_("Data cleanup of the selected storages"), permissions=["change"])
-    def cleanup_selected(self, request, queryset):
-        count = 0
-        for storage in queryset:
-            services.storage_cleanup_enqueue(storage=storage, actor=request.user, request=request)
-            count += 1
-        self.message_user(
-            request,
-            ngettext(
-                "Data cleanup started for %(count)d storage; the bytes freed appear on its page when it ends.",
-                "Data cleanup started for %(count)d storages; the bytes freed appear on their pages when they end.",
-                count,
-            )
-            % {"count": count},
-            messages.SUCCESS,
-        )
-
     # Extra pages
     def get_urls(self):
         wrap = self.admin_site.admin_view
@@ -171,13 +157,6 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 name="storage_imagestorage_reconnect",
             ),
             path("<int:pk>/usage/", wrap(self.usage_view), name="storage_imagestorage_usage"),
-            path(
-                "<int:pk>/cleanup/",
-                wrap(require_POST(self.cleanup_view)),
-                name="storage_imagestorage_cleanup",
-            ),
-            path("<int:pk>/images/", wrap(self.images_view), name="storage_imagestorage_images"),
-            path("<int:pk>/retrieve/", wrap(self.retrieve_view), name="storage_imagestorage_retrieve"),
             *super().get_urls(),
         ]
 
@@ -347,84 +326,5 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 _("Usage of “%(name)s”") % {"name": storage.name},
                 bars=selectors.usage_bars(usage),
                 can_change=self.has_change_permission(request, storage),
-            ),
-        )
-
-    def cleanup_view(self, request, pk):
-        storage = self._storage_or_404(request, pk)
-        services.storage_cleanup_enqueue(storage=storage, actor=request.user, request=request)
-        self.message_user(
-            request,
-            _("Data cleanup of “%(name)s” started; the bytes freed appear here when it ends.")
-            % {"name": storage.name},
-            messages.SUCCESS,
-        )
-        return redirect(reverse("admin:storage_imagestorage_usage", args=[storage.pk]))
-
-    def retrieve_view(self, request, pk):
-        """Retrieve existing images (seed 003): import the image files under a directory of the mount path."""
-        from images.admin_retrieve import retrieve_view
-
-        return retrieve_view(self, request, pk)
-
-    def images_view(self, request, pk):
-        """The images on this storage; selected ones are synchronised (standalone) or migrated
-        (distributed) to another storage of the same kind, each in its own job."""
-        from images.models import Image, ImageReplica
-
-        storage = self._storage_or_404(request, pk)
-        images = (
-            Image.objects.filter(replicas__storage=storage, replicas__state=ImageReplica.State.READY)
-            .select_related("tenant")
-            .order_by("name", "pk")
-        )
-        mode = CopyMode.SYNC if storage.kind == ImageStorage.Kind.STANDALONE else CopyMode.MIGRATE
-        form = ReplicaCopyForm(request.POST or None, storage=storage, images=images)
-        if request.method == "POST" and form.is_valid():
-            started, refused = services.replicas_copy_start(
-                images=form.cleaned_data["images"],
-                source=storage,
-                target=form.cleaned_data["target"],
-                mode=mode,
-                actor=request.user,
-                request=request,
-            )
-            if started:
-                self.message_user(
-                    request,
-                    ngettext(
-                        "%(count)d image is being copied.", "%(count)d images are being copied.", len(started)
-                    )
-                    % {"count": len(started)},
-                    messages.SUCCESS,
-                )
-            if refused:
-                self.message_user(
-                    request,
-                    _("Not started: %(list)s")
-                    % {"list": "; ".join(f"{image.name}: {reason}" for image, reason in refused)},
-                    messages.ERROR,
-                )
-            return redirect(reverse("admin:storage_imagestorage_images", args=[storage.pk]))
-        copies = (
-            ImageReplica.objects.filter(image__in=images)
-            .exclude(storage=storage)
-            .select_related("storage", "image")
-        )
-        title = (
-            _("Synchronise images of “%(name)s”")
-            if mode == CopyMode.SYNC
-            else _("Migrate images of “%(name)s”")
-        )
-        return TemplateResponse(
-            request,
-            "admin/storage/imagestorage/images.html",
-            self._context(
-                request,
-                storage,
-                title % {"name": storage.name},
-                form=form,
-                copies=copies,
-                submit=_("Synchronise") if mode == CopyMode.SYNC else _("Migrate"),
             ),
         )

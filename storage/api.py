@@ -4,7 +4,7 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIView
+from tenants.api_base import TenantAPIView
 from tenants.permissions import get_scoped_or_404
 
 from . import selectors

@@ -149,18 +149,3 @@ class UpdatePasswordForm(forms.Form):
         if cleaned.get("secret_key") and cleaned.get("secret_key") != cleaned.get("confirm"):
             raise forms.ValidationError(self.error_messages["mismatch"], code="mismatch")
         return cleaned
-
-
-class ReplicaCopyForm(forms.Form):
-    """Pick images stored on `storage` and a target storage of the same kind."""
-
-    images = forms.ModelMultipleChoiceField(
-        label=_("Images"), queryset=None, widget=forms.CheckboxSelectMultiple
-    )
-    target = forms.ModelChoiceField(label=_("Target storage"), queryset=None)
-
-    def __init__(self, *args, storage: ImageStorage, images, **kwargs):
-        super().__init__(*args, **kwargs)
-        self.fields["images"].queryset = images
-        self.fields["images"].label_from_instance = lambda image: f"{image.name} ({image.tenant}, {image.pk})"
-        self.fields["target"].queryset = ImageStorage.objects.filter(kind=storage.kind).exclude(pk=storage.pk)

@@ -6,7 +6,11 @@ from django.db import models
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from imageconsole.models import BaseModel
+from imageconsole.core.crypto import decrypt, encrypt
+from imageconsole.core.models import BaseModel
+
+from .backends.base import StorageError
+from .backends.standalone import check_mount_path
 
 GiB = 1024**3
 BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
@@ -106,9 +110,6 @@ class ImageStorage(BaseModel):
     def clean(self):
         errors = {}
         if self.kind == self.Kind.STANDALONE:
-            from .backends.base import StorageError
-            from .backends.standalone import check_mount_path
-
             try:
                 self.mount_path = str(check_mount_path(self.mount_path))
             except StorageError as error:
@@ -136,13 +137,9 @@ class ImageStorage(BaseModel):
             raise ValidationError(errors)
 
     def get_secret_key(self) -> str:
-        from imageconsole.crypto import decrypt
-
         return decrypt(self.secret_key_encrypted)
 
     def set_secret_key(self, value: str) -> None:
-        from imageconsole.crypto import encrypt
-
         self.secret_key_encrypted = encrypt(value)
 
     @property

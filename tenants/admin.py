@@ -110,7 +110,7 @@ class OperationLogAdmin(admin.ModelAdmin):
 
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "user", "name", "created_at", "last_used_at"]
+    list_display = ["prefix", "user", "name", "created_at", "expires_at", "last_used_at"]
     search_fields = ["user__username", "prefix", "name"]
     readonly_fields = ["prefix", "last_used_at"]
     exclude = ["key_hash"]

@@ -8,9 +8,8 @@ from drf_spectacular.utils import extend_schema, extend_schema_view, inline_seri
 from rest_framework import serializers, viewsets
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIMixin, TenantAPIView, require_manage_api
-
 from . import selectors, services
+from .api_base import TenantAPIMixin, TenantAPIView, require_manage_api
 from .models import OperationLog, ProjectGroup
 from .permissions import can_manage
 

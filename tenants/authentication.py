@@ -16,5 +16,10 @@ class HashedTokenAuthentication(authentication.TokenAuthentication):
             raise exceptions.AuthenticationFailed(_("Invalid token."))
         if not token.user.is_active:
             raise exceptions.AuthenticationFailed(_("User inactive or deleted."))
+        if token.is_expired():
+            raise exceptions.AuthenticationFailed(
+                _("This API token expired on %(date)s; create a new one (manage.py createapitoken).")
+                % {"date": token.expires_at.strftime("%Y-%m-%d %H:%M UTC")}
+            )
         api_token_touch(token=token)
         return token.user, token

@@ -3,10 +3,11 @@ import secrets
 
 from django.conf import settings
 from django.db import models
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
-from imageconsole.models import BaseModel
+from imageconsole.core.models import BaseModel
 
 
 class Tenant(BaseModel):
@@ -100,6 +101,21 @@ class Quota(BaseModel):
         blank=True,
         help_text=_("Total size of the tenant's images. Leave empty for no limit."),
     )
+    max_vms = models.PositiveIntegerField(
+        _("VM count"), null=True, blank=True, help_text=_("Leave empty for no limit.")
+    )
+    max_vcpus = models.PositiveIntegerField(
+        _("vCPUs"),
+        null=True,
+        blank=True,
+        help_text=_("Total vCPUs of the tenant's VMs. Leave empty for no limit."),
+    )
+    max_memory_mib = models.PositiveIntegerField(
+        _("VM memory (MiB)"),
+        null=True,
+        blank=True,
+        help_text=_("Total memory of the tenant's VMs. Leave empty for no limit."),
+    )
 
     class Meta:
         verbose_name = _("quota")
@@ -186,6 +202,9 @@ class ApiToken(BaseModel):
     prefix = models.CharField(_("prefix"), max_length=PREFIX_LENGTH, db_index=True)
     key_hash = models.CharField(max_length=64, unique=True)
     last_used_at = models.DateTimeField(_("last used"), null=True, blank=True)
+    expires_at = models.DateTimeField(
+        _("expires"), null=True, blank=True, help_text=_("After this the token is refused; empty: never.")
+    )
 
     class Meta:
         ordering = ["-created_at"]
@@ -194,6 +213,9 @@ class ApiToken(BaseModel):
 
     def __str__(self):
         return f"{self.prefix}… ({self.user})"
+
+    def is_expired(self, now=None) -> bool:
+        return self.expires_at is not None and self.expires_at <= (now or timezone.now())
 
     @staticmethod
     def hash_key(key: str) -> str:

@@ -4,7 +4,7 @@ shown, in the reader's language (an entry written before the language was switch
 - `action` is a code ("image.delete"); each app registers the label of its codes with `register_actions`.
 - `message_code` is an English message template marked for translation (gettext_noop), `message_params`
   its values: plain values, `word(...)` (a translatable word, e.g. a status), `size(n)` (bytes, shown as
-  "32.3 MB" in the reader's units) or a list of those (joined).
+  "32.3 MB" in the reader's units), a list of those (joined with commas) or `joined(items, " → ")`.
 - Entries with a plain `message` (free text, e.g. an error already worded when it happened) show it as is.
 """
 
@@ -35,6 +35,10 @@ def word(text, context: str = "") -> dict:
         return {"t": str(text), "c": context}
 
 
+def joined(items: list, separator: str) -> dict:
+    return {"items": list(items), "join": separator}
+
+
 def size(n: int) -> dict:
     return {"size": int(n or 0)}
 
@@ -44,6 +48,8 @@ def _value(value):
         return pgettext(value["c"], value["t"]) if value.get("c") else gettext(value["t"])
     if isinstance(value, dict) and "size" in value:
         return str(filesizeformat(value["size"]))
+    if isinstance(value, dict) and "items" in value:
+        return value.get("join", ", ").join(str(_value(item)) for item in value["items"])
     if isinstance(value, list):
         return ", ".join(str(_value(item)) for item in value)
     return value

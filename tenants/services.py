@@ -1,6 +1,7 @@
 """Every state change of the tenants app, and `log()`, which every other app's services call."""
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
@@ -9,23 +10,12 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from imageconsole.core.http import client_ip
+
 from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
 from .oplog import english, word
 
 User = get_user_model()
-
-
-def client_ip(request) -> str | None:
-    """The client's address; behind a proxy that sets X-Forwarded-For only when configured to trust it."""
-    if request is None:
-        return None
-    from django.conf import settings
-
-    if settings.SECURE_PROXY_SSL_HEADER:
-        forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
-        if forwarded:
-            return forwarded.split(",")[0].strip() or None
-    return request.META.get("REMOTE_ADDR") or None
 
 
 def log(
@@ -68,6 +58,43 @@ def log(
         message_params=params or {},
         client_ip=client_ip(request),
     )
+
+
+def log_many(
+    *,
+    action: str,
+    entries: list[dict],
+    actor=None,
+    request=None,
+    result: str = OperationLog.Result.SUCCESS,
+    batch_size: int = 500,
+) -> list[OperationLog]:
+    """`log()` for many resources in one INSERT a batch: each entry holds `tenant_id`, `target` (a model
+    instance) and optionally `message`, `message_code` and `params` (as in `log()`) and `result`; actor
+    and client address are common to all."""
+    if actor is None and request is not None and request.user.is_authenticated:
+        actor = request.user
+    actor_obj = actor if actor is not None and actor.pk else None
+    actor_name = actor.get_username() if actor is not None else ""
+    ip = client_ip(request)
+    rows = [
+        OperationLog(
+            tenant_id=entry["tenant_id"],
+            actor=actor_obj,
+            actor_name=actor_name,
+            action=action,
+            target_type=entry["target"]._meta.model_name,
+            target_id=str(entry["target"].pk),
+            target_name=str(entry["target"])[:255],
+            result=entry.get("result", result),
+            message=entry.get("message") or english(entry.get("message_code", ""), entry.get("params")),
+            message_code=entry.get("message_code", ""),
+            message_params=entry.get("params") or {},
+            client_ip=ip,
+        )
+        for entry in entries
+    ]
+    return OperationLog.objects.bulk_create(rows, batch_size=batch_size)
 
 
 @transaction.atomic
@@ -159,14 +186,22 @@ class Usage:
     bytes: int
 
 
+# Image statuses of the recycle bin: such images leave the image count at once, and keep counting in
+# bytes until they are expunged (their data is still stored), so deleting cannot dodge the size limit.
+IN_RECYCLE_BIN = ("deleted", "deleting")
+
+
 def tenant_usage(*, tenant: Tenant) -> Usage:
-    """What counts against the quota: every image that holds or will hold bytes (not yet expunged)."""
+    """What counts against the quota: images not in the recycle bin, and the bytes of every image that
+    holds or will hold data (not yet expunged)."""
     from django.apps import apps
-    from django.db.models import Count, Sum
+    from django.db.models import Count, Q, Sum
     from django.db.models.functions import Coalesce
 
     Image = apps.get_model("images", "Image")
-    row = Image.objects.filter(tenant=tenant).aggregate(images=Count("pk"), bytes=Coalesce(Sum("size"), 0))
+    row = Image.objects.filter(tenant=tenant).aggregate(
+        images=Count("pk", filter=~Q(status__in=IN_RECYCLE_BIN)), bytes=Coalesce(Sum("size"), 0)
+    )
     return Usage(images=row["images"], bytes=row["bytes"])
 
 
@@ -192,8 +227,9 @@ def quota_check(*, tenant: Tenant, add_images: int = 0, add_bytes: int = 0) -> N
     if quota.max_bytes is not None and usage.bytes + add_bytes > quota.max_bytes:
         raise QuotaExceeded(
             _(
-                "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Delete "
-                "images or ask an administrator to raise the quota."
+                "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Images "
+                "in the recycle bin count until they are destroyed: destroy some there, or ask an "
+                "administrator to raise the quota."
             )
             % {
                 "needed": _filesize(add_bytes),
@@ -226,11 +262,25 @@ def quota_update(*, tenant: Tenant, max_images, max_bytes, actor=None, request=N
     return quota
 
 
-def api_token_create(*, user, name: str = "") -> tuple[ApiToken, str]:
-    """Create a token and return it with its key; the key is not stored and cannot be shown again."""
+def api_token_create(*, user, name: str = "", expires_in_days: int | None = None) -> tuple[ApiToken, str]:
+    """Create a token and return it with its key; the key is not stored and cannot be shown again.
+    With `expires_in_days` the token is refused after that many days."""
+    if expires_in_days is not None and expires_in_days < 1:
+        raise ValidationError(
+            {
+                "expires_in_days": _(
+                    "A token lasts at least one day; leave the expiry out for one that never expires."
+                )
+            },
+            code="expiry",
+        )
     key = ApiToken.generate_key()
     token = ApiToken.objects.create(
-        user=user, name=name, prefix=key[: ApiToken.PREFIX_LENGTH], key_hash=ApiToken.hash_key(key)
+        user=user,
+        name=name,
+        prefix=key[: ApiToken.PREFIX_LENGTH],
+        key_hash=ApiToken.hash_key(key),
+        expires_at=timezone.now() + timedelta(days=expires_in_days) if expires_in_days else None,
     )
     return token, key
 

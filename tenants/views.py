@@ -148,3 +148,13 @@ class OperationLogView(TenantRequiredMixin, View):
                 "q": query,
             },
         )
+
+
+class EmptyPage(TenantRequiredMixin, View):
+    """A console page a later part of the product fills; until then it says so."""
+
+    title = ""
+    text = ""
+
+    def get(self, request):
+        return render(request, "console/empty_page.html", {"title": self.title, "text": self.text})

@@ -181,3 +181,15 @@ def s3_endpoint():
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory):
+    """A migrated SQLite file that tests serving the console from other processes copy (tests/livesite.py)."""
+    from django.db import connection
+
+    from tests.livesite import migrated_sqlite
+
+    if connection.vendor != "sqlite":
+        return None
+    return migrated_sqlite(tmp_path_factory.mktemp("sqlite-template"))

@@ -1,5 +1,8 @@
 """Loaded with `-p tests.plugin` before pytest-django sets Django up.
 
+A `{% url ... as var %}` in one of the project's own templates raises NoReverseMatch in tests instead of
+leaving `var` empty (and a button silently missing): see `_strict_url_tag`.
+
 The suite's jobs go through a real Redis: TEST_REDIS_URL when given (the tests flush it), otherwise a
 private redis-server started for the run on a Unix socket in a temporary directory, so that nobody
 else's Redis data is touched.
@@ -29,6 +32,36 @@ def pytest_load_initial_conftests(early_config, parser, args):
 
     _redis_dir = Path(tempfile.mkdtemp(prefix="imageconsole-test-redis-"))
     _redis_process, os.environ["REDIS_URL"] = start_private_redis(_redis_dir, persist=False)
+
+
+_PROJECT = Path(__file__).resolve().parent.parent
+
+
+def _strict_url_tag():
+    """Django's `{% url name as var %}` swallows a NoReverseMatch. In our templates (not Django's or a
+    library's, which rely on it) reverse the name once more without swallowing, so a missing or
+    mistyped URL name fails the test that renders it."""
+    from django.template.defaulttags import URLNode
+    from django.urls import reverse
+
+    original = URLNode.render
+
+    def render(self, context):
+        origin = getattr(getattr(self, "origin", None), "name", "") or ""
+        if self.asvar is not None and origin.startswith(str(_PROJECT)) and "/.venv/" not in origin:
+            reverse(
+                self.view_name.resolve(context),
+                args=[arg.resolve(context) for arg in self.args],
+                kwargs={key: value.resolve(context) for key, value in self.kwargs.items()},
+            )
+        return original(self, context)
+
+    URLNode.render = render
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_configure(config):
+    _strict_url_tag()
 
 
 def pytest_unconfigure(config):

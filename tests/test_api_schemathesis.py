@@ -11,7 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import not_a_server_error
 
-from images.models import Image, UploadSession
+from images.models import ExportedImage, Image, UploadSession
+from storage.models import ImageStorage
 from tenants import services
 from tenants.models import Membership
 
@@ -31,6 +32,10 @@ def api_objects(db, make_user):
     }
     upload = UploadSession.objects.create(image=images["uploading"], length=4096)
     entry = services.log(action="image.update", tenant=tenant, target=images["available"])
+    storage = ImageStorage.objects.create(name="fuzz-store", kind="standalone", mount_path="/tmp/fuzz-store")
+    export = ExportedImage.objects.create(
+        tenant=tenant, image=images["available"], storage=storage, format="vmdk", key="fuzz.vmdk", status="ready"
+    )
     _token, key = services.api_token_create(user=user)
     return {
         "auth": {"Authorization": f"Token {key}"},
@@ -41,6 +46,10 @@ def api_objects(db, make_user):
             ("/project-groups/{id}/", group.pk),
             ("/operation-log/{id}/", entry.pk),
             ("/uploads/{id}", upload.pk),
+            ("/images/{id}/download-links", images["available"].pk),
+            ("/images/{id}/exports", images["available"].pk),
+            ("/exports/{id}", export.pk),
+            ("/exports/{id}/download-links", export.pk),
         ],
     }
 

@@ -56,7 +56,9 @@ def test_counts_follow_a_subaccounts_project_groups(client, tenant, make_user, i
     group = services.project_group_create(tenant=tenant, name="web")
     images(name="grouped", project_group=group)
     user = make_user("scoped")
-    services.membership_add(tenant=tenant, user=user, permission=Membership.Permission.VIEW, project_groups=[group])
+    services.membership_add(
+        tenant=tenant, user=user, permission=Membership.Permission.VIEW, project_groups=[group]
+    )
     client.force_login(user)
     response = client.get("/")
     assert response.context["total"] == 1

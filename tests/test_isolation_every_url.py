@@ -9,12 +9,16 @@ covered as soon as it exists: add a rule to RULES saying which kind of object it
 import io
 import re
 import zipfile
+from datetime import timedelta
 
 import pytest
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
-from images.models import Image, UploadSession
+from compute.models import BootCheck, ComputeHost, VirtualMachine, VMExport
+from images.models import DownloadLink, ExportedImage, Image, UploadSession
+from storage.models import ImageStorage
 from tenants import services
 from tenants.models import Membership, OperationLog, ProjectGroup
 
@@ -22,19 +26,29 @@ SECRET = "globex-secret"
 
 # URLs that are not about a tenant's data: Django admin (staff only, its own tests), the RQ dashboard,
 # authentication pages, language switching, the health check, the API schema and docs.
-SKIP = re.compile(r"^(admin/|accounts/|i18n/|healthz|api/v1/schema/|api/v1/docs/)")
+# Download links (`d/<token>/<file name>`) need no login: the token is the credential, and their refusals
+# (unknown, altered, expired, revoked) are tested in tests/images/downloads/test_links.py.
+SKIP = re.compile(r"^(admin/|accounts/|i18n/|healthz|api/v1/schema/|api/v1/docs/|d/)")
 
 # (URL name pattern, parameter name) -> which object of tenant B fills it; SHARED marks platform-wide
 # objects every tenant may read (image storages).
 SHARED = "shared"
 RULES = [
+    (r"^images:export_(download|delete)$", "pk", "export"),
+    (r"^api-export", "pk", "export"),
+    (r"link", "link_pk", "link"),
     (r"^images:", "pk", "image"),
     (r"^api-image", "pk", "image"),
     (r"^api-upload", "pk", "upload"),
     (r"project_group|project-group", "pk", "group"),
     (r"operation_log|operation-log", "pk", "log"),
     (r"^recyclebin:", "pk", "deleted_image"),
+    (r"^api-recyclebin", "pk", "deleted_image"),
     (r"^(api-storage|storage:)", "pk", SHARED),
+    (r"^compute:boot_check_(start|panel)$", "pk", "image"),
+    (r"^compute:boot_check_(screen|thumbnail)$", "pk", "bootcheck"),
+    (r"^compute:export_(download|delete)$", "pk", "vmexport"),
+    (r"^(compute:|api-vm)", "pk", "vm"),
 ]
 
 METHODS = ("get", "post", "put", "patch", "delete")
@@ -68,7 +82,7 @@ def _fill(route: str, values: dict) -> str:
     return re.sub(r"<(?:\w+:)?(\w+)>", lambda m: str(values[m.group(1)]), route)
 
 
-def _objects(tenant, marker):
+def _objects(tenant, marker, tmp_path):
     group = services.project_group_create(tenant=tenant, name=f"{marker}-group")
     image = Image.objects.create(
         tenant=tenant, name=f"{marker}-image", disk_format="qcow2", status="available", project_group=group
@@ -81,7 +95,40 @@ def _objects(tenant, marker):
         tenant=tenant, name=f"{marker}-deleted", disk_format="qcow2", status="deleted"
     )
     log = services.log(action="image.update", tenant=tenant, target=image, message=f"{marker}-log")
+    # A platform-wide host both tenants' VMs run on; its URI answers nothing, so no libvirt is needed.
+    host, _created = ComputeHost.objects.get_or_create(
+        name="shared-host", defaults={"uri": "qemu+tcp://127.0.0.1:1/system", "state": "connected"}
+    )
+    vm = VirtualMachine.objects.create(
+        tenant=tenant, name=f"{marker}-vm", image=image, host=host, domain_name=f"ic-{marker}", state="running"
+    )
+    check = BootCheck.objects.create(
+        tenant=tenant, image=image, host=host, state="passed", screenshot=b"png", thumbnail=b"png"
+    )
+    export_file = tmp_path / f"{marker}.ova"
+    export_file.write_bytes(b"ova")
+    vm_export = VMExport.objects.create(
+        tenant=tenant, vm=vm, vm_name=vm.name, state="ready", path=str(export_file), size=3
+    )
+    storage = ImageStorage.objects.get_or_create(
+        name="isolation-store", defaults={"kind": ImageStorage.Kind.STANDALONE, "mount_path": "/tmp/isolation-store"}
+    )[0]
+    export = ExportedImage.objects.create(
+        tenant=tenant, image=image, storage=storage, format="vmdk", key=f"{marker}.vmdk", status="ready", size=1
+    )
+    link = DownloadLink.objects.create(
+        tenant=tenant,
+        image=image,
+        token_hash=marker.ljust(64, "0")[:64],
+        filename=f"{marker}-image.qcow2",
+        expires_at=timezone.now() + timedelta(hours=1),
+    )
     return {
+        "vm": vm.pk,
+        "vmexport": vm_export.pk,
+        "bootcheck": check.pk,
+        "export": export.pk,
+        "link": link.pk,
         "image": image.pk,
         "upload": upload.pk,
         "group": group.pk,
@@ -102,9 +149,9 @@ def _body(response) -> str:
 
 
 @pytest.fixture
-def world(tenant, other_tenant, owner):
-    mine = _objects(tenant, "acme-own")
-    theirs = _objects(other_tenant, SECRET)
+def world(tenant, other_tenant, owner, tmp_path):
+    mine = _objects(tenant, "acme-own", tmp_path)
+    theirs = _objects(other_tenant, SECRET, tmp_path)
     _token, key = services.api_token_create(user=owner)
     console = Client()
     console.force_login(owner)
@@ -179,6 +226,10 @@ def test_nothing_of_another_tenant_changed(world, other_tenant):
     upload = UploadSession.objects.get(pk=theirs["upload"])
     assert (upload.offset, upload.image.status) == (0, "uploading")
     assert Image.objects.get(pk=theirs["deleted_image"]).status == "deleted"
+    assert VirtualMachine.objects.get(pk=theirs["vm"]).name == f"{SECRET}-vm"
+    assert VMExport.objects.filter(pk=theirs["vmexport"]).exists()
+    assert ExportedImage.objects.filter(pk=theirs["export"], status="ready").exists()
+    assert DownloadLink.objects.get(pk=theirs["link"]).revoked_at is None
 
 
 def test_no_page_or_endpoint_without_an_id_shows_another_tenants_data(world, other_tenant):

@@ -18,6 +18,8 @@ def error_response(error: Exception, *, headers: dict | None = None) -> Response
         offset = getattr(error, "offset", None)
         if offset is not None:
             body["offset"] = offset
+        if error.status == 503:
+            headers = {**(headers or {}), "Retry-After": "30"}
         return Response(body, status=error.status, headers=headers)
     if isinstance(error, ValidationError):
         code = getattr(error, "code", None)

@@ -4,7 +4,9 @@ the console list. `ImageLifecycleMixin` is mixed into the image viewset (with th
 
 from django.db import transaction
 from django.db.models import prefetch_related_objects
+from django.http import Http404
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, mixins, serializers, status, viewsets
@@ -12,14 +14,14 @@ from rest_framework.pagination import PageNumberPagination
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIMixin, require_manage_api
+from tenants.api_base import TenantAPIMixin, require_manage_api
 from tenants.models import Tenant
 
 from ..exports import CONTENT_TYPE, export_response
 from ..filters import ImageFilter
 from ..models import Image
 from ..policy import can_change, can_share_globally, is_own
-from ..selectors import image_get, image_listing, images_visible
+from ..selectors import image_get, image_listing, images_deleted, images_visible
 from ..services import (
     ImageInUse,
     TransitionNotAllowed,
@@ -28,7 +30,7 @@ from ..services import (
     image_set_sharing,
     image_update,
 )
-from ..services.lifecycle import clean_labels
+from ..services.lifecycle import DESCRIPTION_MAX_LENGTH, clean_labels
 
 
 class Conflict(exceptions.APIException):
@@ -116,6 +118,8 @@ class ImageSerializer(serializers.ModelSerializer):
             "storage_name",
             "created_at",
             "updated_at",
+            "deleted_at",
+            "purge_after",
         ]
         read_only_fields = fields
 
@@ -135,7 +139,7 @@ class ImagePatchSerializer(serializers.Serializer):
 
     name = serializers.CharField(required=False, trim_whitespace=False, max_length=256)
     description = serializers.CharField(
-        required=False, allow_blank=True, trim_whitespace=False, max_length=4096
+        required=False, allow_blank=True, trim_whitespace=False, max_length=DESCRIPTION_MAX_LENGTH
     )
     labels = serializers.ListField(
         child=serializers.CharField(allow_blank=True, max_length=256), required=False
@@ -147,6 +151,12 @@ class ImagePatchSerializer(serializers.Serializer):
         many=True,
         required=False,
         help_text="Tenant ids, with sharing=tenants.",
+        # One message whether the id is unknown or names a tenant that cannot be chosen: a tenant's
+        # existence is not for the asking.
+        error_messages={
+            "does_not_exist": gettext_lazy("“{pk_value}” is not a tenant this image can be shared with."),
+            "incorrect_type": gettext_lazy("Give tenant ids as whole numbers."),
+        },
     )
 
     def validate_labels(self, value):
@@ -246,16 +256,21 @@ class ImageLifecycleMixin:
         return Response(ImageSerializer(image, context={"request": request}).data)
 
     @extend_schema(
-        summary="Delete an available or failed image into the recycle bin",
+        summary="Delete an available or failed image by the deletion policy",
+        description=(
+            "Into the recycle bin (204), or, under the \"immediate\" deletion policy, destroyed: the image "
+            "answers `status: deleting` until its expunge job has removed it (202)."
+        ),
         responses={
-            204: None,
+            202: OpenApiResponse(description="The image's expunge was queued (policy: immediate)"),
+            204: OpenApiResponse(description="The image went to the recycle bin"),
             409: OpenApiResponse(description="The image is importing, deleting, or used by a VM"),
         },
     )
     def destroy(self, request, *args, **kwargs):
         image = self._changeable()
         try:
-            image_delete(image=image, actor=request.user, request=request._request)
+            image = image_delete(image=image, actor=request.user, request=request._request)
         except TransitionNotAllowed as exc:
             raise Conflict(
                 _("“%(name)s” is %(status)s; only available or failed images can be deleted.")
@@ -263,6 +278,8 @@ class ImageLifecycleMixin:
             ) from exc
         except ImageInUse as exc:
             raise Conflict(" ".join(exc.messages)) from exc
+        if image.status == Image.Status.DELETING:
+            return Response(ImageSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_renderers(self):
@@ -292,6 +309,21 @@ class ImageViewSet(ImageLifecycleMixin, TenantAPIMixin, mixins.RetrieveModelMixi
 
     serializer_class = ImageSerializer
 
-    @extend_schema(summary="One image")
+    @extend_schema(
+        summary="One image",
+        description="An image in the recycle bin answers with `status: deleted` and `purge_after` until it is "
+        "expunged; then 404.",
+    )
     def retrieve(self, request, *args, **kwargs):
-        return Response(ImageSerializer(self.get_object(), context={"request": request}).data)
+        try:
+            image = self.get_object()
+        except Http404:
+            image = (
+                images_deleted(tenant=request.tenant, membership=request.membership)
+                .select_related("project_group", "storage")
+                .filter(pk=self.kwargs["pk"])
+                .first()
+            )
+            if image is None:
+                raise
+        return Response(ImageSerializer(image, context={"request": request}).data)

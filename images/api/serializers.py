@@ -3,6 +3,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from ..models import Image
+from ..services.lifecycle import DESCRIPTION_MAX_LENGTH, LABELS_MAX
 from .lifecycle import ImageSerializer
 
 
@@ -49,7 +50,7 @@ class ImageCreateSerializer(serializers.Serializer):
     """The fields of `POST /api/v1/images/` (validated by the import wizard's own form)."""
 
     name = serializers.CharField(max_length=128)
-    description = serializers.CharField(required=False, allow_blank=True)
+    description = serializers.CharField(required=False, allow_blank=True, max_length=DESCRIPTION_MAX_LENGTH)
     kind = serializers.ChoiceField(
         choices=Image.Kind.choices, required=False, help_text="Default: iso for disk_format iso, else system."
     )
@@ -82,7 +83,7 @@ class ImageCreateSerializer(serializers.Serializer):
     cloud_init = serializers.BooleanField(required=False)
     qemu_ga = serializers.BooleanField(required=False)
     hot_upgrade = serializers.BooleanField(required=False)
-    labels = serializers.ListField(child=serializers.CharField(), required=False)
+    labels = serializers.ListField(child=serializers.CharField(), required=False, max_length=LABELS_MAX)
     project_group = serializers.IntegerField(required=False, allow_null=True)
     storage = serializers.IntegerField(
         required=False, help_text="Default: the first storage open to imports."

@@ -23,7 +23,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIView, require_manage_api
+from tenants.api_base import TenantAPIView, require_manage_api
 
 from .. import conf, selectors
 from ..models import Image, UploadSession

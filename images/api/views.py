@@ -9,15 +9,14 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
-from imageconsole.api import TenantAPIView, require_manage_api
 from storage.selectors import storage_choices_for_import
+from tenants.api_base import TenantAPIView, require_manage_api
 
 from .. import selectors
 from ..forms import ImageImportForm
 from ..models import Image
 from ..services import image_import_create, import_cancel
-from ..services.imports import upload_restart
-from ..services.receiving import ImportReceiver, receive_body
+from ..services.receiving import ImportReceiver, receive_body, upload_restart
 from ..services.transitions import TransitionNotAllowed
 from . import lifecycle
 from .errors import HANDLED, error_response
@@ -174,9 +173,17 @@ class ImageFileAPIView(TenantAPIView):
         except HANDLED as error:
             return error_response(error)
         if received < length:
+            # A PUT cannot be resumed: what arrived is dropped at once, and the image takes a new PUT.
+            try:
+                upload_restart(image_id=image.pk, length=length, filename="")
+            except HANDLED as error:
+                return error_response(error)
             return Response(
                 {
-                    "detail": _("The body ended after %(received)d of %(length)d bytes; send the file again.")
+                    "detail": _(
+                        "The body ended after %(received)d of %(length)d bytes; nothing of it was kept. Send "
+                        "the file again."
+                    )
                     % {"received": received, "length": length}
                 },
                 status=400,

@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 from django.utils.translation import gettext as _
 
-from imageconsole import crypto
+from imageconsole.core import crypto
 
 from . import engine, guard, local, urls
 from .engine import FetchProgress, FetchResult, Sink

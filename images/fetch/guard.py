@@ -68,34 +68,39 @@ def _category(ip: IPAddress) -> str:
     return ""
 
 
-def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[ipaddress.IPv4Address]:
-    """IPv4 addresses an IPv6 address leads to (mapped, 6to4, Teredo, NAT64)."""
+def _embedded_ipv4(ip: ipaddress.IPv6Address) -> list[tuple[ipaddress.IPv4Address, str]]:
+    """IPv4 addresses an IPv6 address leads to (mapped, 6to4, Teredo, NAT64), each with its form."""
     found = []
     if ip.ipv4_mapped:
-        found.append(ip.ipv4_mapped)
+        found.append((ip.ipv4_mapped, "IPv4-mapped"))
     if ip.sixtofour:
-        found.append(ip.sixtofour)
+        found.append((ip.sixtofour, "6to4"))
     if ip.teredo:
-        found.append(ip.teredo[1])
+        found.append((ip.teredo[1], "Teredo"))
     if ip in _NAT64:
-        found.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        found.append((ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF), "NAT64"))
     return found
+
+
+def _refusal(ip: IPAddress, policy: FetchPolicy) -> tuple[str, IPAddress, str]:
+    """(rule, the address it applies to, the IPv6 form that led there or "") or ("", ip, "")."""
+    candidates = [(ip, "")]
+    if isinstance(ip, ipaddress.IPv6Address):
+        # The IPv4 address an IPv6 form leads to decides (::ffff:127.0.0.1 is loopback, not "reserved").
+        candidates = _embedded_ipv4(ip) + candidates
+    for candidate, _form in candidates:
+        if any(candidate.version == net.version and candidate in net for net in policy.allowed_networks):
+            return "", ip, ""
+    for candidate, form in candidates:
+        category = _category(candidate)
+        if category:
+            return category, candidate, form
+    return "", ip, ""
 
 
 def address_category(ip: IPAddress, policy: FetchPolicy) -> str:
     """The rule that refuses `ip` ("loopback", "private", ...), or "" when it may be reached."""
-    candidates = [ip]
-    if isinstance(ip, ipaddress.IPv6Address):
-        # The IPv4 address an IPv6 form leads to decides (::ffff:127.0.0.1 is loopback, not "reserved").
-        candidates = _embedded_ipv4(ip) + candidates
-    for candidate in candidates:
-        if any(candidate.version == net.version and candidate in net for net in policy.allowed_networks):
-            return ""
-    for candidate in candidates:
-        category = _category(candidate)
-        if category:
-            return category
-    return ""
+    return _refusal(ip, policy)[0]
 
 
 def literal_address(host: str) -> IPAddress | None:
@@ -141,15 +146,23 @@ def check_port(url: ImportURL, policy: FetchPolicy) -> None:
 
 
 def check_address(ip: IPAddress, *, host: str, policy: FetchPolicy) -> None:
-    category = address_category(ip, policy)
+    category, reached, form = _refusal(ip, policy)
     if category:
+        kind = _category_label(category)
+        if form:
+            # 2002:7f00:1:: is not itself loopback: say which IPv4 address it leads to, and how.
+            kind = _("the %(form)s form of %(inner)s, %(kind)s") % {
+                "form": form,
+                "inner": reached,
+                "kind": kind,
+            }
         if str(ip) == host:
-            subject = _("%(address)s is %(kind)s") % {"address": ip, "kind": _category_label(category)}
+            subject = _("%(address)s is %(kind)s") % {"address": ip, "kind": kind}
         else:
             subject = _("“%(host)s” leads to %(address)s, %(kind)s") % {
                 "host": host,
                 "address": ip,
-                "kind": _category_label(category),
+                "kind": kind,
             }
         raise URLRefused(
             _(

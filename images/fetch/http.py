@@ -140,7 +140,12 @@ class HttpDriver:
             url = self.current
             pool = response = None
             try:
-                pool, response = self._open(url, transfer.offset)
+                try:
+                    pool, response = self._open(url, transfer.offset)
+                except URLRefused as refused:
+                    if url != self.origin:
+                        raise _redirect_refused(url, refused) from None
+                    raise
                 transfer.set_abort(response.shutdown)
                 if response.status in _REDIRECTS:
                     location = response.headers.get("Location", "")
@@ -177,7 +182,10 @@ class HttpDriver:
                 % {"scheme": target.scheme},
                 rule="redirects",
             )
-        guard.check_url(target, self.policy)
+        try:
+            guard.check_url(target, self.policy)
+        except URLRefused as refused:
+            raise _redirect_refused(target, refused) from None
         return target
 
     def _read(self, transfer: Transfer, url: urls.ImportURL, response) -> None:
@@ -239,3 +247,13 @@ def _http_error(url: urls.ImportURL, status: int, reason: str) -> str:
         "status": status,
         "reason": reason,
     }
+
+
+def _redirect_refused(target: urls.ImportURL, refused: URLRefused) -> URLRefused:
+    """A refusal of where the server sent us says it was a redirect: the URL the user gave was fine."""
+    return URLRefused(
+        _("The server redirected the download to %(url)s, which is refused: %(reason)s")
+        % {"url": target.redacted, "reason": refused},
+        rule=refused.rule,
+        category=refused.category,
+    )

@@ -63,15 +63,14 @@ class FetchPolicy:
     sftp_key_passphrase: str = ""
     sftp_known_hosts: str = ""
     # Without a known_hosts file: called with (host, port, key) before logging in; raises FetchError
-    # when the key is not the one trusted for that server. None: keys are not checked.
+    # when the key is not the one trusted for that server. None: keys are not checked. The import
+    # service passes images.services.hostkeys.trust_on_first_use (fetch imports no service).
     sftp_host_key_check: Callable | None = None
     # Tests replace this to give a made-up name an address without asking a DNS server.
     resolver: Callable = socket.getaddrinfo
 
     @classmethod
     def from_settings(cls, **overrides) -> FetchPolicy:
-        from ..services.hostkeys import trust_on_first_use as _trust_on_first_use
-
         def get(name, default):
             return getattr(settings, name, default)
 
@@ -92,7 +91,6 @@ class FetchPolicy:
             "sftp_key_file": get("IMPORT_SFTP_KEY_FILE", ""),
             "sftp_key_passphrase": get("IMPORT_SFTP_KEY_PASSPHRASE", ""),
             "sftp_known_hosts": get("IMPORT_SFTP_KNOWN_HOSTS", ""),
-            "sftp_host_key_check": _trust_on_first_use,
         }
         values.update(overrides)
         return cls(**values)

@@ -18,7 +18,7 @@ from urllib.parse import unquote, urlsplit
 
 from django.utils.translation import gettext as _
 
-from imageconsole import crypto
+from imageconsole.core import crypto
 
 from .errors import URLRefused
 

@@ -1,8 +1,9 @@
 """Every state change of an image. Views, admin, the API, jobs and commands call these; nothing else
 writes `Image.status`.
 
-- transitions.py: `image_transition`, the one function that changes a status, and `images_transition_bulk`,
-  its bulk form for batch work (one locking SELECT and one UPDATE a step, same transitions table).
+- transitions.py: `image_transition` and its many-ids form `image_transition_many`, the one writer of a
+  status (lock, check TRANSITIONS, update, log a row per image, follow-ups after commit);
+  `images_transition_bulk` is the older bulk call, now a wrapper over the many-ids form.
 - lifecycle.py: edit name/remarks/labels, enable/disable, sharing, delete and batch delete.
 - imports.py: create an import, accept an upload's length (quota, space), fail, cancel, clean up.
 - receiving.py: `ImportReceiver` takes the bytes (tus, PUT, a URL fetch via `ImportSink`, a command).
@@ -31,4 +32,9 @@ from .lifecycle import (  # noqa: F401
     vms_using_images,
 )
 from .receiving import ImportCancelled, ImportReceiver, ImportSink, OffsetMismatch, UploadBusy  # noqa: F401
-from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk  # noqa: F401
+from .transitions import (  # noqa: F401
+    TransitionNotAllowed,
+    image_transition,
+    image_transition_many,
+    images_transition_bulk,
+)

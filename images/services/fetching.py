@@ -46,6 +46,7 @@ def fetch_limit(image: Image) -> int | None:
 
 def import_fetch(*, image_id) -> None:
     from ..fetch import FetchCancelled, FetchError, FetchPolicy, fetch
+    from .hostkeys import trust_on_first_use
     from .receiving import ImportSink
 
     image = Image.objects.select_related("owner", "storage", "tenant").filter(pk=image_id).first()
@@ -60,12 +61,13 @@ def import_fetch(*, image_id) -> None:
     ):
         return
     session = UploadSession.objects.get(image=image)
-    policy, allow_file = None, bool(image.owner and image.owner.is_staff)
+    overrides, allow_file = {}, bool(image.owner and image.owner.is_staff)
     if image.source == Image.Source.STORAGE_SCAN:
         # "Retrieve existing images": the storage's own files, under its mount path whatever
         # IMPORT_FILE_ROOTS says (an administrator chose them).
-        policy = FetchPolicy.from_settings(file_roots=(Path(image.storage.mount_path).resolve(),))
+        overrides["file_roots"] = (Path(image.storage.mount_path).resolve(),)
         allow_file = True
+    policy = FetchPolicy.from_settings(sftp_host_key_check=trust_on_first_use, **overrides)
     with Heartbeat(image.pk):
         try:
             sink = ImportSink(image.pk)

@@ -23,6 +23,8 @@ from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from storage.backends import StorageError, get_backend
 from tenants.models import OperationLog
@@ -228,7 +230,16 @@ def import_hand_over(*, image_id, kind: str, enqueue: bool = True) -> None:
         stage=Image.Stage.INSPECTING, progress=0, job_id=job_id, updated_at=timezone.now()
     )
     if updated and enqueue:
-        transaction.on_commit(lambda: enqueue_job(kind, image_id=image_id, job_id=job_id))
+        transaction.on_commit(lambda: _enqueue_or_leave(kind, image_id=image_id, job_id=job_id))
+
+
+def _enqueue_or_leave(kind: str, *, image_id, job_id: str) -> None:
+    """The bytes are committed whatever Redis does: when it cannot take the job now, the reconciler
+    finds the job missing and enqueues it (within a minute of Redis coming back)."""
+    try:
+        enqueue_job(kind, image_id=image_id, job_id=job_id)
+    except (RedisConnectionError, RedisTimeoutError):
+        logger.warning("Redis does not answer: the %s job of %s is left to the reconciler", kind, image_id)
 
 
 # --- failure, cancel, cleanup ------------------------------------------------------------------------
@@ -299,34 +310,49 @@ def enqueue_cleanup(*, image_id) -> None:
         )
 
 
-def import_cleanup(*, image_id) -> None:
-    """Remove what an ended import left: staging files and replicas that never became ready.
+def import_cleanup(*, image_id) -> bool:
+    """Remove what an ended import left: staging files, and what it stored under its replicas' keys
+    (partial replicas, chunks or parts of a write that never committed; chunks other images use stay).
 
-    Safe to run twice and for any image; an image still importing is left alone.
+    Safe to run twice and for any image; an image still importing is left alone. Returns False when
+    something could not be removed (the storage did not answer): data cleanup removes it later.
     """
     image = Image.objects.filter(pk=image_id).select_related("storage").first()
     if image is not None and image.status == Image.Status.UPLOADING:
-        return
+        return True
     shutil.rmtree(staging_dir(image_id), ignore_errors=True)
     # Only a failed import's replicas are its leftovers; other images' unready replicas are copies
     # in progress (sync, migrate).
     if image is None or image.status != Image.Status.FAILED:
-        return
-    for replica in (
+        return True
+    removed = True
+    replicas = list(
         ImageReplica.objects.filter(image=image)
         .exclude(state=ImageReplica.State.READY)
         .select_related("storage")
-    ):
-        delete_stored(storage=replica.storage, key=replica.key)
+    )
+    for replica in replicas:
+        removed = delete_stored(storage=replica.storage, key=replica.key) and removed
         replica.delete()
+    if image.storage is not None and not ImageReplica.objects.filter(image=image).exists():
+        # A writer that had not committed yet has no replica row: the keys an import writes under.
+        session = UploadSession.objects.filter(image=image).first()
+        resumes = session.resumes if session is not None else 0
+        keys = [str(image.pk), *(f"{image.pk}-r{n}" for n in range(1, resumes + 2))]
+        for key in keys:
+            if key not in {replica.key for replica in replicas}:
+                removed = delete_stored(storage=image.storage, key=key) and removed
     UploadSession.objects.filter(image=image).exclude(secret_encrypted="").update(secret_encrypted="")
+    return removed
 
 
-def delete_stored(*, storage, key: str) -> None:
+def delete_stored(*, storage, key: str) -> bool:
     try:
         get_backend(storage).delete(key)
     except StorageError:
         logger.warning("could not delete %s from %s; data cleanup will", key, storage, exc_info=True)
+        return False
+    return True
 
 
 def cancel_requested(image_id) -> bool:
@@ -358,27 +384,3 @@ class CancelCheck:
 
 def image_id_of(value) -> UUID:
     return value if isinstance(value, UUID) else UUID(str(value))
-
-
-def upload_restart(*, image_id, length: int, filename: str = "") -> UploadSession:
-    """Start an upload again from its first byte (a PUT replaces what an earlier attempt received)."""
-    from .receiving import upload_lock
-
-    with upload_lock(image_id):
-        image = Image.objects.select_related("storage").get(pk=image_id)
-        session = UploadSession.objects.get(image=image)
-        if (
-            session.offset
-            and image.status == Image.Status.UPLOADING
-            and image.stage
-            in (
-                Image.Stage.QUEUED,
-                Image.Stage.RECEIVING,
-            )
-        ):
-            for replica in ImageReplica.objects.filter(image=image).exclude(state=ImageReplica.State.READY):
-                delete_stored(storage=replica.storage, key=replica.key)
-                replica.delete()
-            shutil.rmtree(staging_dir(image_id), ignore_errors=True)
-            UploadSession.objects.filter(pk=session.pk).update(offset=0, resumes=0, updated_at=timezone.now())
-        return upload_begin(image_id=image_id, length=length, filename=filename)

@@ -1,8 +1,9 @@
 """Changes to an image after its import: name and remarks, enabled, sharing, labels, and deletion.
 
-Deletion moves `available` or `failed` images through `deleting` to `deleted` (the recycle bin), with
-who and when. The recycle-bin work extends `image_delete` / `image_batch_delete` with its policy
-(immediate expunge, retention): `_after_delete` is the one place it hooks in. Nothing is erased here.
+Deletion moves `available` or `failed` images to `deleted` (the recycle bin) with who, when and until
+when (`purge_after`), or, under the "immediate" deletion policy, to `deleting` for an expunge. The
+recycle bin (an app above this one) answers which through `images.hooks.deletion_plan` and starts the
+follow-up work through `images.hooks.run_after_delete`. Nothing is erased here.
 """
 
 import unicodedata
@@ -19,20 +20,15 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop, ngettext
 
 from tenants.models import OperationLog, Tenant
-from tenants.oplog import english, word
-from tenants.services import client_ip, log
+from tenants.oplog import word
+from tenants.services import log, log_many
 
+from .. import hooks
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
 from ..models import Image
-from .transitions import TransitionNotAllowed, image_transition, images_transition_bulk, status_word
+from .transitions import TransitionNotAllowed, image_transition, image_transition_many
 
-BATCH_DELETED = gettext_noop("%(before)s → %(after)s (batch delete)")
-
-
-def deleted_params(before: str) -> dict:
-    return {"before": status_word(before), "after": status_word(Image.Status.DELETED)}
-
-DESCRIPTION_MAX_LENGTH = 1024
+DESCRIPTION_MAX_LENGTH = Image._meta.get_field("description").max_length  # one limit: create and edit
 LABEL_MAX_LENGTH = 64
 LABELS_MAX = 20
 DELETABLE = frozenset({Image.Status.AVAILABLE, Image.Status.FAILED})
@@ -185,7 +181,10 @@ def image_set_sharing(
         actor=actor,
         target=image,
         message_code=gettext_noop("%(mode)s%(tenants)s"),
-        params={"mode": word(Image.Sharing(sharing).label, "Sharing mode"), "tenants": f": {names}" if names else ""},
+        params={
+            "mode": word(Image.Sharing(sharing).label, "Sharing mode"),
+            "tenants": f": {names}" if names else "",
+        },
         request=request,
     )
     return image
@@ -201,8 +200,8 @@ class ImageInUse(ValidationError):
 def vms_using_images(*, image_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
     """Hook for the compute app: the names of the VMs that use each image, for images in use.
 
-    Until `compute.VirtualMachine` exists nothing is in use. When it does, it is expected to have an
-    `image` foreign key and a `name`; VMs it regards as gone should be excluded by its default manager.
+    `compute.VirtualMachine` has an `image` foreign key, a `name` and a `tenant`; VMs of another tenant (on
+    a shared image) are not named. Without the compute app nothing is in use.
     """
     try:
         vm_model = apps.get_model("compute", "VirtualMachine")
@@ -211,11 +210,13 @@ def vms_using_images(*, image_ids: Iterable[UUID]) -> dict[UUID, list[str]]:
     in_use: dict[UUID, list[str]] = {}
     ids = list(image_ids)
     for start in range(0, len(ids), BATCH_CHUNK):
-        rows = vm_model.objects.filter(image_id__in=ids[start : start + BATCH_CHUNK]).values_list(
-            "image_id", "name"
-        )
-        for image_id, vm_name in rows:
-            in_use.setdefault(image_id, []).append(vm_name)
+        chunk = ids[start : start + BATCH_CHUNK]
+        owners = dict(Image.objects.filter(pk__in=chunk).values_list("pk", "tenant_id"))
+        rows = vm_model.objects.filter(image_id__in=chunk).values_list("image_id", "name", "tenant_id")
+        for image_id, vm_name, vm_tenant_id in rows:
+            # A shared image's VMs in other tenants are counted, never named.
+            shown = vm_name if vm_tenant_id == owners.get(image_id) else _("(a VM of another tenant)")
+            in_use.setdefault(image_id, []).append(shown)
     return in_use
 
 
@@ -234,16 +235,32 @@ def _status_message(status: str) -> str:
     }
 
 
-def _after_delete(*, image_ids: list[UUID], actor, request) -> None:
-    """Where the recycle bin's policy (immediate expunge, retention expiry) hooks in; nothing yet."""
+def _after_delete(*, image_ids: list[UUID], tenant_id, expunge_now: bool) -> None:
+    """Once the deleting transaction commits: the recycle bin schedules expiry or starts the expunge."""
+    ids = list(image_ids)
+    transaction.on_commit(
+        lambda: hooks.run_after_delete(image_ids=ids, tenant_id=tenant_id, expunge_now=expunge_now)
+    )
+
+
+def _deletion_changes(plan: hooks.DeletionPlan, *, now, actor, restore_status: str) -> dict:
+    return {
+        "stage": "",
+        "deleted_at": now,
+        "deleted_by": actor if _is_user(actor) else None,
+        "purge_after": None if plan.expunge_now else plan.purge_after,
+        "restore_status": restore_status,
+    }
 
 
 def image_delete(*, image: Image, actor=None, request=None) -> Image:
-    """Delete one image into the recycle bin: available or failed only, not while a VM uses it."""
+    """Delete one image by the tenant's deletion policy: into the recycle bin (`deleted`), or, under
+    "immediate", to `deleting` with its expunge queued. Available or failed only, not while a VM uses it.
+    """
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
         if locked.status not in DELETABLE:
-            raise TransitionNotAllowed(locked, Image.Status.DELETING)
+            raise TransitionNotAllowed(locked, Image.Status.DELETED)
         vm_names = vms_using_images(image_ids=[locked.pk]).get(locked.pk)
         if vm_names:
             raise ImageInUse(
@@ -251,24 +268,18 @@ def image_delete(*, image: Image, actor=None, request=None) -> Image:
                 % {"name": locked.name, "reason": _in_use_message(vm_names)},
                 code="image_in_use",
             )
-        image_transition(
+        plan = hooks.deletion_plan(tenant=locked.tenant)
+        deleted = image_transition(
             image_id=locked.pk,
-            to=Image.Status.DELETING,
+            to=Image.Status.DELETING if plan.expunge_now else Image.Status.DELETED,
             allowed_from=DELETABLE,
             action="image.delete",
             actor=actor,
             request=request,
-            result=OperationLog.Result.STARTED,
+            result=OperationLog.Result.STARTED if plan.expunge_now else OperationLog.Result.SUCCESS,
+            changes=_deletion_changes(plan, now=timezone.now(), actor=actor, restore_status=locked.status),
         )
-        deleted = image_transition(
-            image_id=locked.pk,
-            to=Image.Status.DELETED,
-            action="image.delete",
-            actor=actor,
-            request=request,
-            changes={"deleted_at": timezone.now(), "deleted_by": actor if _is_user(actor) else None},
-        )
-        _after_delete(image_ids=[locked.pk], actor=actor, request=request)
+        _after_delete(image_ids=[locked.pk], tenant_id=locked.tenant_id, expunge_now=plan.expunge_now)
     return deleted
 
 
@@ -340,26 +351,32 @@ def image_batch_delete(
         ]
         in_use = vms_using_images(image_ids=candidates)
         deletable = [pk for pk in candidates if pk not in in_use]
-        # Lock and move in chunks; the status condition makes a row that changed meanwhile drop out.
+        # The one status writer locks and re-checks each row: one that changed meanwhile stays as it is.
+        # The status before deletion is kept for a restore, so each status moves on its own.
+        plan = hooks.deletion_plan(tenant=tenant)
+        target = Image.Status.DELETING if plan.expunge_now else Image.Status.DELETED
         actually_deleted: set = set()
-        deleted_by = actor if _is_user(actor) else None
-        for start in range(0, len(deletable), BATCH_CHUNK):
+        for status in DELETABLE:
+            of_status = [pk for pk in deletable if rows[str(pk)]["status"] == status]
+            if not of_status:
+                continue
             actually_deleted.update(
-                images_transition_bulk(
+                image_transition_many(
+                    image_ids=of_status,
+                    to=target,
+                    allowed_from=[status],
                     tenant=tenant,
-                    image_ids=deletable[start : start + BATCH_CHUNK],
-                    allowed_from=DELETABLE,
-                    path=[Image.Status.DELETING, Image.Status.DELETED],
+                    action="image.delete",
+                    actor=actor,
+                    request=request,
+                    result=OperationLog.Result.STARTED if plan.expunge_now else OperationLog.Result.SUCCESS,
+                    changes=_deletion_changes(plan, now=now, actor=actor, restore_status=status),
                     now=now,
-                    changes={"stage": "", "deleted_at": now, "deleted_by": deleted_by},
-                )
+                ).moved_ids
             )
         # A result per image, in the order asked for.
         order = wanted if wanted is not None else list(rows)
-        logs = []
-        ip = client_ip(request)
-        actor_obj = actor if _is_user(actor) else None
-        actor_name = actor.get_username() if actor is not None else ""
+        refusals = []
         for key in order:
             row = rows.get(key)
             if row is None:
@@ -389,28 +406,21 @@ def image_batch_delete(
                     reason=_("It changed while being deleted; try again."),
                 )
             result.items.append(item)
-            if row["tenant_id"] == tenant.pk:
-                logs.append(
-                    OperationLog(
-                        tenant=tenant,
-                        actor=actor_obj,
-                        actor_name=actor_name,
-                        action="image.delete",
-                        target_type="image",
-                        target_id=str(pk),
-                        target_name=row["name"][:255],
-                        result=OperationLog.Result.SUCCESS if item.deleted else OperationLog.Result.FAILURE,
-                        message=english(BATCH_DELETED, deleted_params(row["status"]))
-                        if item.deleted
-                        else item.reason,
-                        message_code=BATCH_DELETED if item.deleted else "",
-                        message_params=deleted_params(row["status"]) if item.deleted else {},
-                        client_ip=ip,
-                    )
+            if not item.deleted and row["tenant_id"] == tenant.pk:
+                refusals.append(
+                    {"tenant_id": tenant.pk, "target": Image(pk=pk, name=row["name"]), "message": item.reason}
                 )
-        OperationLog.objects.bulk_create(logs, batch_size=BATCH_CHUNK)
+        # The moved rows were logged by the transition; the refused ones are logged here.
+        log_many(
+            action="image.delete",
+            entries=refusals,
+            actor=actor,
+            request=request,
+            result=OperationLog.Result.FAILURE,
+            batch_size=BATCH_CHUNK,
+        )
         if actually_deleted:
-            _after_delete(image_ids=list(actually_deleted), actor=actor, request=request)
+            _after_delete(image_ids=list(actually_deleted), tenant_id=tenant.pk, expunge_now=plan.expunge_now)
     return result
 
 

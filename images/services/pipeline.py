@@ -230,6 +230,13 @@ def _convert(image: Image) -> None:
 
     output = directory / f"converted.{target_format}"
     key = str(image.pk)
+    # The replica is recorded before a byte is stored: when this worker is killed, the reconciler's
+    # cleanup finds the key and removes what was written under it.
+    ImageReplica.objects.update_or_create(
+        image=image,
+        storage=image.storage,
+        defaults={"key": key, "state": ImageReplica.State.SYNCING, "size": 0},
+    )
     options = _follow_options(target_format, measure)
     progress.set_stage(Image.Stage.CONVERTING)
     if options is None:
@@ -405,6 +412,10 @@ def _make_available(image: Image, *, replica: ImageReplica, changes: dict) -> No
         return
     shutil.rmtree(staging_dir(image.pk), ignore_errors=True)
     UploadSession.objects.filter(image_id=image.pk).update(staging_path="", secret_encrypted="")
+    try:
+        get_backend(image.storage).settle(replica.key)
+    except StorageError:
+        logger.warning("could not settle %s on %s", replica.key, image.storage, exc_info=True)
     try:
         from storage.selectors import forget_usage
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import shutil
 import threading
 import time
 from collections import deque
@@ -40,7 +41,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from redis.exceptions import LockError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockError, LockNotOwnedError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from storage.backends import StorageError, get_backend
 
@@ -56,6 +59,7 @@ from .imports import (
     import_hand_over,
     needs_conversion,
     staging_dir,
+    upload_begin,
 )
 from .progress import StageProgress
 
@@ -132,6 +136,24 @@ class UploadBusy(ImportNotAccepted):
     status = 423
 
 
+# Redis unreachable (stopped, restarting, network): an upload rides it out where it can.
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError)
+
+
+class QueueUnavailable(ImportNotAccepted):
+    """Redis, which keeps the upload locks and the job queues, does not answer: a 503 to try again."""
+
+    status = 503
+
+    def __init__(self):
+        super().__init__(
+            _(
+                "The console's job queue (Redis) does not answer right now, so no upload can start. What "
+                "arrived before is kept; send the file again (or resume the upload) in a minute."
+            )
+        )
+
+
 class OffsetMismatch(ImportNotAccepted):
     def __init__(self, offset: int):
         super().__init__(
@@ -162,7 +184,10 @@ def _expiry():
 
 def upload_in_progress(image_id) -> bool:
     """True while a request holds the image's upload lock (it is receiving bytes right now)."""
-    return bool(django_rq.get_connection("imports").exists(_lock_name(image_id)))
+    try:
+        return bool(django_rq.get_connection("imports").exists(_lock_name(image_id)))
+    except REDIS_DOWN:
+        return True  # cannot tell: assume the upload goes on
 
 
 def _lock_name(image_id) -> str:
@@ -178,15 +203,45 @@ def _lock_for(image_id):
 def upload_lock(image_id):
     """Hold the image's upload lock (no receiver may run meanwhile); UploadBusy when one does."""
     lock = _lock_for(image_id)
-    if not lock.acquire(blocking=False):
+    try:
+        acquired = lock.acquire(blocking=False)
+    except REDIS_DOWN as error:
+        raise QueueUnavailable() from error
+    if not acquired:
         raise UploadBusy(_("Another request is sending this image's bytes; try again in a moment."))
     try:
         yield
     finally:
-        try:
-            lock.release()
-        except LockError:
-            pass
+        _release(lock)
+
+
+def _release(lock) -> None:
+    try:
+        lock.release()
+    except (LockError, *REDIS_DOWN):
+        pass  # expired meanwhile, or Redis is away: its timeout frees it
+
+
+def upload_restart(*, image_id, length: int, filename: str = "") -> UploadSession:
+    """Start an upload again from its first byte (a PUT replaces what an earlier attempt received)."""
+    with upload_lock(image_id):
+        image = Image.objects.select_related("storage").get(pk=image_id)
+        session = UploadSession.objects.get(image=image)
+        if (
+            session.offset
+            and image.status == Image.Status.UPLOADING
+            and image.stage
+            in (
+                Image.Stage.QUEUED,
+                Image.Stage.RECEIVING,
+            )
+        ):
+            for replica in ImageReplica.objects.filter(image=image).exclude(state=ImageReplica.State.READY):
+                delete_stored(storage=replica.storage, key=replica.key)
+                replica.delete()
+            shutil.rmtree(staging_dir(image_id), ignore_errors=True)
+            UploadSession.objects.filter(pk=session.pk).update(offset=0, resumes=0, updated_at=timezone.now())
+        return upload_begin(image_id=image_id, length=length, filename=filename)
 
 
 class ImportReceiver:
@@ -215,7 +270,12 @@ class ImportReceiver:
 
     def _acquire_lock(self) -> None:
         self._lock = _lock_for(self.image_id)
-        if not self._lock.acquire(blocking=False):
+        try:
+            acquired = self._lock.acquire(blocking=False)
+        except REDIS_DOWN as error:
+            self._lock = None
+            raise QueueUnavailable() from error
+        if not acquired:
             self._lock = None
             raise UploadBusy(_("Another request is sending this image's bytes; try again in a moment."))
 
@@ -357,10 +417,29 @@ class ImportReceiver:
         if cancel_requested(self.image_id):
             raise ImportCancelled(_("The import was cancelled."))
         if self._lock is not None:
-            try:
-                self._lock.extend(LOCK_SECONDS, replace_ttl=True)
-            except LockError:
-                logger.warning("lost the upload lock of %s", self.image_id)
+            self._refresh_lock()
+
+    def _refresh_lock(self) -> None:
+        """Keep the upload lock. Redis away: go on receiving and try again at the next tick (nobody can
+        take the lock meanwhile). Redis back without it (restarted): take it again."""
+        try:
+            self._lock.extend(LOCK_SECONDS, replace_ttl=True)
+            return
+        except REDIS_DOWN:
+            logger.warning("Redis does not answer; the upload lock of %s is refreshed later", self.image_id)
+            return
+        except LockNotOwnedError:
+            pass
+        except LockError:
+            logger.warning("lost the upload lock of %s", self.image_id)
+            return
+        try:
+            taken = self._lock.acquire(blocking=False)
+        except REDIS_DOWN:
+            return
+        if not taken:
+            raise UploadBusy(_("Another request took over this image's upload; continue from its offset."))
+        logger.info("took the upload lock of %s again after Redis lost it", self.image_id)
 
     def reset(self) -> None:
         """Discard everything received, including earlier requests' parts, and start again from zero
@@ -379,8 +458,6 @@ class ImportReceiver:
 
     def set_length(self, length: int | None) -> None:
         """The length a fetch learned from its server; checked against quota and space before the body."""
-        from .imports import upload_begin
-
         if length is None:
             return
         upload_begin(image_id=self.image_id, length=length, allow_source=self.image.source)
@@ -561,10 +638,7 @@ class ImportReceiver:
             self._hash_pool.shutdown(wait=True, cancel_futures=True)
             self._hash_pool = None
         if self._lock is not None:
-            try:
-                self._lock.release()
-            except LockError:
-                pass
+            _release(self._lock)
             self._lock = None
 
     def __enter__(self) -> ImportReceiver:

@@ -26,7 +26,7 @@ from django.utils.translation import gettext as _
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
-from .. import conf
+from .. import conf, hooks
 from ..models import Image, ImageReplica, UploadSession
 from .imports import FETCHED_SOURCES, enqueue_job, import_cleanup, import_fail, needs_conversion
 from .progress import heartbeat_of, process_alive
@@ -47,6 +47,8 @@ class ReconcileReport:
     staging_removed: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)
     copies_failed: list[str] = field(default_factory=list)
+    # What the reconcilers of apps above this one did (images.hooks.register_reconciler).
+    other: dict[str, list[str]] = field(default_factory=dict)
 
     def __str__(self):
         return _(
@@ -97,7 +99,13 @@ def _job_kind(image: Image) -> str:
     return "convert" if needs_conversion(image.source_format) else "finish"
 
 
-def lost_message() -> str:
+def lost_message(*, kept: bool = False) -> str:
+    if kept:
+        return _(
+            "The import stopped unexpectedly: the worker processing it was lost (stopped, killed or "
+            "restarted). Part of what it stored could not be removed yet (the storage did not answer); the "
+            "next data cleanup removes it. Delete this image and import it again."
+        )
     return _(
         "The import stopped unexpectedly: the worker processing it was lost (stopped, killed or restarted). "
         "Nothing was kept; delete this image and import it again."
@@ -134,18 +142,23 @@ def reconcile(*, now=None) -> ReconcileReport:
             continue
         if import_fail(image_id=image.pk, message=lost_message()):
             report.failed.append(str(image.pk))
-            import_cleanup(image_id=image.pk)
+            if not import_cleanup(image_id=image.pk):
+                # "Nothing was kept" only when it is true.
+                Image.objects.filter(pk=image.pk, status=Image.Status.FAILED).update(
+                    error=lost_message(kept=True)
+                )
     _fail_lost_copies(report)
     _remove_orphaned_staging(report)
     _clean_leftovers(report)
+    report.other = hooks.run_reconcilers()
     return report
 
 
 def _fail_lost_copies(report: ReconcileReport) -> None:
-    """Sync and migrate copies (storage.services.replica_copy_start) whose job is gone: failed, so the
+    """Sync and migrate copies (storage_data.replica_copy_start) whose job is gone: failed, so the
     replica does not say "syncing" for ever; the administrator can start the copy again. What the job
     had written to the target is unreferenced and goes with the target's next data cleanup."""
-    from storage.services import replica_copy_job_id, replica_heartbeat
+    from .storage_data import replica_copy_job_id, replica_heartbeat
 
     copying = ImageReplica.objects.filter(state=ImageReplica.State.SYNCING).exclude(
         image__status=Image.Status.UPLOADING  # an import's own replica: the import's job owns it

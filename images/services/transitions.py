@@ -1,14 +1,27 @@
+"""The one writer of `Image.status`.
+
+`image_transition` moves one image and `image_transition_many` many; both run the same steps in one
+transaction: lock the rows (`select_for_update`), check each move against `Image.TRANSITIONS` (and the
+caller's `allowed_from`), write the status and the caller's `changes`, write one OperationLog row per
+image, and run the follow-up (`after_commit`, usually an enqueue) only once the transaction commits.
+"""
+
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.db import transaction
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
-from tenants.oplog import word
-from tenants.services import log
+from tenants.oplog import joined, word
+from tenants.services import log_many
 
 from ..models import Image
+
+# Rows per locking SELECT / UPDATE: under every database's limit on query parameters.
+CHUNK = 500
 
 
 class TransitionNotAllowed(Exception):
@@ -32,8 +45,99 @@ def status_word(status: str) -> dict:
     return word(Image.Status(status).label, "Image status")
 
 
-def _status_change(message: str, before: str, to: str) -> dict | None:
-    return None if message else {"before": status_word(before), "after": status_word(to)}
+STATUS_PATH = gettext_noop("%(path)s")
+
+
+def _path_words(statuses) -> dict:
+    return joined([status_word(status) for status in statuses], " → ")
+
+
+def transition_allowed(before: str, to: str, *, via: Sequence[str] = ()) -> bool:
+    """Whether `before` → (each of `via`) → `to` is a path of the TRANSITIONS table."""
+    path = [before, *via, to]
+    return all(b in Image.TRANSITIONS.get(a, set()) for a, b in zip(path, path[1:], strict=False))
+
+
+@dataclass
+class TransitionResult:
+    """What `image_transition_many` did: the images moved (as they are now) and those left alone (as
+    they were, with their status at the time of the lock)."""
+
+    moved: list[Image] = field(default_factory=list)
+    refused: list[Image] = field(default_factory=list)
+
+    @property
+    def moved_ids(self) -> list:
+        return [image.pk for image in self.moved]
+
+
+def image_transition_many(
+    *,
+    image_ids: Iterable[UUID | str],
+    to: str,
+    action: str,
+    via: Sequence[str] = (),
+    allowed_from: Iterable[str] | None = None,
+    tenant=None,
+    actor=None,
+    request=None,
+    message: str = "",
+    result: str = "success",
+    changes: dict | None = None,
+    after_commit: Callable[[list], None] | None = None,
+    now=None,
+    write_log: bool = True,
+    message_code: str = "",
+    params: dict | None = None,
+) -> TransitionResult:
+    """Move many images to status `to`, each only if TRANSITIONS allows it (through the statuses of `via`,
+    e.g. `deleting` on the way to `deleted`) and it is in `allowed_from` when given; the others are
+    left alone and returned as refused. `tenant` limits the rows to one tenant's (others are neither
+    moved nor reported). One OperationLog row per moved image (`message` defaults to its path,
+    "available → deleting → deleted").
+    `after_commit(moved_ids)` runs once the transaction commits, and only if something moved.
+    """
+    allowed_from = None if allowed_from is None else {str(status) for status in allowed_from}
+    now = now or timezone.now()
+    update = {"status": to, "updated_at": now, **(changes or {})}
+    ids = list(dict.fromkeys(image_ids))
+    outcome = TransitionResult()
+    with transaction.atomic():
+        for start in range(0, len(ids), CHUNK):
+            rows = Image.objects.select_for_update(of=("self",)).filter(pk__in=ids[start : start + CHUNK])
+            if tenant is not None:
+                rows = rows.filter(tenant=tenant)
+            movable = []
+            for image in rows.order_by("pk"):
+                if (allowed_from is None or image.status in allowed_from) and transition_allowed(
+                    image.status, to, via=via
+                ):
+                    movable.append(image)
+                else:
+                    outcome.refused.append(image)
+            if not movable:
+                continue
+            Image.objects.filter(pk__in=[image.pk for image in movable]).update(**update)
+            entries = []
+            for image in movable:
+                entry = {"tenant_id": image.tenant_id, "target": image, "message": message}
+                if message_code:
+                    entry.update(message_code=message_code, params=params)
+                elif not message:
+                    # The path of statuses ("Available → Deleting → Deleted"), worded for each reader.
+                    entry.update(
+                        message_code=STATUS_PATH, params={"path": _path_words([image.status, *via, to])}
+                    )
+                entries.append(entry)
+                for name, value in update.items():
+                    setattr(image, name, value)
+            if write_log:
+                log_many(action=action, entries=entries, actor=actor, request=request, result=result)
+            outcome.moved.extend(movable)
+        if outcome.moved and after_commit is not None:
+            moved_ids = outcome.moved_ids
+            transaction.on_commit(lambda: after_commit(moved_ids))
+    return outcome
 
 
 def image_transition(
@@ -41,6 +145,7 @@ def image_transition(
     image_id: UUID | str,
     to: str,
     action: str,
+    via: Sequence[str] = (),
     allowed_from: Iterable[str] | None = None,
     actor=None,
     request=None,
@@ -51,39 +156,30 @@ def image_transition(
     message_code: str = "",
     params: dict | None = None,
 ) -> Image:
-    """Move one image to status `to`: check the move is allowed, lock the row, apply `changes`, log it,
-    and run `after_commit` (enqueue follow-up jobs) once the transaction commits.
-
-    `allowed_from` narrows the statuses this caller accepts (e.g. cancel only from `uploading`);
-    the TRANSITIONS table on the model always applies. Raises TransitionNotAllowed.
-    """
+    """Move one image to status `to`: `image_transition_many` for one id, which raises
+    TransitionNotAllowed (or Image.DoesNotExist) instead of reporting the image as refused.
+    `after_commit` takes no argument here."""
     with transaction.atomic():
-        image = Image.objects.select_for_update().get(pk=image_id)
-        allowed = Image.TRANSITIONS.get(image.status, set())
-        if to not in allowed or (allowed_from is not None and image.status not in set(allowed_from)):
-            raise TransitionNotAllowed(image, to)
-        before = image.status
-        image.status = to
-        update_fields = {"status", "updated_at"}
-        for field, value in (changes or {}).items():
-            setattr(image, field, value)
-            update_fields.add(field)
-        image.save(update_fields=sorted(update_fields))
-        log(
+        outcome = image_transition_many(
+            image_ids=[image_id],
+            to=to,
             action=action,
-            tenant=image.tenant,
+            via=via,
+            allowed_from=allowed_from,
             actor=actor,
-            target=image,
-            result=result,
-            message=message,
-            # Without a message of its own, the change of status, worded for each reader.
-            message_code=message_code or ("" if message else gettext_noop("%(before)s → %(after)s")),
-            params=params if message_code else _status_change(message, before, to),
             request=request,
+            message=message,
+            message_code=message_code,
+            params=params,
+            result=result,
+            changes=changes,
+            after_commit=None if after_commit is None else (lambda _ids: after_commit()),
         )
-        if after_commit is not None:
-            transaction.on_commit(after_commit)
-    return image
+        if outcome.refused:
+            raise TransitionNotAllowed(outcome.refused[0], to)
+        if not outcome.moved:
+            raise Image.DoesNotExist(f"No image {image_id}")
+    return outcome.moved[0]
 
 
 def images_transition_bulk(
@@ -94,27 +190,24 @@ def images_transition_bulk(
     path: Sequence[str],
     now,
     changes: dict | None = None,
+    action: str = "",
+    actor=None,
+    request=None,
 ) -> list:
-    """Move many images of one tenant along `path` (e.g. deleting, then deleted) with one locking
-    SELECT and one UPDATE a step, checked against the same TRANSITIONS table as `image_transition`.
-
-    Only rows still in `allowed_from` move; returns their ids. `changes` apply with the last step.
-    The caller holds the transaction and writes the OperationLog rows (in bulk).
-    """
-    allowed_from = list(allowed_from)
-    for start in allowed_from:
-        for before, after in zip([start, *path[:-1]], path, strict=True):
-            if after not in Image.TRANSITIONS.get(before, set()):
-                raise RuntimeError(f"Image.TRANSITIONS no longer allows {before} → {after}")
-    locked = list(
-        Image.objects.select_for_update()
-        .filter(pk__in=list(image_ids), tenant=tenant, status__in=allowed_from)
-        .values_list("pk", flat=True)
+    """The older bulk form, kept for its callers: `image_transition_many` along `path` (e.g. deleting,
+    then deleted), returning the ids moved. Logs one row per image under `action` when one is given;
+    without one the caller writes the log, as before."""
+    outcome = image_transition_many(
+        image_ids=image_ids,
+        to=path[-1],
+        via=path[:-1],
+        allowed_from=allowed_from,
+        tenant=tenant,
+        action=action or "image.transition",
+        actor=actor,
+        request=request,
+        changes=changes,
+        now=now,
+        write_log=bool(action),
     )
-    for step, status in enumerate(path):
-        rows = Image.objects.filter(pk__in=locked)
-        if step:
-            rows = rows.filter(status=path[step - 1])
-        extra = (changes or {}) if step == len(path) - 1 else {}
-        rows.update(status=status, updated_at=now, **extra)
-    return locked
+    return outcome.moved_ids

@@ -7,8 +7,9 @@ from django.views import View
 from tenants.permissions import TenantRequiredMixin, can_manage
 from tenants.selectors import operation_logs
 
+from ..hooks import detail_sections
 from ..models import ImageReplica
-from ..policy import row_actions
+from ..policy import deletion_wording, row_actions
 from ..selectors import image_get
 
 LOG_ROWS = 50
@@ -19,6 +20,7 @@ def _context(request, image) -> dict:
     return {
         "image": image,
         "actions": row_actions(request, image),
+        "deletion": deletion_wording(request.tenant),
         "can_manage": can_manage(request),
         "own": own,
         "nav_section": "iso" if image.kind == image.Kind.ISO else "images",
@@ -35,6 +37,7 @@ class ImageDetailView(TenantRequiredMixin, View):
             context["events"] = operation_logs(tenant=request.tenant).filter(
                 target_type="image", target_id=str(image.pk)
             )[:LOG_ROWS]
+            context["sections"] = detail_sections(request=request, image=image)
         return render(request, "images/detail.html", context)
 
 

@@ -8,14 +8,15 @@ from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import render
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.views import View
 
 from tenants.permissions import TenantRequiredMixin
 
 from ..list_forms import ImageEditForm, ImageLabelsForm, ImageSharingForm
-from ..policy import can_share_globally
+from ..models import Image
+from ..policy import can_share_globally, deletion_wording
 from ..selectors import image_get
 from ..services import (
     TransitionNotAllowed,
@@ -29,12 +30,8 @@ from .image_list import _safe_next, require_own_manageable
 
 
 def _back(request, image) -> str:
-    """Where to go after an action: `next`, else the image's page, else its list."""
-    try:
-        fallback = reverse("images:detail", args=[image.pk])
-    except NoReverseMatch:
-        fallback = reverse("images:iso_list" if image.kind == "iso" else "images:list")
-    return _safe_next(request, fallback)
+    """Where to go after an action: `next`, else the image's page."""
+    return _safe_next(request, reverse("images:detail", args=[image.pk]))
 
 
 class _ImageActionView(TenantRequiredMixin, View):
@@ -49,7 +46,7 @@ class _ImageActionView(TenantRequiredMixin, View):
         return render(
             request,
             self.template_name,
-            {"image": image, "form": form, "next": _back(request, image)},
+            {"image": image, "form": form, "next": _back(request, image), "deletion": deletion_wording(request.tenant)},
             status=status,
         )
 
@@ -167,7 +164,7 @@ class ImageDeleteView(_ImageActionView):
     def post(self, request, pk):
         image = self.get_image(request, pk)
         try:
-            image_delete(image=image, actor=request.user, request=request)
+            image = image_delete(image=image, actor=request.user, request=request)
         except (TransitionNotAllowed, ValidationError) as exc:
             if isinstance(exc, TransitionNotAllowed):
                 message = _("“%(name)s” is %(status)s; only available or failed images can be deleted.") % {
@@ -180,10 +177,18 @@ class ImageDeleteView(_ImageActionView):
             return render(
                 request,
                 self.template_name,
-                {"image": image, "error": message, "next": _back(request, image)},
+                {
+                    "image": image,
+                    "error": message,
+                    "next": _back(request, image),
+                    "deletion": deletion_wording(request.tenant),
+                },
                 status=409,
             )
-        messages.success(request, _("“%(name)s” was moved to the recycle bin.") % {"name": image.name})
+        if image.status == Image.Status.DELETING:
+            messages.success(request, _("“%(name)s” is being destroyed.") % {"name": image.name})
+        else:
+            messages.success(request, _("“%(name)s” was moved to the recycle bin.") % {"name": image.name})
         fallback = reverse("images:iso_list" if image.kind == "iso" else "images:list")
         target = _safe_next(request, fallback)
         # The image's own page no longer exists for the list; go back to the list instead.

@@ -9,12 +9,13 @@ from django.core.paginator import Paginator
 from django.http import HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.template.backends.utils import csrf_input
-from django.urls import NoReverseMatch, reverse
+from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views import View
 
+from imageconsole.core.routing import url_name_exists
 from tenants.permissions import TenantRequiredMixin, can_manage, require_manage
 from tenants.selectors import preference_get
 from tenants.services import preference_set
@@ -24,7 +25,7 @@ from ..exports import export_response
 from ..filters import ImageFilter
 from ..list_forms import BatchSelectionForm
 from ..models import Image
-from ..policy import row_actions
+from ..policy import deletion_wording, row_actions
 from ..rows import render_row
 from ..selectors import TAB_KINDS, image_get, image_listing, images_visible
 from ..services import image_batch_delete
@@ -69,7 +70,7 @@ def _columns():
     ]
 
 
-# URL names a row links to, some of them other parts' pages (absent ones are left out of the row).
+# URL names a row links to: the images app's own, always there.
 ROW_URL_NAMES = {
     "row": "images:row",
     "detail": "images:detail",
@@ -79,24 +80,22 @@ ROW_URL_NAMES = {
     "enable": "images:enable",
     "delete": "images:delete",
     "download": "images:download",
+    "export": "images:export_image",
     "cancel": "images:cancel",
 }
+# Actions of parts of the product built on their own: a row offers one when its URL pattern is declared
+# (url_name_exists), never because a lookup failed. A declared name that does not reverse raises.
+OPTIONAL_ROW_URL_NAMES: dict[str, str] = {}
 _PLACEHOLDER = "00000000-0000-4000-8000-000000000000"
 
 
 def decorate_rows(request, images) -> None:
     """Give each image of a page what its row needs without a query or a URL lookup per row: the
     actions this user may take, and its links (reversed once per page, not per row)."""
-    templates = {}
-    for key, name in ROW_URL_NAMES.items():
-        try:
-            templates[key] = reverse(name, args=[_PLACEHOLDER])
-        except NoReverseMatch:
-            templates[key] = None
-    try:
-        create_vm = reverse("compute:create")
-    except NoReverseMatch:
-        create_vm = None
+    templates = {key: reverse(name, args=[_PLACEHOLDER]) for key, name in ROW_URL_NAMES.items()}
+    for key, name in OPTIONAL_ROW_URL_NAMES.items():
+        templates[key] = reverse(name, args=[_PLACEHOLDER]) if url_name_exists(name) else None
+    create_vm = reverse("compute:create") if url_name_exists("compute:create") else None
     for image in images:
         image.actions = row_actions(request, image)
         pk = str(image.pk)
@@ -120,23 +119,19 @@ def _select_options(form, name: str, tab: str = "self") -> list[tuple[str, str, 
 
 def show_operations(request) -> bool:
     """Whether the list has an operations column: not for an account that can take no action on any
-    row (a view-only sub-account, while VMs cannot be created from the list)."""
-    if can_manage(request):
-        return True
-    try:
-        reverse("compute:create")
-    except NoReverseMatch:
-        return False
-    return True
+    row. A view-only sub-account may still download images and create VMs where those parts exist."""
+    return can_manage(request) or url_name_exists("images:download") or url_name_exists("compute:create")
 
 
 def row_context(request, back_path: str) -> dict:
     """What every row of a page shares, worked out once per page instead of in each row: the address
-    its links return to (`next`), the CSRF field of its forms, and whether rows have operations."""
+    its links return to (`next`), the CSRF field of its forms, whether rows have operations, and what
+    deleting is called under the deletion policy."""
     return {
         "back_path": back_path,
         "next_q": quote(back_path, safe="/"),
         "csrf_input": csrf_input(request),
+        "deletion": deletion_wording(request.tenant),
         "show_operations": show_operations(request),
     }
 
@@ -321,6 +316,7 @@ class BatchDeleteView(TenantRequiredMixin, View):
             "list_url": _list_url(tab),
             "next": _safe_next(request, _list_url(tab)),
             "filter_items": [(k, v) for k in data for v in data.getlist(k) if k in ImageFilter.base_filters],
+            "deletion": deletion_wording(request.tenant),
         }
         if scope is None:
             return context
@@ -366,10 +362,22 @@ class BatchDeleteView(TenantRequiredMixin, View):
             )
             response["HX-Trigger"] = "images-changed"
             return response
-        if deleted:
+        if deleted and deletion_wording(request.tenant)["immediate"]:
             messages.success(
                 request,
-                ngettext("%(count)d image deleted.", "%(count)d images deleted.", len(deleted))
+                ngettext(
+                    "%(count)d image is being destroyed.", "%(count)d images are being destroyed.", len(deleted)
+                )
+                % {"count": len(deleted)},
+            )
+        elif deleted:
+            messages.success(
+                request,
+                ngettext(
+                    "%(count)d image moved to the recycle bin.",
+                    "%(count)d images moved to the recycle bin.",
+                    len(deleted),
+                )
                 % {"count": len(deleted)},
             )
         if skipped:

@@ -1,3 +1,5 @@
+"""The storage backends: one interface (base.py), two implementations chosen by the storage's kind."""
+
 from .base import (  # noqa: F401
     Cancelled,
     CleanupResult,
@@ -8,5 +10,15 @@ from .base import (  # noqa: F401
     StorageError,
     StorageFull,
     Usage,
-    get_backend,
 )
+
+
+def get_backend(storage) -> StorageBackend:
+    # Imported on first use: a process that only touches standalone storages never loads boto3.
+    if storage.is_standalone:
+        from .standalone import StandaloneBackend
+
+        return StandaloneBackend(storage)
+    from .s3 import S3Backend
+
+    return S3Backend(storage)

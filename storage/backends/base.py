@@ -260,7 +260,12 @@ class StorageBackend(abc.ABC):
     # Other
     @abc.abstractmethod
     def delete(self, key: str) -> None:
-        """Forget the replica. Shared chunks stay until data cleanup finds them unreferenced."""
+        """Forget the replica, and remove what writers of `key` wrote that nothing else uses yet (also
+        when the writer was killed before it committed). Shared chunks stay."""
+
+    def settle(self, key: str) -> None:
+        """The replica `key` is complete and referenced: forget how its writer built it."""
+        return None
 
     def copy_to(
         self,
@@ -287,6 +292,40 @@ class StorageBackend(abc.ABC):
         """A URL that serves the replica without this server (S3 only); None where there is none."""
         return None
 
+    # Exports: complete files kept beside the replicas, by key (seed 003 "export image"). They are not
+    # replicas: no manifest of chunks, never deduplicated, untouched by data cleanup, counted in usage.
+    @abc.abstractmethod
+    def export_put(
+        self,
+        key: str,
+        source: str | Path,
+        *,
+        progress: ProgressCallback | None = None,
+        should_cancel: CancelCheck | None = None,
+    ) -> int:
+        """Move the complete local file `source` into the exports area as `key` and return its size.
+        The capacity is checked first; `source` is gone afterwards whether the call succeeds or not."""
+
+    @abc.abstractmethod
+    def export_size(self, key: str) -> int:
+        """The export's size in bytes; raises ReplicaNotFound."""
+
+    @abc.abstractmethod
+    def export_read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The export's bytes from `start` up to, not including, `end` (None: to the end)."""
+
+    @abc.abstractmethod
+    def export_delete(self, key: str) -> None:
+        """Remove the export; nothing happens when there is none."""
+
+    def export_path(self, key: str) -> Path | None:
+        """A local file holding the export, for a web server to send as it is; None where there is none."""
+        return None
+
+    def export_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str | None:
+        """A URL that serves the export without this server (S3 only); None where there is none."""
+        return None
+
     @abc.abstractmethod
     def test_connection(self) -> None:
         """Raise StorageError with the reason when the storage cannot be used."""
@@ -300,31 +339,40 @@ class StorageBackend(abc.ABC):
         """
 
 
+def _sizes(*values: int) -> list[str]:
+    """Human sizes, or exact byte counts when rounding would show two different sizes as one."""
+    from django.template.defaultfilters import filesizeformat
+    from django.utils.formats import number_format
+    from django.utils.translation import gettext as _
+
+    shown = [filesizeformat(max(value, 0)) for value in values]
+    if len(set(shown)) < len(set(values)):
+        shown = [_("%(count)s bytes") % {"count": number_format(max(value, 0), force_grouping=True)} for value in values]
+    return shown
+
+
 def reserve_message(storage, *, free: int, nbytes: int) -> str:
     from django.template.defaultfilters import filesizeformat
     from django.utils.translation import gettext as _
 
-    values = {
-        "name": storage.name,
-        "free": filesizeformat(max(free, 0)),
-        "reserved": filesizeformat(storage.reserved_bytes),
-        "size": filesizeformat(nbytes),
-    }
     if free < nbytes:
-        return (
-            _(
-                "Storage “%(name)s” is full: it has %(free)s free and cannot take %(size)s more. Free space "
-                "with a data cleanup, or choose another storage."
-            )
-            % values
-        )
-    return (
-        _(
-            "Storage “%(name)s” has %(free)s free and keeps %(reserved)s in reserve, so it cannot take "
-            "%(size)s more. Free space with a data cleanup, or choose another storage."
-        )
-        % values
-    )
+        free_shown, size_shown = _sizes(free, nbytes)
+        return _(
+            "Storage “%(name)s” is full: it has %(free)s free and the image needs %(size)s. Free space "
+            "with a data cleanup, or choose another storage."
+        ) % {"name": storage.name, "free": free_shown, "size": size_shown}
+    usable = max(free - storage.reserved_bytes, 0)
+    usable_shown, size_shown = _sizes(usable, nbytes)
+    return _(
+        "Storage “%(name)s” has %(free)s free, of which it keeps %(reserved)s in reserve: %(usable)s can "
+        "be used and the image needs %(size)s. Free space with a data cleanup, or choose another storage."
+    ) % {
+        "name": storage.name,
+        "free": filesizeformat(free),
+        "reserved": filesizeformat(storage.reserved_bytes),
+        "usable": usable_shown,
+        "size": size_shown,
+    }
 
 
 def disk_full_message(storage) -> str:
@@ -340,15 +388,3 @@ def _cancelled_message() -> str:
     from django.utils.translation import gettext as _
 
     return _("The transfer was cancelled; nothing it wrote was kept.")
-
-
-def get_backend(storage) -> StorageBackend:
-    from storage.models import ImageStorage
-
-    if storage.kind == ImageStorage.Kind.STANDALONE:
-        from .standalone import StandaloneBackend
-
-        return StandaloneBackend(storage)
-    from .s3 import S3Backend
-
-    return S3Backend(storage)

@@ -52,6 +52,7 @@ MiB = 1024 * 1024
 PREFIX = "imageconsole/"
 DATA_PREFIX = PREFIX + "replicas/"
 MANIFEST_PREFIX = PREFIX + "manifests/"
+EXPORT_PREFIX = PREFIX + "exports/"
 MANIFEST_FORMAT = "imageconsole-object-1"
 MIN_PART = 8 * MiB
 # Part size when the size is not known in advance: S3 allows 10,000 parts, so this reaches 640 GiB.
@@ -172,7 +173,9 @@ class S3Backend(StorageBackend):
     def usage(self) -> Usage:
         try:
             logical = sum(item["Size"] for item in self._objects(DATA_PREFIX))
-            used = logical + sum(item["Size"] for item in self._objects(MANIFEST_PREFIX))
+            used = logical + sum(
+                item["Size"] for prefix in (MANIFEST_PREFIX, EXPORT_PREFIX) for item in self._objects(prefix)
+            )
         except (ClientError, BotoCoreError) as error:
             raise self._error(error, _("list its objects")) from error
         total = self.storage.capacity_bytes
@@ -274,6 +277,15 @@ class S3Backend(StorageBackend):
                     "Quiet": True,
                 },
             )
+            # A writer killed before it completed leaves a multipart upload whose parts are stored.
+            data_key = self.data_key(key)
+            paginator = self.client.get_paginator("list_multipart_uploads")
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=data_key):
+                for upload in page.get("Uploads", []):
+                    if upload["Key"] == data_key:
+                        self.client.abort_multipart_upload(
+                            Bucket=self.bucket, Key=data_key, UploadId=upload["UploadId"]
+                        )
         except (ClientError, BotoCoreError) as error:
             raise self._error(error, _("delete %(key)s") % {"key": key}) from error
 
@@ -336,6 +348,79 @@ class S3Backend(StorageBackend):
 
     def presigned_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
         params = {"Bucket": self.bucket, "Key": self.data_key(key)}
+        if filename:
+            params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
+        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires_in))
+
+    # Exports: one object each under imageconsole/exports/, served by presigned URL
+    def export_object(self, key: str) -> str:
+        return EXPORT_PREFIX + check_key(key)
+
+    def export_put(self, key, source, *, progress=None, should_cancel=None) -> int:
+        source = Path(source)
+        try:
+            size = source.stat().st_size
+            self.check_capacity(size)
+            counter = _Progress()
+            report = Throttled(progress)
+            manager = create_transfer_manager(self.client, self.transfer_config(part_size=part_size_for(size)))
+            with manager:
+                future = manager.upload(str(source), self.bucket, self.export_object(key), subscribers=[counter])
+                while not future.done():
+                    time.sleep(0.2)
+                    report(counter.done)
+                    if should_cancel is not None and should_cancel():
+                        future.cancel()
+                        break
+                future.result()
+            report(size, final=True)
+            return size
+        except TransferCancelled:
+            self.export_delete(key)
+            raise Cancelled(_cancelled_message()) from None
+        except (ClientError, BotoCoreError) as error:
+            raise self._error(error, _("upload %(key)s") % {"key": key}) from error
+        finally:
+            with suppress(FileNotFoundError):
+                source.unlink()
+
+    def export_size(self, key: str) -> int:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self.export_object(key))["ContentLength"]
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
+                raise ReplicaNotFound(
+                    _("Export %(key)s is not on storage “%(name)s”.") % {"key": key, "name": self.storage.name}
+                ) from None
+            raise self._error(error, _("read %(key)s") % {"key": key}) from error
+        except BotoCoreError as error:
+            raise self._error(error, _("read %(key)s") % {"key": key}) from error
+
+    def export_read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        size = self.export_size(key)
+        end = size if end is None else min(end, size)
+        parts = [(offset, min(offset + RANGE_PART, end)) for offset in range(start, end, RANGE_PART)]
+        return ordered_map(
+            lambda part: self._get_object_range(self.export_object(key), *part),
+            parts,
+            concurrency=self.storage.download_concurrency,
+        )
+
+    def _get_object_range(self, name: str, start: int, end: int) -> bytes:
+        try:
+            response = self.client.get_object(Bucket=self.bucket, Key=name, Range=f"bytes={start}-{end - 1}")
+            return response["Body"].read()
+        except (ClientError, BotoCoreError) as error:
+            raise self._error(error, _("read %(key)s") % {"key": name}) from error
+
+    def export_delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self.export_object(key))
+        except (ClientError, BotoCoreError) as error:
+            raise self._error(error, _("delete %(key)s") % {"key": key}) from error
+
+    def export_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
+        params = {"Bucket": self.bucket, "Key": self.export_object(key)}
         if filename:
             params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
         return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires_in))

@@ -5,7 +5,10 @@ Layout under the mount path:
     chunks/ab/<sha256>     one file per distinct chunk, named by the SHA256 of its bytes
     manifests/<key>.json   one per replica: size, MD5, SHA256, chunk size and the chunk list
                            (null for an all-zero chunk, which is a hole: never written)
+    exports/<key>          exported images: complete files, served as they are (sendfile)
     tmp/                   files being written, linked or renamed into place once complete
+    journals/<key>.jsonl   the chunks a writer of `key` created, until the replica is settled (ready)
+                           or deleted: what a killed writer wrote can be removed without a grace period
     .gc.lock               flock(2): writers hold it shared while they claim a chunk, cleanup exclusively
 
 A chunk is written to tmp/ and hard-linked to its name, so a reader never sees half a chunk and two
@@ -204,6 +207,8 @@ class StandaloneBackend(StorageBackend):
         self.chunks_dir = self.root / "chunks"
         self.manifests_dir = self.root / "manifests"
         self.tmp_dir = self.root / "tmp"
+        self.journals_dir = self.root / "journals"
+        self.exports_dir = self.root / "exports"
         self.lock_path = self.root / ".gc.lock"
         # Chunk files are fsynced before they are linked into place: a content-addressed store trusts
         # an existing chunk forever, so one left truncated by a crash would corrupt every image using it.
@@ -219,6 +224,8 @@ class StandaloneBackend(StorageBackend):
             self.root.mkdir(parents=True, exist_ok=True)
             self.manifests_dir.mkdir(exist_ok=True)
             self.tmp_dir.mkdir(exist_ok=True)
+            self.journals_dir.mkdir(exist_ok=True)
+            self.exports_dir.mkdir(exist_ok=True)
             self.chunks_dir.mkdir(exist_ok=True)
             for prefix in range(256):
                 (self.chunks_dir / f"{prefix:02x}").mkdir(exist_ok=True)
@@ -265,7 +272,7 @@ class StandaloneBackend(StorageBackend):
     def usage(self) -> Usage:
         stat = self._statvfs()
         used = 0
-        for directory in (self.chunks_dir, self.manifests_dir):
+        for directory in (self.chunks_dir, self.manifests_dir, self.exports_dir):
             for path in _walk_files(directory):
                 with suppress(FileNotFoundError):
                     used += path.stat().st_blocks * 512
@@ -296,13 +303,16 @@ class StandaloneBackend(StorageBackend):
                 return False
         return True
 
-    def put_chunk(self, digest: str, data: memoryview, runs: list[tuple[int, int]]) -> tuple | None:
-        """Store a chunk unless it exists. Returns (path, inode, mtime) when this call created it."""
+    def put_chunk(
+        self, digest: str, data: memoryview, runs: list[tuple[int, int]], *, owner: str = ""
+    ) -> tuple | None:
+        """Store a chunk unless it exists. Returns (path, inode, mtime) when this call created it.
+        `owner` (a replica key) names the temporary file, so that deleting the key finds it after a kill."""
         path = self.chunk_path(digest)
         if self._claim(path):
             return None
         self._ensure_room(len(data))
-        tmp = self._tmp_file("chunk")
+        tmp = self.tmp_dir / f"{owner}~{uuid.uuid4().hex}.chunk" if owner else self._tmp_file("chunk")
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             try:
@@ -331,16 +341,50 @@ class StandaloneBackend(StorageBackend):
             with suppress(FileNotFoundError):
                 os.unlink(tmp)
 
-    def remove_created(self, created: list[tuple]) -> None:
-        """Remove chunks a failed write created, unless another writer has claimed them since."""
+    def remove_created(self, created: list[tuple]) -> int:
+        """Remove chunks a failed write created, unless another writer has claimed them since (a claim
+        sets a chunk's mtime past the last time its creator touched it). Returns the bytes freed."""
         if not created:
-            return
+            return 0
+        freed = 0
         with self._lock(exclusive=True):
             for path, inode, mtime in created:
                 with suppress(FileNotFoundError):
-                    stat = path.stat()
-                    if stat.st_ino == inode and stat.st_mtime_ns == mtime:
-                        path.unlink()
+                    stat = os.stat(path)
+                    if stat.st_ino == inode and stat.st_mtime_ns <= mtime:
+                        os.unlink(path)
+                        freed += stat.st_blocks * 512
+        return freed
+
+    # Journals: the chunks each unsettled replica's writer created
+    def journal_path(self, key: str) -> Path:
+        return self.journals_dir / f"{check_key(key)}.jsonl"
+
+    def _journal_entries(self, path: Path) -> list[tuple]:
+        entries: dict[str, tuple] = {}
+        try:
+            with open(path) as file:
+                for line in file:
+                    try:
+                        chunk, inode, mtime = json.loads(line)
+                    except ValueError:
+                        continue  # a line cut short by a kill
+                    entries[chunk] = (str(self.root / chunk), inode, mtime)
+        except FileNotFoundError:
+            return []
+        return list(entries.values())
+
+    def discard_journal(self, key: str) -> int:
+        """Remove the chunks the writers of `key` created that nobody has claimed since; bytes freed."""
+        path = self.journal_path(key)
+        freed = self.remove_created(self._journal_entries(path))
+        with suppress(FileNotFoundError):
+            path.unlink()
+        return freed
+
+    def settle(self, key: str) -> None:
+        with suppress(FileNotFoundError):
+            self.journal_path(key).unlink()
 
     # Manifests
     def load_manifest(self, key: str) -> dict:
@@ -471,11 +515,89 @@ class StandaloneBackend(StorageBackend):
     def delete(self, key: str) -> None:
         with suppress(FileNotFoundError):
             self.manifest_path(key).unlink()
+        # An unsettled replica (an import that failed, or whose worker was killed): its own chunks go now,
+        # and the chunk a killed writer was writing.
+        self.discard_journal(key)
+        for path in self.tmp_dir.glob(f"{check_key(key)}~*.chunk"):
+            with suppress(FileNotFoundError):
+                path.unlink()
 
     def copy_to(self, key, target, *, progress=None, should_cancel=None) -> IngestResult:
         if not isinstance(target, StandaloneBackend):
             return super().copy_to(key, target, progress=progress, should_cancel=should_cancel)
         return _sync_chunks(self, key, target, progress=progress, should_cancel=should_cancel)
+
+    # Exports
+    def _export_file(self, key: str) -> Path:
+        return self.exports_dir / check_key(key)
+
+    def export_put(self, key, source, *, progress=None, should_cancel=None) -> int:
+        source = Path(source)
+        target = self._export_file(key)
+        try:
+            self.ensure_layout()
+            size = source.stat().st_size
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                # Same filesystem (staging beside the storage): the file moves without a copy.
+                os.rename(source, target)
+            except OSError as error:
+                if error.errno != errno.EXDEV:
+                    raise
+                self.check_capacity(size)
+                _copy_sparse(source, target, tmp=self._tmp_file("export"), progress=progress,
+                             should_cancel=should_cancel, fsync=self.fsync)
+        except StorageFull:
+            with suppress(FileNotFoundError):
+                target.unlink()
+            raise
+        except OSError as error:
+            with suppress(FileNotFoundError):
+                target.unlink()
+            if _is_full(error):
+                raise StorageFull(disk_full_message(self.storage)) from error
+            raise StorageError(
+                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": error.strerror}
+            ) from error
+        finally:
+            with suppress(FileNotFoundError):
+                source.unlink()
+        return size
+
+    def export_size(self, key: str) -> int:
+        try:
+            return self._export_file(key).stat().st_size
+        except FileNotFoundError:
+            raise ReplicaNotFound(
+                _("Export %(key)s is not on storage “%(name)s”.") % {"key": key, "name": self.storage.name}
+            ) from None
+
+    def export_path(self, key: str) -> Path:
+        return self._export_file(key)
+
+    def export_read_range(self, key: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        size = self.export_size(key)
+        end = size if end is None else min(end, size)
+        path = self._export_file(key)
+
+        def blocks():
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                offset = start
+                while offset < end:
+                    data = os.pread(fd, min(CHUNK_SIZE, end - offset), offset)
+                    if not data:
+                        raise StorageError(_("Export %(key)s is shorter than it was.") % {"key": key})
+                    offset += len(data)
+                    yield data
+            finally:
+                os.close(fd)
+
+        return blocks()
+
+    def export_delete(self, key: str) -> None:
+        with suppress(FileNotFoundError):
+            self._export_file(key).unlink()
 
     def test_connection(self) -> None:
         self._layout_ready = False
@@ -514,6 +636,12 @@ class StandaloneBackend(StorageBackend):
                             replicas += 1
                             continue
                 live.update(digest for digest in manifest["chunks"] if digest)
+            # Journals past the grace period: a settled replica's is dropped, an abandoned one's chunks go
+            # with the unreferenced chunks below.
+            for path in _walk_files(self.journals_dir):
+                with suppress(FileNotFoundError):
+                    if path.stat().st_mtime_ns < cutoff_ns:
+                        path.unlink()
             # A temporary file is in use while its writer runs, whatever grace the caller asked for.
             tmp_cutoff_ns = min(cutoff_ns, time.time_ns() - TMP_MIN_AGE_SECONDS * 10**9)
             for directory, keep, cutoff in (
@@ -530,6 +658,34 @@ class StandaloneBackend(StorageBackend):
                             freed += stat.st_blocks * 512
                             blobs += 1
         return CleanupResult(bytes_freed=freed, replicas_removed=replicas, blobs_removed=blobs)
+
+
+def _copy_sparse(source: Path, target: Path, *, tmp: Path, progress, should_cancel, fsync: bool) -> None:
+    """Copy a file across filesystems, leaving its all-zero blocks as holes; it appears when complete."""
+    report = Throttled(progress)
+    done = 0
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        with open(source, "rb") as file:
+            size = os.fstat(file.fileno()).st_size
+            os.ftruncate(fd, size)
+            while block := file.read(CHUNK_SIZE):
+                if should_cancel is not None and should_cancel():
+                    raise Cancelled(_cancelled_message())
+                _write_sparse(fd, memoryview(block), done)
+                done += len(block)
+                report(done)
+        if fsync:
+            os.fsync(fd)
+        os.close(fd)
+        fd = -1
+        os.replace(tmp, target)
+    finally:
+        if fd >= 0:
+            os.close(fd)
+        with suppress(FileNotFoundError):
+            tmp.unlink()
+    report(done, final=True)
 
 
 def _walk_files(directory: Path) -> Iterator[Path]:
@@ -570,6 +726,9 @@ class ChunkWriter(ReplicaWriter):
         self._created: list[tuple] = []
         self._mutex = threading.Lock()
         self._closed = False
+        self._journal_key = key
+        self._journal = None
+        self._own: dict[str, list] = {}  # chunk path -> [path, inode, last mtime this writer set]
 
     @property
     def bytes_written(self) -> int:
@@ -619,12 +778,42 @@ class ChunkWriter(ReplicaWriter):
         if not runs:
             return None
         digest = hashlib.sha256(chunk).hexdigest()
-        created = self.backend.put_chunk(digest, chunk, runs)
+        created = self.backend.put_chunk(digest, chunk, runs, owner=self._journal_key)
         if created is not None:
             with self._mutex:
                 self._created.append(created)
                 self._stored += len(chunk)
+                self._own[str(created[0])] = list(created)
+                self._note(created)
+        else:
+            path = str(self.backend.chunk_path(digest))
+            touched = time.time_ns()
+            with self._mutex:
+                if path in self._own:
+                    # This writer claimed a chunk it created (a block repeated in the stream): still its own.
+                    self._own[path][2] = touched
+                    self._note(tuple(self._own[path]))
         return digest
+
+    def _note(self, entry: tuple) -> None:
+        """Journal a chunk this writer created, before anything references it (under the mutex)."""
+        if self._journal is None:
+            self._journal = open(self.backend.journal_path(self._journal_key), "a")  # noqa: SIM115
+        path, inode, mtime = entry
+        relative = os.path.relpath(path, self.backend.root)
+        self._journal.write(json.dumps([relative, inode, mtime]) + "\n")
+        self._journal.flush()  # in the page cache: it outlives a killed process
+
+    def _journal_to(self, key: str) -> None:
+        """The journal follows the replica the writer publishes (a resumed upload's key changes)."""
+        with self._mutex:
+            if key != self._journal_key:
+                if self._journal is not None:
+                    self._journal.close()
+                    self._journal = None
+                with suppress(FileNotFoundError):
+                    os.replace(self.backend.journal_path(self._journal_key), self.backend.journal_path(key))
+                self._journal_key = key
 
     def wait(self) -> None:
         """Wait until every complete chunk given so far is stored; raises the first error."""
@@ -647,6 +836,7 @@ class ChunkWriter(ReplicaWriter):
             bytes_stored=self._stored,
         )
         self._publish(self.key, result, digests)
+        self._journal_to(self.key)
         self._close()
         return result
 
@@ -673,6 +863,7 @@ class ChunkWriter(ReplicaWriter):
             bytes_stored=self._stored,
         )
         self._publish(key, result, digests)
+        self._journal_to(key)
         with self._mutex:
             self._created = []  # published: a later abort() leaves these chunks alone
         return result
@@ -700,7 +891,11 @@ class ChunkWriter(ReplicaWriter):
         if self._closed:
             return
         self._close(cancel=True)
-        self.backend.remove_created(self._created)
+        self.backend.remove_created([tuple(self._own.get(str(c[0]), c)) for c in self._created])
+        if not self._own or len(self._created) == len(self._own):
+            # Nothing of this writer was published: its journal has served.
+            with suppress(FileNotFoundError):
+                self.backend.journal_path(self._journal_key).unlink()
 
     def _close(self, *, cancel: bool = False) -> None:
         self._closed = True
@@ -708,6 +903,10 @@ class ChunkWriter(ReplicaWriter):
             pool.shutdown(wait=True, cancel_futures=cancel)
         self._in_flight.clear()
         self._chunk_futures = []
+        with self._mutex:
+            if self._journal is not None:
+                self._journal.close()
+                self._journal = None
 
 
 def _sync_chunks(

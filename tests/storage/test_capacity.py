@@ -83,7 +83,7 @@ def test_reserve_crossed_while_writing_a_stream_of_unknown_size(tmp_path):
 
 def test_reserve_that_would_be_crossed_refuses_before_any_byte(tmp_path):
     outcome = run_on_tmpfs(tmp_path, "expected-size", size="64m", reserved=32 * MiB)
-    assert "32.0 MB in reserve" in outcome["error"] and "cannot take 48.0 MB more" in outcome["error"]
+    assert "32.0 MB in reserve" in outcome["error"] and "the image needs 48.0 MB" in outcome["error"]
     assert_nothing_kept(outcome)
 
 
@@ -94,3 +94,15 @@ def test_reserve_check_on_the_real_disk(make_standalone):
     with pytest.raises(StorageFull, match="in reserve"):
         backend.open_writer("img", expected_size=10 * MiB)
     assert files_under(backend.chunks_dir) == [] and files_under(backend.tmp_dir) == []
+
+
+def test_sizes_that_round_alike_are_told_apart(make_standalone):
+    from storage.backends.base import reserve_message
+
+    storage, _backend = make_standalone(reserved_bytes=0)
+    message = reserve_message(storage, free=4_190_000, nbytes=4_194_304).replace("\xa0", " ")
+    # Both are "4.0 MB": "4.0 MB free and the image needs 4.0 MB" would say nothing.
+    assert "4,190,000 bytes free" in message and "needs 4,194,304 bytes" in message
+    storage.reserved_bytes = 1024**3
+    message = reserve_message(storage, free=1024**3 + 5 * MiB, nbytes=48 * MiB).replace("\xa0", " ")
+    assert "keeps 1.0 GB in reserve: 5.0 MB can be used and the image needs 48.0 MB" in message

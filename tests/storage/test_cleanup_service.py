@@ -4,7 +4,7 @@ import os
 import time
 
 from images.models import Image, ImageReplica, UploadSession
-from storage import services
+from images.services import storage_data
 from tenants.models import OperationLog
 
 from .conftest import MiB, files_under, random_bytes, read_all
@@ -42,7 +42,7 @@ def test_cleanup_frees_expunged_images_and_expired_staging(
     UploadSession.objects.create(image=uploading, staging_path=str(paused))
 
     with django_capture_on_commit_callbacks(execute=True):
-        services.storage_cleanup_enqueue(storage=storage)
+        storage_data.storage_data_cleanup_enqueue(storage=storage)
     assert run_jobs() == 0
 
     storage.refresh_from_db()
@@ -64,6 +64,6 @@ def test_a_failed_replica_does_not_keep_its_data(make_standalone, make_image):
     image = make_image(storage, random_bytes(4 * MiB, 4))
     ImageReplica.objects.filter(image=image).update(state=ImageReplica.State.FAILED)
     age_everything(backend)
-    report = services.storage_cleanup(storage=storage)
+    report = storage_data.storage_data_cleanup(storage=storage)
     assert report.replicas_removed == 1 and report.bytes_freed >= 4 * MiB
     assert "freed" in str(report)

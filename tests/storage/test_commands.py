@@ -74,3 +74,13 @@ def test_storageusage_and_cleanupstorage(make_standalone, make_image):
     assert out.startswith("8.0 MB freed.")
     with pytest.raises(CommandError, match="No storage is named “nope”"):
         run("cleanupstorage", "nope")
+
+
+def test_storageusage_prints_long_names_whole_in_aligned_columns(make_standalone):
+    long_name = "datacenter-east-rack-07-fast-nvme-" + "x" * 60
+    make_standalone(long_name)
+    make_standalone("short")
+    lines = run("storageusage").splitlines()
+    assert any(line.startswith(long_name + " ") for line in lines)
+    kind_column = {line.index(" standalone") for line in lines[1:]}
+    assert len(kind_column) == 1  # every row's next column starts at the same place

@@ -4,15 +4,15 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from images.models import Image, ImageReplica
-from storage import services
-from storage.services import CopyMode
+from images.services import storage_data
+from images.services.storage_data import CopyMode
 
 from .conftest import MiB, random_bytes, read_all
 
 
 def start(django_capture_on_commit_callbacks, **kwargs):
     with django_capture_on_commit_callbacks(execute=True):
-        return services.replica_copy_start(**kwargs)
+        return storage_data.replica_copy_start(**kwargs)
 
 
 def test_sync_copies_only_the_chunks_the_target_lacks(
@@ -52,14 +52,14 @@ def test_sync_and_migrate_refuse_the_wrong_kinds_and_duplicates(
     bucket, _ = make_s3()
     image = make_image(source, random_bytes(MiB, 4))
     with pytest.raises(ValidationError, match="only between distributed"):
-        services.replica_copy_start(image=image, source=source, target=target, mode=CopyMode.MIGRATE)
+        storage_data.replica_copy_start(image=image, source=source, target=target, mode=CopyMode.MIGRATE)
     with pytest.raises(ValidationError, match="only between standalone"):
-        services.replica_copy_start(image=image, source=source, target=bucket, mode=CopyMode.SYNC)
+        storage_data.replica_copy_start(image=image, source=source, target=bucket, mode=CopyMode.SYNC)
     with pytest.raises(ValidationError, match="same storage"):
-        services.replica_copy_start(image=image, source=source, target=source, mode=CopyMode.SYNC)
+        storage_data.replica_copy_start(image=image, source=source, target=source, mode=CopyMode.SYNC)
     start(django_capture_on_commit_callbacks, image=image, source=source, target=target, mode=CopyMode.SYNC)
     with pytest.raises(ValidationError, match="already on"):
-        services.replica_copy_start(image=image, source=source, target=target, mode=CopyMode.SYNC)
+        storage_data.replica_copy_start(image=image, source=source, target=target, mode=CopyMode.SYNC)
 
 
 def test_bulk_sync_reports_each_image(
@@ -70,7 +70,7 @@ def test_bulk_sync_reports_each_image(
     images = [make_image(source, random_bytes(MiB, seed)) for seed in range(3)]
     uploading = Image.objects.create(tenant=images[0].tenant, name="half", disk_format="raw", storage=source)
     with django_capture_on_commit_callbacks(execute=True):
-        started, refused = services.replicas_copy_start(
+        started, refused = storage_data.replicas_copy_start(
             images=[*images, uploading], source=source, target=target, mode=CopyMode.SYNC
         )
     assert len(started) == 3
@@ -126,7 +126,7 @@ def test_migrate_moves_the_image_and_leaves_the_source_data_until_a_cleanup(
     assert source_backend.exists(str(image.pk))  # left until a data cleanup
 
     settings.STORAGE_CLEANUP_GRACE_HOURS = 0
-    report = services.storage_cleanup(storage=source)
+    report = storage_data.storage_data_cleanup(storage=source)
     assert report.replicas_removed == 1 and report.bytes_freed >= len(data)
     assert not source_backend.exists(str(image.pk))
     assert target_backend.exists(str(image.pk))
@@ -150,7 +150,7 @@ def test_a_copy_whose_job_was_lost_fails_after_reconcile_and_a_queued_one_waits(
     waiting_replica = start(
         django_capture_on_commit_callbacks, image=waiting, source=source, target=target, mode="sync"
     )
-    Job.fetch(services.replica_copy_job_id(lost_replica.pk), connection=rq_redis).delete()
+    Job.fetch(storage_data.replica_copy_job_id(lost_replica.pk), connection=rq_redis).delete()
 
     report = reconcile()
 

@@ -15,7 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("username")
         parser.add_argument("--password", help="Password for a new user; omit to add an existing user.")
         parser.add_argument(
-            "--manage", action="store_true", help="Allow importing, editing, deleting, downloading."
+            "--manage",
+            action="store_true",
+            help="Allow importing, editing, deleting and exporting (every sub-account may download).",
         )
         parser.add_argument(
             "--project-group", action="append", default=[], help="Limit to this group (repeatable)."

@@ -92,6 +92,8 @@ def test_redirect_to_a_refused_loopback_address_is_refused(
         fetch(server.url("/disk.qcow2"), sink=MemorySink())
 
     assert (refused.value.rule, refused.value.category) == ("address", "loopback")
+    # The message says the server sent us there: the URL the user gave was allowed.
+    assert str(refused.value).startswith(f"The server redirected the download to http://127.0.0.2:{elsewhere.port}/")
     assert elsewhere.accepted == 0
     assert len(server.requests) == 1
 
@@ -107,6 +109,7 @@ def test_redirect_to_a_name_that_resolves_to_a_refused_address_is_refused(
     with pytest.raises(URLRefused) as refused:
         fetch(server.url("/disk.qcow2"), sink=MemorySink())
     assert "localhost" in str(refused.value) and "127.0.0.1" in str(refused.value)
+    assert "redirected the download to http://localhost:" in str(refused.value)
     assert target.accepted == 0
 
 
@@ -149,6 +152,22 @@ def test_redirect_within_allowed_addresses_is_followed(fetch_settings, http_serv
 def test_non_public_address_values_are_refused(address, category):
     policy = FetchPolicy()
     assert guard.address_category(ipaddress.ip_address(address), policy) == category
+
+
+@pytest.mark.parametrize(
+    ("address", "expected"),
+    [
+        ("2002:7f00:1::", "2002:7f00:1:: is the 6to4 form of 127.0.0.1, a loopback address"),
+        ("::ffff:10.0.0.1", "::ffff:a00:1 is the IPv4-mapped form of 10.0.0.1, a private"),
+        ("64:ff9b::a00:1", "64:ff9b::a00:1 is the NAT64 form of 10.0.0.1, a private"),
+        ("::1", "::1 is a loopback address:"),
+    ],
+)
+def test_an_ipv6_form_of_an_ipv4_address_is_named_as_such(address, expected):
+    with pytest.raises(URLRefused) as refused:
+        ip = ipaddress.ip_address(address)
+        guard.check_address(ip, host=str(ip), policy=FetchPolicy())
+    assert str(refused.value).startswith(expected)
 
 
 @pytest.mark.parametrize("address", ["93.184.215.14", "2606:2800:21f:cb07:6820:80da:af6b:8b2c", "8.8.8.8"])

@@ -105,9 +105,14 @@ def test_missing_sftp_file(sftp_file):
 def test_sftp_host_key_is_trusted_on_first_use_and_pinned_after(sftp_file, payload, caplog):
     import paramiko
 
+    from images.fetch import FetchPolicy
     from images.models import SftpHostKey
+    from images.services.hostkeys import trust_on_first_use
 
-    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+    # What the import service passes to every fetch.
+    tofu = FetchPolicy.from_settings(sftp_host_key_check=trust_on_first_use)
+
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink(), policy=tofu)
     entry = SftpHostKey.objects.get()
     assert (entry.host, entry.port) == ("127.0.0.1", sftp_file.port)
     assert entry.key == sftp_file.host_key.get_base64()
@@ -116,24 +121,28 @@ def test_sftp_host_key_is_trusted_on_first_use_and_pinned_after(sftp_file, paylo
 
     # The same server again: accepted.
     sink = MemorySink()
-    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=sink)
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=sink, policy=tofu)
     assert sha256(sink.buffer) == sha256(payload)
 
     # Someone else answers at that address (or the server was rebuilt): refused before the password goes.
     sftp_file.host_key = paramiko.ECDSAKey.generate()
     with pytest.raises(FetchError, match="different host key") as refused:
-        fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+        fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink(), policy=tofu)
     assert entry.fingerprint in str(refused.value) and sftp_file.host_key.fingerprint in str(refused.value)
     assert len(sftp_file.logins) == logins + 1  # only the second, accepted import logged in
 
     # An administrator removes the old key: the next import trusts the new one.
     entry.delete()
-    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink(), policy=tofu)
     assert SftpHostKey.objects.get().key == sftp_file.host_key.get_base64()
 
 
 def test_sftp_host_keys_are_listed_for_administrators(admin_client, sftp_file):
-    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink())
+    from images.fetch import FetchPolicy
+    from images.services.hostkeys import trust_on_first_use
+
+    policy = FetchPolicy.from_settings(sftp_host_key_check=trust_on_first_use)
+    fetch(_url(sftp_file, password=SFTP_PASSWORD), sink=MemorySink(), policy=policy)
     page = admin_client.get("/admin/images/sftphostkey/")
     assert page.status_code == 200
     assert sftp_file.host_key.fingerprint in page.content.decode()

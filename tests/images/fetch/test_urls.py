@@ -2,7 +2,7 @@
 
 import pytest
 
-from imageconsole import crypto
+from imageconsole.core import crypto
 from images.fetch import FetchError, URLRefused, fetch, redact, split_secret, urls, validate
 
 

@@ -14,6 +14,7 @@ from images.services import image_import_create, upload_begin
 from images.services.receiving import ImportReceiver
 from storage.backends import get_backend
 from storage.models import ImageStorage
+from tenants import services
 
 MiB = 1024 * 1024
 
@@ -167,3 +168,29 @@ def make_iso(path: Path, *, sectors: int = 1024, seed: int = 3) -> Path:
     body = random.Random(seed).randbytes((sectors - 18) * 2048)
     path.write_bytes(bytes(16 * 2048) + bytes(pvd) + bytes(terminator) + body)
     return path
+
+
+@pytest.fixture
+def token(db):
+    def make(user):
+        return services.api_token_create(user=user)[1]
+
+    return make
+
+
+@pytest.fixture
+def tus_uploader(live_server, owner, token):
+    """A tuspy uploader of `path` for `image`, as the owner, over HTTP to the live server."""
+    from tusclient import client as tus_client
+
+    key = token(owner)
+
+    def make(path, image, *, chunk_size):
+        client = tus_client.TusClient(
+            f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
+        )
+        return client.uploader(
+            file_path=str(path), chunk_size=chunk_size, metadata={"image_id": str(image.pk)}
+        )
+
+    return make

@@ -190,5 +190,6 @@ def test_reconcile_runs_every_minute_from_the_cron_config(rq_redis):
     scheduler.load_config_from_file("images.cron")
     jobs = scheduler.get_jobs()
     assert [(job.func_name, job.queue_name, job.interval) for job in jobs] == [
-        ("images.jobs.reconcile_job", "maintenance", 60)
+        ("images.jobs.reconcile_job", "maintenance", 60),
+        ("images.jobs.data_sweep_job", "maintenance", 3600),
     ]

@@ -106,11 +106,31 @@ def test_importimage_reports_bad_fields(tenant, default_storage, disks):
     assert not Image.objects.exists()
 
 
-def test_reconcile_command(db, settings):
+def test_reconcile_command(db, settings, rq_redis):
+    import uuid
+
+    from rq import Worker
+
+    orphan = settings.STAGING_ROOT / str(uuid.uuid4())
+    orphan.mkdir()
+    # This shell's REDIS_URL names a Redis no worker uses (a wrong or default address): refused, kept.
+    with pytest.raises(CommandError, match="No RQ worker listens on this Redis .*var/redis.env"):
+        run("reconcile")
+    assert orphan.exists()
+
+    worker = Worker(["imports", "convert", "default", "maintenance"], connection=rq_redis)
+    worker.register_birth()
+    try:
+        out = run("reconcile")
+    finally:
+        worker.register_death()
+    assert f"staging removed: {orphan.name}" in out
+    assert not orphan.exists()
+
+
+def test_reconcile_without_workers_when_asked(db, settings, rq_redis):
     import uuid
 
     orphan = settings.STAGING_ROOT / str(uuid.uuid4())
     orphan.mkdir()
-    out = run("reconcile")
-    assert f"staging removed: {orphan.name}" in out
-    assert not orphan.exists()
+    assert f"staging removed: {orphan.name}" in run("reconcile", "--without-workers")

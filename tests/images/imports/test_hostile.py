@@ -70,7 +70,7 @@ def test_vmdk_with_a_flat_extent_on_a_host_file(refused, disks):
         'createType="monolithicFlat"\n\nRW 2048 FLAT "/etc/shadow" 0\n\nddb.virtualHWVersion = "4"\n'
     )
     image = refused(path, "vmdk")
-    assert "extents in other files" in image.error
+    assert "keeps its data in other files" in image.error
 
 
 def test_file_claimed_raw_that_is_really_qcow2(refused, disks):

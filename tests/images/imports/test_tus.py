@@ -10,7 +10,6 @@ from urllib.parse import urlsplit
 import pytest
 
 from images.models import Image
-from tenants import services
 
 from .conftest import MiB, stored_bytes
 
@@ -19,32 +18,6 @@ TUS = {"HTTP_TUS_RESUMABLE": "1.0.0"}
 
 def metadata(**values) -> str:
     return ",".join(f"{k} {base64.b64encode(v.encode()).decode()}" for k, v in values.items())
-
-
-@pytest.fixture
-def token(db):
-    def make(user):
-        return services.api_token_create(user=user)[1]
-
-    return make
-
-
-@pytest.fixture
-def tus_uploader(live_server, owner, token):
-    """A tuspy uploader of `path` for `image`, as the owner, over HTTP to the live server."""
-    from tusclient import client as tus_client
-
-    key = token(owner)
-
-    def make(path, image, *, chunk_size):
-        client = tus_client.TusClient(
-            f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
-        )
-        return client.uploader(
-            file_path=str(path), chunk_size=chunk_size, metadata={"image_id": str(image.pk)}
-        )
-
-    return make
 
 
 def test_protocol_with_the_test_client(

@@ -145,7 +145,10 @@ def test_delete_into_the_recycle_bin_or_409(client, owner, tenant, make_image, a
     assert ok.status == "deleted" and ok.deleted_by == owner
     response = client.delete(f"/api/v1/images/{busy.pk}/", **headers)
     assert response.status_code == 409 and "only available or failed" in response.json()["detail"]
-    assert client.get(f"/api/v1/images/{ok.pk}/", **headers).status_code == 404
+    # In the recycle bin the detail still answers, with until when it is kept; the list no longer shows it.
+    detail = client.get(f"/api/v1/images/{ok.pk}/", **headers).json()
+    assert detail["status"] == "deleted" and detail["purge_after"] and detail["deleted_at"]
+    assert str(ok.pk) not in client.get("/api/v1/images/", **headers).content.decode()
 
 
 def test_export_xlsx_honours_the_filters(client, owner, tenant, make_image, auth):

@@ -40,7 +40,7 @@ def test_post_deletes_and_reports_each_image(owner_client, tenant, make_image):
     )
     assert response.status_code == 302 and response["Location"] == "/images/?q=a"
     page = owner_client.get(response["Location"]).content.decode()
-    assert "1 image deleted." in page and "1 image was not deleted: busy" in page
+    assert "1 image moved to the recycle bin." in page and "1 image was not deleted: busy" in page
 
 
 def test_all_matching_the_filter(owner_client, tenant, make_image):

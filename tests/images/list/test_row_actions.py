@@ -76,7 +76,7 @@ def test_delete_confirms_then_moves_to_the_recycle_bin(owner_client, owner, tena
     assert response.status_code == 302
     image.refresh_from_db()
     assert (image.status, image.deleted_by) == ("deleted", owner)
-    assert OperationLog.objects.filter(target_id=str(image.pk), action="image.delete").count() == 2
+    assert OperationLog.objects.filter(target_id=str(image.pk), action="image.delete").count() == 1
 
 
 def test_delete_of_an_importing_image_says_why_not(owner_client, tenant, make_image):

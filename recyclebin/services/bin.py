@@ -1,0 +1,496 @@
+"""Restore and expunge, one image or many, the expunge's work, retention expiry and its sweep.
+
+Expunge is two steps: `deleted` → `deleting` (a row-locked transition, logged with who asked), then a
+`maintenance` job removes the image's download links and exports (`images.hooks.run_before_expunge`),
+every replica's data from its storage, and finally the row. Each step can run again: a worker killed in
+the middle leaves `deleting`, and the reconciler (`expunges_reconcile`) enqueues the job again.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from uuid import UUID
+
+import django_rq
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import ProtectedError, QuerySet
+from django.template.defaultfilters import filesizeformat
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
+
+from images import conf as images_conf
+from images import hooks
+from images.models import Image, ImageReplica
+from images.services.progress import Heartbeat
+from images.services.reconcile import ALIVE, job_liveness
+from images.services.transitions import TransitionNotAllowed, image_transition, images_transition_bulk
+from storage.backends import StorageError, get_backend
+from tenants.models import OperationLog, Quota, Tenant
+from tenants.services import client_ip, log, quota_lock, tenant_usage
+
+logger = logging.getLogger("recyclebin")
+
+QUEUE = "maintenance"
+BATCH_CHUNK = 500
+# An image moved to `deleting` whose job id is not written yet (its enqueue runs when the transaction
+# commits) is left alone this long before the reconciler enqueues the expunge itself.
+UNQUEUED_GRACE = timedelta(seconds=30)
+
+
+class RestoreRefused(ValidationError):
+    """A restore would pass the tenant's image-count quota; the message names the quota."""
+
+
+def _is_user(actor) -> bool:
+    return actor is not None and getattr(actor, "pk", None) is not None
+
+
+def _restore_changes() -> dict:
+    return {"deleted_at": None, "deleted_by": None, "purge_after": None, "restore_status": None, "error": ""}
+
+
+def restore_target(image: Image) -> str:
+    """The status a restore gives back: the one the image had when it was deleted. Images deleted before
+    that was recorded are available when they hold stored data, failed otherwise."""
+    if image.restore_status:
+        return image.restore_status
+    ready = ImageReplica.objects.filter(image_id=image.pk, state=ImageReplica.State.READY).exists()
+    return Image.Status.AVAILABLE if ready else Image.Status.FAILED
+
+
+def _image_headroom(tenant: Tenant) -> tuple[int | None, int, int | None]:
+    """(images the quota still allows, images counted, the quota's image limit); None: no limit."""
+    quota = Quota.objects.filter(tenant=tenant).first()
+    usage = tenant_usage(tenant=tenant)
+    if quota is None or quota.max_images is None:
+        return None, usage.images, None
+    return max(quota.max_images - usage.images, 0), usage.images, quota.max_images
+
+
+def _quota_message(*, limit: int, used: int) -> str:
+    return ngettext(
+        "The tenant's image quota allows %(limit)d image and %(used)d exist, so restoring it would pass "
+        "the quota. Delete images or ask an administrator to raise the quota.",
+        "The tenant's image quota allows %(limit)d images and %(used)d exist, so restoring it would pass "
+        "the quota. Delete images or ask an administrator to raise the quota.",
+        limit,
+    ) % {"limit": limit, "used": used}
+
+
+def image_restore(*, image: Image, actor=None, request=None) -> Image:
+    """Give a deleted image back the status it had (available or failed; enabled as it was), unless the
+    tenant's image-count quota is full."""
+    with transaction.atomic():
+        quota_lock(tenant=image.tenant)
+        locked = Image.objects.select_for_update().get(pk=image.pk)
+        if locked.status != Image.Status.DELETED:
+            raise TransitionNotAllowed(locked, Image.Status.AVAILABLE)
+        headroom, used, limit = _image_headroom(locked.tenant)
+        if headroom is not None and headroom < 1:
+            message = _("“%(name)s” cannot be restored. %(reason)s") % {
+                "name": locked.name,
+                "reason": _quota_message(limit=limit, used=used),
+            }
+            log(
+                action="image.restore",
+                tenant=locked.tenant,
+                actor=actor,
+                target=locked,
+                result=OperationLog.Result.FAILURE,
+                message=message,
+                request=request,
+            )
+            raise RestoreRefused(message, code="quota_images")
+        return image_transition(
+            image_id=locked.pk,
+            to=restore_target(locked),
+            allowed_from=[Image.Status.DELETED],
+            action="image.restore",
+            actor=actor,
+            request=request,
+            changes=_restore_changes(),
+        )
+
+
+def image_expunge(*, image: Image, actor=None, request=None) -> Image:
+    """Destroy an image in the recycle bin: `deleting` now, its data and row removed by a job."""
+    return image_transition(
+        image_id=image.pk,
+        to=Image.Status.DELETING,
+        allowed_from=[Image.Status.DELETED],
+        action="image.expunge",
+        actor=actor,
+        request=request,
+        result=OperationLog.Result.STARTED,
+        after_commit=lambda: enqueue_expunge(image_id=image.pk),
+    )
+
+
+def image_expire(*, image_id, now=None) -> bool:
+    """Retention expiry: expunge the image if it is still in the bin and its time has come (the policy
+    may have moved or cleared it since the expiry was scheduled). True when the expunge started."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        due = (
+            Image.objects.select_for_update()
+            .filter(pk=image_id, status=Image.Status.DELETED, purge_after__lte=now)
+            .first()
+        )
+        if due is None:
+            return False
+        image_transition(
+            image_id=due.pk,
+            to=Image.Status.DELETING,
+            allowed_from=[Image.Status.DELETED],
+            action="image.expire",
+            result=OperationLog.Result.STARTED,
+            message=_("The retention period ended on %(when)s.") % {"when": due.purge_after.isoformat()},
+            after_commit=lambda: enqueue_expunge(image_id=due.pk),
+        )
+    return True
+
+
+def expiry_job_id(image_id) -> str:
+    return f"recyclebin-expire-{image_id}"
+
+
+def schedule_expiry(*, image_id, purge_after: datetime) -> None:
+    """RQ's scheduler runs the expiry at `purge_after`. Scheduling again moves the same job; a job whose
+    time no longer matches the row does nothing, and the periodic sweep catches any job Redis lost."""
+    try:
+        django_rq.get_queue(QUEUE).enqueue_at(
+            purge_after, "recyclebin.jobs.image_expire_job", image_id=str(image_id), job_id=expiry_job_id(image_id)
+        )
+    except Exception:  # noqa: BLE001 - Redis down: the sweep expunges it when it is due
+        logger.warning("could not schedule the expiry of %s; the sweep will", image_id, exc_info=True)
+
+
+def expunge_heartbeat(image_id) -> str:
+    return f"expunge-{image_id}"
+
+
+def enqueue_expunge(*, image_id) -> str | None:
+    """Queue the expunge job of an image in `deleting` under a new job id kept on the row (so the
+    reconciler can tell a lost job from a running one)."""
+    job_id = f"recyclebin-expunge-{uuid.uuid4().hex}"
+    if not Image.objects.filter(pk=image_id, status=Image.Status.DELETING).update(job_id=job_id):
+        return None
+    try:
+        django_rq.get_queue(QUEUE).enqueue(
+            "recyclebin.jobs.image_expunge_job", image_id=str(image_id), job_id=job_id
+        )
+    except Exception:  # noqa: BLE001 - Redis down: the reconciler enqueues it again
+        logger.warning("could not enqueue the expunge of %s; the reconciler will", image_id, exc_info=True)
+        return None
+    return job_id
+
+
+def image_expunge_run(*, image_id) -> bool:
+    """The expunge job's work: links and exports, every replica's data, then the row. Returns True when
+    this call removed the row; False when there was nothing (left) to do. Safe to run twice at once."""
+    image = Image.objects.filter(pk=image_id, status=Image.Status.DELETING).first()
+    if image is None:
+        return False
+    storages = []
+    with Heartbeat(expunge_heartbeat(image.pk)):
+        hooks.run_before_expunge(image_id=image.pk, tenant_id=image.tenant_id)
+        for replica in ImageReplica.objects.filter(image_id=image.pk).select_related("storage"):
+            try:
+                get_backend(replica.storage).delete(replica.key)
+            except StorageError as error:
+                message = _("Its data could not be removed from %(storage)s: %(reason)s It is tried again.") % {
+                    "storage": replica.storage.name,
+                    "reason": error,
+                }
+                Image.objects.filter(pk=image.pk, status=Image.Status.DELETING).update(error=message)
+                raise
+            ImageReplica.objects.filter(pk=replica.pk).delete()
+            storages.append(replica.storage.name)
+        shutil.rmtree(images_conf.staging_root() / str(image.pk), ignore_errors=True)
+        try:
+            with transaction.atomic():
+                locked = (
+                    Image.objects.select_for_update().filter(pk=image.pk, status=Image.Status.DELETING).first()
+                )
+                if locked is None:
+                    return False
+                log(
+                    action="image.expunge",
+                    tenant=locked.tenant,
+                    target=locked,
+                    message=_("Expunged: %(size)s given back to the quota; data removed from: %(storages)s.")
+                    % {"size": filesizeformat(locked.size), "storages": ", ".join(storages) or "—"},
+                )
+                locked.delete()
+        except ProtectedError as error:
+            names = ", ".join(sorted({str(obj) for obj in error.protected_objects})[:5])
+            message = _("It is still referenced by %(names)s; it is tried again.") % {"names": names}
+            Image.objects.filter(pk=image.pk).update(error=message)
+            raise
+    return True
+
+
+@dataclass
+class ReconcileReport:
+    resumed: list[str] = field(default_factory=list)
+    expired: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, list[str]]:
+        return {"expunge resumed (job lost)": self.resumed, "expunge started (retention ended)": self.expired}
+
+
+def expunges_reconcile(*, now=None) -> ReconcileReport:
+    """Images in `deleting` whose expunge job is gone (Redis lost it, or its worker died): enqueued again."""
+    now = now or timezone.now()
+    report = ReconcileReport()
+    for pk, job_id, updated_at in Image.objects.filter(status=Image.Status.DELETING).values_list(
+        "pk", "job_id", "updated_at"
+    ):
+        if not job_id and updated_at > now - UNQUEUED_GRACE:
+            continue
+        if job_id and job_liveness(job_id, expunge_heartbeat(pk)) == ALIVE:
+            continue
+        if enqueue_expunge(image_id=pk):
+            report.resumed.append(str(pk))
+            logger.info("re-enqueued the expunge of %s (its job was lost)", pk)
+    return report
+
+
+def reconcile_hook() -> dict[str, list[str]]:
+    """Run by the images reconciler (images.hooks.register_reconciler)."""
+    return expunges_reconcile().as_dict()
+
+
+def recyclebin_sweep(*, now=None) -> ReconcileReport:
+    """The periodic sweep (every minute): expunge what is due, even if its scheduled job was lost with
+    Redis, and resume lost expunges."""
+    now = now or timezone.now()
+    report = expunges_reconcile(now=now)
+    due = Image.objects.filter(status=Image.Status.DELETED, purge_after__lte=now).values_list("pk", flat=True)
+    for pk in list(due):
+        if image_expire(image_id=pk, now=now):
+            report.expired.append(str(pk))
+    return report
+
+
+# --- many images ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class BinItem:
+    id: UUID | str
+    name: str
+    done: bool
+    reason: str = ""
+
+
+@dataclass
+class BinBatchResult:
+    items: list[BinItem] = field(default_factory=list)
+
+    @property
+    def done(self) -> list[BinItem]:
+        return [item for item in self.items if item.done]
+
+    @property
+    def skipped(self) -> list[BinItem]:
+        return [item for item in self.items if not item.done]
+
+
+def _wanted(image_ids: Iterable) -> list[str]:
+    wanted = []
+    for raw in image_ids:
+        try:
+            wanted.append(str(UUID(str(raw))))
+        except ValueError:
+            wanted.append(str(raw))
+    return list(dict.fromkeys(wanted))
+
+
+def _rows(scope: QuerySet[Image], wanted: list[str] | None) -> dict[str, dict]:
+    fields = ("pk", "name", "status", "restore_status", "tenant_id")
+    base = scope.order_by().select_related(None)
+    rows: dict[str, dict] = {}
+    if wanted is None:
+        for row in base.values(*fields).iterator(chunk_size=2000):
+            rows[str(row["pk"])] = row
+        return rows
+    valid = []
+    for value in wanted:
+        try:
+            UUID(value)
+        except ValueError:
+            continue
+        valid.append(value)
+    for start in range(0, len(valid), BATCH_CHUNK):
+        for row in base.filter(pk__in=valid[start : start + BATCH_CHUNK]).values(*fields):
+            rows[str(row["pk"])] = row
+    return rows
+
+
+def _not_in_bin(status: str) -> str:
+    if status == Image.Status.DELETING:
+        return _("It is being destroyed.")
+    return _("It is not in the recycle bin.")
+
+
+def _batch(
+    *,
+    tenant: Tenant,
+    scope: QuerySet[Image],
+    image_ids,
+    actor,
+    request,
+    action: str,
+    decide,
+    move,
+    done_message,
+    after_commit=None,
+) -> BinBatchResult:
+    """Shared body of batch restore and batch expunge: one transaction, rows locked and moved in bulk,
+    a result and an OperationLog row per image asked for."""
+    wanted = _wanted(image_ids) if image_ids is not None else None
+    result = BinBatchResult()
+    now = timezone.now()
+    with transaction.atomic():
+        rows = _rows(scope.filter(tenant=tenant), wanted)
+        refused = decide(rows)  # pk -> reason, for images that are in the bin but may not move
+        candidates = [
+            row["pk"] for row in rows.values() if row["status"] == Image.Status.DELETED and row["pk"] not in refused
+        ]
+        moved = set(move(candidates, rows, now))
+        order = wanted if wanted is not None else list(rows)
+        logs = []
+        actor_obj = actor if _is_user(actor) else None
+        actor_name = actor.get_username() if actor is not None else ""
+        ip = client_ip(request)
+        for key in order:
+            row = rows.get(key)
+            if row is None:
+                result.items.append(BinItem(id=key, name="", done=False, reason=_("Not found.")))
+                continue
+            pk = row["pk"]
+            if pk in moved:
+                item = BinItem(id=pk, name=row["name"], done=True)
+            elif pk in refused:
+                item = BinItem(id=pk, name=row["name"], done=False, reason=refused[pk])
+            elif row["status"] != Image.Status.DELETED:
+                item = BinItem(id=pk, name=row["name"], done=False, reason=_not_in_bin(row["status"]))
+            else:
+                item = BinItem(id=pk, name=row["name"], done=False, reason=_("It changed meanwhile; try again."))
+            result.items.append(item)
+            logs.append(
+                OperationLog(
+                    tenant=tenant,
+                    actor=actor_obj,
+                    actor_name=actor_name,
+                    action=action,
+                    target_type="image",
+                    target_id=str(pk),
+                    target_name=row["name"][:255],
+                    result=done_message(row)[0] if item.done else OperationLog.Result.FAILURE,
+                    message=done_message(row)[1] if item.done else item.reason,
+                    client_ip=ip,
+                )
+            )
+        OperationLog.objects.bulk_create(logs, batch_size=BATCH_CHUNK)
+        if moved and after_commit is not None:
+            ids = list(moved)
+            transaction.on_commit(lambda: after_commit(ids))
+    return result
+
+
+def images_batch_restore(
+    *, tenant: Tenant, scope: QuerySet[Image], image_ids=None, actor=None, request=None
+) -> BinBatchResult:
+    """Restore many images (`image_ids` of `scope`, or all of it), in the order asked, as far as the
+    image-count quota allows; the rest are reported as refused, naming the quota."""
+    targets: dict = {}
+
+    def decide(rows):
+        headroom, used, limit = _image_headroom(tenant)
+        in_bin = [row for row in rows.values() if row["status"] == Image.Status.DELETED]
+        refused = {}
+        if headroom is not None:
+            for row in in_bin[headroom:]:
+                refused[row["pk"]] = _quota_message(limit=limit, used=used)
+        return refused
+
+    def move(candidates, rows, now):
+        moved = []
+        by_target: dict[str, list] = {}
+        for pk in candidates:
+            row = rows[str(pk)]
+            target = row["restore_status"] or restore_target(Image(pk=pk, restore_status=""))
+            targets[pk] = target
+            by_target.setdefault(target, []).append(pk)
+        for target, ids in by_target.items():
+            for start in range(0, len(ids), BATCH_CHUNK):
+                moved += images_transition_bulk(
+                    tenant=tenant,
+                    image_ids=ids[start : start + BATCH_CHUNK],
+                    allowed_from=[Image.Status.DELETED],
+                    path=[target],
+                    now=now,
+                    changes=_restore_changes(),
+                )
+        return moved
+
+    def done_message(row):
+        return OperationLog.Result.SUCCESS, f"deleted → {targets.get(row['pk'], '')} (batch)"
+
+    with transaction.atomic():
+        quota_lock(tenant=tenant)
+        return _batch(
+            tenant=tenant,
+            scope=scope,
+            image_ids=image_ids,
+            actor=actor,
+            request=request,
+            action="image.restore",
+            decide=decide,
+            move=move,
+            done_message=done_message,
+        )
+
+
+def images_batch_expunge(
+    *, tenant: Tenant, scope: QuerySet[Image], image_ids=None, actor=None, request=None
+) -> BinBatchResult:
+    """Destroy many images of the bin: each goes to `deleting` and gets its own expunge job."""
+
+    def move(candidates, rows, now):
+        moved = []
+        for start in range(0, len(candidates), BATCH_CHUNK):
+            moved += images_transition_bulk(
+                tenant=tenant,
+                image_ids=candidates[start : start + BATCH_CHUNK],
+                allowed_from=[Image.Status.DELETED],
+                path=[Image.Status.DELETING],
+                now=now,
+            )
+        return moved
+
+    def after_commit(ids):
+        for pk in ids:
+            enqueue_expunge(image_id=pk)
+
+    return _batch(
+        tenant=tenant,
+        scope=scope,
+        image_ids=image_ids,
+        actor=actor,
+        request=request,
+        action="image.expunge",
+        decide=lambda rows: {},
+        move=move,
+        done_message=lambda row: (OperationLog.Result.STARTED, "deleted → deleting (batch)"),
+        after_commit=after_commit,
+    )

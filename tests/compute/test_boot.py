@@ -1,0 +1,204 @@
+"""A real boot: the tiny disk imported through the pipeline boots in a VM made by the wizard's service,
+from an overlay of the image cached on the host, and its init prints what the cloud-init seed carried.
+Then the same VM is stopped, written to, captured as a new image, and deleted, and the image it was built
+on can be deleted only after that. One VM boot for all of it: boots under TCG take seconds each."""
+
+import re
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import libvirt
+import pytest
+from django.test import Client
+
+from compute import hypervisor
+from compute.models import ImageCacheEntry, VirtualMachine
+from compute.services import capture, ova, vms
+from images.models import Image
+from images.services import ImageInUse, image_delete
+from storage.backends import get_backend
+from tenants.models import OperationLog
+from tenants.services import api_token_create as token_create
+
+from .bootdisk import BOOT_MARKER
+from .conftest import wait_for
+
+PASSWORD = "correct-horse-9"
+
+
+def _volume_xml(host, name):
+    conn = libvirt.open(host.uri)
+    try:
+        return ET.fromstring(
+            conn.storagePoolLookupByName(host.pool_name).storageVolLookupByName(name).XMLDesc(0)
+        )
+    finally:
+        conn.close()
+
+
+def _marker(vm):
+    for line in vms.vm_console_tail(vm=vm):
+        if BOOT_MARKER in line:
+            return line
+    return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
+    tenant,
+    owner,
+    owner_client,
+    compute_host,
+    boot_image,
+    import_image,
+    run_jobs,
+    settings,
+    monkeypatch,
+    tmp_path,
+):
+    settings.COMPUTE_STOP_TIMEOUT = 2
+    uploaded = []
+    real_upload = hypervisor.upload_volume
+
+    def counting_upload(host, *, name, size, blocks, progress=None):
+        uploaded.append((name, size))
+        return real_upload(host, name=name, size=size, blocks=blocks, progress=progress)
+
+    monkeypatch.setattr(hypervisor, "upload_volume", counting_upload)
+
+    vm = vms.vm_create(
+        tenant=tenant,
+        image=boot_image,
+        name="web-1",
+        vcpus=1,
+        memory_mib=256,
+        admin_password=PASSWORD,
+        actor=owner,
+    )
+    assert vm.state == "creating"
+    assert run_jobs() == 0
+    vm.refresh_from_db()
+    assert vm.state == "running", vm.error
+    line = wait_for(lambda: _marker(vm), timeout=120)
+    found = dict(re.findall(r"(\w+)=(\S+)", line))
+    assert found["hostname"] == "web-1"
+    salt = found["hash"].split("$")[2]
+    expected = subprocess.run(
+        ["openssl", "passwd", "-6", "-salt", salt, "-stdin"], input=PASSWORD, capture_output=True, text=True
+    ).stdout.strip()
+    assert found["hash"] == expected
+
+    # The disk is an overlay whose backing store is the cache entry.
+    entry = ImageCacheEntry.objects.get(host=compute_host)
+    assert entry.sha256 == boot_image.sha256 and entry.state == "ready"
+    backing = _volume_xml(compute_host, vm.disk_volume).find("backingStore/path").text
+    assert backing == entry.path
+    # The guest's screen.
+    png = vms.vm_screenshot(vm=vm)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+
+    # A second VM of the same image: the image is not uploaded again.
+    second = vms.vm_create(
+        tenant=tenant, image=boot_image, name="web-2", vcpus=1, memory_mib=128, actor=owner
+    )
+    assert run_jobs() == 0
+    second.refresh_from_db()
+    assert second.state == "running", second.error
+    image_uploads = [size for name, size in uploaded if name == entry.volume]
+    assert image_uploads == [boot_image.size]
+    assert ImageCacheEntry.objects.filter(host=compute_host).count() == 1
+    assert entry.vms.count() == 2
+
+    # The image cannot be deleted while VMs use it; the refusal names them.
+    with pytest.raises(ImageInUse) as refused:
+        image_delete(image=boot_image, actor=owner)
+    assert "web-1" in str(refused.value) and "web-2" in str(refused.value)
+
+    # Stop: the tiny guest ignores ACPI, so the stop job powers it off after the timeout.
+    vms.vm_stop(vm=vm, actor=owner)
+    assert run_jobs() == 0
+    vm.refresh_from_db()
+    assert vm.state == "stopped"
+    assert OperationLog.objects.filter(action="vm.stop", target_id=str(vm.pk), result="success").exists()
+
+    # Data written into the stopped VM's disk appears in an image created from the VM, not in the original.
+    disk_path = _volume_xml(compute_host, vm.disk_volume).findtext("target/path")
+    subprocess.run(
+        ["qemu-io", "-f", "qcow2", "-c", "write -P 0xab 40M 64k", disk_path], check=True, capture_output=True
+    )
+    captured = capture.vm_capture(vm=vm, name="web-1 snapshot", actor=owner)
+    assert captured.status == Image.Status.CREATING and captured.source == Image.Source.VM
+    assert run_jobs() == 0
+    captured.refresh_from_db()
+    assert captured.status == Image.Status.AVAILABLE, captured.error
+    assert captured.sha256 and captured.md5 and captured.virtual_size >= vm.disk_gb * 1000**3
+    copy = tmp_path / "captured.qcow2"
+    replica = captured.replicas.get()
+    get_backend(replica.storage).copy_to_path(replica.key, copy)
+    read = ["qemu-io", "-f", "qcow2", "-c", "read -P 0xab 40M 64k"]
+    assert (
+        "Pattern verification failed"
+        not in subprocess.run([*read, str(copy)], capture_output=True, text=True).stdout
+    )
+    original = tmp_path / "original.qcow2"
+    original_replica = boot_image.replicas.get()
+    get_backend(original_replica.storage).copy_to_path(original_replica.key, original)
+    assert (
+        "Pattern verification failed"
+        in subprocess.run([*read, str(original)], capture_output=True, text=True).stdout
+    )
+    # The flattened volume was removed from the host.
+    conn = libvirt.open(compute_host.uri)
+    try:
+        pool = conn.storagePoolLookupByName(compute_host.pool_name)
+        pool.refresh(0)
+        assert not [v for v in pool.listVolumes() if "capture" in v]
+    finally:
+        conn.close()
+
+    # Export as OVA: it imports back through the import pipeline with the same content.
+    export = ova.vm_export_start(vm=vm, actor=owner)
+    assert run_jobs() == 0
+    export.refresh_from_db()
+    assert export.state == "ready", export.error
+    download = owner_client.get(f"/vms/exports/{export.pk}/download/")
+    assert download.status_code == 200 and download["Content-Disposition"].endswith('web-1.ova"')
+    assert b"".join(download.streaming_content)[257:262] == b"ustar"
+    reimported = import_image(Path(export.path), fmt="ova", name="from-ova", cloud_init=False)
+    assert reimported.disk_format == "qcow2"
+    copy_back = tmp_path / "from-ova.qcow2"
+    replica = reimported.replicas.get()
+    get_backend(replica.storage).copy_to_path(replica.key, copy_back)
+    compare = subprocess.run(
+        ["qemu-img", "compare", "-f", "qcow2", "-F", "qcow2", str(copy_back), disk_path],
+        capture_output=True,
+        text=True,
+    )
+    assert compare.returncode == 0, compare.stdout + compare.stderr
+
+    # Start, reboot and delete through the API.
+    _token, key = token_create(user=owner)
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.post(f"/api/v1/vms/{vm.pk}/reboot").status_code == 409  # stopped
+    started = api.post(f"/api/v1/vms/{vm.pk}/start")
+    assert started.status_code == 200 and started.json()["state"] == "running"
+    assert api.post(f"/api/v1/vms/{vm.pk}/reboot").json()["state"] == "running"
+    assert api.get(f"/api/v1/vms/{vm.pk}/").json()["state"] == "running"
+    assert (
+        OperationLog.objects.filter(action__in=["vm.start", "vm.reboot"], target_id=str(vm.pk)).count() == 2
+    )
+
+    # Delete both VMs: domains and their volumes go, the cache entry stays; the image can be deleted now.
+    assert api.delete(f"/api/v1/vms/{vm.pk}/").status_code == 204
+    vms.vm_delete(vm=second, actor=owner)
+    assert not VirtualMachine.objects.exists()
+    conn = libvirt.open(compute_host.uri)
+    try:
+        assert not [d for d in conn.listAllDomains(0) if d.name() in (vm.domain_name, second.domain_name)]
+        pool = conn.storagePoolLookupByName(compute_host.pool_name)
+        pool.refresh(0)
+        assert pool.listVolumes() == [entry.volume]
+    finally:
+        conn.close()
+    assert image_delete(image=boot_image, actor=owner).status == Image.Status.DELETED

@@ -1,0 +1,168 @@
+"""Download links: created in the dialog and the API, used without a login, refused when expired,
+revoked, altered or another tenant's; every download start in the operation log."""
+
+import hashlib
+import re
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+import pytest
+from django.test import Client
+from django.utils import timezone
+
+from images.downloads import services
+from images.models import DownloadLink, DownloadSettings, Image
+from tenants import services as tenant_services
+from tenants.models import OperationLog
+
+from .conftest import MiB
+
+
+def new_link(client, image) -> str:
+    response = client.post(f"/images/{image.pk}/download/")
+    assert response.status_code == 201, response.content[:500]
+    html = response.content.decode()
+    url = re.search(
+        r'data-testid="new-link-url" value="([^"]+)"|value="([^"]+)" data-testid="new-link-url"', html
+    )
+    url = url.group(1) or url.group(2)
+    return urlsplit(url.replace("&amp;", "&")).path
+
+
+def fetch(path, **headers) -> tuple[int, bytes, dict]:
+    response = Client().get(path, **{f"HTTP_{k}": v for k, v in headers.items()})
+    body = b"".join(response.streaming_content) if response.streaming else response.content
+    return response.status_code, body, response
+
+
+def test_owner_creates_a_link_that_serves_the_image_without_login(owner_client, standalone, store_image):
+    image = store_image(standalone, size=12 * MiB)
+    page = owner_client.get(f"/images/{image.pk}/download/").content.decode()
+    assert image.md5 in page and image.sha256 in page and f"{image.name}.qcow2" in page
+    path = new_link(owner_client, image)
+    assert path.startswith("/d/") and path.endswith(f"/{image.name}.qcow2")
+    status, body, response = fetch(path)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == image.sha256
+    assert response["ETag"] == f'"{image.sha256}"' and response["Accept-Ranges"] == "bytes"
+    assert response["Content-Length"] == str(image.size)
+    status, body, response = fetch(path, RANGE="bytes=5000000-5999999")
+    assert status == 206 and body == image.source_path.read_bytes()[5000000:6000000]
+    # Only the token's hash is kept.
+    token = path.split("/")[2]
+    link = DownloadLink.objects.get(image=image)
+    assert link.token_hash == hashlib.sha256(token.encode()).hexdigest()
+    assert token not in str(DownloadLink.objects.values().get(pk=link.pk))
+    assert abs((link.expires_at - timezone.now()) - timedelta(hours=24)) < timedelta(minutes=1)
+    # The page lists it as a live link, with Revoke.
+    page = owner_client.get(f"/images/{image.pk}/download/").content.decode()
+    assert page.count('data-testid="live-link"') == 1 and 'data-testid="revoke-link"' in page
+
+
+def test_every_download_start_is_logged_with_maker_address_and_range(
+    owner_client, owner, standalone, store_image
+):
+    image = store_image(standalone, size=4 * MiB)
+    path = new_link(owner_client, image)
+    Client(REMOTE_ADDR="127.0.0.9").get(path, HTTP_RANGE="bytes=100-199")
+    entry = OperationLog.objects.filter(action="image.download").get()
+    assert entry.client_ip == "127.0.0.9" and entry.actor == owner and entry.target_id == str(image.pk)
+    assert "bytes=100-199" in entry.message and owner.username in entry.message
+    assert OperationLog.objects.filter(action="image.download_link.create", target_id=str(image.pk)).exists()
+
+
+def test_expired_revoked_altered_and_wrong_name_links_fail(owner_client, standalone, store_image, settings):
+    image = store_image(standalone, size=1 * MiB)
+    path = new_link(owner_client, image)
+    token, name = path.split("/")[2], path.split("/")[3]
+    assert fetch(path)[0] == 200
+    # Altered token, another file name: 404 with a page that says so.
+    altered = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    status, body, _ = fetch(f"/d/{altered}/{name}")
+    assert status == 404 and b"not a download link" in body
+    assert fetch(f"/d/{token}/other.qcow2")[0] == 404
+    # Time moves past the expiry: 410.
+    link = DownloadLink.objects.get(image=image)
+    later = timezone.now() + timedelta(hours=24, minutes=1)
+    from unittest import mock
+
+    with mock.patch("django.utils.timezone.now", return_value=later):
+        status, body, _ = fetch(path)
+    assert status == 410 and b"expired" in body
+    # Revoked: 410 at once.
+    assert owner_client.post(f"/images/{image.pk}/download/{link.pk}/revoke/").status_code == 200
+    status, body, _ = fetch(path)
+    assert status == 410 and b"revoked" in body
+    assert OperationLog.objects.filter(action="image.download_link.revoke").exists()
+
+
+def test_link_stops_when_the_image_is_deleted(owner_client, standalone, store_image):
+    image = store_image(standalone, size=1 * MiB)
+    path = new_link(owner_client, image)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.DELETED)
+    assert fetch(path)[0] == 410
+
+
+def test_validity_comes_from_the_administrators_setting(owner_client, standalone, store_image):
+    DownloadSettings.objects.update_or_create(pk=1, defaults={"link_validity_hours": 2})
+    image = store_image(standalone, size=1 * MiB)
+    new_link(owner_client, image)
+    link = DownloadLink.objects.get(image=image)
+    assert abs((link.expires_at - timezone.now()) - timedelta(hours=2)) < timedelta(minutes=1)
+
+
+def test_view_only_subaccount_downloads_but_does_not_export(subaccount_client, standalone, store_image):
+    image = store_image(standalone, size=1 * MiB)
+    path = new_link(subaccount_client, image)
+    assert fetch(path)[0] == 200
+    assert subaccount_client.get(f"/images/{image.pk}/export/").status_code == 403
+    assert subaccount_client.post(f"/images/{image.pk}/export/", {"format": "vmdk"}).status_code == 403
+    assert not image.exports.exists()
+    # The list offers it Download and nothing that changes the image.
+    row = subaccount_client.get("/images/").content.decode()
+    assert 'data-testid="row-download"' in row and 'data-testid="row-export"' not in row
+
+
+def test_another_tenants_image_and_links_are_404(
+    owner_client, other_client, standalone, store_image, other_tenant
+):
+    theirs = store_image(standalone, size=1 * MiB, tenant_=other_tenant)
+    link, _token = services.link_create(image=theirs, actor=None)
+    for method, url in (
+        ("get", f"/images/{theirs.pk}/download/"),
+        ("post", f"/images/{theirs.pk}/download/"),
+        ("post", f"/images/{theirs.pk}/download/{link.pk}/revoke/"),
+        ("get", f"/images/{theirs.pk}/export/"),
+    ):
+        assert getattr(owner_client, method)(url).status_code == 404
+    assert not DownloadLink.objects.get(pk=link.pk).revoked
+
+
+def test_api_creates_lists_and_revokes_links(owner, standalone, store_image, other_tenant):
+    _t, key = tenant_services.api_token_create(user=owner)
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    image = store_image(standalone, size=2 * MiB)
+    response = api.post(f"/api/v1/images/{image.pk}/download-links")
+    assert response.status_code == 201
+    body = response.json()
+    assert set(body) >= {"url", "expires_at", "id", "file_name"}
+    path = urlsplit(body["url"]).path
+    assert fetch(path)[0] == 200
+    listed = api.get(f"/api/v1/images/{image.pk}/download-links").json()
+    assert [item["id"] for item in listed] == [body["id"]] and "url" not in listed[0]
+    assert api.delete(f"/api/v1/images/{image.pk}/download-links/{body['id']}").status_code == 204
+    assert fetch(path)[0] == 410
+    assert api.get(f"/api/v1/images/{image.pk}/download-links").json() == []
+    # Another tenant's image and link ids are 404.
+    theirs = store_image(standalone, size=1 * MiB, tenant_=other_tenant)
+    their_link, _token = services.link_create(image=theirs, actor=None)
+    assert api.post(f"/api/v1/images/{theirs.pk}/download-links").status_code == 404
+    assert api.delete(f"/api/v1/images/{theirs.pk}/download-links/{their_link.pk}").status_code == 404
+    assert api.delete(f"/api/v1/images/{image.pk}/download-links/{their_link.pk}").status_code == 404
+
+
+def test_unavailable_image_gets_no_link(owner_client, standalone, store_image):
+    image = store_image(standalone, size=1 * MiB)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.FAILED)
+    assert owner_client.post(f"/images/{image.pk}/download/").status_code == 403
+    with pytest.raises(services.DownloadRefused):
+        services.link_create(image=Image.objects.get(pk=image.pk), actor=None)

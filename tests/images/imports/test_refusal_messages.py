@@ -1,0 +1,63 @@
+"""Refusals of an imported file say what is wrong and what to do, for the file that was sent: a header cut
+short is not "no header", a VMDK split over files is told so, a bad partition table says what to check."""
+
+import subprocess
+
+import pytest
+
+from images.inspection import ImportRefused, StreamInspector
+
+from .conftest import MiB
+
+
+def inspect(path, claimed):
+    inspector = StreamInspector(claimed)
+    with open(path, "rb") as stream:
+        while block := stream.read(MiB):
+            inspector.feed(block)
+    return inspector.finish()
+
+
+def refusal(path, claimed) -> str:
+    with pytest.raises(ImportRefused) as refused:
+        inspect(path, claimed)
+    return str(refused.value).replace("\xa0", " ")
+
+
+@pytest.mark.parametrize(("fmt", "keep"), [("qcow2", 100), ("vmdk", 4096), ("vhdx", 4096)])
+def test_a_file_cut_inside_its_header_is_told_it_was_cut_short(disks, fmt, keep):
+    whole = disks.convert(disks.raw(size=2 * MiB), fmt)
+    cut = whole.with_name(f"cut.{fmt}")
+    cut.write_bytes(whole.read_bytes()[:keep])
+    message = refusal(cut, fmt)
+    assert "cut short" in message and "Send the whole file again" in message
+    assert "no " not in message.split(":")[0]  # not "it has no ... header"
+
+
+def test_raw_data_claimed_as_qcow2_still_says_it_has_no_header(disks):
+    assert "it has no qcow2 header" in refusal(disks.raw(size=MiB), "qcow2")
+
+
+def test_a_vmdk_split_over_files_is_told_its_subformat_and_how_to_convert(disks, tmp_path):
+    descriptor = tmp_path / "flat.vmdk"
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "vmdk", "-o", "subformat=monolithicFlat", str(descriptor), "4M"],
+        check=True,
+    )
+    message = refusal(descriptor, "vmdk")
+    assert "subformat monolithicflat" in message
+    assert "qemu-img convert -O vmdk -o subformat=streamOptimized" in message
+    # A monolithicSparse VMDK passes; no message asks for one from someone who sent one.
+    sparse = disks.convert(disks.raw(size=2 * MiB), "vmdk", "sparse.vmdk", "-o", "subformat=monolithicSparse")
+    assert inspect(sparse, "vmdk").format == "vmdk"
+
+
+def test_a_broken_partition_table_says_what_to_check(tmp_path):
+    disk = bytearray(MiB)
+    disk[446] = 0x42  # a boot flag that is neither 0x00 nor 0x80
+    disk[450] = 0x83
+    disk[510:512] = b"\x55\xaa"
+    path = tmp_path / "disk.raw"
+    path.write_bytes(bytes(disk))
+    message = refusal(path, "raw")
+    assert "partition table (MBR) is not valid" in message and "Check that you chose the right file" in message

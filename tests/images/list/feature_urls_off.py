@@ -1,0 +1,3 @@
+from .feature_urls import patterns
+
+urlpatterns = patterns(with_features=False)
