@@ -144,6 +144,14 @@ def image_expire(*, image_id, now=None) -> bool:
             .first()
         )
         if due is None:
+            early = (
+                Image.objects.filter(pk=image_id, status=Image.Status.DELETED, purge_after__gt=now)
+                .values_list("purge_after", flat=True)
+                .first()
+            )
+            if early is not None:
+                # Woken before its time (a clock a little behind the scheduler's): wait again.
+                transaction.on_commit(lambda: schedule_expiry(image_id=image_id, purge_after=early))
             return False
         image_transition(
             image_id=due.pk,
@@ -164,9 +172,11 @@ def expiry_job_id(image_id) -> str:
 def schedule_expiry(*, image_id, purge_after: datetime) -> None:
     """RQ's scheduler runs the expiry at `purge_after`. Scheduling again moves the same job; a job whose
     time no longer matches the row does nothing, and the periodic sweep catches any job Redis lost."""
+    # RQ's scheduler counts whole seconds: round up, so the job never runs before the time.
+    at = purge_after.replace(microsecond=0) + timedelta(seconds=1) if purge_after.microsecond else purge_after
     try:
         django_rq.get_queue(QUEUE).enqueue_at(
-            purge_after, "recyclebin.jobs.image_expire_job", image_id=str(image_id), job_id=expiry_job_id(image_id)
+            at, "recyclebin.jobs.image_expire_job", image_id=str(image_id), job_id=expiry_job_id(image_id)
         )
     except Exception:  # noqa: BLE001 - Redis down: the sweep expunges it when it is due
         logger.warning("could not schedule the expiry of %s; the sweep will", image_id, exc_info=True)
