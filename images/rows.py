@@ -117,7 +117,10 @@ def _status_cell(image: Image, w: dict) -> str:
         if image.bytes_per_second:
             speed = _("%(speed)s/s") % {"speed": filesizeformat(image.bytes_per_second)}
             rate = f' · <span data-testid="image-rate">{_e(speed)}</span>'
-        html += f' <span class="text-muted stage-text" data-testid="image-stage">{stage}{image.progress}%{rate}</span>'
+        html += (
+            f' <span class="text-muted stage-text" data-testid="image-stage" title="{stage}{image.progress}%">'
+            f"{stage}{image.progress}%{rate}</span>"
+        )
     elif failed:
         html += f' <span class="small text-danger cell-error" data-testid="image-error"{title}>{_e(image.error)}</span>'
     return html
