@@ -2,11 +2,17 @@ from django.contrib.auth import views as auth_views
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
+from django.template.defaultfilters import filesizeformat
+from django.urls import NoReverseMatch, reverse
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 from django.views import View
 
 from images.models import Image
 from images.selectors import image_status_counts
 from tenants.permissions import TenantRequiredMixin
+
+from . import charts
 
 
 class LoginView(auth_views.LoginView):
@@ -14,10 +20,65 @@ class LoginView(auth_views.LoginView):
 
 
 class DashboardView(TenantRequiredMixin, View):
+    """The overview: counts by status, storage usage, imports in progress, recent failures, the recycle
+    bin, and charts (images and bytes per month, per format) drawn as SVG on the server.
+
+    `admin_panels` is where platform administrators' panels go (templates included for staff only)."""
+
+    admin_panels: list[str] = ["console/health_panel_card.html"]
+
     def get(self, request):
-        counts = image_status_counts(tenant=request.tenant, membership=request.membership)
-        cards = [(value, label, counts[value]) for value, label in Image.Status.choices]
-        return render(request, "console/dashboard.html", {"cards": cards})
+        from images import selectors as images
+        from storage.selectors import storage_list_for_tenant, storage_usage, usage_bars
+
+        tenant, membership = request.tenant, request.membership
+        counts = image_status_counts(tenant=tenant, membership=membership)
+        cards = [(value, label, counts[value]) for value, label in Image.Status.choices if value != "deleted"]
+        months = images.images_per_month(tenant=tenant, membership=membership)
+        formats = images.images_per_format(tenant=tenant, membership=membership)
+        storages = [
+            (storage, usage_bars(storage_usage(storage=storage)))
+            for storage in storage_list_for_tenant(tenant=tenant)[:6]
+        ]
+        context = {
+            "cards": cards,
+            "total": sum(n for value, _label, n in cards),
+            "recycle_bin_count": counts.get("deleted", 0),
+            "recycle_bin_url": _reverse_or_none("recyclebin:list"),
+            "in_progress": images.images_in_progress(tenant=tenant, membership=membership),
+            "failures": images.recent_failures(tenant=tenant, membership=membership),
+            "storages": storages,
+            "has_images": any(point["images"] for point in months) or bool(formats),
+            "images_chart": charts.column_chart(
+                [(_month(point["month"]), point["images"]) for point in months],
+                title=_("Images created per month"),
+                testid="chart-images-per-month",
+            ),
+            "bytes_chart": charts.column_chart(
+                [(_month(point["month"]), point["bytes"]) for point in months],
+                title=_("Bytes stored per month"),
+                value_text=lambda v: str(filesizeformat(v)),
+                testid="chart-bytes-per-month",
+            ),
+            "formats_chart": charts.bar_chart(
+                [(row["format"], row["images"]) for row in formats],
+                title=_("Images per format"),
+                testid="chart-formats",
+            ),
+            "admin_panels": self.admin_panels if request.user.is_staff else [],
+        }
+        return render(request, "console/dashboard.html", context)
+
+
+def _month(value) -> str:
+    return date_format(value, "YEAR_MONTH_FORMAT_SHORT")
+
+
+def _reverse_or_none(name: str):
+    try:
+        return reverse(name)
+    except NoReverseMatch:
+        return None
 
 
 class HealthPanelView(LoginRequiredMixin, View):

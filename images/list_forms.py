@@ -2,6 +2,8 @@
 
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils.functional import lazy
+from django.utils.text import format_lazy
 from django.utils.translation import gettext_lazy as _
 
 from tenants.models import Tenant
@@ -38,8 +40,17 @@ class ImageLabelsForm(forms.Form):
     labels = forms.CharField(
         label=_("Labels"),
         required=False,
-        help_text=_("Separate labels with commas; at most %(count)d labels of up to %(length)d characters.")
-        % {"count": LABELS_MAX, "length": LABEL_MAX_LENGTH},
+        # Lazy with its values: formatting here, at import, would fix the words in the first language.
+        help_text=format_lazy(
+            "{}",
+            lazy(
+                lambda: (
+                    _("Separate labels with commas; at most %(count)d labels of up to %(length)d characters.")
+                    % {"count": LABELS_MAX, "length": LABEL_MAX_LENGTH}
+                ),
+                str,
+            )(),
+        ),
     )
 
     def clean_labels(self):

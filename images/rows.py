@@ -96,7 +96,9 @@ def _name_cell(image: Image, w: dict, next_q: str) -> str:
             f"{shared_by}</span>"
         )
     if image.encrypted:
-        html += f' <span class="badge text-bg-light border" data-testid="encrypted-badge">{w["encrypted"]}</span>'
+        html += (
+            f' <span class="badge text-bg-light border" data-testid="encrypted-badge">{w["encrypted"]}</span>'
+        )
     if not image.enabled:
         html += f' <span class="badge text-bg-secondary" data-testid="disabled-badge">{w["disabled"]}</span>'
     if image.sharing != Image.Sharing.PRIVATE and actions["own"]:
@@ -106,7 +108,7 @@ def _name_cell(image: Image, w: dict, next_q: str) -> str:
 
 def _status_cell(image: Image, w: dict) -> str:
     badge = "text-bg-secondary" if image.is_cancelled else STATUS_BADGE.get(image.status, "text-bg-warning")
-    failed = image.status == Image.Status.FAILED and image.error
+    failed = image.status == Image.Status.FAILED and image.error and not image.is_cancelled
     title = f' title="{_e(image.error)}"' if failed else ""
     html = f'<span class="badge {badge}"{title}>{_e(image.status_label())}</span>'
     if image.is_transitional:
@@ -115,7 +117,10 @@ def _status_cell(image: Image, w: dict) -> str:
         if image.bytes_per_second:
             speed = _("%(speed)s/s") % {"speed": filesizeformat(image.bytes_per_second)}
             rate = f' · <span data-testid="image-rate">{_e(speed)}</span>'
-        html += f' <span class="text-muted stage-text" data-testid="image-stage">{stage}{image.progress}%{rate}</span>'
+        html += (
+            f' <span class="text-muted stage-text" data-testid="image-stage" title="{stage}{image.progress}%">'
+            f"{stage}{image.progress}%{rate}</span>"
+        )
     elif failed:
         html += f' <span class="small text-danger cell-error" data-testid="image-error"{title}>{_e(image.error)}</span>'
     return html
@@ -200,7 +205,9 @@ def _operations_cell(image: Image, w: dict, shared) -> str:
         html += f'<span class="small text-muted">{w["read_only"]}</span>'
     elif actions["download"] and urls["download"]:
         # A view-only account may download: the one action it has is a button of its own.
-        html += " " + _dialog_link(urls["download"], w["download"], "btn btn-sm btn-outline-secondary", "row-download")
+        html += " " + _dialog_link(
+            urls["download"], w["download"], "btn btn-sm btn-outline-secondary", "row-download"
+        )
     return html
 
 
@@ -211,8 +218,10 @@ def _dialog_link(url: str, text: str, css: str, testid: str) -> str:
         f'<a class="{css}" href="{url}" hx-get="{url}" hx-target="#download-dialog-content" hx-swap="innerHTML" '
         f'hx-push-url="false" data-testid="{testid}">{text}</a>'
     )
+
+
 def os_display(image: Image) -> str:
-    """"Ubuntu 24.04 x86_64"; a version that already names its platform ("Windows Server 2022") is not
+    """ "Ubuntu 24.04 x86_64"; a version that already names its platform ("Windows Server 2022") is not
     preceded by it again."""
     platform, version = image.platform, image.os_version
     if platform and version.lower().startswith(platform.lower()):

@@ -312,3 +312,80 @@ def image_shares(*, image: Image) -> QuerySet[ImageShare]:
 
 def image_share_of(*, image: Image, tenant: Tenant) -> ImageShare | None:
     return ImageShare.objects.filter(image=image, tenant=tenant).first()
+# --- the dashboard ------------------------------------------------------------------------------------
+
+
+def _own_in_scope(*, tenant: Tenant, membership: Membership | None) -> QuerySet[Image]:
+    """The tenant's own images this membership may see, the deleted ones (recycle bin) included."""
+    return Image.objects.for_tenant(tenant).filter(scope_q(membership, field="project_group"))
+
+
+def images_in_progress(*, tenant: Tenant, membership: Membership | None, limit: int = 5) -> list[Image]:
+    return list(
+        _own_in_scope(tenant=tenant, membership=membership)
+        .filter(status__in=list(Image.TRANSITIONAL))
+        .exclude(status=Image.Status.DELETING)
+        .order_by("-updated_at")[:limit]
+    )
+
+
+def recent_failures(*, tenant: Tenant, membership: Membership | None, limit: int = 5) -> list[Image]:
+    return list(
+        _own_in_scope(tenant=tenant, membership=membership)
+        .filter(status=Image.Status.FAILED)
+        .order_by("-updated_at")[:limit]
+    )
+
+
+def images_per_month(*, tenant: Tenant, membership: Membership | None, months: int = 12) -> list[dict]:
+    """[{month: date, images: n, bytes: n}] for the last `months` months (oldest first, empty months kept),
+    of the images that are not deleted, by the month they were created in (the current time zone)."""
+    from datetime import date
+
+    from django.db.models.functions import TruncMonth
+    from django.utils import timezone
+
+    today = timezone.localdate()
+    first = date(today.year, today.month, 1)
+    starts = []
+    year, month = first.year, first.month
+    for _n in range(months):
+        starts.append(date(year, month, 1))
+        year, month = (year, month - 1) if month > 1 else (year - 1, 12)
+    starts.reverse()
+    rows = (
+        _own_in_scope(tenant=tenant, membership=membership)
+        .exclude(status=Image.Status.DELETED)
+        .filter(created_at__date__gte=starts[0])
+        .annotate(month=TruncMonth("created_at"))
+        .order_by()
+        .values("month")
+        .annotate(images=Count("pk"), bytes=Sum("size"))
+    )
+    found = {}
+    for row in rows:
+        month_start = row["month"].date() if hasattr(row["month"], "date") else row["month"]
+        found[month_start.replace(day=1)] = row
+    return [
+        {
+            "month": start,
+            "images": found.get(start, {}).get("images", 0),
+            "bytes": found.get(start, {}).get("bytes") or 0,
+        }
+        for start in starts
+    ]
+
+
+def images_per_format(*, tenant: Tenant, membership: Membership | None) -> list[dict]:
+    """[{format, images, bytes}] of the images that are not deleted, largest first."""
+    rows = (
+        _own_in_scope(tenant=tenant, membership=membership)
+        .exclude(status=Image.Status.DELETED)
+        .order_by()
+        .values("disk_format")
+        .annotate(images=Count("pk"), bytes=Sum("size"))
+    )
+    return sorted(
+        ({"format": r["disk_format"], "images": r["images"], "bytes": r["bytes"] or 0} for r in rows),
+        key=lambda r: (-r["images"], r["format"]),
+    )

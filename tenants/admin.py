@@ -4,7 +4,7 @@ from django.contrib.auth.admin import UserAdmin
 from django.utils.translation import gettext_lazy as _
 
 from . import services
-from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant
+from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
 
 
 class QuotaInline(admin.StackedInline):
@@ -145,3 +145,10 @@ class ConsoleUserAdmin(UserAdmin):
     @admin.display(description=_("tenants"))
     def tenant_names(self, obj):
         return ", ".join(m.tenant.name for m in obj.memberships.all())
+
+
+@admin.register(UserPreference)
+class UserPreferenceAdmin(admin.ModelAdmin):
+    list_display = ["user", "updated_at"]
+    search_fields = ["user__username"]
+    readonly_fields = ["created_at", "updated_at"]

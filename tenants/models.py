@@ -105,7 +105,10 @@ class Quota(BaseModel):
         _("VM count"), null=True, blank=True, help_text=_("Leave empty for no limit.")
     )
     max_vcpus = models.PositiveIntegerField(
-        _("vCPUs"), null=True, blank=True, help_text=_("Total vCPUs of the tenant's VMs. Leave empty for no limit.")
+        _("vCPUs"),
+        null=True,
+        blank=True,
+        help_text=_("Total vCPUs of the tenant's VMs. Leave empty for no limit."),
     )
     max_memory_mib = models.PositiveIntegerField(
         _("VM memory (MiB)"),
@@ -143,6 +146,10 @@ class OperationLog(models.Model):
     target_name = models.CharField(_("resource"), max_length=255, blank=True)
     result = models.CharField(_("result"), max_length=16, choices=Result.choices, default=Result.SUCCESS)
     message = models.TextField(_("message"), blank=True)
+    # The message as a code and its parameters, worded when shown (tenants.oplog); `message` then holds
+    # the English text for searches and for readers without translations.
+    message_code = models.CharField(_("message code"), max_length=255, blank=True)
+    message_params = models.JSONField(_("message parameters"), default=dict, blank=True)
     client_ip = models.GenericIPAddressField(_("client IP"), null=True, blank=True)
 
     class Meta:
@@ -153,6 +160,19 @@ class OperationLog(models.Model):
 
     def __str__(self):
         return f"{self.actor_name or '-'} {self.action} {self.target_name}"
+
+    @property
+    def action_label(self) -> str:
+        from .oplog import action_label
+
+        return action_label(self.action)
+
+    @property
+    def display_message(self) -> str:
+        """The message in the reader's language."""
+        from .oplog import render_message
+
+        return render_message(self.message_code, self.message_params, fallback=self.message)
 
 
 class UserPreference(BaseModel):

@@ -8,10 +8,12 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from imageconsole.core.http import client_ip
 
 from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
+from .oplog import english, word
 
 User = get_user_model()
 
@@ -28,8 +30,14 @@ def log(
     result: str = OperationLog.Result.SUCCESS,
     message: str = "",
     request=None,
+    message_code: str = "",
+    params: dict | None = None,
 ) -> OperationLog:
-    """Record who did what to which resource. `target` may be any model instance."""
+    """Record who did what to which resource. `target` may be any model instance.
+
+    A message for people is best given as `message_code` (an English template marked with
+    gettext_noop) and `params` (see tenants.oplog): it is then worded in each reader's language.
+    `message` (free text) still works and is shown as written."""
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user
     if target is not None:
@@ -45,7 +53,9 @@ def log(
         target_id=target_id,
         target_name=target_name[:255],
         result=result,
-        message=message,
+        message=message or english(message_code, params),
+        message_code=message_code,
+        message_params=params or {},
         client_ip=client_ip(request),
     )
 
@@ -60,7 +70,8 @@ def log_many(
     batch_size: int = 500,
 ) -> list[OperationLog]:
     """`log()` for many resources in one INSERT a batch: each entry holds `tenant_id`, `target` (a model
-    instance) and optionally `message` and `result`; actor and client address are common to all."""
+    instance) and optionally `message`, `message_code` and `params` (as in `log()`) and `result`; actor
+    and client address are common to all."""
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user
     actor_obj = actor if actor is not None and actor.pk else None
@@ -76,7 +87,9 @@ def log_many(
             target_id=str(entry["target"].pk),
             target_name=str(entry["target"])[:255],
             result=entry.get("result", result),
-            message=entry.get("message", ""),
+            message=entry.get("message") or english(entry.get("message_code", ""), entry.get("params")),
+            message_code=entry.get("message_code", ""),
+            message_params=entry.get("params") or {},
             client_ip=ip,
         )
         for entry in entries
@@ -124,7 +137,11 @@ def membership_add(
         tenant=tenant,
         actor=actor,
         target=membership,
-        message=f"{membership.get_role_display()} / {membership.get_permission_display()}",
+        message_code=gettext_noop("%(role)s / %(permission)s"),
+        params={
+            "role": word(Membership.Role(role).label, "Membership role"),
+            "permission": word(Membership.Permission(permission).label, "Sub-account permission"),
+        },
         request=request,
     )
     return membership
@@ -250,7 +267,11 @@ def api_token_create(*, user, name: str = "", expires_in_days: int | None = None
     With `expires_in_days` the token is refused after that many days."""
     if expires_in_days is not None and expires_in_days < 1:
         raise ValidationError(
-            {"expires_in_days": _("A token lasts at least one day; leave the expiry out for one that never expires.")},
+            {
+                "expires_in_days": _(
+                    "A token lasts at least one day; leave the expiry out for one that never expires."
+                )
+            },
             code="expiry",
         )
     key = ApiToken.generate_key()

@@ -1,5 +1,6 @@
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -10,6 +11,7 @@ from django.views import View
 from . import selectors, services
 from .forms import ProjectGroupForm, SwitchTenantForm
 from .models import OperationLog
+from .oplog import action_label, registered_actions
 from .permissions import (
     ManageRequiredMixin,
     TenantRequiredMixin,
@@ -128,7 +130,14 @@ class OperationLogView(TenantRequiredMixin, View):
             logs = logs.filter(result=result)
         query = request.GET.get("q", "").strip()
         if query:
-            logs = logs.filter(target_name__icontains=query) | logs.filter(action__icontains=query)
+            # The action as the reader sees it (its label in their language) or as its code.
+            codes = [code for code in registered_actions() if query.lower() in action_label(code).lower()]
+            logs = logs.filter(
+                Q(target_name__icontains=query)
+                | Q(action__icontains=query)
+                | Q(action__in=codes)
+                | Q(message__icontains=query)
+            )
         return render(
             request,
             "tenants/operation_log.html",

@@ -22,11 +22,13 @@ from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from storage.backends import StorageError, get_backend
 from tenants.models import OperationLog
+from tenants.oplog import word
 from tenants.services import log, quota_check, quota_lock
 
 from .. import conf
@@ -118,8 +120,12 @@ def image_import_create(
             actor=actor,
             target=image,
             result=OperationLog.Result.STARTED,
-            message=f"{image.get_source_display()}: {source_format}"
-            + (f" {session.source_url}" if session.source_url else ""),
+            message_code=gettext_noop("%(source)s: %(format)s %(url)s"),
+            params={
+                "source": word(Image.Source(image.source).label, "Image source"),
+                "format": source_format,
+                "url": session.source_url,
+            },
             request=request,
         )
         if image.source in FETCHED_SOURCES:
@@ -276,6 +282,7 @@ def import_cancel(*, image: Image, actor=None, request=None) -> Image:
     two seconds and stops; what it left is removed."""
     who = actor.get_username() if actor is not None and getattr(actor, "pk", None) else _("an operator")
     message = _("The import was cancelled by %(user)s.") % {"user": who}
+    log_params = {"user": who}
     with transaction.atomic():
         UploadSession.objects.filter(image_id=image.pk).update(
             cancel_requested=True, updated_at=timezone.now()
@@ -287,7 +294,8 @@ def import_cancel(*, image: Image, actor=None, request=None) -> Image:
             action="image.cancel",
             actor=actor,
             request=request,
-            message=message,
+            message_code=gettext_noop("The import was cancelled by %(user)s."),
+            params=log_params,
             changes=_failed_changes(message, reason=Image.FailureReason.CANCELLED),
             after_commit=lambda: enqueue_cleanup(image_id=image.pk),
         )

@@ -17,9 +17,10 @@ from django.db import transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from tenants.models import OperationLog, Tenant
+from tenants.oplog import word
 from tenants.services import log, log_many
 
 from .. import hooks
@@ -119,7 +120,11 @@ def image_update(
         tenant=image.tenant,
         actor=actor,
         target=image,
-        message="; ".join(f"{f}: {before[f]!r} → {getattr(image, f)!r}" for f in changed),
+        message_code=gettext_noop("Changed %(fields)s: %(values)s"),
+        params={
+            "fields": [word(Image._meta.get_field(f).verbose_name) for f in changed],
+            "values": "; ".join(f"{before[f]!r} → {getattr(image, f)!r}" for f in changed),
+        },
         request=request,
     )
     return image
@@ -179,7 +184,11 @@ def image_set_sharing(
         tenant=image.tenant,
         actor=actor,
         target=image,
-        message=f"{sharing}{': ' + names if names else ''}",
+        message_code=gettext_noop("%(mode)s%(tenants)s"),
+        params={
+            "mode": word(Image.Sharing(sharing).label, "Sharing mode"),
+            "tenants": f": {names}" if names else "",
+        },
         request=request,
     )
     return image

@@ -22,9 +22,11 @@ from collections.abc import Callable
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from storage.backends import Cancelled, StorageError, get_backend
 from tenants.models import OperationLog
+from tenants.oplog import size as oplog_size
 
 from ..conversion import ConversionCancelled, OutputFollower, convert, extract_member, ova_disk
 from ..inspection import (
@@ -389,9 +391,9 @@ def _make_available(image: Image, *, replica: ImageReplica, changes: dict) -> No
                 allowed_from=[Image.Status.UPLOADING],
                 action="image.import",
                 result=OperationLog.Result.SUCCESS,
-                message=_("%(size)s stored, %(format)s, SHA256 %(sha256)s")
-                % {
-                    "size": filesizeformat(changes["size"]),
+                message_code=gettext_noop("%(size)s stored, %(format)s, SHA256 %(sha256)s"),
+                params={
+                    "size": oplog_size(changes["size"]),
                     "format": changes["disk_format"],
                     "sha256": changes["sha256"],
                 },

@@ -13,7 +13,9 @@ from uuid import UUID
 from django.db import transaction
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
+from tenants.oplog import joined, word
 from tenants.services import log_many
 
 from ..models import Image
@@ -36,6 +38,18 @@ class TransitionNotAllowed(Exception):
                 "to": Image.Status(to).label,
             }
         )
+
+
+def status_word(status: str) -> dict:
+    """An image status for the operation log, worded when shown."""
+    return word(Image.Status(status).label, "Image status")
+
+
+STATUS_PATH = gettext_noop("%(path)s")
+
+
+def _path_words(statuses) -> dict:
+    return joined([status_word(status) for status in statuses], " → ")
 
 
 def transition_allowed(before: str, to: str, *, via: Sequence[str] = ()) -> bool:
@@ -73,6 +87,8 @@ def image_transition_many(
     after_commit: Callable[[list], None] | None = None,
     now=None,
     write_log: bool = True,
+    message_code: str = "",
+    params: dict | None = None,
 ) -> TransitionResult:
     """Move many images to status `to`, each only if TRANSITIONS allows it (through the statuses of `via`,
     e.g. `deleting` on the way to `deleted`) and it is in `allowed_from` when given; the others are
@@ -104,13 +120,15 @@ def image_transition_many(
             Image.objects.filter(pk__in=[image.pk for image in movable]).update(**update)
             entries = []
             for image in movable:
-                entries.append(
-                    {
-                        "tenant_id": image.tenant_id,
-                        "target": image,
-                        "message": message or " → ".join([image.status, *via, to]),
-                    }
-                )
+                entry = {"tenant_id": image.tenant_id, "target": image, "message": message}
+                if message_code:
+                    entry.update(message_code=message_code, params=params)
+                elif not message:
+                    # The path of statuses ("Available → Deleting → Deleted"), worded for each reader.
+                    entry.update(
+                        message_code=STATUS_PATH, params={"path": _path_words([image.status, *via, to])}
+                    )
+                entries.append(entry)
                 for name, value in update.items():
                     setattr(image, name, value)
             if write_log:
@@ -135,6 +153,8 @@ def image_transition(
     result: str = "success",
     changes: dict | None = None,
     after_commit: Callable[[], None] | None = None,
+    message_code: str = "",
+    params: dict | None = None,
 ) -> Image:
     """Move one image to status `to`: `image_transition_many` for one id, which raises
     TransitionNotAllowed (or Image.DoesNotExist) instead of reporting the image as refused.
@@ -149,6 +169,8 @@ def image_transition(
             actor=actor,
             request=request,
             message=message,
+            message_code=message_code,
+            params=params,
             result=result,
             changes=changes,
             after_commit=None if after_commit is None else (lambda _ids: after_commit()),

@@ -133,7 +133,7 @@ def test_detail_page(
     page = owner_client.get(f"/images/{image.pk}/").content.decode()
     assert image.md5 in page and image.sha256 in page
     assert 'data-testid="replicas"' in page and standalone.name in page
-    assert "image.import" in page  # the operation log
+    assert "Import image" in page  # the operation log, its action worded
     assert "hx-trigger" not in owner_client.get(f"/images/{image.pk}/summary/").content.decode()
 
 

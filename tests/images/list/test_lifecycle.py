@@ -92,7 +92,10 @@ def test_sharing_with_chosen_tenants_then_revoking(tenant, other_tenant, owner, 
     image_set_sharing(image=image, sharing="private", actor=owner)
     assert not image.shared_with.exists()
     assert not images_visible(tenant=other_tenant, membership=None).exists()
-    assert [e.message for e in _logs(image, "image.share")] == ["tenants: globex", "private"]
+    assert [e.message for e in _logs(image, "image.share")] == [
+        "Shared with chosen tenants: globex",
+        "Not shared",
+    ]
 
 
 def test_sharing_with_chosen_tenants_needs_one(tenant, owner, make_image):
@@ -119,8 +122,9 @@ def test_delete_moves_to_the_recycle_bin_with_who_when_and_until_when(tenant, ow
     deleted = image_delete(image=image, actor=owner)
     assert deleted.status == "deleted" and deleted.deleted_by == owner and deleted.deleted_at is not None
     assert deleted.restore_status == status and deleted.purge_after is not None
-    # `deleting` is the expunge's own status now: a move to the bin is one change, logged once.
-    assert [e.message for e in _logs(image, "image.delete")] == [f"{status} → deleted"]
+    # `deleting` is the expunge's own status now: a move to the bin is one change, logged once, worded.
+    label = {"available": "Available", "failed": "Import failed"}[status]
+    assert [e.message for e in _logs(image, "image.delete")] == [f"{label} → Deleted"]
     assert not images_visible(tenant=tenant, membership=None).filter(pk=image.pk).exists()
     assert Image.objects.filter(pk=image.pk).exists()  # in the recycle bin, not erased
 

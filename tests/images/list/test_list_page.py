@@ -116,7 +116,7 @@ def test_transitional_rows_poll_their_own_endpoint(owner_client, tenant, make_im
     assert row.status_code == 200
     html = row.content.decode()
     assert html.lstrip().startswith(f'<tr id="image-row-{busy.pk}"')
-    assert 'value="42"' in html and "Receiving" in html
+    assert "42%" in html and "Receiving" in html
 
 
 def test_row_endpoint_is_404_once_the_image_is_gone_or_not_ours(
