@@ -24,19 +24,27 @@ def _texts(status: int) -> tuple[str, str]:
     texts = {
         403: (
             _("You may not do this"),
-            _("Your account's permissions do not allow this page or action. A tenant owner can change what your account may do."),
+            _(
+                "Your account's permissions do not allow this page or action. A tenant owner can change what your account may do."
+            ),
         ),
         404: (
             _("Not found"),
-            _("This page or resource does not exist, or it belongs to another tenant. Check the address, or find it in the lists."),
+            _(
+                "This page or resource does not exist, or it belongs to another tenant. Check the address, or find it in the lists."
+            ),
         ),
         410: (
             _("No longer available"),
-            _("This existed but is gone: a link that expired or was revoked, or an import that ended. Ask for a new one."),
+            _(
+                "This existed but is gone: a link that expired or was revoked, or an import that ended. Ask for a new one."
+            ),
         ),
         500: (
             _("Something went wrong on the server"),
-            _("The error was recorded for the administrators. Try again in a moment; if it keeps happening, tell your administrator what you were doing."),
+            _(
+                "The error was recorded for the administrators. Try again in a moment; if it keeps happening, tell your administrator what you were doing."
+            ),
         ),
     }
     return texts[status]

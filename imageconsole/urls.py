@@ -4,7 +4,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from images.downloads.public import download_file
-
 from openstack.urls import identity_urlpatterns, image_urlpatterns
 
 from . import views

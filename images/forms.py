@@ -65,7 +65,10 @@ class ImageImportForm(forms.Form):
         validators=[catalog.validate_image_name],
     )
     description = forms.CharField(
-        label=_("Description"), max_length=DESCRIPTION_MAX_LENGTH, required=False, widget=forms.Textarea(attrs={"rows": 2})
+        label=_("Description"),
+        max_length=DESCRIPTION_MAX_LENGTH,
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
     )
     kind = forms.ChoiceField(
         label=_("Image type"),

@@ -152,13 +152,17 @@ class Image(BaseModel):
         max_length=8,
         choices=[("gzip", "gzip"), ("xz", "xz"), ("zstd", "zstd"), ("bzip2", "bzip2")],
         blank=True,
-        help_text=_("How the imported file was compressed (recognised by its first bytes); empty if it was not."),
+        help_text=_(
+            "How the imported file was compressed (recognised by its first bytes); empty if it was not."
+        ),
     )
     compressed_size = models.PositiveBigIntegerField(
         _("compressed size"),
         null=True,
         blank=True,
-        help_text=_("The size of the compressed file as it arrived; the size is that of the decompressed image."),
+        help_text=_(
+            "The size of the compressed file as it arrived; the size is that of the decompressed image."
+        ),
     )
     virtual_size = models.PositiveBigIntegerField(_("virtual size"), null=True, blank=True)
     md5 = models.CharField(_("MD5"), max_length=32, blank=True)

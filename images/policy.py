@@ -33,7 +33,9 @@ def can_download(request, image: Image) -> bool:
 
 def can_export(request, image: Image) -> bool:
     """Export writes a file into the storage, so it needs the manage permission."""
-    return can_change(request, image) and image.status == Image.Status.AVAILABLE and image.kind != Image.Kind.ISO
+    return (
+        can_change(request, image) and image.status == Image.Status.AVAILABLE and image.kind != Image.Kind.ISO
+    )
 
 
 def can_revoke(request, link) -> bool:

@@ -288,7 +288,9 @@ def image_is_own(*, image: Image, tenant: Tenant) -> bool:
 def images_offered(*, tenant: Tenant, statuses=(ImageShare.Status.PENDING,)) -> QuerySet[Image]:
     """Available images other tenants share with `tenant` whose share it has not accepted (by default:
     those awaiting its answer). Shown so the tenant can accept or reject them; not usable until then."""
-    offered = ImageShare.objects.filter(image_id=OuterRef("pk"), tenant_id=tenant.pk, status__in=list(statuses))
+    offered = ImageShare.objects.filter(
+        image_id=OuterRef("pk"), tenant_id=tenant.pk, status__in=list(statuses)
+    )
     return (
         Image.objects.filter(sharing=Image.Sharing.TENANTS, status=Image.Status.AVAILABLE)
         .exclude(tenant=tenant)
@@ -312,6 +314,8 @@ def image_shares(*, image: Image) -> QuerySet[ImageShare]:
 
 def image_share_of(*, image: Image, tenant: Tenant) -> ImageShare | None:
     return ImageShare.objects.filter(image=image, tenant=tenant).first()
+
+
 # --- the dashboard ------------------------------------------------------------------------------------
 
 

@@ -16,9 +16,7 @@ urlpatterns = [
     path("<uuid:pk>/upload/", imports.ImageUploadView.as_view(), name="upload"),
     path("<uuid:pk>/cancel/", imports.ImageCancelView.as_view(), name="cancel"),
     path("<uuid:pk>/download/", downloads.DownloadDialogView.as_view(), name="download"),
-    path(
-        "<uuid:pk>/download/<uuid:link_pk>/revoke/", downloads.LinkRevokeView.as_view(), name="link_revoke"
-    ),
+    path("<uuid:pk>/download/<uuid:link_pk>/revoke/", downloads.LinkRevokeView.as_view(), name="link_revoke"),
     path("<uuid:pk>/export/", downloads.ExportDialogView.as_view(), name="export_image"),
     path("exported/", downloads.ExportedListView.as_view(), name="exported"),
     path("exports/<uuid:pk>/download/", downloads.ExportDownloadView.as_view(), name="export_download"),

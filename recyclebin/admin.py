@@ -127,10 +127,13 @@ class BinnedImageAdmin(admin.ModelAdmin):
                 done += 1
         if done:
             messages.success(
-                request, ngettext("%(count)d image restored.", "%(count)d images restored.", done) % {"count": done}
+                request,
+                ngettext("%(count)d image restored.", "%(count)d images restored.", done) % {"count": done},
             )
 
-    @admin.action(description=_("Expunge the selected images (destroy them with their data)"), permissions=["change"])
+    @admin.action(
+        description=_("Expunge the selected images (destroy them with their data)"), permissions=["change"]
+    )
     def expunge(self, request, queryset):
         done = 0
         for image in queryset:

@@ -36,7 +36,9 @@ class RecycleBinAPIView(TenantAPIMixin, ListAPIView):
         if not filterset.is_valid():
             raise exceptions.ValidationError(filterset.errors)
         page = self.paginate_queryset(filterset.qs.prefetch_related("shared_with"))
-        return self.get_paginated_response(ImageSerializer(page, many=True, context={"request": request}).data)
+        return self.get_paginated_response(
+            ImageSerializer(page, many=True, context={"request": request}).data
+        )
 
 
 def _bin_image(request, pk) -> Image:
@@ -80,4 +82,6 @@ class ExpungeAPIView(TenantAPIView):
                 _("“%(name)s” is %(status)s: only images in the recycle bin can be expunged.")
                 % {"name": exc.image.name, "status": exc.image.get_status_display()}
             ) from exc
-        return Response(ImageSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+        return Response(
+            ImageSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+        )

@@ -41,8 +41,10 @@ class PolicyFields(models.Model):
         decimal_places=5,
         default=DEFAULT_RETENTION_DAYS,
         validators=[MinValueValidator(Decimal("0.00001")), MaxValueValidator(Decimal(36500))],
-        help_text=_("Under delayed deletion: how long a deleted image stays in the recycle bin. Fractions "
-                    "are allowed, e.g. 0.5 for 12 hours."),
+        help_text=_(
+            "Under delayed deletion: how long a deleted image stays in the recycle bin. Fractions "
+            "are allowed, e.g. 0.5 for 12 hours."
+        ),
     )
 
     class Meta:

@@ -112,7 +112,10 @@ class RecycleBinView(TenantRequiredMixin, View):
             "filterset": filterset,
             "form": form,
             "selects": {
-                name: [(str(v), label, str(v) == form.data.get(name, "")) for v, label in form.fields[name].choices]
+                name: [
+                    (str(v), label, str(v) == form.data.get(name, ""))
+                    for v, label in form.fields[name].choices
+                ]
                 for name in FILTER_SELECTS
             },
             "page": page,
@@ -223,7 +226,9 @@ class BatchView(TenantRequiredMixin, View):
         if ids is None:
             return render(request, "recyclebin/batch_confirm.html", context, status=400)
         service = images_batch_restore if action == "restore" else images_batch_expunge
-        result = service(tenant=request.tenant, scope=scope, image_ids=ids, actor=request.user, request=request)
+        result = service(
+            tenant=request.tenant, scope=scope, image_ids=ids, actor=request.user, request=request
+        )
         if request.htmx:
             response = render(
                 request,
@@ -237,14 +242,20 @@ class BatchView(TenantRequiredMixin, View):
                 text = ngettext("%(count)d image restored.", "%(count)d images restored.", len(result.done))
             else:
                 text = ngettext(
-                    "%(count)d image is being destroyed.", "%(count)d images are being destroyed.", len(result.done)
+                    "%(count)d image is being destroyed.",
+                    "%(count)d images are being destroyed.",
+                    len(result.done),
                 )
             messages.success(request, text % {"count": len(result.done)})
         if result.skipped:
             shown = "; ".join(f"{item.name or item.id}: {item.reason}" for item in result.skipped[:20])
             messages.warning(
                 request,
-                ngettext("%(count)d image was skipped: %(list)s", "%(count)d images were skipped: %(list)s", len(result.skipped))
+                ngettext(
+                    "%(count)d image was skipped: %(list)s",
+                    "%(count)d images were skipped: %(list)s",
+                    len(result.skipped),
+                )
                 % {"count": len(result.skipped), "list": shown},
             )
         return HttpResponseRedirect(context["next"])

@@ -70,7 +70,10 @@ def main() -> int:
         subprocess.run([*MANAGE, "migrate", "--no-input", "-v", "0"], env=env, check=True)
         subprocess.run([*MANAGE, "demo"], env=env, check=True)
         _demo_compute_host(env)
-        start("worker", [*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"])
+        start(
+            "worker",
+            [*MANAGE, "rqworker", "imports", "convert", "default", "maintenance", "--with-scheduler"],
+        )
         start("cron", [*MANAGE, "rqcron", "imageconsole.cron"])  # periodic jobs: the reconciler, sweeps
         start("web", [*MANAGE, "runserver", f"127.0.0.1:{port}", "--noreload"])
         print(f"\nThe console is at http://127.0.0.1:{port}/  (Ctrl-C stops it)\n", flush=True)
@@ -89,6 +92,8 @@ def _prefix_lines(prefix: str, stream) -> None:
     for line in stream:
         sys.stdout.write(f"{prefix}| {line}")
         sys.stdout.flush()
+
+
 def _demo_compute_host(env: dict) -> None:
     """This machine as the demo compute host through libvirt (virtlogd and libvirtd started when no
     libvirt daemon answers). Without libvirt the console still runs, without VMs."""

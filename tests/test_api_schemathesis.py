@@ -34,7 +34,12 @@ def api_objects(db, make_user):
     entry = services.log(action="image.update", tenant=tenant, target=images["available"])
     storage = ImageStorage.objects.create(name="fuzz-store", kind="standalone", mount_path="/tmp/fuzz-store")
     export = ExportedImage.objects.create(
-        tenant=tenant, image=images["available"], storage=storage, format="vmdk", key="fuzz.vmdk", status="ready"
+        tenant=tenant,
+        image=images["available"],
+        storage=storage,
+        format="vmdk",
+        key="fuzz.vmdk",
+        status="ready",
     )
     _token, key = services.api_token_create(user=user)
     return {

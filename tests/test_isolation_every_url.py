@@ -109,7 +109,12 @@ def _objects(tenant, marker, tmp_path):
         name="shared-host", defaults={"uri": "qemu+tcp://127.0.0.1:1/system", "state": "connected"}
     )
     vm = VirtualMachine.objects.create(
-        tenant=tenant, name=f"{marker}-vm", image=image, host=host, domain_name=f"ic-{marker}", state="running"
+        tenant=tenant,
+        name=f"{marker}-vm",
+        image=image,
+        host=host,
+        domain_name=f"ic-{marker}",
+        state="running",
     )
     check = BootCheck.objects.create(
         tenant=tenant, image=image, host=host, state="passed", screenshot=b"png", thumbnail=b"png"
@@ -120,10 +125,17 @@ def _objects(tenant, marker, tmp_path):
         tenant=tenant, vm=vm, vm_name=vm.name, state="ready", path=str(export_file), size=3
     )
     storage = ImageStorage.objects.get_or_create(
-        name="isolation-store", defaults={"kind": ImageStorage.Kind.STANDALONE, "mount_path": "/tmp/isolation-store"}
+        name="isolation-store",
+        defaults={"kind": ImageStorage.Kind.STANDALONE, "mount_path": "/tmp/isolation-store"},
     )[0]
     export = ExportedImage.objects.create(
-        tenant=tenant, image=image, storage=storage, format="vmdk", key=f"{marker}.vmdk", status="ready", size=1
+        tenant=tenant,
+        image=image,
+        storage=storage,
+        format="vmdk",
+        key=f"{marker}.vmdk",
+        status="ready",
+        size=1,
     )
     link = DownloadLink.objects.create(
         tenant=tenant,
@@ -193,7 +205,9 @@ def _request(client, method, url):
         body = b'[{"op": "replace", "path": "/name", "value": "stolen"}]'
         return client.patch(url, body, content_type="application/openstack-images-v2.1-json-patch")
     if method in ("put", "patch", "post") and url.startswith("/openstack/"):
-        return client.generic(method.upper(), url, b'{"name": "stolen", "member": "1"}', content_type="application/json")
+        return client.generic(
+            method.upper(), url, b'{"name": "stolen", "member": "1"}', content_type="application/json"
+        )
     if method in ("put", "patch") and url.startswith("/api/"):
         return client.generic(
             method.upper(), url, b'{"name": "stolen"}', content_type="application/json", **headers

@@ -31,7 +31,9 @@ def test_a_worker_writes_one_line_per_job(rq_redis, settings):
     try:
         for n in range(3):
             queue.enqueue(noop, n)
-        SimpleWorker([queue], connection=rq_redis).work(burst=True, with_scheduler=False, logging_level="INFO")
+        SimpleWorker([queue], connection=rq_redis).work(
+            burst=True, with_scheduler=False, logging_level="INFO"
+        )
     finally:
         rq_logger.removeHandler(handler)
     lines = stream.getvalue().splitlines()

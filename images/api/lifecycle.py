@@ -261,7 +261,7 @@ class ImageLifecycleMixin:
     @extend_schema(
         summary="Delete an available or failed image by the deletion policy",
         description=(
-            "Into the recycle bin (204), or, under the \"immediate\" deletion policy, destroyed: the image "
+            'Into the recycle bin (204), or, under the "immediate" deletion policy, destroyed: the image '
             "answers `status: deleting` until its expunge job has removed it (202)."
         ),
         responses={
@@ -282,7 +282,9 @@ class ImageLifecycleMixin:
         except (ImageInUse, ImageProtected) as exc:
             raise Conflict(" ".join(exc.messages)) from exc
         if image.status == Image.Status.DELETING:
-            return Response(ImageSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED)
+            return Response(
+                ImageSerializer(image, context={"request": request}).data, status=status.HTTP_202_ACCEPTED
+            )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     def get_renderers(self):

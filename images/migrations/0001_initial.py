@@ -8,127 +8,397 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('storage', '0001_initial'),
-        ('tenants', '0001_initial'),
+        ("storage", "0001_initial"),
+        ("tenants", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Image',
+            name="Image",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False, verbose_name='resource ID')),
-                ('name', models.CharField(db_index=True, max_length=128, verbose_name='name')),
-                ('description', models.CharField(blank=True, max_length=1024, verbose_name='remarks')),
-                ('kind', models.CharField(choices=[('system', 'System image'), ('volume', 'Volume image'), ('iso', 'ISO image')], default='system', max_length=8, verbose_name='image type')),
-                ('disk_format', models.CharField(choices=[('qcow2', 'qcow2'), ('raw', 'raw'), ('vmdk', 'vmdk'), ('vhd', 'vhd'), ('vhdx', 'vhdx'), ('ova', 'ova'), ('iso', 'iso')], help_text="The format stored: after a conversion, the storage's target format.", max_length=8, verbose_name='format')),
-                ('source_format', models.CharField(blank=True, choices=[('qcow2', 'qcow2'), ('raw', 'raw'), ('vmdk', 'vmdk'), ('vhd', 'vhd'), ('vhdx', 'vhdx'), ('ova', 'ova'), ('iso', 'iso')], max_length=8, verbose_name='format imported')),
-                ('os_type', models.CharField(choices=[('linux', 'Linux'), ('windows', 'Windows'), ('other', 'Other')], default='linux', max_length=8, verbose_name='OS type')),
-                ('platform', models.CharField(blank=True, max_length=32, verbose_name='platform')),
-                ('os_version', models.CharField(blank=True, max_length=32, verbose_name='OS version')),
-                ('architecture', models.CharField(choices=[('x86_64', 'x86_64'), ('aarch64', 'aarch64'), ('mips64el', 'mips64el')], default='x86_64', max_length=10, verbose_name='architecture')),
-                ('boot_mode', models.CharField(choices=[('bios', 'BIOS (Legacy)'), ('uefi', 'UEFI')], default='bios', max_length=8, verbose_name='boot mode')),
-                ('csm', models.BooleanField(default=False, verbose_name='CSM')),
-                ('virtio', models.BooleanField(default=True, verbose_name='VirtIO')),
-                ('cloud_init', models.BooleanField(default=False, verbose_name='cloud-init')),
-                ('qemu_ga', models.BooleanField(default=False, verbose_name='qemu-ga')),
-                ('hot_upgrade', models.BooleanField(default=False, verbose_name='hot upgrade')),
-                ('encrypted', models.BooleanField(default=False, verbose_name='encrypted')),
-                ('labels', models.JSONField(blank=True, default=list, verbose_name='labels')),
-                ('target_size', models.PositiveBigIntegerField(blank=True, help_text='In bytes: 20 GB to 500 GB.', null=True, verbose_name='target image size')),
-                ('size', models.PositiveBigIntegerField(default=0, verbose_name='size')),
-                ('virtual_size', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='virtual size')),
-                ('md5', models.CharField(blank=True, max_length=32, verbose_name='MD5')),
-                ('sha256', models.CharField(blank=True, max_length=64, verbose_name='SHA256')),
-                ('expected_sha256', models.CharField(blank=True, max_length=64, verbose_name='expected SHA256')),
-                ('source', models.CharField(choices=[('upload', 'Local file'), ('url', 'URL'), ('vm', 'Virtual machine'), ('scan', 'Storage scan')], default='upload', max_length=8, verbose_name='source')),
-                ('status', models.CharField(choices=[('creating', 'Creating'), ('uploading', 'Importing'), ('available', 'Available'), ('failed', 'Import failed'), ('deleting', 'Deleting'), ('deleted', 'Deleted')], db_index=True, default='uploading', max_length=12, verbose_name='status')),
-                ('stage', models.CharField(blank=True, choices=[('', '—'), ('queued', 'Queued'), ('receiving', 'Receiving'), ('downloading', 'Downloading'), ('inspecting', 'Inspecting'), ('converting', 'Converting'), ('storing', 'Storing')], default='queued', max_length=12, verbose_name='stage')),
-                ('progress', models.PositiveSmallIntegerField(default=0, help_text='Percent, 0 to 100.', verbose_name='progress')),
-                ('bytes_done', models.PositiveBigIntegerField(default=0, verbose_name='bytes done')),
-                ('bytes_total', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='bytes total')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
-                ('sharing', models.CharField(choices=[('private', 'Not shared'), ('tenants', 'Shared with chosen tenants'), ('global', 'Shared globally')], default='private', max_length=8, verbose_name='sharing mode')),
-                ('job_id', models.CharField(blank=True, max_length=64)),
-                ('deleted_at', models.DateTimeField(blank=True, null=True, verbose_name='deleted')),
-                ('purge_after', models.DateTimeField(blank=True, null=True, verbose_name='expunge after')),
-                ('deleted_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('owner', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('project_group', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='images', to='tenants.projectgroup', verbose_name='project group')),
-                ('shared_with', models.ManyToManyField(blank=True, related_name='images_shared_with_me', to='tenants.tenant', verbose_name='shared with')),
-                ('storage', models.ForeignKey(blank=True, help_text='The storage the import writes to; replicas record where the bytes are.', null=True, on_delete=django.db.models.deletion.PROTECT, related_name='images', to='storage.imagestorage', verbose_name='image storage')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='images', to='tenants.tenant')),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "id",
+                    models.UUIDField(
+                        default=uuid.uuid4,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                        verbose_name="resource ID",
+                    ),
+                ),
+                ("name", models.CharField(db_index=True, max_length=128, verbose_name="name")),
+                ("description", models.CharField(blank=True, max_length=1024, verbose_name="remarks")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[
+                            ("system", "System image"),
+                            ("volume", "Volume image"),
+                            ("iso", "ISO image"),
+                        ],
+                        default="system",
+                        max_length=8,
+                        verbose_name="image type",
+                    ),
+                ),
+                (
+                    "disk_format",
+                    models.CharField(
+                        choices=[
+                            ("qcow2", "qcow2"),
+                            ("raw", "raw"),
+                            ("vmdk", "vmdk"),
+                            ("vhd", "vhd"),
+                            ("vhdx", "vhdx"),
+                            ("ova", "ova"),
+                            ("iso", "iso"),
+                        ],
+                        help_text="The format stored: after a conversion, the storage's target format.",
+                        max_length=8,
+                        verbose_name="format",
+                    ),
+                ),
+                (
+                    "source_format",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("qcow2", "qcow2"),
+                            ("raw", "raw"),
+                            ("vmdk", "vmdk"),
+                            ("vhd", "vhd"),
+                            ("vhdx", "vhdx"),
+                            ("ova", "ova"),
+                            ("iso", "iso"),
+                        ],
+                        max_length=8,
+                        verbose_name="format imported",
+                    ),
+                ),
+                (
+                    "os_type",
+                    models.CharField(
+                        choices=[("linux", "Linux"), ("windows", "Windows"), ("other", "Other")],
+                        default="linux",
+                        max_length=8,
+                        verbose_name="OS type",
+                    ),
+                ),
+                ("platform", models.CharField(blank=True, max_length=32, verbose_name="platform")),
+                ("os_version", models.CharField(blank=True, max_length=32, verbose_name="OS version")),
+                (
+                    "architecture",
+                    models.CharField(
+                        choices=[("x86_64", "x86_64"), ("aarch64", "aarch64"), ("mips64el", "mips64el")],
+                        default="x86_64",
+                        max_length=10,
+                        verbose_name="architecture",
+                    ),
+                ),
+                (
+                    "boot_mode",
+                    models.CharField(
+                        choices=[("bios", "BIOS (Legacy)"), ("uefi", "UEFI")],
+                        default="bios",
+                        max_length=8,
+                        verbose_name="boot mode",
+                    ),
+                ),
+                ("csm", models.BooleanField(default=False, verbose_name="CSM")),
+                ("virtio", models.BooleanField(default=True, verbose_name="VirtIO")),
+                ("cloud_init", models.BooleanField(default=False, verbose_name="cloud-init")),
+                ("qemu_ga", models.BooleanField(default=False, verbose_name="qemu-ga")),
+                ("hot_upgrade", models.BooleanField(default=False, verbose_name="hot upgrade")),
+                ("encrypted", models.BooleanField(default=False, verbose_name="encrypted")),
+                ("labels", models.JSONField(blank=True, default=list, verbose_name="labels")),
+                (
+                    "target_size",
+                    models.PositiveBigIntegerField(
+                        blank=True,
+                        help_text="In bytes: 20 GB to 500 GB.",
+                        null=True,
+                        verbose_name="target image size",
+                    ),
+                ),
+                ("size", models.PositiveBigIntegerField(default=0, verbose_name="size")),
+                (
+                    "virtual_size",
+                    models.PositiveBigIntegerField(blank=True, null=True, verbose_name="virtual size"),
+                ),
+                ("md5", models.CharField(blank=True, max_length=32, verbose_name="MD5")),
+                ("sha256", models.CharField(blank=True, max_length=64, verbose_name="SHA256")),
+                (
+                    "expected_sha256",
+                    models.CharField(blank=True, max_length=64, verbose_name="expected SHA256"),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("upload", "Local file"),
+                            ("url", "URL"),
+                            ("vm", "Virtual machine"),
+                            ("scan", "Storage scan"),
+                        ],
+                        default="upload",
+                        max_length=8,
+                        verbose_name="source",
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("creating", "Creating"),
+                            ("uploading", "Importing"),
+                            ("available", "Available"),
+                            ("failed", "Import failed"),
+                            ("deleting", "Deleting"),
+                            ("deleted", "Deleted"),
+                        ],
+                        db_index=True,
+                        default="uploading",
+                        max_length=12,
+                        verbose_name="status",
+                    ),
+                ),
+                (
+                    "stage",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("", "—"),
+                            ("queued", "Queued"),
+                            ("receiving", "Receiving"),
+                            ("downloading", "Downloading"),
+                            ("inspecting", "Inspecting"),
+                            ("converting", "Converting"),
+                            ("storing", "Storing"),
+                        ],
+                        default="queued",
+                        max_length=12,
+                        verbose_name="stage",
+                    ),
+                ),
+                (
+                    "progress",
+                    models.PositiveSmallIntegerField(
+                        default=0, help_text="Percent, 0 to 100.", verbose_name="progress"
+                    ),
+                ),
+                ("bytes_done", models.PositiveBigIntegerField(default=0, verbose_name="bytes done")),
+                (
+                    "bytes_total",
+                    models.PositiveBigIntegerField(blank=True, null=True, verbose_name="bytes total"),
+                ),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
+                (
+                    "sharing",
+                    models.CharField(
+                        choices=[
+                            ("private", "Not shared"),
+                            ("tenants", "Shared with chosen tenants"),
+                            ("global", "Shared globally"),
+                        ],
+                        default="private",
+                        max_length=8,
+                        verbose_name="sharing mode",
+                    ),
+                ),
+                ("job_id", models.CharField(blank=True, max_length=64)),
+                ("deleted_at", models.DateTimeField(blank=True, null=True, verbose_name="deleted")),
+                ("purge_after", models.DateTimeField(blank=True, null=True, verbose_name="expunge after")),
+                (
+                    "deleted_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "owner",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project_group",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="images",
+                        to="tenants.projectgroup",
+                        verbose_name="project group",
+                    ),
+                ),
+                (
+                    "shared_with",
+                    models.ManyToManyField(
+                        blank=True,
+                        related_name="images_shared_with_me",
+                        to="tenants.tenant",
+                        verbose_name="shared with",
+                    ),
+                ),
+                (
+                    "storage",
+                    models.ForeignKey(
+                        blank=True,
+                        help_text="The storage the import writes to; replicas record where the bytes are.",
+                        null=True,
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="images",
+                        to="storage.imagestorage",
+                        verbose_name="image storage",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="images",
+                        to="tenants.tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'image',
-                'verbose_name_plural': 'images',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "image",
+                "verbose_name_plural": "images",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='ImageReplica',
+            name="ImageReplica",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('key', models.CharField(help_text='Where the backend keeps the bytes.', max_length=255, verbose_name='key')),
-                ('state', models.CharField(choices=[('syncing', 'Syncing'), ('ready', 'Ready'), ('failed', 'Failed')], default='syncing', max_length=8, verbose_name='state')),
-                ('size', models.PositiveBigIntegerField(default=0, verbose_name='size')),
-                ('progress', models.PositiveSmallIntegerField(default=0, verbose_name='progress')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='replicas', to='images.image')),
-                ('storage', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='replicas', to='storage.imagestorage')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "key",
+                    models.CharField(
+                        help_text="Where the backend keeps the bytes.", max_length=255, verbose_name="key"
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("syncing", "Syncing"), ("ready", "Ready"), ("failed", "Failed")],
+                        default="syncing",
+                        max_length=8,
+                        verbose_name="state",
+                    ),
+                ),
+                ("size", models.PositiveBigIntegerField(default=0, verbose_name="size")),
+                ("progress", models.PositiveSmallIntegerField(default=0, verbose_name="progress")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="replicas",
+                        to="images.image",
+                    ),
+                ),
+                (
+                    "storage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="replicas",
+                        to="storage.imagestorage",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'image replica',
-                'verbose_name_plural': 'image replicas',
+                "verbose_name": "image replica",
+                "verbose_name_plural": "image replicas",
             },
         ),
         migrations.CreateModel(
-            name='UploadSession',
+            name="UploadSession",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('length', models.PositiveBigIntegerField(blank=True, null=True, verbose_name='length')),
-                ('offset', models.PositiveBigIntegerField(default=0, verbose_name='offset')),
-                ('staging_path', models.CharField(blank=True, max_length=1024)),
-                ('source_url', models.CharField(blank=True, max_length=2048, verbose_name='source URL')),
-                ('secret_encrypted', models.TextField(blank=True)),
-                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires')),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('image', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='upload', to='images.image')),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("length", models.PositiveBigIntegerField(blank=True, null=True, verbose_name="length")),
+                ("offset", models.PositiveBigIntegerField(default=0, verbose_name="offset")),
+                ("staging_path", models.CharField(blank=True, max_length=1024)),
+                ("source_url", models.CharField(blank=True, max_length=2048, verbose_name="source URL")),
+                ("secret_encrypted", models.TextField(blank=True)),
+                ("expires_at", models.DateTimeField(blank=True, null=True, verbose_name="expires")),
+                ("cancel_requested", models.BooleanField(default=False)),
+                (
+                    "image",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="upload", to="images.image"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'upload session',
-                'verbose_name_plural': 'upload sessions',
+                "verbose_name": "upload session",
+                "verbose_name_plural": "upload sessions",
             },
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['tenant', 'status', '-created_at'], name='image_tenant_status_created'),
+            model_name="image",
+            index=models.Index(
+                fields=["tenant", "status", "-created_at"], name="image_tenant_status_created"
+            ),
         ),
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['tenant', 'kind', '-created_at'], name='image_tenant_kind_created'),
+            model_name="image",
+            index=models.Index(fields=["tenant", "kind", "-created_at"], name="image_tenant_kind_created"),
         ),
         migrations.AddConstraint(
-            model_name='image',
-            constraint=models.CheckConstraint(condition=models.Q(('progress__lte', 100)), name='image_progress_lte_100'),
+            model_name="image",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("progress__lte", 100)), name="image_progress_lte_100"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='image',
-            constraint=models.CheckConstraint(condition=models.Q(models.Q(('architecture__in', ['aarch64', 'mips64el']), _negated=True), ('boot_mode', 'uefi'), _connector='OR'), name='image_arm_mips_need_uefi'),
+            model_name="image",
+            constraint=models.CheckConstraint(
+                condition=models.Q(
+                    models.Q(("architecture__in", ["aarch64", "mips64el"]), _negated=True),
+                    ("boot_mode", "uefi"),
+                    _connector="OR",
+                ),
+                name="image_arm_mips_need_uefi",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='imagereplica',
-            constraint=models.UniqueConstraint(fields=('image', 'storage'), name='replica_one_per_storage'),
+            model_name="imagereplica",
+            constraint=models.UniqueConstraint(fields=("image", "storage"), name="replica_one_per_storage"),
         ),
     ]

@@ -4,15 +4,21 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0007_list_counts'),
+        ("images", "0007_list_counts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='image',
-            name='restore_status',
-            field=models.CharField(blank=True, choices=[('available', 'Available'), ('failed', 'Import failed')], help_text='The status a restore from the recycle bin gives the image back.', max_length=12, null=True, verbose_name='status before deletion'),
+            model_name="image",
+            name="restore_status",
+            field=models.CharField(
+                blank=True,
+                choices=[("available", "Available"), ("failed", "Import failed")],
+                help_text="The status a restore from the recycle bin gives the image back.",
+                max_length=12,
+                null=True,
+                verbose_name="status before deletion",
+            ),
         ),
     ]

@@ -9,90 +9,218 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0007_list_counts'),
-        ('storage', '0003_last_cleanup'),
-        ('tenants', '0001_initial'),
+        ("images", "0007_list_counts"),
+        ("storage", "0003_last_cleanup"),
+        ("tenants", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DownloadSettings',
+            name="DownloadSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('link_validity_hours', models.PositiveIntegerField(default=24, help_text='How long a new download link works. The user guides promise 24 hours.', validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(720)], verbose_name='download link validity (hours)')),
-                ('export_retention_days', models.PositiveIntegerField(default=7, help_text='An exported image is deleted this many days after it was exported; 0 keeps it until someone deletes it.', validators=[django.core.validators.MaxValueValidator(3650)], verbose_name='keep exports (days)')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "link_validity_hours",
+                    models.PositiveIntegerField(
+                        default=24,
+                        help_text="How long a new download link works. The user guides promise 24 hours.",
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(720),
+                        ],
+                        verbose_name="download link validity (hours)",
+                    ),
+                ),
+                (
+                    "export_retention_days",
+                    models.PositiveIntegerField(
+                        default=7,
+                        help_text="An exported image is deleted this many days after it was exported; 0 keeps it until someone deletes it.",
+                        validators=[django.core.validators.MaxValueValidator(3650)],
+                        verbose_name="keep exports (days)",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'download settings',
-                'verbose_name_plural': 'download settings',
+                "verbose_name": "download settings",
+                "verbose_name_plural": "download settings",
             },
         ),
         migrations.CreateModel(
-            name='ExportedImage',
+            name="ExportedImage",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('format', models.CharField(choices=[('qcow2', 'qcow2'), ('raw', 'raw'), ('vmdk', 'vmdk (streamOptimized)'), ('vhd', 'vhd')], max_length=8, verbose_name='format')),
-                ('key', models.CharField(help_text="The export's name in the storage.", max_length=255, verbose_name='key')),
-                ('status', models.CharField(choices=[('exporting', 'Exporting'), ('ready', 'Exported'), ('failed', 'Export failed')], default='exporting', max_length=10, verbose_name='status')),
-                ('progress', models.PositiveSmallIntegerField(default=0, verbose_name='progress')),
-                ('size', models.PositiveBigIntegerField(default=0, verbose_name='size')),
-                ('md5', models.CharField(blank=True, max_length=32, verbose_name='MD5')),
-                ('sha256', models.CharField(blank=True, max_length=64, verbose_name='SHA256')),
-                ('error', models.TextField(blank=True, verbose_name='error')),
-                ('job_id', models.CharField(blank=True, max_length=64)),
-                ('finished_at', models.DateTimeField(blank=True, null=True, verbose_name='exported at')),
-                ('expires_at', models.DateTimeField(blank=True, null=True, verbose_name='expires')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='exports', to='images.image')),
-                ('storage', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='storage.imagestorage', verbose_name='image storage')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                (
+                    "format",
+                    models.CharField(
+                        choices=[
+                            ("qcow2", "qcow2"),
+                            ("raw", "raw"),
+                            ("vmdk", "vmdk (streamOptimized)"),
+                            ("vhd", "vhd"),
+                        ],
+                        max_length=8,
+                        verbose_name="format",
+                    ),
+                ),
+                (
+                    "key",
+                    models.CharField(
+                        help_text="The export's name in the storage.", max_length=255, verbose_name="key"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("exporting", "Exporting"),
+                            ("ready", "Exported"),
+                            ("failed", "Export failed"),
+                        ],
+                        default="exporting",
+                        max_length=10,
+                        verbose_name="status",
+                    ),
+                ),
+                ("progress", models.PositiveSmallIntegerField(default=0, verbose_name="progress")),
+                ("size", models.PositiveBigIntegerField(default=0, verbose_name="size")),
+                ("md5", models.CharField(blank=True, max_length=32, verbose_name="MD5")),
+                ("sha256", models.CharField(blank=True, max_length=64, verbose_name="SHA256")),
+                ("error", models.TextField(blank=True, verbose_name="error")),
+                ("job_id", models.CharField(blank=True, max_length=64)),
+                ("finished_at", models.DateTimeField(blank=True, null=True, verbose_name="exported at")),
+                ("expires_at", models.DateTimeField(blank=True, null=True, verbose_name="expires")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="exports", to="images.image"
+                    ),
+                ),
+                (
+                    "storage",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="storage.imagestorage",
+                        verbose_name="image storage",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'exported image',
-                'verbose_name_plural': 'exported images',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "exported image",
+                "verbose_name_plural": "exported images",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='DownloadLink',
+            name="DownloadLink",
             fields=[
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('id', models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False)),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('filename', models.CharField(max_length=255, verbose_name='file name')),
-                ('created_by_name', models.CharField(blank=True, max_length=150, verbose_name='created by')),
-                ('expires_at', models.DateTimeField(verbose_name='expires')),
-                ('revoked_at', models.DateTimeField(blank=True, null=True, verbose_name='revoked')),
-                ('revoked_by_name', models.CharField(blank=True, max_length=150, verbose_name='revoked by')),
-                ('created_by', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='download_links', to='images.image')),
-                ('tenant', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='tenants.tenant')),
-                ('export', models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.CASCADE, related_name='links', to='images.exportedimage')),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "id",
+                    models.UUIDField(default=uuid.uuid4, editable=False, primary_key=True, serialize=False),
+                ),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("filename", models.CharField(max_length=255, verbose_name="file name")),
+                ("created_by_name", models.CharField(blank=True, max_length=150, verbose_name="created by")),
+                ("expires_at", models.DateTimeField(verbose_name="expires")),
+                ("revoked_at", models.DateTimeField(blank=True, null=True, verbose_name="revoked")),
+                ("revoked_by_name", models.CharField(blank=True, max_length=150, verbose_name="revoked by")),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.SET_NULL,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="download_links",
+                        to="images.image",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="tenants.tenant"
+                    ),
+                ),
+                (
+                    "export",
+                    models.ForeignKey(
+                        blank=True,
+                        null=True,
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="links",
+                        to="images.exportedimage",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'download link',
-                'verbose_name_plural': 'download links',
-                'ordering': ['-created_at', '-pk'],
+                "verbose_name": "download link",
+                "verbose_name_plural": "download links",
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.AddConstraint(
-            model_name='exportedimage',
-            constraint=models.UniqueConstraint(fields=('image', 'format'), name='export_one_per_image_format'),
+            model_name="exportedimage",
+            constraint=models.UniqueConstraint(
+                fields=("image", "format"), name="export_one_per_image_format"
+            ),
         ),
         migrations.AddConstraint(
-            model_name='exportedimage',
-            constraint=models.CheckConstraint(condition=models.Q(('progress__lte', 100)), name='export_progress_lte_100'),
+            model_name="exportedimage",
+            constraint=models.CheckConstraint(
+                condition=models.Q(("progress__lte", 100)), name="export_progress_lte_100"
+            ),
         ),
         migrations.AddIndex(
-            model_name='downloadlink',
-            index=models.Index(fields=['image', 'expires_at'], name='download_link_image_expiry'),
+            model_name="downloadlink",
+            index=models.Index(fields=["image", "expires_at"], name="download_link_image_expiry"),
         ),
     ]

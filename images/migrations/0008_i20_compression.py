@@ -17,21 +17,31 @@ def _restore_sqlite_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0007_list_counts'),
+        ("images", "0007_list_counts"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='image',
-            name='compressed_size',
-            field=models.PositiveBigIntegerField(blank=True, help_text='The size of the compressed file as it arrived; the size is that of the decompressed image.', null=True, verbose_name='compressed size'),
+            model_name="image",
+            name="compressed_size",
+            field=models.PositiveBigIntegerField(
+                blank=True,
+                help_text="The size of the compressed file as it arrived; the size is that of the decompressed image.",
+                null=True,
+                verbose_name="compressed size",
+            ),
         ),
         migrations.AddField(
-            model_name='image',
-            name='compression',
-            field=models.CharField(blank=True, choices=[('gzip', 'gzip'), ('xz', 'xz'), ('zstd', 'zstd'), ('bzip2', 'bzip2')], help_text='How the imported file was compressed (recognised by its first bytes); empty if it was not.', max_length=8, verbose_name='compression'),
+            model_name="image",
+            name="compression",
+            field=models.CharField(
+                blank=True,
+                choices=[("gzip", "gzip"), ("xz", "xz"), ("zstd", "zstd"), ("bzip2", "bzip2")],
+                help_text="How the imported file was compressed (recognised by its first bytes); empty if it was not.",
+                max_length=8,
+                verbose_name="compression",
+            ),
         ),
         migrations.RunPython(_restore_sqlite_triggers, migrations.RunPython.noop),
     ]

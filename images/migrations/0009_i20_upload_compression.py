@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0008_i20_compression'),
+        ("images", "0008_i20_compression"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='uploadsession',
-            name='compression',
-            field=models.CharField(blank=True, max_length=8, verbose_name='compression'),
+            model_name="uploadsession",
+            name="compression",
+            field=models.CharField(blank=True, max_length=8, verbose_name="compression"),
         ),
     ]

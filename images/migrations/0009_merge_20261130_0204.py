@@ -4,12 +4,10 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0008_i11_restore_status'),
-        ('images', '0008_i12_download_links_exports'),
-        ('images', '0008_i13_failure_reason'),
+        ("images", "0008_i11_restore_status"),
+        ("images", "0008_i12_download_links_exports"),
+        ("images", "0008_i13_failure_reason"),
     ]
 
-    operations = [
-    ]
+    operations = []

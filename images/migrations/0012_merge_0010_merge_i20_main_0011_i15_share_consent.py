@@ -4,11 +4,9 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0010_merge_i20_main'),
-        ('images', '0011_i15_share_consent'),
+        ("images", "0010_merge_i20_main"),
+        ("images", "0011_i15_share_consent"),
     ]
 
-    operations = [
-    ]
+    operations = []

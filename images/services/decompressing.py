@@ -79,7 +79,9 @@ def import_decompress(*, image_id) -> None:
         except (ImportNotAccepted, ImportRefused):
             return
         stream = DecompressingSink(
-            _Target(receiver), limit=lambda: decompressed_limit(image.pk), max_ratio=conf.decompress_max_ratio()
+            _Target(receiver),
+            limit=lambda: decompressed_limit(image.pk),
+            max_ratio=conf.decompress_max_ratio(),
         )
         try:
             with open(packed, "rb") as staged:
@@ -103,7 +105,9 @@ def import_decompress(*, image_id) -> None:
             receiver.abort()
             import_fail(
                 image_id=image.pk,
-                message=_("The import failed unexpectedly (%(error)s). Try again; if it fails again, tell an "
-                "administrator.")
+                message=_(
+                    "The import failed unexpectedly (%(error)s). Try again; if it fails again, tell an "
+                    "administrator."
+                )
                 % {"error": type(error).__name__},
             )

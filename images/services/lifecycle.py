@@ -271,7 +271,8 @@ def image_delete(*, image: Image, actor=None, request=None) -> Image:
             raise TransitionNotAllowed(locked, Image.Status.DELETED)
         if locked.protected:
             raise ImageProtected(
-                _("“%(name)s” is protected; remove its protection before deleting it.") % {"name": locked.name},
+                _("“%(name)s” is protected; remove its protection before deleting it.")
+                % {"name": locked.name},
                 code="image_protected",
             )
         vm_names = vms_using_images(image_ids=[locked.pk]).get(locked.pk)
@@ -416,7 +417,10 @@ def image_batch_delete(
                 )
             elif pk in protected:
                 item = BatchItem(
-                    id=pk, name=row["name"], deleted=False, reason=_("It is protected; remove its protection first.")
+                    id=pk,
+                    name=row["name"],
+                    deleted=False,
+                    reason=_("It is protected; remove its protection first."),
                 )
             elif pk in in_use:
                 item = BatchItem(id=pk, name=row["name"], deleted=False, reason=_in_use_message(in_use[pk]))

@@ -46,7 +46,12 @@ class _ImageActionView(TenantRequiredMixin, View):
         return render(
             request,
             self.template_name,
-            {"image": image, "form": form, "next": _back(request, image), "deletion": deletion_wording(request.tenant)},
+            {
+                "image": image,
+                "form": form,
+                "next": _back(request, image),
+                "deletion": deletion_wording(request.tenant),
+            },
             status=status,
         )
 

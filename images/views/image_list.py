@@ -39,7 +39,16 @@ CONFIRM_LIST_MAX = 100
 
 
 # Columns a user may hide with the column chooser (remembered per user); the others always show.
-OPTIONAL_COLUMNS = ("encrypted", "features", "os_type", "os", "project_group", "disk_format", "size", "created")
+OPTIONAL_COLUMNS = (
+    "encrypted",
+    "features",
+    "os_type",
+    "os",
+    "project_group",
+    "disk_format",
+    "size",
+    "created",
+)
 # Hidden until a user shows them, so that the seed's columns and the date fit a 1280 px window.
 # (An encrypted image also carries a badge beside its name.)
 DEFAULT_HIDDEN_COLUMNS = ["encrypted", "disk_format", "size"]
@@ -113,7 +122,9 @@ def _select_options(form, name: str, tab: str = "self") -> list[tuple[str, str, 
     current = form.data.get(name, "")
     choices = form.fields[name].choices
     if name == "disk_format":
-        choices = [(v, label) for v, label in choices if (v == Image.DiskFormat.ISO) == (tab == "iso") or v == ""]
+        choices = [
+            (v, label) for v, label in choices if (v == Image.DiskFormat.ISO) == (tab == "iso") or v == ""
+        ]
     return [(str(value), label, str(value) == current) for value, label in choices]
 
 
@@ -226,7 +237,9 @@ class ImageListView(TenantRequiredMixin, View):
             "form": filterset.form,
             "selects": {name: _select_options(filterset.form, name, tab) for name in FILTER_SELECTS},
             "more_filters_open": any(
-                request.GET.get(key) for key in ImageFilter.base_filters if key not in (*COMMON_FILTERS, "ordering")
+                request.GET.get(key)
+                for key in ImageFilter.base_filters
+                if key not in (*COMMON_FILTERS, "ordering")
             ),
             "hidden_columns": hidden,
             "optional_columns": [(key, title) for key, title, _o in _columns() if key in OPTIONAL_COLUMNS],
@@ -366,7 +379,9 @@ class BatchDeleteView(TenantRequiredMixin, View):
             messages.success(
                 request,
                 ngettext(
-                    "%(count)d image is being destroyed.", "%(count)d images are being destroyed.", len(deleted)
+                    "%(count)d image is being destroyed.",
+                    "%(count)d images are being destroyed.",
+                    len(deleted),
                 )
                 % {"count": len(deleted)},
             )

@@ -8,55 +8,127 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('images', '0008_i11_restore_status'),
-        ('tenants', '0001_initial'),
+        ("images", "0008_i11_restore_status"),
+        ("tenants", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DeletionPolicy',
+            name="DeletionPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('mode', models.CharField(choices=[('immediate', 'Immediate deletion'), ('delayed', 'Delayed deletion'), ('never', 'Never delete')], default='delayed', max_length=10, verbose_name='image deletion policy')),
-                ('retention_days', models.DecimalField(decimal_places=5, default=Decimal('3'), help_text='Under delayed deletion: how long a deleted image stays in the recycle bin. Fractions are allowed, e.g. 0.5 for 12 hours.', max_digits=9, validators=[django.core.validators.MinValueValidator(Decimal('0.00001')), django.core.validators.MaxValueValidator(Decimal('36500'))], verbose_name='retention (days)')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("immediate", "Immediate deletion"),
+                            ("delayed", "Delayed deletion"),
+                            ("never", "Never delete"),
+                        ],
+                        default="delayed",
+                        max_length=10,
+                        verbose_name="image deletion policy",
+                    ),
+                ),
+                (
+                    "retention_days",
+                    models.DecimalField(
+                        decimal_places=5,
+                        default=Decimal("3"),
+                        help_text="Under delayed deletion: how long a deleted image stays in the recycle bin. Fractions are allowed, e.g. 0.5 for 12 hours.",
+                        max_digits=9,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0.00001")),
+                            django.core.validators.MaxValueValidator(Decimal("36500")),
+                        ],
+                        verbose_name="retention (days)",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'deletion policy',
-                'verbose_name_plural': 'deletion policy',
+                "verbose_name": "deletion policy",
+                "verbose_name_plural": "deletion policy",
             },
         ),
         migrations.CreateModel(
-            name='BinnedImage',
-            fields=[
-            ],
+            name="BinnedImage",
+            fields=[],
             options={
-                'verbose_name': 'image in the recycle bin',
-                'verbose_name_plural': 'images in the recycle bin',
-                'proxy': True,
-                'indexes': [],
-                'constraints': [],
+                "verbose_name": "image in the recycle bin",
+                "verbose_name_plural": "images in the recycle bin",
+                "proxy": True,
+                "indexes": [],
+                "constraints": [],
             },
-            bases=('images.image',),
+            bases=("images.image",),
         ),
         migrations.CreateModel(
-            name='TenantDeletionPolicy',
+            name="TenantDeletionPolicy",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('mode', models.CharField(choices=[('immediate', 'Immediate deletion'), ('delayed', 'Delayed deletion'), ('never', 'Never delete')], default='delayed', max_length=10, verbose_name='image deletion policy')),
-                ('retention_days', models.DecimalField(decimal_places=5, default=Decimal('3'), help_text='Under delayed deletion: how long a deleted image stays in the recycle bin. Fractions are allowed, e.g. 0.5 for 12 hours.', max_digits=9, validators=[django.core.validators.MinValueValidator(Decimal('0.00001')), django.core.validators.MaxValueValidator(Decimal('36500'))], verbose_name='retention (days)')),
-                ('tenant', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, related_name='deletion_policy', to='tenants.tenant', verbose_name='tenant')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                (
+                    "mode",
+                    models.CharField(
+                        choices=[
+                            ("immediate", "Immediate deletion"),
+                            ("delayed", "Delayed deletion"),
+                            ("never", "Never delete"),
+                        ],
+                        default="delayed",
+                        max_length=10,
+                        verbose_name="image deletion policy",
+                    ),
+                ),
+                (
+                    "retention_days",
+                    models.DecimalField(
+                        decimal_places=5,
+                        default=Decimal("3"),
+                        help_text="Under delayed deletion: how long a deleted image stays in the recycle bin. Fractions are allowed, e.g. 0.5 for 12 hours.",
+                        max_digits=9,
+                        validators=[
+                            django.core.validators.MinValueValidator(Decimal("0.00001")),
+                            django.core.validators.MaxValueValidator(Decimal("36500")),
+                        ],
+                        verbose_name="retention (days)",
+                    ),
+                ),
+                (
+                    "tenant",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="deletion_policy",
+                        to="tenants.tenant",
+                        verbose_name="tenant",
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'tenant deletion policy',
-                'verbose_name_plural': 'tenant deletion policies',
+                "verbose_name": "tenant deletion policy",
+                "verbose_name_plural": "tenant deletion policies",
             },
         ),
     ]

@@ -215,7 +215,9 @@ def image_expunge_run(*, image_id) -> bool:
             try:
                 get_backend(replica.storage).delete(replica.key)
             except StorageError as error:
-                message = _("Its data could not be removed from %(storage)s: %(reason)s It is tried again.") % {
+                message = _(
+                    "Its data could not be removed from %(storage)s: %(reason)s It is tried again."
+                ) % {
                     "storage": replica.storage.name,
                     "reason": error,
                 }
@@ -227,7 +229,9 @@ def image_expunge_run(*, image_id) -> bool:
         try:
             with transaction.atomic():
                 locked = (
-                    Image.objects.select_for_update().filter(pk=image.pk, status=Image.Status.DELETING).first()
+                    Image.objects.select_for_update()
+                    .filter(pk=image.pk, status=Image.Status.DELETING)
+                    .first()
                 )
                 if locked is None:
                     return False
@@ -373,7 +377,9 @@ def _batch(
         rows = _rows(scope.filter(tenant=tenant), wanted)
         refused = decide(rows)  # pk -> reason, for images that are in the bin but may not move
         candidates = [
-            row["pk"] for row in rows.values() if row["status"] == Image.Status.DELETED and row["pk"] not in refused
+            row["pk"]
+            for row in rows.values()
+            if row["status"] == Image.Status.DELETED and row["pk"] not in refused
         ]
         moved = set(move(candidates, rows, now))
         order = wanted if wanted is not None else list(rows)
@@ -394,7 +400,9 @@ def _batch(
             elif row["status"] != Image.Status.DELETED:
                 item = BinItem(id=pk, name=row["name"], done=False, reason=_not_in_bin(row["status"]))
             else:
-                item = BinItem(id=pk, name=row["name"], done=False, reason=_("It changed meanwhile; try again."))
+                item = BinItem(
+                    id=pk, name=row["name"], done=False, reason=_("It changed meanwhile; try again.")
+                )
             result.items.append(item)
             logs.append(
                 OperationLog(

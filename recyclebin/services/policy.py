@@ -56,8 +56,10 @@ def policy_for(*, tenant: Tenant | None) -> Policy:
     if not rows:
         return _policy_of(DeletionPolicy(pk=1))
     rank, mode, retention_days = rows[0]
-    row = TenantDeletionPolicy(mode=mode, retention_days=retention_days) if rank == 0 else DeletionPolicy(
-        mode=mode, retention_days=retention_days
+    row = (
+        TenantDeletionPolicy(mode=mode, retention_days=retention_days)
+        if rank == 0
+        else DeletionPolicy(mode=mode, retention_days=retention_days)
     )
     return _policy_of(row)
 
@@ -78,9 +80,7 @@ def after_delete(*, image_ids, tenant_id, expunge_now: bool) -> None:
         for image_id in image_ids:
             enqueue_expunge(image_id=image_id)
         return
-    rows = Image.objects.filter(pk__in=list(image_ids), status=Image.Status.DELETED).exclude(
-        purge_after=None
-    )
+    rows = Image.objects.filter(pk__in=list(image_ids), status=Image.Status.DELETED).exclude(purge_after=None)
     for image_id, purge_after in rows.values_list("pk", "purge_after"):
         schedule_expiry(image_id=image_id, purge_after=purge_after)
 
@@ -107,7 +107,9 @@ def policy_apply(*, tenant: Tenant | None, actor=None, request=None) -> int:
         due = ExpressionWrapper(F("deleted_at") + policy.retention, output_field=DateTimeField())
         Image.objects.filter(pk__in=list(before), status=Image.Status.DELETED).update(purge_after=due)
         rows = list(
-            Image.objects.filter(pk__in=list(before), status=Image.Status.DELETED).values_list("pk", "purge_after")
+            Image.objects.filter(pk__in=list(before), status=Image.Status.DELETED).values_list(
+                "pk", "purge_after"
+            )
         )
         moved = [(pk, at) for pk, at in rows if at != before.get(pk)]
         changed = len(moved)

@@ -347,7 +347,10 @@ def _sizes(*values: int) -> list[str]:
 
     shown = [filesizeformat(max(value, 0)) for value in values]
     if len(set(shown)) < len(set(values)):
-        shown = [_("%(count)s bytes") % {"count": number_format(max(value, 0), force_grouping=True)} for value in values]
+        shown = [
+            _("%(count)s bytes") % {"count": number_format(max(value, 0), force_grouping=True)}
+            for value in values
+        ]
     return shown
 
 

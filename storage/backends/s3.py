@@ -363,9 +363,13 @@ class S3Backend(StorageBackend):
             self.check_capacity(size)
             counter = _Progress()
             report = Throttled(progress)
-            manager = create_transfer_manager(self.client, self.transfer_config(part_size=part_size_for(size)))
+            manager = create_transfer_manager(
+                self.client, self.transfer_config(part_size=part_size_for(size))
+            )
             with manager:
-                future = manager.upload(str(source), self.bucket, self.export_object(key), subscribers=[counter])
+                future = manager.upload(
+                    str(source), self.bucket, self.export_object(key), subscribers=[counter]
+                )
                 while not future.done():
                     time.sleep(0.2)
                     report(counter.done)
@@ -390,7 +394,8 @@ class S3Backend(StorageBackend):
         except ClientError as error:
             if error.response.get("Error", {}).get("Code") in ("NoSuchKey", "404"):
                 raise ReplicaNotFound(
-                    _("Export %(key)s is not on storage “%(name)s”.") % {"key": key, "name": self.storage.name}
+                    _("Export %(key)s is not on storage “%(name)s”.")
+                    % {"key": key, "name": self.storage.name}
                 ) from None
             raise self._error(error, _("read %(key)s") % {"key": key}) from error
         except BotoCoreError as error:

@@ -549,8 +549,14 @@ class StandaloneBackend(StorageBackend):
                 if error.errno != errno.EXDEV:
                     raise
                 self.check_capacity(size)
-                _copy_sparse(source, target, tmp=self._tmp_file("export"), progress=progress,
-                             should_cancel=should_cancel, fsync=self.fsync)
+                _copy_sparse(
+                    source,
+                    target,
+                    tmp=self._tmp_file("export"),
+                    progress=progress,
+                    should_cancel=should_cancel,
+                    fsync=self.fsync,
+                )
         except StorageFull:
             with suppress(FileNotFoundError):
                 target.unlink()

@@ -5,42 +5,122 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ImageStorage',
+            name="ImageStorage",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True, verbose_name='created')),
-                ('updated_at', models.DateTimeField(auto_now=True, db_index=True, verbose_name='updated')),
-                ('name', models.CharField(max_length=128, unique=True, verbose_name='name')),
-                ('description', models.CharField(blank=True, max_length=255, verbose_name='description')),
-                ('kind', models.CharField(choices=[('standalone', 'Standalone'), ('distributed', 'Distributed')], max_length=16, verbose_name='kind')),
-                ('data_center', models.CharField(blank=True, default='default', max_length=64, verbose_name='data center')),
-                ('mount_path', models.CharField(blank=True, help_text='Absolute path of the directory that holds the image chunks.', max_length=512, verbose_name='mount path')),
-                ('endpoint_url', models.URLField(blank=True, verbose_name='endpoint URL')),
-                ('region', models.CharField(blank=True, max_length=64, verbose_name='region')),
-                ('bucket', models.CharField(blank=True, max_length=63, verbose_name='bucket')),
-                ('access_key', models.CharField(blank=True, max_length=128, verbose_name='access key')),
-                ('secret_key_encrypted', models.TextField(blank=True, editable=False)),
-                ('reserved_bytes', models.PositiveBigIntegerField(default=1073741824, help_text='Capacity kept free on the storage; an import that would use it is refused.', verbose_name='reserved capacity')),
-                ('upload_concurrency', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(16)], verbose_name='blob upload concurrency')),
-                ('download_concurrency', models.PositiveSmallIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(16)], verbose_name='blob download concurrency')),
-                ('target_format', models.CharField(blank=True, choices=[('qcow2', 'qcow2'), ('raw', 'raw')], help_text='Format converted images are stored in; empty means qcow2 for standalone, raw for distributed.', max_length=8, verbose_name='target format')),
-                ('state', models.CharField(choices=[('connected', 'Connected'), ('disconnected', 'Disconnected')], default='connected', max_length=16, verbose_name='state')),
-                ('state_reason', models.CharField(blank=True, max_length=500, verbose_name='reason')),
-                ('enabled', models.BooleanField(default=True, verbose_name='enabled')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "created_at",
+                    models.DateTimeField(auto_now_add=True, db_index=True, verbose_name="created"),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True, db_index=True, verbose_name="updated")),
+                ("name", models.CharField(max_length=128, unique=True, verbose_name="name")),
+                ("description", models.CharField(blank=True, max_length=255, verbose_name="description")),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("standalone", "Standalone"), ("distributed", "Distributed")],
+                        max_length=16,
+                        verbose_name="kind",
+                    ),
+                ),
+                (
+                    "data_center",
+                    models.CharField(
+                        blank=True, default="default", max_length=64, verbose_name="data center"
+                    ),
+                ),
+                (
+                    "mount_path",
+                    models.CharField(
+                        blank=True,
+                        help_text="Absolute path of the directory that holds the image chunks.",
+                        max_length=512,
+                        verbose_name="mount path",
+                    ),
+                ),
+                ("endpoint_url", models.URLField(blank=True, verbose_name="endpoint URL")),
+                ("region", models.CharField(blank=True, max_length=64, verbose_name="region")),
+                ("bucket", models.CharField(blank=True, max_length=63, verbose_name="bucket")),
+                ("access_key", models.CharField(blank=True, max_length=128, verbose_name="access key")),
+                ("secret_key_encrypted", models.TextField(blank=True, editable=False)),
+                (
+                    "reserved_bytes",
+                    models.PositiveBigIntegerField(
+                        default=1073741824,
+                        help_text="Capacity kept free on the storage; an import that would use it is refused.",
+                        verbose_name="reserved capacity",
+                    ),
+                ),
+                (
+                    "upload_concurrency",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(16),
+                        ],
+                        verbose_name="blob upload concurrency",
+                    ),
+                ),
+                (
+                    "download_concurrency",
+                    models.PositiveSmallIntegerField(
+                        default=1,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(16),
+                        ],
+                        verbose_name="blob download concurrency",
+                    ),
+                ),
+                (
+                    "target_format",
+                    models.CharField(
+                        blank=True,
+                        choices=[("qcow2", "qcow2"), ("raw", "raw")],
+                        help_text="Format converted images are stored in; empty means qcow2 for standalone, raw for distributed.",
+                        max_length=8,
+                        verbose_name="target format",
+                    ),
+                ),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[("connected", "Connected"), ("disconnected", "Disconnected")],
+                        default="connected",
+                        max_length=16,
+                        verbose_name="state",
+                    ),
+                ),
+                ("state_reason", models.CharField(blank=True, max_length=500, verbose_name="reason")),
+                ("enabled", models.BooleanField(default=True, verbose_name="enabled")),
             ],
             options={
-                'verbose_name': 'image storage',
-                'verbose_name_plural': 'image storages',
-                'ordering': ['name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('upload_concurrency__gte', 1), ('upload_concurrency__lte', 16), ('download_concurrency__gte', 1), ('download_concurrency__lte', 16)), name='imagestorage_concurrency_1_to_16')],
+                "verbose_name": "image storage",
+                "verbose_name_plural": "image storages",
+                "ordering": ["name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("upload_concurrency__gte", 1),
+                            ("upload_concurrency__lte", 16),
+                            ("download_concurrency__gte", 1),
+                            ("download_concurrency__lte", 16),
+                        ),
+                        name="imagestorage_concurrency_1_to_16",
+                    )
+                ],
             },
         ),
     ]

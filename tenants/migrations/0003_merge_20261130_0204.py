@@ -4,12 +4,10 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('tenants', '0002_i10b_api_token_expiry'),
-        ('tenants', '0002_i13_user_preferences'),
-        ('tenants', '0002_i14_vm_quotas'),
+        ("tenants", "0002_i10b_api_token_expiry"),
+        ("tenants", "0002_i13_user_preferences"),
+        ("tenants", "0002_i14_vm_quotas"),
     ]
 
-    operations = [
-    ]
+    operations = []

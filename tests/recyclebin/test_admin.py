@@ -20,7 +20,9 @@ def test_admin_lists_every_tenants_bin_and_restores_or_expunges(
     assert Image.objects.get(pk=mine.pk).status == "available"
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
-            "/admin/recyclebin/binnedimage/", {"action": "expunge", "_selected_action": [theirs.pk]}, follow=True
+            "/admin/recyclebin/binnedimage/",
+            {"action": "expunge", "_selected_action": [theirs.pk]},
+            follow=True,
         )
     assert "1 image is being destroyed." in response.content.decode()
     assert run_jobs(["maintenance"]) == 0

@@ -10,8 +10,12 @@ def _delete(image, user):
     return image_delete(image=image, actor=user)
 
 
-def test_the_bin_shows_deleted_images_not_a_fixed_text(owner_client, owner, tenant, other_tenant, make_image, rq_redis):
-    web = _delete(make_image(tenant, name="web-01", os_type="linux", disk_format="raw", size=5 * 1024**3), owner)
+def test_the_bin_shows_deleted_images_not_a_fixed_text(
+    owner_client, owner, tenant, other_tenant, make_image, rq_redis
+):
+    web = _delete(
+        make_image(tenant, name="web-01", os_type="linux", disk_format="raw", size=5 * 1024**3), owner
+    )
     make_image(tenant, name="still-here")
     _delete(make_image(other_tenant, name="theirs"), other_tenant.memberships.first().user)
     page = owner_client.get("/recycle-bin/").content.decode()
@@ -23,7 +27,10 @@ def test_the_bin_shows_deleted_images_not_a_fixed_text(owner_client, owner, tena
     row = row[: row.index("</tr>")]
     for text in ("Linux", "raw", "5.0", "acme-owner", web.purge_after.strftime("%Y")):
         assert text in row
-    assert "Images in the recycle bin no longer count against the quota's image count, but their size does" in page
+    assert (
+        "Images in the recycle bin no longer count against the quota's image count, but their size does"
+        in page
+    )
     assert "Deletion policy: delayed" in page and "3 days" in page
 
 
@@ -43,7 +50,9 @@ def test_filters_search_sorting_and_page_sizes(owner_client, owner, tenant, make
     assert "win-1" in owner_client.get(f"/recycle-bin/?q={str(win.pk)[:8]}").content.decode()
     first = owner_client.get("/recycle-bin/?ordering=name").content.decode()
     assert first.count('data-testid="bin-row"') == 20 and "lin-00" in first and "win-1" not in first
-    assert owner_client.get("/recycle-bin/?page_size=50").content.decode().count('data-testid="bin-row"') == 26
+    assert (
+        owner_client.get("/recycle-bin/?page_size=50").content.decode().count('data-testid="bin-row"') == 26
+    )
     assert owner_client.get("/recycle-bin/?page=x").status_code == 200
 
 
@@ -61,7 +70,9 @@ def test_restore_gives_back_the_status_it_had(owner_client, owner, tenant, make_
     assert OperationLog.objects.filter(action="image.restore", result="success").count() == 2
 
 
-def test_destroy_confirms_then_expunges(owner_client, owner, tenant, make_image, run_jobs, django_capture_on_commit_callbacks):
+def test_destroy_confirms_then_expunges(
+    owner_client, owner, tenant, make_image, run_jobs, django_capture_on_commit_callbacks
+):
     image = _delete(make_image(tenant, name="old"), owner)
     confirm = owner_client.get(f"/recycle-bin/{image.pk}/destroy/").content.decode()
     assert "cannot be undone" in confirm
@@ -80,16 +91,22 @@ def test_batch_restore_and_destroy_report_each_image(
 ):
     a, b, c = (_delete(make_image(tenant, name=n), owner) for n in ("a", "b", "c"))
     live = make_image(tenant, name="live")
-    confirm = owner_client.get(f"/recycle-bin/batch/restore/?ids={a.pk}&ids={live.pk}", HTTP_HX_REQUEST="true")
+    confirm = owner_client.get(
+        f"/recycle-bin/batch/restore/?ids={a.pk}&ids={live.pk}", HTTP_HX_REQUEST="true"
+    )
     body = confirm.content.decode()
     assert "Restore this image?" not in body and "Restore these 2 images?" in body and "live" not in body
-    response = owner_client.post("/recycle-bin/batch/restore/", {"ids": [a.pk, live.pk]}, HTTP_HX_REQUEST="true")
+    response = owner_client.post(
+        "/recycle-bin/batch/restore/", {"ids": [a.pk, live.pk]}, HTTP_HX_REQUEST="true"
+    )
     body = response.content.decode()
     assert response["HX-Trigger"] == "bin-changed"
     assert f'data-image-id="{a.pk}" data-done="yes"' in body
     assert f'data-image-id="{live.pk}" data-done="no"' in body and "Not found." in body
     with django_capture_on_commit_callbacks(execute=True):
-        response = owner_client.post("/recycle-bin/batch/destroy/", {"ids": [b.pk, c.pk], "next": "/recycle-bin/"})
+        response = owner_client.post(
+            "/recycle-bin/batch/destroy/", {"ids": [b.pk, c.pk], "next": "/recycle-bin/"}
+        )
     assert response.status_code == 302
     assert "2 images are being destroyed." in owner_client.get("/recycle-bin/").content.decode()
     assert run_jobs(["maintenance"]) == 0
@@ -97,7 +114,9 @@ def test_batch_restore_and_destroy_report_each_image(
     assert owner_client.post("/recycle-bin/batch/destroy/", {}).status_code == 400
 
 
-def test_a_view_only_account_sees_the_bin_but_cannot_act(subaccount_client, owner, tenant, make_image, rq_redis):
+def test_a_view_only_account_sees_the_bin_but_cannot_act(
+    subaccount_client, owner, tenant, make_image, rq_redis
+):
     image = _delete(make_image(tenant, name="kept"), owner)
     page = subaccount_client.get("/recycle-bin/").content.decode()
     assert "kept" in page and 'data-testid="row-restore"' not in page

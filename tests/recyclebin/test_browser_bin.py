@@ -166,7 +166,12 @@ def test_batch_restore_and_destroy(browser_page, catalogue, run_jobs):
     dialog.get_by_test_id("batch-result-close").click()
     assert run_jobs(["maintenance"]) == 0
     expect(page.get_by_test_id("empty-state")).to_be_visible(timeout=15000)
-    assert set(Image.objects.values_list("name", flat=True)) == {"web-frontend", "ad-controller", "cache-01", "cache-02"}
+    assert set(Image.objects.values_list("name", flat=True)) == {
+        "web-frontend",
+        "ad-controller",
+        "cache-01",
+        "cache-02",
+    }
 
 
 def test_in_simplified_chinese(browser_page, catalogue, run_jobs):

@@ -17,9 +17,9 @@ from images import hooks
 from images.models import Image, ImageReplica
 from images.services import image_delete
 from images.services.reconcile import reconcile
+from images.services.storage_data import storage_data_cleanup
 from recyclebin.services import image_expunge, image_expunge_run
 from storage.backends import get_backend
-from images.services.storage_data import storage_data_cleanup
 from tenants.models import OperationLog
 
 from ..images.imports.conftest import send_file
@@ -110,7 +110,9 @@ def test_expiry_expunges_on_time_and_cleanup_frees_exactly_the_unshared_chunks(
 
 
 @pytest.mark.django_db(transaction=True)
-def test_redis_flushed_after_the_delete_the_sweep_still_expunges(two_images_sharing_chunks, owner, set_policy, rq_redis):
+def test_redis_flushed_after_the_delete_the_sweep_still_expunges(
+    two_images_sharing_chunks, owner, set_policy, rq_redis
+):
     base, _child, _unshared = two_images_sharing_chunks
     set_policy("delayed", days=RETENTION_DAYS)
     base = image_delete(image=base, actor=owner)

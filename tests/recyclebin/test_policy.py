@@ -30,7 +30,9 @@ def test_the_default_is_delayed_three_days_and_a_tenant_may_have_its_own(tenant,
         ("never", "Move to recycle bin", "until someone destroys it"),
     ],
 )
-def test_buttons_and_confirmations_follow_the_policy(owner_client, tenant, make_image, set_policy, mode, label, explains):
+def test_buttons_and_confirmations_follow_the_policy(
+    owner_client, tenant, make_image, set_policy, mode, label, explains
+):
     set_policy(mode, days=2)
     image = make_image(tenant, name="web")
     page = owner_client.get("/images/").content.decode()
@@ -87,7 +89,10 @@ def test_batch_delete_follows_the_policy_too(
     images = [make_image(tenant) for _ in range(3)]
     with django_capture_on_commit_callbacks(execute=True):
         result = image_batch_delete(
-            tenant=tenant, scope=Image.objects.filter(tenant=tenant), image_ids=[i.pk for i in images], actor=owner
+            tenant=tenant,
+            scope=Image.objects.filter(tenant=tenant),
+            image_ids=[i.pk for i in images],
+            actor=owner,
         )
     assert len(result.deleted) == 3
     assert set(Image.objects.filter(tenant=tenant).values_list("status", flat=True)) == {"deleting"}
@@ -95,7 +100,9 @@ def test_batch_delete_follows_the_policy_too(
     assert not Image.objects.filter(tenant=tenant).exists()
 
 
-def test_api_delete_answers_202_when_expunged_and_204_into_the_bin(client, tenant, owner, make_image, set_policy, rq_redis):
+def test_api_delete_answers_202_when_expunged_and_204_into_the_bin(
+    client, tenant, owner, make_image, set_policy, rq_redis
+):
     from tenants.services import api_token_create
 
     _token, key = api_token_create(user=owner)
@@ -108,7 +115,9 @@ def test_api_delete_answers_202_when_expunged_and_204_into_the_bin(client, tenan
     assert response.status_code == 202 and response.json()["status"] == "deleting"
 
 
-def test_a_policy_change_applies_to_the_bin_by_the_stated_rule(tenant, other_tenant, owner, make_image, set_policy, rq_redis):
+def test_a_policy_change_applies_to_the_bin_by_the_stated_rule(
+    tenant, other_tenant, owner, make_image, set_policy, rq_redis
+):
     set_policy("delayed", days=3)
     mine = image_delete(image=make_image(tenant), actor=owner)
     set_policy("delayed", days=30, tenant=other_tenant)
@@ -144,14 +153,17 @@ def test_admin_edits_the_policy_and_it_applies(admin_client, tenant, owner, make
     page = admin_client.get("/admin/recyclebin/deletionpolicy/", follow=True)
     assert page.status_code == 200 and "a shorter retention brings the time forward" in page.content.decode()
     response = admin_client.post(
-        "/admin/recyclebin/deletionpolicy/1/change/", {"mode": "delayed", "retention_days": "0.5"}, follow=True
+        "/admin/recyclebin/deletionpolicy/1/change/",
+        {"mode": "delayed", "retention_days": "0.5"},
+        follow=True,
     )
     assert response.status_code == 200
     assert "1 image in the recycle bin got a new expunge time." in response.content.decode()
     image.refresh_from_db()
     assert abs(image.purge_after - (image.deleted_at + timedelta(hours=12))) < timedelta(seconds=1)
     response = admin_client.post(
-        "/admin/recyclebin/tenantdeletionpolicy/add/", {"tenant": tenant.pk, "mode": "never", "retention_days": "3"}
+        "/admin/recyclebin/tenantdeletionpolicy/add/",
+        {"tenant": tenant.pk, "mode": "never", "retention_days": "3"},
     )
     assert response.status_code == 302
     image.refresh_from_db()

@@ -48,7 +48,9 @@ def test_a_restore_past_the_image_count_is_refused_naming_the_quota(tenant, owne
     assert first.status == "deleted"
 
 
-def test_batch_restore_restores_as_many_as_the_quota_allows(owner_client, tenant, owner, make_image, rq_redis):
+def test_batch_restore_restores_as_many_as_the_quota_allows(
+    owner_client, tenant, owner, make_image, rq_redis
+):
     quota_update(tenant=tenant, max_images=3, max_bytes=None)
     binned = [image_delete(image=make_image(tenant, name=f"b{n}"), actor=owner) for n in range(3)]
     make_image(tenant)
@@ -67,7 +69,9 @@ def api(client, owner):
     return lambda method, url, **kw: getattr(client, method)(url, HTTP_AUTHORIZATION=f"Token {key}", **kw)
 
 
-def test_recycle_bin_api(api, tenant, other_tenant, owner, make_image, run_jobs, django_capture_on_commit_callbacks):
+def test_recycle_bin_api(
+    api, tenant, other_tenant, owner, make_image, run_jobs, django_capture_on_commit_callbacks
+):
     win = image_delete(image=make_image(tenant, name="win", os_type="windows"), actor=owner)
     lin = image_delete(image=make_image(tenant, name="lin", os_type="linux"), actor=owner)
     make_image(tenant, name="live")
@@ -75,7 +79,9 @@ def test_recycle_bin_api(api, tenant, other_tenant, owner, make_image, run_jobs,
     body = api("get", "/api/v1/recycle-bin/").json()
     assert body["count"] == 2 and {r["name"] for r in body["results"]} == {"win", "lin"}
     assert all(r["status"] == "deleted" and r["purge_after"] and r["deleted_at"] for r in body["results"])
-    assert [r["name"] for r in api("get", "/api/v1/recycle-bin/?os_type=windows").json()["results"]] == ["win"]
+    assert [r["name"] for r in api("get", "/api/v1/recycle-bin/?os_type=windows").json()["results"]] == [
+        "win"
+    ]
     assert api("get", "/api/v1/recycle-bin/?os_type=plan9").status_code == 400
     # Restore: back to available; restoring again is a conflict.
     response = api("post", f"/api/v1/images/{lin.pk}/restore")

@@ -96,7 +96,9 @@ def test_deletes_during_a_batch_restore(tenant, owner, make_image, rq_redis):
         return deleted
 
     restored, deleted = race(
-        lambda: images_batch_restore(tenant=tenant, scope=scope, image_ids=[i.pk for i in images], actor=owner),
+        lambda: images_batch_restore(
+            tenant=tenant, scope=scope, image_ids=[i.pk for i in images], actor=owner
+        ),
         delete_each_restored,
     )
     assert len(restored.done) == 20
@@ -104,7 +106,9 @@ def test_deletes_during_a_batch_restore(tenant, owner, make_image, rq_redis):
         row = Image.objects.get(pk=image.pk)
         assert row.status in ("available", "deleted")
         last = (
-            OperationLog.objects.filter(target_id=str(image.pk), result="success", action__in=["image.delete", "image.restore"])
+            OperationLog.objects.filter(
+                target_id=str(image.pk), result="success", action__in=["image.delete", "image.restore"]
+            )
             .order_by("-pk")
             .first()
         )

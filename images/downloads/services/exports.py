@@ -262,7 +262,9 @@ def exports_expire(*, now=None) -> int:
         status=ExportedImage.Status.EXPORTING, updated_at__lt=now - timedelta(seconds=EXPORT_JOB_TIMEOUT)
     ).select_related("image"):
         _export_failed(
-            export, export.job_id, _("The export's worker stopped before it finished; export the image again.")
+            export,
+            export.job_id,
+            _("The export's worker stopped before it finished; export the image again."),
         )
     removed = 0
     for export in ExportedImage.objects.filter(expires_at__lte=now).select_related("image", "storage"):

@@ -38,7 +38,15 @@ def put(client, headers, image, data, django_capture_on_commit_callbacks, run_jo
 
 @pytest.mark.parametrize("codec", ["gzip", "xz", "zstd", "bzip2"])
 def test_put_of_a_compressed_qcow2_is_stored_decompressed(
-    codec, client, owner, auth, standalone, qcow2_image, start_import, run_jobs, django_capture_on_commit_callbacks
+    codec,
+    client,
+    owner,
+    auth,
+    standalone,
+    qcow2_image,
+    start_import,
+    run_jobs,
+    django_capture_on_commit_callbacks,
 ):
     plain = qcow2_image.read_bytes()
     packed = compress(qcow2_image, codec).read_bytes()
@@ -73,7 +81,12 @@ def test_put_of_a_gzip_of_random_bytes_claimed_as_qcow2_is_refused(
     image = start_import(standalone, "qcow2")
 
     image = put(
-        client, auth(owner), image, compress(noise, "gzip").read_bytes(), django_capture_on_commit_callbacks, run_jobs
+        client,
+        auth(owner),
+        image,
+        compress(noise, "gzip").read_bytes(),
+        django_capture_on_commit_callbacks,
+        run_jobs,
     )
 
     assert image.status == Image.Status.FAILED
@@ -103,7 +116,9 @@ def test_tus_upload_of_a_compressed_image_resumed_in_another_process(
     packed_path = compress(qcow2_image, "xz")
     packed = packed_path.read_bytes()
     image = start_import(standalone, "qcow2")
-    client = tus_client.TusClient(f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"})
+    client = tus_client.TusClient(
+        f"{live_server.url}/api/v1/uploads/", headers={"Authorization": f"Token {key}"}
+    )
     half = len(packed) // 2
     first = client.uploader(file_path=str(packed_path), chunk_size=half, metadata={"image_id": str(image.pk)})
     first.upload_chunk()

@@ -28,7 +28,12 @@ def test_compressed_qcow2_by_url_is_stored_decompressed(
     plain = qcow2_image.read_bytes()
 
     image = import_url(
-        api, owner, standalone, server.url("/fedora-cloud.qcow2"), django_capture_on_commit_callbacks, run_jobs
+        api,
+        owner,
+        standalone,
+        server.url("/fedora-cloud.qcow2"),
+        django_capture_on_commit_callbacks,
+        run_jobs,
     )
 
     assert image.status == Image.Status.AVAILABLE, image.error
@@ -165,7 +170,14 @@ def test_an_absurd_expansion_is_refused_early_by_the_ratio_limit(
 
 
 def test_image_page_and_api_show_the_compressed_size_beside_the_size(
-    api, owner, owner_client, standalone, qcow2_image, http_server, django_capture_on_commit_callbacks, run_jobs
+    api,
+    owner,
+    owner_client,
+    standalone,
+    qcow2_image,
+    http_server,
+    django_capture_on_commit_callbacks,
+    run_jobs,
 ):
     from django.urls import reverse
 

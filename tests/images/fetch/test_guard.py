@@ -93,7 +93,9 @@ def test_redirect_to_a_refused_loopback_address_is_refused(
 
     assert (refused.value.rule, refused.value.category) == ("address", "loopback")
     # The message says the server sent us there: the URL the user gave was allowed.
-    assert str(refused.value).startswith(f"The server redirected the download to http://127.0.0.2:{elsewhere.port}/")
+    assert str(refused.value).startswith(
+        f"The server redirected the download to http://127.0.0.2:{elsewhere.port}/"
+    )
     assert elsewhere.accepted == 0
     assert len(server.requests) == 1
 

@@ -80,7 +80,13 @@ def test_name_rule(tenant, owner, storage, name, ok):
 def test_any_platform_and_version_is_accepted(tenant, owner, storage, os_type, platform, arch, version):
     boot = "uefi" if arch != "x86_64" else "bios"
     form = make_form(
-        tenant, owner, os_type=os_type, platform=platform, architecture=arch, os_version=version, boot_mode=boot
+        tenant,
+        owner,
+        os_type=os_type,
+        platform=platform,
+        architecture=arch,
+        os_version=version,
+        boot_mode=boot,
     )
     assert form.is_valid(), form.errors
     assert form.image_fields()["platform"] == platform
