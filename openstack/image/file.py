@@ -1,16 +1,13 @@
-"""`PUT /v2/images/{id}/file` through the import pipeline, `GET` with Content-MD5 and a single Range.
-
-The ranged read is `ranged_body` (a single range, straight from the storage backend's ranged reads):
-swap it for the images app's Range module once that exists.
+"""`PUT /v2/images/{id}/file` through the import pipeline, `GET` with Content-MD5 and HTTP ranges (the
+images app's Range module, `images.downloads.ranges`, the same as the console's download links).
 """
 
-import re
-
 from django.core.exceptions import ValidationError
-from django.http import HttpResponse, StreamingHttpResponse
+from django.http import HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
+from images.downloads.ranges import ranged_response
 from images.inspection import ImportRefused
 from images.models import Image, UploadSession
 from images.services.fetching import fetch_limit
@@ -20,8 +17,6 @@ from storage.backends import StorageError, get_backend
 
 from ..http import ApiError, OpenStackView
 from .access import own_image, visible_image
-
-RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def import_error(error) -> ApiError:
@@ -100,30 +95,6 @@ def store_body(request, image: Image) -> None:
         raise import_error(error) from error
 
 
-def parse_range(header: str, size: int) -> tuple[int, int] | None:
-    """A single `bytes=a-b` range as (start, end exclusive); None for no Range. Raises ApiError 416."""
-    if not header:
-        return None
-    match = RANGE.match(header.strip())
-    if not match or match.groups() == ("", ""):
-        raise ApiError(
-            416, _("Only a single byte range is supported."), headers={"Content-Range": f"bytes */{size}"}
-        )
-    first, last = match.groups()
-    if first == "":
-        start, end = max(size - int(last), 0), size
-    else:
-        start = int(first)
-        end = min(int(last) + 1, size) if last else size
-    if start >= size or start >= end:
-        raise ApiError(416, _("The range is outside the file."), headers={"Content-Range": f"bytes */{size}"})
-    return start, end
-
-
-def ranged_body(backend, key: str, start: int, end: int):
-    yield from backend.read_range(key, start, end)
-
-
 class ImageFileView(OpenStackView):
     def put(self, request, image_id):
         image = own_image(request, image_id)
@@ -150,17 +121,12 @@ class ImageFileView(OpenStackView):
             size = backend.size(replica.key)
         except StorageError as error:
             raise ApiError(503, str(error)) from error
-        ranged = parse_range(request.headers.get("Range", ""), size)
-        start, end = ranged or (0, size)
-        response = StreamingHttpResponse(
-            ranged_body(backend, replica.key, start, end),
-            status=206 if ranged else 200,
-            content_type="application/octet-stream",
+        # Range, If-Range, 206/416 and multipart/byteranges as on the console's download links.
+        return ranged_response(
+            request,
+            size=size,
+            etag=None,
+            last_modified=None,
+            read=lambda start, stop: backend.read_range(replica.key, start, stop),
+            extra_headers={"Content-MD5": image.md5} if image.md5 else None,
         )
-        response["Content-Length"] = str(end - start)
-        response["Accept-Ranges"] = "bytes"
-        if ranged:
-            response["Content-Range"] = f"bytes {start}-{end - 1}/{size}"
-        if image.md5:
-            response["Content-MD5"] = image.md5
-        return response

@@ -80,6 +80,11 @@ def test_upload_goes_through_the_pipeline_and_downloads_back(glance, upload):
     tail = glance.get(f"{V2}/images/{image_id}/file", HTTP_RANGE="bytes=-10")
     assert b"".join(tail.streaming_content) == data[-10:]
     assert glance.get(f"{V2}/images/{image_id}/file", HTTP_RANGE=f"bytes={len(data)}-").status_code == 416
+    # Several ranges: one multipart/byteranges answer, as on the console's download links.
+    several = glance.get(f"{V2}/images/{image_id}/file", HTTP_RANGE="bytes=0-9,20-29")
+    assert several.status_code == 206 and several["Content-Type"].startswith("multipart/byteranges")
+    body = b"".join(several.streaming_content)
+    assert data[0:10] in body and data[20:30] in body
     # The data goes in once.
     assert (
         glance.put(f"{V2}/images/{image_id}/file", b"x", content_type="application/octet-stream").status_code
