@@ -40,6 +40,11 @@ def _logs(image):
     )
 
 
+def _path(*statuses) -> str:
+    """A status path as the operation log words it (in English, the test's language)."""
+    return " → ".join(str(Image.Status(status).label) for status in statuses)
+
+
 def test_the_table_is_the_designs():
     assert {(a, b) for a, targets in Image.TRANSITIONS.items() for b in targets} == ALLOWED
 
@@ -55,7 +60,7 @@ def test_every_pair_moves_and_logs_only_if_allowed(tenant, owner, before, to):
         assert moved.status == to
         image.refresh_from_db()
         assert image.status == to
-        assert _logs(image) == [("test.move", f"{before} → {to}", "success")]
+        assert _logs(image) == [("test.move", _path(before, to), "success")]
         log = OperationLog.objects.get(target_id=str(image.pk))
         assert (log.tenant_id, log.actor, log.target_name) == (tenant.pk, owner, "img")
     else:
@@ -86,7 +91,7 @@ def test_the_many_form_moves_exactly_the_allowed_rows(tenant, other_tenant, to):
     for before, image in images.items():
         image.refresh_from_db()
         assert image.status == (to if before in expected else before)
-        assert _logs(image) == ([("test.many", f"{before} → {to}", "success")] if before in expected else [])
+        assert _logs(image) == ([("test.many", _path(before, to), "success")] if before in expected else [])
     foreign_status = foreign.status
     foreign.refresh_from_db()
     assert foreign.status == foreign_status and _logs(foreign) == []  # another tenant's row is not touched
@@ -98,7 +103,7 @@ def test_a_path_is_checked_step_by_step_and_logged_once(tenant):
         image_ids=[available.pk, uploading.pk], to=S.DELETING, via=[S.DELETED], action="image.expunge"
     )
     assert outcome.moved_ids == [available.pk] and [i.pk for i in outcome.refused] == [uploading.pk]
-    assert _logs(available) == [("image.expunge", "available → deleted → deleting", "success")]
+    assert _logs(available) == [("image.expunge", _path(S.AVAILABLE, S.DELETED, S.DELETING), "success")]
     other = _image(tenant, S.AVAILABLE, "b")
     with pytest.raises(TransitionNotAllowed):
         image_transition(image_id=other.pk, to=S.AVAILABLE, via=[S.DELETING], action="x")
