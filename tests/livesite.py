@@ -97,6 +97,10 @@ class LiveConsole:
                     "8",
                     "--timeout",
                     "300",
+                    # The clients reuse their connections; with gunicorn's 2 s default an idle one can be
+                    # closed just as a client sends on it (a reset on the client's side, not an answer).
+                    "--keep-alive",
+                    "75",
                 ],
                 cwd=BASE_DIR,
                 env=self.env,
