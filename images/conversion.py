@@ -23,8 +23,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
-from django.utils.translation import gettext as _
 from lxml import etree
+
+from imageconsole.core.words import gettext as _
 
 from . import conf
 from .inspection import QEMU_FORMATS, ImportRefused, _qemu_env, _qemu_error, qemu_img_command

@@ -18,7 +18,8 @@ import zlib
 from collections.abc import Callable
 
 from django.template.defaultfilters import filesizeformat
-from django.utils.translation import gettext as _
+
+from imageconsole.core.words import gettext as _
 
 OUTPUT_BLOCK = 1 << 20
 SNIFF_BYTES = 6

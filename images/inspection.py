@@ -24,9 +24,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from django.template.defaultfilters import filesizeformat
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from oslo_utils.imageutils import format_inspector as fi
+
+from imageconsole.core.words import gettext as _
 
 from . import conf
 

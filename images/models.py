@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from imageconsole.core.models import BaseModel
+from imageconsole.core.words import render_words
 
 
 class ImageQuerySet(models.QuerySet):
@@ -182,6 +183,8 @@ class Image(BaseModel):
         _("transfer rate"), null=True, blank=True, help_text=_("Bytes per second since the stage began.")
     )
     error = models.TextField(_("error"), blank=True)
+    # The error's msgid and values (imageconsole.core.words), to word it in the reader's language.
+    error_words = models.JSONField(_("error words"), null=True, blank=True, editable=False)
     failure_reason = models.CharField(
         _("failure reason"),
         max_length=12,
@@ -277,6 +280,11 @@ class Image(BaseModel):
     @property
     def is_cancelled(self) -> bool:
         return self.status == self.Status.FAILED and self.failure_reason == self.FailureReason.CANCELLED
+
+    @property
+    def error_text(self) -> str:
+        """The error in the reader's language (as first written when it was stored as plain text)."""
+        return render_words(self.error_words, self.error)
 
     def status_label(self) -> str:
         """The status as people read it: a cancelled import is "Cancelled", not "Import failed"."""

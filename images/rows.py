@@ -109,7 +109,7 @@ def _name_cell(image: Image, w: dict, next_q: str) -> str:
 def _status_cell(image: Image, w: dict) -> str:
     badge = "text-bg-secondary" if image.is_cancelled else STATUS_BADGE.get(image.status, "text-bg-warning")
     failed = image.status == Image.Status.FAILED and image.error and not image.is_cancelled
-    title = f' title="{_e(image.error)}"' if failed else ""
+    title = f' title="{_e(image.error_text)}"' if failed else ""
     html = f'<span class="badge {badge}"{title}>{_e(image.status_label())}</span>'
     if image.is_transitional:
         stage = f"{_e(image.get_stage_display())} · " if image.stage else ""
@@ -122,7 +122,7 @@ def _status_cell(image: Image, w: dict) -> str:
             f"{stage}{image.progress}%{rate}</span>"
         )
     elif failed:
-        html += f' <span class="small text-danger cell-error" data-testid="image-error"{title}>{_e(image.error)}</span>'
+        html += f' <span class="small text-danger cell-error" data-testid="image-error"{title}>{_e(image.error_text)}</span>'
     return html
 
 

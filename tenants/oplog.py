@@ -8,9 +8,10 @@ shown, in the reader's language (an entry written before the language was switch
 - Entries with a plain `message` (free text, e.g. an error already worded when it happened) show it as is.
 """
 
-from django.template.defaultfilters import filesizeformat
 from django.utils import translation
-from django.utils.translation import gettext, pgettext
+from django.utils.translation import gettext
+
+from imageconsole.core.words import Message, render_value
 
 _ACTION_LABELS: dict = {}
 
@@ -44,15 +45,15 @@ def size(n: int) -> dict:
 
 
 def _value(value):
-    if isinstance(value, dict) and "t" in value:
-        return pgettext(value["c"], value["t"]) if value.get("c") else gettext(value["t"])
-    if isinstance(value, dict) and "size" in value:
-        return str(filesizeformat(value["size"]))
-    if isinstance(value, dict) and "items" in value:
-        return value.get("join", ", ").join(str(_value(item)) for item in value["items"])
-    if isinstance(value, list):
-        return ", ".join(str(_value(item)) for item in value)
-    return value
+    return render_value(value)
+
+
+def coded(message, code: str, params: dict | None) -> tuple[str, str, dict | None]:
+    """A `Message` (imageconsole.core.words) given as free text becomes a code and parameters, so that
+    it too is worded in each reader's language."""
+    if not code and isinstance(message, Message) and not message.context:
+        return str(message), message.msgid, message.words().get("p") or {}
+    return message, code, params
 
 
 def render_message(code: str, params: dict | None, fallback: str = "") -> str:

@@ -13,7 +13,7 @@ from django.utils.translation import gettext_noop
 from imageconsole.core.http import client_ip
 
 from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
-from .oplog import english, word
+from .oplog import coded, english, word
 
 User = get_user_model()
 
@@ -40,6 +40,7 @@ def log(
     `message` (free text) still works and is shown as written."""
     if actor is None and request is not None and request.user.is_authenticated:
         actor = request.user
+    message, message_code, params = coded(message, message_code, params)
     if target is not None:
         target_type = target_type or target._meta.model_name
         target_id = target_id or str(target.pk)
@@ -77,6 +78,7 @@ def log_many(
     actor_obj = actor if actor is not None and actor.pk else None
     actor_name = actor.get_username() if actor is not None else ""
     ip = client_ip(request)
+    entries = [_coded_entry(entry) for entry in entries]
     rows = [
         OperationLog(
             tenant_id=entry["tenant_id"],
@@ -95,6 +97,13 @@ def log_many(
         for entry in entries
     ]
     return OperationLog.objects.bulk_create(rows, batch_size=batch_size)
+
+
+def _coded_entry(entry: dict) -> dict:
+    message, code, params = coded(
+        entry.get("message", ""), entry.get("message_code", ""), entry.get("params")
+    )
+    return {**entry, "message": message, "message_code": code, "params": params}
 
 
 @transaction.atomic

@@ -7,8 +7,8 @@ import django_rq
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from imageconsole.core.words import gettext as _
 from images.models import Image, ImageReplica
 from storage.backends import StorageError, get_backend
 from tenants.services import log

@@ -13,8 +13,8 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from imageconsole.core.words import gettext as _
 from images.catalog import validate_image_name
 from images.inspection import ImportRefused, StreamInspector
 from images.models import Image, ImageReplica

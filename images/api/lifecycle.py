@@ -71,6 +71,9 @@ class ImageSerializer(serializers.ModelSerializer):
         help_text="True for an image another tenant shares with this one: it can be used, not changed."
     )
     labels = LabelsField(read_only=True)
+    error = serializers.CharField(
+        source="error_text", read_only=True, help_text="Why a failed image failed, in the request's language."
+    )
 
     class Meta:
         model = Image

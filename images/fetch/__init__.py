@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from django.utils.translation import gettext as _
-
 from imageconsole.core import crypto
+from imageconsole.core.words import gettext as _
 
 from . import engine, guard, local, urls
 from .engine import FetchProgress, FetchResult, Sink

@@ -18,7 +18,8 @@ import time
 from collections.abc import Callable
 
 from django.template.defaultfilters import filesizeformat
-from django.utils.translation import gettext as _
+
+from imageconsole.core.words import gettext as _
 
 from .errors import FetchCancelled, FetchError, TooLarge, Transient
 

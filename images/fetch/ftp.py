@@ -10,7 +10,7 @@ from __future__ import annotations
 import ftplib
 import socket
 
-from django.utils.translation import gettext as _
+from imageconsole.core.words import gettext as _
 
 from . import guard, urls
 from .engine import BLOCK_SIZE, Transfer

@@ -11,8 +11,9 @@ import ipaddress
 import re
 import socket
 
-from django.utils.translation import gettext as _
 from django.utils.translation import pgettext_lazy
+
+from imageconsole.core.words import gettext as _
 
 from .errors import FetchError, URLRefused
 from .policy import FetchPolicy

@@ -13,7 +13,6 @@ import re
 from urllib.parse import urljoin
 
 import urllib3
-from django.utils.translation import gettext as _
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
@@ -21,6 +20,8 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+
+from imageconsole.core.words import gettext as _
 
 from . import guard, urls
 from .engine import BLOCK_SIZE, Transfer

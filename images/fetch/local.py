@@ -10,7 +10,7 @@ import os
 import stat
 from pathlib import Path
 
-from django.utils.translation import gettext as _
+from imageconsole.core.words import gettext as _
 
 from . import urls
 from .engine import BLOCK_SIZE, Transfer

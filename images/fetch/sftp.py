@@ -11,7 +11,8 @@ import logging
 import stat
 
 import paramiko
-from django.utils.translation import gettext as _
+
+from imageconsole.core.words import gettext as _
 
 from . import guard, urls
 from .engine import BLOCK_SIZE, Transfer

@@ -16,9 +16,8 @@ import dataclasses
 import re
 from urllib.parse import unquote, urlsplit
 
-from django.utils.translation import gettext as _
-
 from imageconsole.core import crypto
+from imageconsole.core.words import gettext as _
 
 from .errors import URLRefused
 

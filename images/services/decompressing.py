@@ -14,7 +14,9 @@ import logging
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django.utils.translation import gettext as _
+
+from imageconsole.core.words import gettext as _
+from imageconsole.core.words import message_of
 
 from .. import conf
 from ..decompress import DecompressError, DecompressingSink
@@ -94,12 +96,12 @@ def import_decompress(*, image_id) -> None:
             receiver.finish()
         except DecompressError as error:
             receiver.abort()
-            import_fail(image_id=image.pk, message=error.message)
+            import_fail(image_id=image.pk, message=message_of(error))
         except (ImportRefused, ImportNotAccepted):
             receiver.abort()  # refused: the receiver failed the image; cancelled: cleaned up by the cancel
         except ValidationError as error:
             receiver.abort()
-            import_fail(image_id=image.pk, message=" ".join(error.messages))
+            import_fail(image_id=image.pk, message=message_of(error))
         except Exception as error:
             logger.exception("decompression of %s failed", image.pk)
             receiver.abort()

@@ -10,7 +10,9 @@ import logging
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
-from django.utils.translation import gettext as _
+
+from imageconsole.core.words import gettext as _
+from imageconsole.core.words import message_of
 
 from .. import conf
 from ..decompress import DecompressError, DecompressingSink
@@ -159,13 +161,13 @@ def import_fetch(*, image_id) -> None:
             sink.abort()
         except DecompressError as error:
             sink.abort()
-            import_fail(image_id=image.pk, message=error.message)
+            import_fail(image_id=image.pk, message=message_of(error))
         except ValidationError as error:
             sink.abort()
-            import_fail(image_id=image.pk, message=" ".join(error.messages))
+            import_fail(image_id=image.pk, message=message_of(error))
         except FetchError as error:
             sink.abort()
-            import_fail(image_id=image.pk, message=str(error))
+            import_fail(image_id=image.pk, message=message_of(error))
         except Exception as error:
             logger.exception("fetch of %s failed", image.pk)
             sink.abort()

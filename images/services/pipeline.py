@@ -21,9 +21,10 @@ from collections.abc import Callable
 
 from django.db import transaction
 from django.template.defaultfilters import filesizeformat
-from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from imageconsole.core.words import gettext as _
+from imageconsole.core.words import message_of
 from storage.backends import Cancelled, StorageError, get_backend
 from tenants.models import OperationLog
 from tenants.oplog import size as oplog_size
@@ -105,9 +106,9 @@ def _run(image_id, work: Callable[[Image], None], stages) -> None:
         except (ConversionCancelled, Cancelled):
             import_cleanup(image_id=image.pk)
         except ImportRefused as refused:
-            import_fail(image_id=image.pk, message=refused.message)
+            import_fail(image_id=image.pk, message=message_of(refused))
         except StorageError as error:
-            import_fail(image_id=image.pk, message=str(error))
+            import_fail(image_id=image.pk, message=message_of(error))
         except Exception as error:
             logger.exception("import of %s failed", image.pk)
             import_fail(

@@ -40,11 +40,12 @@ import django_rq
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, LockNotOwnedError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from imageconsole.core.words import gettext as _
+from imageconsole.core.words import message_of
 from storage.backends import StorageError, get_backend
 
 from ..inspection import HEAD_BYTES, ImportRefused, StreamInspector
@@ -384,7 +385,7 @@ class ImportReceiver:
         try:
             self._writer = self.backend.open_writer(self._key, expected_size=self.length)
         except StorageError as error:
-            raise ImportRefused(str(error), code="storage") from error
+            raise ImportRefused(message_of(error), code="storage") from error
         if offset:
             logger.info("upload of %s: rebuilding its state by re-reading %d bytes", self.image_id, offset)
             for block in self.backend.read_range(self._previous_key, 0, offset):
@@ -429,7 +430,7 @@ class ImportReceiver:
             self.refuse(refused)
             raise
         except StorageError as error:
-            refused = ImportRefused(str(error), code="storage")
+            refused = ImportRefused(message_of(error), code="storage")
             self.refuse(refused)
             raise refused from error
         self.tick()
@@ -595,7 +596,7 @@ class ImportReceiver:
         except StorageError as error:
             if not keep_open:
                 self._writer = None  # a failed commit has closed it
-            refused = ImportRefused(str(error), code="storage")
+            refused = ImportRefused(message_of(error), code="storage")
             self.refuse(refused)
             raise refused from error
         if not keep_open:

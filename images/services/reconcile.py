@@ -22,9 +22,10 @@ from datetime import timedelta
 import django_rq
 from django.db.models import F
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
+
+from imageconsole.core.words import gettext as _
 
 from .. import conf, hooks
 from ..models import Image, ImageReplica, UploadSession

@@ -15,6 +15,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
+from imageconsole.core.words import words_of
 from tenants.oplog import joined, word
 from tenants.services import log_many
 
@@ -100,6 +101,8 @@ def image_transition_many(
     allowed_from = None if allowed_from is None else {str(status) for status in allowed_from}
     now = now or timezone.now()
     update = {"status": to, "updated_at": now, **(changes or {})}
+    if "error" in update:  # the error's words, to show it in each reader's language
+        update["error_words"] = words_of(update["error"])
     ids = list(dict.fromkeys(image_ids))
     outcome = TransitionResult()
     with transaction.atomic():

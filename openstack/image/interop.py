@@ -144,7 +144,7 @@ class TasksView(OpenStackView):
                 "backend": [str(image.storage_id)] if image.storage_id else [],
             },
             "result": {"image_id": str(image.pk)} if status == "success" else None,
-            "message": image.error if status == "failure" else "",
+            "message": image.error_text if status == "failure" else "",
             "image_id": str(image.pk),
             "request_id": "",
             "user_id": str(image.owner_id or ""),

@@ -29,9 +29,10 @@ from boto3.s3.transfer import TransferConfig, create_transfer_manager
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from django.utils import timezone
-from django.utils.translation import gettext as _
 from s3transfer.exceptions import CancelledError as TransferCancelled
 from s3transfer.subscribers import BaseSubscriber
+
+from imageconsole.core.words import gettext as _
 
 from .base import (
     Cancelled,

@@ -35,7 +35,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.utils import timezone
-from django.utils.translation import gettext as _
+
+from imageconsole.core.words import gettext as _
 
 from .base import (
     Cancelled,

@@ -10,8 +10,8 @@ import django_rq
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from imageconsole.core.words import gettext as _
 from storage.backends import ReplicaNotFound, StorageError, get_backend
 from tenants.services import log
 
