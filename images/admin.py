@@ -11,7 +11,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import admin_storage  # noqa: F401  (registers the image storages' admin)
-from .models import Image, ImageReplica, ImageShare, SftpHostKey, UploadSession
+from .models import SYSTEM_FIELDS, Image, ImageReplica, ImageShare, SftpHostKey, UploadSession
 from .services import import_cancel
 from .services.reconcile import reconcile
 from .services.transitions import TransitionNotAllowed
@@ -171,21 +171,7 @@ class ImageAdmin(admin.ModelAdmin):
         ),
         (
             _("System"),
-            {
-                "fields": (
-                    "kind",
-                    "os_type",
-                    "platform",
-                    "os_version",
-                    "architecture",
-                    "boot_mode",
-                    "csm",
-                    "virtio",
-                    "cloud_init",
-                    "qemu_ga",
-                    "hot_upgrade",
-                )
-            },
+            {"fields": ("kind", *SYSTEM_FIELDS)},
         ),
         (_("Sharing"), {"fields": ("sharing",)}),
         (_("Recycle bin"), {"fields": ("deleted_at", "deleted_by", "purge_after")}),

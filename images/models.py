@@ -8,6 +8,21 @@ from django.utils.translation import pgettext_lazy
 from imageconsole.core.models import BaseModel
 from imageconsole.core.words import render_words
 
+# What an image says about the system inside it: shown together, copied together (an image made from a VM
+# takes them from the VM's image).
+SYSTEM_FIELDS = (
+    "os_type",
+    "platform",
+    "os_version",
+    "architecture",
+    "boot_mode",
+    "csm",
+    "virtio",
+    "cloud_init",
+    "qemu_ga",
+    "hot_upgrade",
+)
+
 
 class ImageQuerySet(models.QuerySet):
     def for_tenant(self, tenant):

@@ -15,6 +15,7 @@ from django.views import View
 from images.catalog import PLATFORMS
 from images.list_forms import BatchSelectionForm
 from images.models import Image
+from images.services.batch import is_uuid
 from images.services.transitions import TransitionNotAllowed
 from tenants.permissions import TenantRequiredMixin, can_manage, require_manage
 
@@ -205,7 +206,7 @@ class BatchView(TenantRequiredMixin, View):
         if not context["valid"]:
             return context, scope, None
         ids = form.cleaned_data["ids"]
-        found = {str(image.pk): image for image in scope.filter(pk__in=[i for i in ids if _is_uuid(i)])}
+        found = {str(image.pk): image for image in scope.filter(pk__in=[i for i in ids if is_uuid(i)])}
         rows = [found[i] for i in dict.fromkeys(ids) if i in found]
         for image in rows:
             image.can_act = _can_act(request, image)
@@ -259,13 +260,3 @@ class BatchView(TenantRequiredMixin, View):
                 % {"count": len(result.skipped), "list": shown},
             )
         return HttpResponseRedirect(context["next"])
-
-
-def _is_uuid(value) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True

@@ -17,7 +17,7 @@ from django.utils import timezone
 from imageconsole.core.words import gettext as _
 from images.catalog import validate_image_name
 from images.inspection import ImportRefused, StreamInspector
-from images.models import Image, ImageReplica
+from images.models import SYSTEM_FIELDS, Image, ImageReplica
 from images.services.transitions import image_transition
 from storage.backends import StorageError, get_backend
 from storage.selectors import storage_choices_for_import
@@ -30,18 +30,7 @@ from .vms import VMActionRefused, vm_refresh
 
 logger = logging.getLogger("compute.capture")
 
-COPIED_FIELDS = (
-    "os_type",
-    "platform",
-    "os_version",
-    "architecture",
-    "boot_mode",
-    "csm",
-    "virtio",
-    "cloud_init",
-    "qemu_ga",
-    "hot_upgrade",
-)
+COPIED_FIELDS = SYSTEM_FIELDS
 
 
 def vm_capture(*, vm: VirtualMachine, name: str, description: str = "", actor=None, request=None) -> Image:

@@ -19,7 +19,7 @@ from tenants.models import Tenant
 
 from ..exports import CONTENT_TYPE, export_response
 from ..filters import ImageFilter
-from ..models import Image
+from ..models import SYSTEM_FIELDS, Image
 from ..policy import can_change, can_share_globally, is_own
 from ..selectors import image_get, image_listing, images_deleted, images_visible
 from ..services import (
@@ -84,16 +84,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "kind",
             "disk_format",
             "source_format",
-            "os_type",
-            "platform",
-            "os_version",
-            "architecture",
-            "boot_mode",
-            "csm",
-            "virtio",
-            "cloud_init",
-            "qemu_ga",
-            "hot_upgrade",
+            *SYSTEM_FIELDS,
             "encrypted",
             "labels",
             "size",

@@ -4,6 +4,7 @@ writes `Image.status`.
 - transitions.py: `image_transition` and its many-ids form `image_transition_many`, the one writer of a
   status (lock, check TRANSITIONS, update, log a row per image, follow-ups after commit);
   `images_transition_bulk` is the older bulk call, now a wrapper over the many-ids form.
+- batch.py: what batch actions share (ids asked for, their rows in scope, a result per image).
 - lifecycle.py: edit name/remarks/labels, enable/disable, sharing, delete and batch delete.
 - imports.py: create an import, accept an upload's length (quota, space), fail, cancel, clean up.
 - receiving.py: `ImportReceiver` takes the bytes (tus, PUT, a URL fetch via `ImportSink`, a command).
@@ -11,6 +12,7 @@ writes `Image.status`.
 - reconcile.py: imports whose job is gone are resumed or failed; orphaned staging removed.
 """
 
+from .batch import BATCH_CHUNK, BatchItem, BatchResult, batch_rows, is_uuid, wanted_ids  # noqa: F401
 from .imports import (  # noqa: F401
     ImportNotAccepted,
     image_import_create,
@@ -21,7 +23,6 @@ from .imports import (  # noqa: F401
     upload_begin,
 )
 from .lifecycle import (  # noqa: F401
-    BatchDeleteResult,
     ImageInUse,
     ImageProtected,
     image_batch_delete,

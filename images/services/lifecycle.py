@@ -8,7 +8,6 @@ follow-up work through `images.hooks.run_after_delete`. Nothing is erased here.
 
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from uuid import UUID
 
 from django.apps import apps
@@ -26,14 +25,13 @@ from tenants.services import log, log_many
 from .. import hooks
 from ..catalog import NAME_MAX_LENGTH, validate_image_name  # noqa: F401  (one name rule for import and edit)
 from ..models import Image, ImageShare
+from .batch import BATCH_CHUNK, BatchItem, BatchResult, batch_rows, wanted_ids
 from .transitions import TransitionNotAllowed, image_transition, image_transition_many
 
 DESCRIPTION_MAX_LENGTH = Image._meta.get_field("description").max_length  # one limit: create and edit
 LABEL_MAX_LENGTH = 64
 LABELS_MAX = 20
 DELETABLE = frozenset({Image.Status.AVAILABLE, Image.Status.FAILED})
-# Rows per UPDATE / INSERT in batch work: under every database's limit on query parameters.
-BATCH_CHUNK = 500
 
 
 def clean_labels(labels: Iterable[str]) -> list[str]:
@@ -301,27 +299,6 @@ def _is_user(actor) -> bool:
     return actor is not None and getattr(actor, "pk", None) is not None
 
 
-@dataclass
-class BatchItem:
-    id: UUID | str
-    name: str
-    deleted: bool
-    reason: str = ""
-
-
-@dataclass
-class BatchDeleteResult:
-    items: list[BatchItem] = field(default_factory=list)
-
-    @property
-    def deleted(self) -> list[BatchItem]:
-        return [item for item in self.items if item.deleted]
-
-    @property
-    def skipped(self) -> list[BatchItem]:
-        return [item for item in self.items if not item.deleted]
-
-
 def image_batch_delete(
     *,
     tenant: Tenant,
@@ -329,7 +306,7 @@ def image_batch_delete(
     image_ids: Iterable[UUID | str] | None = None,
     actor=None,
     request=None,
-) -> BatchDeleteResult:
+) -> BatchResult:
     """Delete many images in one transaction, in bulk, with a result per image.
 
     `scope` is what the user may see (the list's selector, possibly filtered); `image_ids` picks rows of
@@ -337,29 +314,11 @@ def image_batch_delete(
     available or failed, and images used by VMs are skipped with the reason; ids the user cannot see are
     reported as not found. Queries grow with the number of chunks of BATCH_CHUNK images, not per image.
     """
-    wanted: list[str] | None = None
-    if image_ids is not None:
-        wanted = []
-        for raw in image_ids:
-            try:
-                wanted.append(str(UUID(str(raw))))
-            except ValueError:
-                wanted.append(str(raw))
-        wanted = list(dict.fromkeys(wanted))
-    result = BatchDeleteResult()
+    wanted = wanted_ids(image_ids)
+    result = BatchResult()
     now = timezone.now()
     with transaction.atomic():
-        rows: dict[str, dict] = {}
-        fields = ("pk", "name", "status", "tenant_id")
-        base = scope.order_by().select_related(None)
-        if wanted is None:
-            for row in base.values(*fields).iterator(chunk_size=2000):
-                rows[str(row["pk"])] = row
-        else:
-            valid = [w for w in wanted if _is_uuid(w)]
-            for start in range(0, len(valid), BATCH_CHUNK):
-                for row in base.filter(pk__in=valid[start : start + BATCH_CHUNK]).values(*fields):
-                    rows[str(row["pk"])] = row
+        rows = batch_rows(scope, wanted, ("pk", "name", "status", "tenant_id"))
         protected = {
             pk
             for start in range(0, len(rows), BATCH_CHUNK)
@@ -403,36 +362,34 @@ def image_batch_delete(
         for key in order:
             row = rows.get(key)
             if row is None:
-                result.items.append(BatchItem(id=key, name="", deleted=False, reason=_("Not found.")))
+                result.items.append(BatchItem(id=key, name="", done=False, reason=_("Not found.")))
                 continue
             pk = row["pk"]
             if pk in actually_deleted:
-                item = BatchItem(id=pk, name=row["name"], deleted=True)
+                item = BatchItem(id=pk, name=row["name"], done=True)
             elif row["tenant_id"] != tenant.pk:
                 item = BatchItem(
                     id=pk,
                     name=row["name"],
-                    deleted=False,
+                    done=False,
                     reason=_("It is shared with this tenant by another one and is read-only here."),
                 )
             elif pk in protected:
                 item = BatchItem(
                     id=pk,
                     name=row["name"],
-                    deleted=False,
+                    done=False,
                     reason=_("It is protected; remove its protection first."),
                 )
             elif pk in in_use:
-                item = BatchItem(id=pk, name=row["name"], deleted=False, reason=_in_use_message(in_use[pk]))
+                item = BatchItem(id=pk, name=row["name"], done=False, reason=_in_use_message(in_use[pk]))
             elif row["status"] not in DELETABLE:
-                item = BatchItem(
-                    id=pk, name=row["name"], deleted=False, reason=_status_message(row["status"])
-                )
+                item = BatchItem(id=pk, name=row["name"], done=False, reason=_status_message(row["status"]))
             else:
                 item = BatchItem(
                     id=pk,
                     name=row["name"],
-                    deleted=False,
+                    done=False,
                     reason=_("It changed while being deleted; try again."),
                 )
             result.items.append(item)
@@ -452,11 +409,3 @@ def image_batch_delete(
         if actually_deleted:
             _after_delete(image_ids=list(actually_deleted), tenant_id=tenant.pk, expunge_now=plan.expunge_now)
     return result
-
-
-def _is_uuid(value: str) -> bool:
-    try:
-        UUID(value)
-    except ValueError:
-        return False
-    return True

@@ -28,7 +28,7 @@ from ..models import Image
 from ..policy import deletion_wording, row_actions
 from ..rows import render_row
 from ..selectors import TAB_KINDS, image_get, image_listing, images_visible
-from ..services import image_batch_delete
+from ..services import image_batch_delete, is_uuid
 
 PAGE_SIZES = (20, 50, 100)
 DEFAULT_PAGE_SIZE = 20
@@ -337,7 +337,7 @@ class BatchDeleteView(TenantRequiredMixin, View):
             rows = list(scope[:CONFIRM_LIST_MAX])
             total = scope.count() if len(rows) == CONFIRM_LIST_MAX else len(rows)
         else:
-            found = scope.filter(pk__in=[i for i in ids if _is_uuid(i)]).in_bulk()
+            found = scope.filter(pk__in=[i for i in ids if is_uuid(i)]).in_bulk()
             by_id = {str(pk): image for pk, image in found.items()}
             rows = [by_id[i] for i in dict.fromkeys(ids) if i in by_id][:CONFIRM_LIST_MAX]
             total = len(ids)
@@ -408,16 +408,6 @@ class BatchDeleteView(TenantRequiredMixin, View):
                 % {"count": len(skipped), "list": shown + (f" (+{more})" if more > 0 else "")},
             )
         return HttpResponseRedirect(_safe_next(request, _list_url(_tab_of(request))))
-
-
-def _is_uuid(value: str) -> bool:
-    import uuid
-
-    try:
-        uuid.UUID(str(value))
-    except ValueError:
-        return False
-    return True
 
 
 class CustomImageGuideView(TenantRequiredMixin, View):

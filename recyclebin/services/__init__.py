@@ -5,7 +5,6 @@
 """
 
 from .bin import (  # noqa: F401
-    BinBatchResult,
     RestoreRefused,
     expunges_reconcile,
     image_expire,

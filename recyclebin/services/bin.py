@@ -11,10 +11,8 @@ from __future__ import annotations
 import logging
 import shutil
 import uuid
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from uuid import UUID
 
 import django_rq
 from django.core.exceptions import ValidationError
@@ -28,6 +26,7 @@ from django.utils.translation import ngettext
 from images import conf as images_conf
 from images import hooks
 from images.models import Image, ImageReplica
+from images.services.batch import BATCH_CHUNK, BatchItem, BatchResult, batch_rows, wanted_ids
 from images.services.progress import Heartbeat
 from images.services.reconcile import ALIVE, job_liveness
 from images.services.transitions import TransitionNotAllowed, image_transition, images_transition_bulk
@@ -38,7 +37,6 @@ from tenants.services import client_ip, log, quota_lock, tenant_usage
 logger = logging.getLogger("recyclebin")
 
 QUEUE = "maintenance"
-BATCH_CHUNK = 500
 # An image moved to `deleting` whose job id is not written yet (its enqueue runs when the transaction
 # commits) is left alone this long before the reconciler enqueues the expunge itself.
 UNQUEUED_GRACE = timedelta(seconds=30)
@@ -297,58 +295,6 @@ def recyclebin_sweep(*, now=None) -> ReconcileReport:
 # --- many images ---------------------------------------------------------------------------------------
 
 
-@dataclass
-class BinItem:
-    id: UUID | str
-    name: str
-    done: bool
-    reason: str = ""
-
-
-@dataclass
-class BinBatchResult:
-    items: list[BinItem] = field(default_factory=list)
-
-    @property
-    def done(self) -> list[BinItem]:
-        return [item for item in self.items if item.done]
-
-    @property
-    def skipped(self) -> list[BinItem]:
-        return [item for item in self.items if not item.done]
-
-
-def _wanted(image_ids: Iterable) -> list[str]:
-    wanted = []
-    for raw in image_ids:
-        try:
-            wanted.append(str(UUID(str(raw))))
-        except ValueError:
-            wanted.append(str(raw))
-    return list(dict.fromkeys(wanted))
-
-
-def _rows(scope: QuerySet[Image], wanted: list[str] | None) -> dict[str, dict]:
-    fields = ("pk", "name", "status", "restore_status", "tenant_id")
-    base = scope.order_by().select_related(None)
-    rows: dict[str, dict] = {}
-    if wanted is None:
-        for row in base.values(*fields).iterator(chunk_size=2000):
-            rows[str(row["pk"])] = row
-        return rows
-    valid = []
-    for value in wanted:
-        try:
-            UUID(value)
-        except ValueError:
-            continue
-        valid.append(value)
-    for start in range(0, len(valid), BATCH_CHUNK):
-        for row in base.filter(pk__in=valid[start : start + BATCH_CHUNK]).values(*fields):
-            rows[str(row["pk"])] = row
-    return rows
-
-
 def _not_in_bin(status: str) -> str:
     if status == Image.Status.DELETING:
         return _("It is being destroyed.")
@@ -367,14 +313,16 @@ def _batch(
     move,
     done_message,
     after_commit=None,
-) -> BinBatchResult:
+) -> BatchResult:
     """Shared body of batch restore and batch expunge: one transaction, rows locked and moved in bulk,
     a result and an OperationLog row per image asked for."""
-    wanted = _wanted(image_ids) if image_ids is not None else None
-    result = BinBatchResult()
+    wanted = wanted_ids(image_ids)
+    result = BatchResult()
     now = timezone.now()
     with transaction.atomic():
-        rows = _rows(scope.filter(tenant=tenant), wanted)
+        rows = batch_rows(
+            scope.filter(tenant=tenant), wanted, ("pk", "name", "status", "restore_status", "tenant_id")
+        )
         refused = decide(rows)  # pk -> reason, for images that are in the bin but may not move
         candidates = [
             row["pk"]
@@ -390,17 +338,17 @@ def _batch(
         for key in order:
             row = rows.get(key)
             if row is None:
-                result.items.append(BinItem(id=key, name="", done=False, reason=_("Not found.")))
+                result.items.append(BatchItem(id=key, name="", done=False, reason=_("Not found.")))
                 continue
             pk = row["pk"]
             if pk in moved:
-                item = BinItem(id=pk, name=row["name"], done=True)
+                item = BatchItem(id=pk, name=row["name"], done=True)
             elif pk in refused:
-                item = BinItem(id=pk, name=row["name"], done=False, reason=refused[pk])
+                item = BatchItem(id=pk, name=row["name"], done=False, reason=refused[pk])
             elif row["status"] != Image.Status.DELETED:
-                item = BinItem(id=pk, name=row["name"], done=False, reason=_not_in_bin(row["status"]))
+                item = BatchItem(id=pk, name=row["name"], done=False, reason=_not_in_bin(row["status"]))
             else:
-                item = BinItem(
+                item = BatchItem(
                     id=pk, name=row["name"], done=False, reason=_("It changed meanwhile; try again.")
                 )
             result.items.append(item)
@@ -427,7 +375,7 @@ def _batch(
 
 def images_batch_restore(
     *, tenant: Tenant, scope: QuerySet[Image], image_ids=None, actor=None, request=None
-) -> BinBatchResult:
+) -> BatchResult:
     """Restore many images (`image_ids` of `scope`, or all of it), in the order asked, as far as the
     image-count quota allows; the rest are reported as refused, naming the quota."""
     targets: dict = {}
@@ -481,7 +429,7 @@ def images_batch_restore(
 
 def images_batch_expunge(
     *, tenant: Tenant, scope: QuerySet[Image], image_ids=None, actor=None, request=None
-) -> BinBatchResult:
+) -> BatchResult:
     """Destroy many images of the bin: each goes to `deleting` and gets its own expunge job."""
 
     def move(candidates, rows, now):
