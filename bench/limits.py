@@ -1,0 +1,173 @@
+"""Imports against the limits of the machine, in one run: `md5sum`, `sha256sum`, `cat > /dev/null` and
+`dd conv=fdatasync` of one file, then the console's PUT upload, tus upload, URL import and download of the
+same file, each as MB/s and as a fraction of the hash bound; Glance's upload and web-download beside them
+when the Glance peer answers on 127.0.0.1:9292 (../shared/peers/glance/setup.sh).
+
+    .venv/bin/python bench/limits.py [--size-mib 1024] [--rounds 3] [--dir /tmp] [--glance]
+
+The hash bound is what any conforming import must do with the bytes: MD5 of the file cannot be split, so
+it takes one core; SHA256 of the file, SHA256 of each chunk (the store's addresses) and reading the
+request share the other. The bound is the slower of the two:
+    bound = min(md5, 1 / (2 / sha256 + 1 / cat))
+Rounds interleave the steps so that drift (other work on the shared cores) hits all of them alike;
+medians are printed. Goal (issue 17): uploads and URL import first byte to `available` >= 90% of md5sum.
+Peak RSS of the web and worker processes during the run is printed too.
+"""
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from download import PeakMemory  # noqa: E402
+from import_upload import Deployment, import_once, timed_command, warm, write_random  # noqa: E402
+from import_url import import_once as url_import_once  # noqa: E402
+from import_url import serve  # noqa: E402
+
+MiB = 1024 * 1024
+GLANCE_PEER = Path(__file__).resolve().parents[2] / "shared" / "peers" / "glance" / "side_by_side.py"
+
+
+def glance_answers() -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", 9292), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def load_glance():
+    spec = importlib.util.spec_from_file_location("side_by_side", GLANCE_PEER)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def download_once(deployment: Deployment, image_id: str) -> float:
+    status, _h, data = deployment.request(
+        "POST",
+        f"/api/v1/images/{image_id}/download-links",
+        "{}",
+        {"Content-Type": "application/json"},
+    )
+    if status != 201:
+        raise RuntimeError(f"download link: {status} {data[:300]!r}")
+    url = json.loads(data)["url"]
+    if url.startswith("/"):
+        url = f"http://127.0.0.1:{deployment.port}{url}"
+    return timed_command(["curl", "-sS", "--fail", "-o", "/dev/null", url])
+
+
+def latest_image(deployment: Deployment) -> str:
+    status, _h, data = deployment.request("GET", "/api/v1/images/?ordering=-created&page_size=1")
+    if status != 200:
+        raise RuntimeError(f"list: {status}")
+    return json.loads(data)["results"][0]["id"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size-mib", type=int, default=1024)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--dir", default=tempfile.gettempdir(), help="where files, storage and staging go")
+    parser.add_argument("--glance", action="store_true", help="time Glance too (its peer must be running)")
+    arguments = parser.parse_args()
+    root = Path(tempfile.mkdtemp(prefix="limits-bench-", dir=arguments.dir))
+    files = root / "files"
+    files.mkdir()
+    deployment = server = None
+    glance = None
+    if arguments.glance:
+        if not glance_answers():
+            sys.exit(
+                "--glance: nothing answers on 127.0.0.1:9292; start ../shared/peers/glance/setup.sh first"
+            )
+        glance = load_glance()
+    try:
+        raw = files / "random.raw"
+        write_random(raw, arguments.size_mib * MiB)
+        qcow2 = files / "random.qcow2"
+        subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
+        raw.unlink()
+        size = qcow2.stat().st_size
+        os.environ.update(IMPORT_ALLOWED_NETWORKS="127.0.0.1/32", IMPORT_ALLOWED_PORTS="*")
+        deployment = Deployment(root)
+        server = serve(qcow2)
+        url = f"http://127.0.0.1:{server.server_address[1]}/random.qcow2"
+        web_pid, worker_pid = deployment.children[1].pid, deployment.children[2].pid
+        figures: dict[str, list[float]] = {}
+
+        def note(name: str, seconds: float) -> None:
+            figures.setdefault(name, []).append(size / seconds / 1e6)
+
+        with PeakMemory(web_pid) as web_memory, PeakMemory(worker_pid) as worker_memory:
+            for round_number in range(arguments.rounds):
+                for tool in ("md5sum", "sha256sum", "cat"):
+                    warm(qcow2)
+                    note(tool, timed_command([tool, str(qcow2)] if tool != "cat" else ["cat", str(qcow2)]))
+                warm(qcow2)
+                dd_out = root / "storage" / "dd.out"
+                dd_out.parent.mkdir(exist_ok=True)
+                note(
+                    "dd conv=fdatasync",
+                    timed_command(
+                        ["dd", f"if={qcow2}", f"of={dd_out}", "bs=4M", "conv=fdatasync", "status=none"]
+                    ),
+                )
+                dd_out.unlink()
+                for protocol in ("put", "tus"):
+                    _received, total = import_once(
+                        deployment, qcow2, "qcow2", protocol, f"{protocol}-{round_number}"
+                    )
+                    note(f"upload {protocol.upper()} to available", total)
+                warm(qcow2)
+                note("URL import to available", url_import_once(deployment, url, f"url-{round_number}"))
+                note("download link (curl)", download_once(deployment, latest_image(deployment)))
+                if glance is not None:
+                    note("Glance upload to active", glance.glance_upload(qcow2))
+                    note("Glance web-download to active", glance.glance_web_download(url))
+
+        medians = {name: statistics.median(values) for name, values in figures.items()}
+        md5, sha256, cat = medians["md5sum"], medians["sha256sum"], medians["cat"]
+        other = 1 / (2 / sha256 + 1 / cat)
+        bound = min(md5, other)
+        print(
+            f"limits: {arguments.size_mib} MiB of random data as qcow2 ({size / 1e6:.0f} MB), "
+            f"medians of {arguments.rounds} interleaved rounds, {time.strftime('%Y-%m-%d')}"
+        )
+        print(
+            f"machine: {os.cpu_count()} CPUs (shared with other work: figures are noisy), {socket.gethostname()}"
+        )
+        print(f"hash bound: min(md5 {md5:.0f}, other core {other:.0f}) = {bound:.0f} MB/s")
+        for name, value in medians.items():
+            extra = ""
+            if name.startswith(("upload", "URL import")):
+                extra = f"  {value / md5 * 100:4.0f}% of md5sum (goal >= 90%)"
+            print(f"  {name:34s} {value:8.0f} MB/s  {value / bound * 100:5.0f}% of bound{extra}")
+        if glance is not None:
+            for ours, theirs in (
+                ("upload PUT to available", "Glance upload to active"),
+                ("URL import to available", "Glance web-download to active"),
+            ):
+                print(f"  {ours} / {theirs}: {medians[ours] / medians[theirs]:.2f}x (goal >= 3.5x)")
+        print(f"peak RSS: web {web_memory.peak / MiB:.0f} MiB, worker {worker_memory.peak / MiB:.0f} MiB")
+    finally:
+        if server is not None:
+            server.shutdown()
+        if deployment is not None:
+            deployment.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
