@@ -251,36 +251,3 @@ class BootCheck(BaseModel):
     @property
     def finding_text(self) -> str:
         return self.FINDINGS.get(self.message, self.message)
-
-
-class VMExport(BaseModel):
-    """A VM exported as an OVA template (seed 003): an OVF descriptor and a streamOptimized VMDK in a tar,
-    kept under VM_EXPORT_ROOT and downloaded from the VM's page."""
-
-    class State(models.TextChoices):
-        EXPORTING = "exporting", pgettext_lazy("Export state", "Exporting")
-        READY = "ready", pgettext_lazy("Export state", "Ready")
-        FAILED = "failed", pgettext_lazy("Export state", "Failed")
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    vm = models.ForeignKey(
-        VirtualMachine, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports"
-    )
-    vm_name = models.CharField(_("VM"), max_length=64)
-    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.EXPORTING)
-    path = models.CharField(_("file"), max_length=1024, blank=True)
-    size = models.PositiveBigIntegerField(_("size"), default=0)
-    error = models.TextField(_("error"), blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name = _("VM export")
-        verbose_name_plural = _("VM exports")
-
-    def __str__(self):
-        return f"{self.vm_name}.ova"
-
-    @property
-    def filename(self) -> str:
-        return f"{self.vm_name}.ova"

@@ -154,8 +154,3 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.5):
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout} s")
         time.sleep(interval)
-
-
-@pytest.fixture(autouse=True)
-def _vm_export_root(settings, tmp_path):
-    settings.VM_EXPORT_ROOT = tmp_path / "vm-exports"
