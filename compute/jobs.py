@@ -11,6 +11,10 @@ def vm_stop_job(*, vm_id: str) -> None:
     vms.vm_stop_wait(vm_id=vm_id)
 
 
+def vm_reboot_job(*, vm_id: str) -> None:
+    vms.vm_reboot_wait(vm_id=vm_id)
+
+
 def vm_refresh_job() -> None:
     vms.vm_refresh_states()
 

@@ -184,6 +184,13 @@ class VirtualMachine(BaseModel):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     stop_requested_at = models.DateTimeField(null=True, blank=True)
 
+    class Reboot(models.TextChoices):
+        ACPI = "acpi", pgettext_lazy("VM reboot", "ACPI reboot: the guest restarted itself")
+        RESET = "reset", pgettext_lazy("VM reboot", "Reset: the guest did not react to the ACPI reboot in time")
+
+    last_reboot = models.CharField(_("last reboot"), max_length=8, choices=Reboot.choices, blank=True)
+    last_reboot_at = models.DateTimeField(_("last reboot at"), null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = _("virtual machine")

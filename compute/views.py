@@ -198,7 +198,9 @@ class VMScreenView(TenantRequiredMixin, View):
 ACTIONS = {
     "start": gettext_lazy("Started “%(name)s”."),
     "stop": gettext_lazy("Stopping “%(name)s”: it is asked to shut down and powered off if it does not."),
-    "reboot": gettext_lazy("Rebooted “%(name)s”."),
+    "reboot": gettext_lazy(
+        "Rebooting “%(name)s”: it is asked to restart through ACPI and reset if it does not react."
+    ),
 }
 
 

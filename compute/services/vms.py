@@ -49,6 +49,10 @@ def stop_timeout() -> float:
     return float(getattr(settings, "COMPUTE_STOP_TIMEOUT", 60))
 
 
+def reboot_timeout() -> float:
+    return float(getattr(settings, "COMPUTE_REBOOT_TIMEOUT", 60))
+
+
 def min_disk_gb(image: Image) -> int:
     return max(1, math.ceil((image.virtual_size or image.size or 0) / GB))
 
@@ -376,11 +380,55 @@ def vm_start(*, vm: VirtualMachine, actor=None, request=None) -> VirtualMachine:
     return _action(vm, "start", actor=actor, request=request, log_action="vm.start")
 
 
-def vm_reboot(*, vm: VirtualMachine, actor=None, request=None) -> VirtualMachine:
+def vm_reboot(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = True) -> VirtualMachine:
+    """A job reboots the VM through ACPI, and resets it if the guest has not reacted after the reboot
+    timeout; the VM records which of the two happened (last_reboot) and the OperationLog says it."""
     _require(
         vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be rebooted.")
     )
-    return _action(vm, "reboot", actor=actor, request=request, log_action="vm.reboot")
+    VirtualMachine.objects.filter(pk=vm.pk).update(stage=_("Rebooting"), updated_at=timezone.now())
+    log(
+        action="vm.reboot",
+        tenant=vm.tenant,
+        actor=actor,
+        target=vm,
+        result="started",
+        message="ACPI reboot",
+        request=request,
+    )
+    if enqueue:
+        transaction.on_commit(
+            lambda: django_rq.get_queue("default").enqueue(
+                "compute.jobs.vm_reboot_job", vm_id=str(vm.pk), job_timeout=int(reboot_timeout()) + 120
+            )
+        )
+    vm.refresh_from_db()
+    return vm
+
+
+def vm_reboot_wait(*, vm_id) -> None:
+    """The reboot job: ACPI reboot, reset after the timeout; records and logs which happened."""
+    vm = VirtualMachine.objects.select_related("host").filter(pk=vm_id).first()
+    if vm is None:
+        return
+    try:
+        how = hypervisor.reboot(vm.host, vm.domain_name, timeout=reboot_timeout())
+    except HypervisorError as error:
+        VirtualMachine.objects.filter(pk=vm.pk).update(stage="", updated_at=timezone.now())
+        log(action="vm.reboot", tenant=vm.tenant, target=vm, result="failure", message=str(error))
+        return
+    now = timezone.now()
+    VirtualMachine.objects.filter(pk=vm.pk).update(
+        stage="", last_reboot=how, last_reboot_at=now, updated_at=now
+    )
+    log(
+        action="vm.reboot",
+        tenant=vm.tenant,
+        target=vm,
+        message=_("rebooted through ACPI")
+        if how == hypervisor.REBOOT_ACPI
+        else _("reset after %(seconds)d s without an ACPI reboot") % {"seconds": reboot_timeout()},
+    )
 
 
 def vm_stop(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = True) -> VirtualMachine:
