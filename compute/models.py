@@ -186,7 +186,10 @@ class VirtualMachine(BaseModel):
 
     class Reboot(models.TextChoices):
         ACPI = "acpi", pgettext_lazy("VM reboot", "ACPI reboot: the guest restarted itself")
-        RESET = "reset", pgettext_lazy("VM reboot", "Reset: the guest did not react to the ACPI reboot in time")
+        RESET = (
+            "reset",
+            pgettext_lazy("VM reboot", "Reset: the guest did not react to the ACPI reboot in time"),
+        )
 
     last_reboot = models.CharField(_("last reboot"), max_length=8, choices=Reboot.choices, blank=True)
     last_reboot_at = models.DateTimeField(_("last reboot at"), null=True, blank=True)

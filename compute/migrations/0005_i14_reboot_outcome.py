@@ -4,20 +4,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('compute', '0004_i14_ova_in_image_exports'),
+        ("compute", "0004_i14_ova_in_image_exports"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='virtualmachine',
-            name='last_reboot',
-            field=models.CharField(blank=True, choices=[('acpi', 'ACPI reboot: the guest restarted itself'), ('reset', 'Reset: the guest did not react to the ACPI reboot in time')], max_length=8, verbose_name='last reboot'),
+            model_name="virtualmachine",
+            name="last_reboot",
+            field=models.CharField(
+                blank=True,
+                choices=[
+                    ("acpi", "ACPI reboot: the guest restarted itself"),
+                    ("reset", "Reset: the guest did not react to the ACPI reboot in time"),
+                ],
+                max_length=8,
+                verbose_name="last reboot",
+            ),
         ),
         migrations.AddField(
-            model_name='virtualmachine',
-            name='last_reboot_at',
-            field=models.DateTimeField(blank=True, null=True, verbose_name='last reboot at'),
+            model_name="virtualmachine",
+            name="last_reboot_at",
+            field=models.DateTimeField(blank=True, null=True, verbose_name="last reboot at"),
         ),
     ]

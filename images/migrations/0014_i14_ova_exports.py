@@ -5,36 +5,49 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0013_merge_20261130_0249'),
-        ('storage', '0003_last_cleanup'),
-        ('tenants', '0004_i13_oplog_words'),
+        ("images", "0013_merge_20261130_0249"),
+        ("storage", "0003_last_cleanup"),
+        ("tenants", "0004_i13_oplog_words"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='exportedimage',
-            name='export_one_per_image_format',
+            model_name="exportedimage",
+            name="export_one_per_image_format",
         ),
         migrations.AddField(
-            model_name='exportedimage',
-            name='source_id',
-            field=models.UUIDField(blank=True, db_index=True, null=True, verbose_name='made from (ID)'),
+            model_name="exportedimage",
+            name="source_id",
+            field=models.UUIDField(blank=True, db_index=True, null=True, verbose_name="made from (ID)"),
         ),
         migrations.AddField(
-            model_name='exportedimage',
-            name='source_name',
-            field=models.CharField(blank=True, max_length=128, verbose_name='made from'),
+            model_name="exportedimage",
+            name="source_name",
+            field=models.CharField(blank=True, max_length=128, verbose_name="made from"),
         ),
         migrations.AlterField(
-            model_name='exportedimage',
-            name='format',
-            field=models.CharField(choices=[('qcow2', 'qcow2'), ('raw', 'raw'), ('vmdk', 'vmdk (streamOptimized)'), ('vhd', 'vhd'), ('ova', 'OVA template (from a VM)')], max_length=8, verbose_name='format'),
+            model_name="exportedimage",
+            name="format",
+            field=models.CharField(
+                choices=[
+                    ("qcow2", "qcow2"),
+                    ("raw", "raw"),
+                    ("vmdk", "vmdk (streamOptimized)"),
+                    ("vhd", "vhd"),
+                    ("ova", "OVA template (from a VM)"),
+                ],
+                max_length=8,
+                verbose_name="format",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='exportedimage',
-            constraint=models.UniqueConstraint(condition=models.Q(('format', 'ova'), _negated=True), fields=('image', 'format'), name='export_one_per_image_format'),
+            model_name="exportedimage",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("format", "ova"), _negated=True),
+                fields=("image", "format"),
+                name="export_one_per_image_format",
+            ),
         ),
     ]
