@@ -31,13 +31,6 @@ logger = logging.getLogger("compute.ova")
 JOB_TIMEOUT = 6 * 3600
 
 
-def vm_exports(vm: VirtualMachine):
-    """The OVA exports made from this VM (they outlive it, as exports of its image)."""
-    return ExportedImage.objects.filter(
-        source_id=vm.pk, format=ExportedImage.Format.OVA, tenant=vm.tenant
-    ).select_related("image")
-
-
 def vm_export_start(*, vm: VirtualMachine, actor=None, request=None) -> ExportedImage:
     vm = vm_refresh(vm)
     if vm.state != VirtualMachine.State.STOPPED:
