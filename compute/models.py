@@ -226,6 +226,9 @@ class BootCheck(BaseModel):
     # keeps the error itself.
     FINDINGS = {
         "no_boot": _("No bootable device: the disk has no boot loader the firmware can start."),
+        "uefi_shell": _(
+            "No bootable device: the UEFI firmware found nothing to start on the disk and waits in its shell."
+        ),
         "panic": _("Kernel panic: the system started but its kernel stopped."),
         "silent": _("Nothing was written to the serial console; see the screen."),
         "passed": _("The system started and wrote to its console."),
