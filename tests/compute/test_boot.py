@@ -190,6 +190,12 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
     assert made.status_code == 201, made.content
     url = live_server.url + urlsplit(made.json()["url"]).path
     assert url.endswith("/web-1.ova")
+    head = subprocess.run(["curl", "-sSfI", url], capture_output=True, text=True)
+    assert head.returncode == 0, head.stderr
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head.stdout.splitlines()[1:])
+    }
+    assert headers["content-length"] == str(export.size) and headers["accept-ranges"] == "bytes"
     ova_file = tmp_path / "web-1.ova"
     first = subprocess.run(
         ["curl", "-sSf", "-r", "0-99999", "-o", str(ova_file), url], capture_output=True, text=True
