@@ -10,6 +10,7 @@ import math
 import re
 import time
 import uuid
+from datetime import timedelta
 
 import django_rq
 from django.conf import settings
@@ -51,6 +52,11 @@ def stop_timeout() -> float:
 
 def reboot_timeout() -> float:
     return float(getattr(settings, "COMPUTE_REBOOT_TIMEOUT", 60))
+
+
+def stage_lost_after() -> timedelta:
+    """How long a stop or reboot may show its stage before the state refresh takes it for lost."""
+    return timedelta(seconds=max(stop_timeout(), reboot_timeout()) + 300)
 
 
 def min_disk_gb(image: Image) -> int:
@@ -333,8 +339,12 @@ def vm_refresh_states(*, vms=None) -> int:
             new = state or VirtualMachine.State.ERROR
             error = "" if state else _("The VM is missing from %(host)s.") % {"host": host.name}
             updates = {"state_checked_at": now}
+            if vm.stage and vm.updated_at < now - stage_lost_after():
+                # Stopping or rebooting whose job was lost (its worker killed): the actions come back.
+                updates.update(stage="", updated_at=now)
             if new != vm.state or (state and vm.error):
                 updates.update(state=new, error=error, updated_at=now)
+            if len(updates) > 1:
                 changed += 1
             VirtualMachine.objects.filter(pk=vm.pk).update(**updates)
     return changed
@@ -411,6 +421,7 @@ def vm_reboot_wait(*, vm_id) -> None:
     vm = VirtualMachine.objects.select_related("host").filter(pk=vm_id).first()
     if vm is None:
         return
+    started = time.monotonic()
     try:
         how = hypervisor.reboot(vm.host, vm.domain_name, timeout=reboot_timeout())
     except HypervisorError as error:
@@ -427,7 +438,9 @@ def vm_reboot_wait(*, vm_id) -> None:
         target=vm,
         message=_("rebooted through ACPI")
         if how == hypervisor.REBOOT_ACPI
-        else _("reset after %(seconds)d s without an ACPI reboot") % {"seconds": reboot_timeout()},
+        # A host that cannot reboot through ACPI resets at once: the seconds waited say so.
+        else _("reset after %(seconds)d s without an ACPI reboot")
+        % {"seconds": round(min(time.monotonic() - started, reboot_timeout()))},
     )
 
 
@@ -440,7 +453,9 @@ def vm_stop(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = Tru
         hypervisor.domain_action(vm.host, vm.domain_name, "shutdown")
     except HypervisorError as error:
         raise VMActionRefused(str(error)) from error
-    VirtualMachine.objects.filter(pk=vm.pk).update(stop_requested_at=timezone.now(), stage=_("Stopping"))
+    VirtualMachine.objects.filter(pk=vm.pk).update(
+        stop_requested_at=timezone.now(), stage=_("Stopping"), updated_at=timezone.now()
+    )
     log(
         action="vm.stop",
         tenant=vm.tenant,

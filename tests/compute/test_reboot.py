@@ -3,7 +3,10 @@ A guest that handles the ACPI power button (the tiny disk built with acpi=True) 
 serial console shows the button press and a second boot, and the VM records an ACPI reboot. (The guest
 that ignores the button is reset after the timeout: tests/compute/test_boot.py.)"""
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from compute.models import VirtualMachine
 from compute.services import vms
@@ -62,3 +65,30 @@ def test_an_acpi_aware_guest_restarts_itself_on_reboot(
     assert vm.state == "stopped"
     assert OperationLog.objects.filter(action="vm.stop", target_id=str(vm.pk), message="shut down").exists()
     vms.vm_delete(vm=vm, actor=owner)
+
+
+def test_a_stage_whose_job_was_lost_is_cleared_by_the_state_refresh(
+    tenant, compute_host, import_image, boot_qcow2
+):
+    """A reboot (or stop) whose worker was killed would hide Stop and Reboot for good: the periodic state
+    refresh clears a stage older than the timeouts allow."""
+    image = import_image(boot_qcow2, name="lost-stage")
+    fresh, lost = (
+        VirtualMachine.objects.create(
+            tenant=tenant,
+            name=name,
+            image=image,
+            host=compute_host,
+            domain_name=f"ic-{name}",
+            state="running",
+        )
+        for name in ("fresh", "lost")
+    )
+    VirtualMachine.objects.filter(pk=fresh.pk).update(stage="Rebooting", updated_at=timezone.now())
+    VirtualMachine.objects.filter(pk=lost.pk).update(
+        stage="Rebooting", updated_at=timezone.now() - vms.stage_lost_after() - timedelta(seconds=1)
+    )
+    vms.vm_refresh_states()
+    fresh.refresh_from_db()
+    lost.refresh_from_db()
+    assert fresh.stage == "Rebooting" and lost.stage == ""
