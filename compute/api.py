@@ -63,7 +63,15 @@ class VMSerializer(serializers.ModelSerializer):
             "project_group",
             "created_at",
             "state_checked_at",
+            "last_reboot",
+            "last_reboot_at",
         ]
+        extra_kwargs = {
+            "last_reboot": {
+                "help_text": "How the last Reboot went: acpi (the guest restarted itself) or reset (it did "
+                "not react to the ACPI reboot within COMPUTE_REBOOT_TIMEOUT and was reset); empty before one"
+            }
+        }
 
 
 class VMCreateSerializer(serializers.Serializer):
@@ -187,7 +195,10 @@ class VMActionAPIView(TenantAPIView):
     action = ""
 
     @extend_schema(
-        summary="start, stop (ACPI, forced after a timeout) or reboot", request=None, responses=VMSerializer
+        summary="start, stop (ACPI, forced after a timeout) or reboot (ACPI, reset after a timeout; "
+        "last_reboot tells which)",
+        request=None,
+        responses=VMSerializer,
     )
     def post(self, request, pk):
         vm = vm_get(tenant=request.tenant, membership=request.membership, pk=pk)

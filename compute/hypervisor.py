@@ -7,6 +7,9 @@ error becomes HypervisorError with a message a person can act on.
 from __future__ import annotations
 
 import contextlib
+import logging
+import os
+import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -14,6 +17,8 @@ from xml.sax.saxutils import escape
 
 import libvirt
 from django.utils.translation import gettext as _
+
+logger = logging.getLogger("compute.hypervisor")
 
 # Blocks sent to or read from a libvirt stream (constant memory whatever the volume's size).
 STREAM_BLOCK = 4 * 1024 * 1024
@@ -398,7 +403,7 @@ def domain_states(host, names: Iterable[str]) -> dict[str, str | None]:
 
 
 def domain_action(host, name: str, action: str) -> None:
-    """start, shutdown (ACPI), destroy (power off), reboot."""
+    """start, shutdown (ACPI), destroy (power off); reboot() reboots."""
     with connect(host) as conn:
         domain = _domain(conn, name)
         if domain is None:
@@ -410,8 +415,74 @@ def domain_action(host, name: str, action: str) -> None:
             domain.shutdown()
         elif action == "destroy" and running:
             domain.destroy()
-        elif action == "reboot" and running:
+
+
+# libvirt delivers domain events only on connections opened after an event loop is registered; the loop
+# runs in a daemon thread of the process that asked (an RQ work horse), registered once per process.
+_event_loop_pid = None
+_event_loop_lock = threading.Lock()
+
+
+def _ensure_event_loop() -> None:
+    global _event_loop_pid
+    with _event_loop_lock:
+        if _event_loop_pid == os.getpid():
+            return
+        libvirt.virEventRegisterDefaultImpl()
+
+        def run() -> None:
+            while True:
+                libvirt.virEventRunDefaultImpl()
+
+        threading.Thread(target=run, name="libvirt-events", daemon=True).start()
+        _event_loop_pid = os.getpid()
+
+
+REBOOT_ACPI = "acpi"
+REBOOT_RESET = "reset"
+
+
+def reboot(host, name: str, *, timeout: float) -> str:
+    """Reboot through ACPI (virDomainReboot with the power button: libvirt presses it and has QEMU reset
+    the guest instead of powering it off when the guest shuts down). A guest that has not restarted after
+    `timeout` seconds is reset (virDomainReset). Returns REBOOT_ACPI or REBOOT_RESET: which one happened,
+    told by libvirt's reboot event (the guest's reset) arriving before the timeout; the lifecycle event
+    "shut down" counts too, for libvirt versions that report the guest's shutdown first."""
+    _ensure_event_loop()
+    with connect(host) as conn:
+        domain = _domain(conn, name)
+        if domain is None:
+            raise HypervisorError(_("%(host)s has no VM %(name)s.") % {"host": host.name, "name": name})
+        if not domain.isActive():
+            raise HypervisorError(_("%(name)s is not running.") % {"name": name})
+        restarted = threading.Event()
+
+        def on_reboot(_conn, _domain, _opaque) -> None:
+            restarted.set()
+
+        def on_lifecycle(_conn, _domain, event, _detail, _opaque) -> None:
+            if event == libvirt.VIR_DOMAIN_EVENT_SHUTDOWN:
+                restarted.set()
+
+        callbacks = [
+            conn.domainEventRegisterAny(domain, libvirt.VIR_DOMAIN_EVENT_ID_REBOOT, on_reboot, None),
+            conn.domainEventRegisterAny(domain, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, on_lifecycle, None),
+        ]
+        try:
+            try:
+                domain.reboot(libvirt.VIR_DOMAIN_REBOOT_ACPI_POWER_BTN)
+            except libvirt.libvirtError:
+                logger.info("%s: no ACPI reboot, resetting", name, exc_info=True)
+                domain.reset(0)
+                return REBOOT_RESET
+            if restarted.wait(timeout):
+                return REBOOT_ACPI
             domain.reset(0)
+            return REBOOT_RESET
+        finally:
+            for callback in callbacks:
+                with contextlib.suppress(libvirt.libvirtError):
+                    conn.domainEventDeregisterAny(callback)
 
 
 def undefine(host, name: str) -> None:

@@ -11,6 +11,10 @@ def vm_stop_job(*, vm_id: str) -> None:
     vms.vm_stop_wait(vm_id=vm_id)
 
 
+def vm_reboot_job(*, vm_id: str) -> None:
+    vms.vm_reboot_wait(vm_id=vm_id)
+
+
 def vm_refresh_job() -> None:
     vms.vm_refresh_states()
 
@@ -25,7 +29,7 @@ def boot_check_job(*, check_id: str) -> None:
     boot_check_run(check_id=check_id)
 
 
-def vm_export_job(*, export_id: str) -> None:
+def vm_export_job(*, export_id: str, vm_id: str = "") -> None:
     from .services.ova import vm_export_run
 
-    vm_export_run(export_id=export_id)
+    vm_export_run(export_id=export_id, vm_id=vm_id)

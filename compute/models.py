@@ -184,6 +184,16 @@ class VirtualMachine(BaseModel):
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
     stop_requested_at = models.DateTimeField(null=True, blank=True)
 
+    class Reboot(models.TextChoices):
+        ACPI = "acpi", pgettext_lazy("VM reboot", "ACPI reboot: the guest restarted itself")
+        RESET = (
+            "reset",
+            pgettext_lazy("VM reboot", "Reset: the guest did not react to the ACPI reboot in time"),
+        )
+
+    last_reboot = models.CharField(_("last reboot"), max_length=8, choices=Reboot.choices, blank=True)
+    last_reboot_at = models.DateTimeField(_("last reboot at"), null=True, blank=True)
+
     class Meta:
         ordering = ["-created_at", "-pk"]
         verbose_name = _("virtual machine")
@@ -216,6 +226,9 @@ class BootCheck(BaseModel):
     # keeps the error itself.
     FINDINGS = {
         "no_boot": _("No bootable device: the disk has no boot loader the firmware can start."),
+        "uefi_shell": _(
+            "No bootable device: the UEFI firmware found nothing to start on the disk and waits in its shell."
+        ),
         "panic": _("Kernel panic: the system started but its kernel stopped."),
         "silent": _("Nothing was written to the serial console; see the screen."),
         "passed": _("The system started and wrote to its console."),
@@ -251,36 +264,3 @@ class BootCheck(BaseModel):
     @property
     def finding_text(self) -> str:
         return self.FINDINGS.get(self.message, self.message)
-
-
-class VMExport(BaseModel):
-    """A VM exported as an OVA template (seed 003): an OVF descriptor and a streamOptimized VMDK in a tar,
-    kept under VM_EXPORT_ROOT and downloaded from the VM's page."""
-
-    class State(models.TextChoices):
-        EXPORTING = "exporting", pgettext_lazy("Export state", "Exporting")
-        READY = "ready", pgettext_lazy("Export state", "Ready")
-        FAILED = "failed", pgettext_lazy("Export state", "Failed")
-
-    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
-    vm = models.ForeignKey(
-        VirtualMachine, on_delete=models.SET_NULL, null=True, blank=True, related_name="exports"
-    )
-    vm_name = models.CharField(_("VM"), max_length=64)
-    state = models.CharField(_("state"), max_length=10, choices=State.choices, default=State.EXPORTING)
-    path = models.CharField(_("file"), max_length=1024, blank=True)
-    size = models.PositiveBigIntegerField(_("size"), default=0)
-    error = models.TextField(_("error"), blank=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-        verbose_name = _("VM export")
-        verbose_name_plural = _("VM exports")
-
-    def __str__(self):
-        return f"{self.vm_name}.ova"
-
-    @property
-    def filename(self) -> str:
-        return f"{self.vm_name}.ova"

@@ -5,7 +5,6 @@ another tenant's VM is a 404 for everyone."""
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
-from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -85,7 +84,6 @@ class VMListView(TenantRequiredMixin, View):
                 "group": group,
                 "can_manage": can_manage(request),
                 "images": usable_images(request)[:200] if can_manage(request) else [],
-                "exports": exports_visible(request)[:50],
             },
         )
 
@@ -159,7 +157,7 @@ def _detail_context(request, vm):
         "vm": vm,
         "actions": vm_actions(request, vm),
         "can_manage": can_manage(request),
-        "exports": list(vm.exports.all()),
+        "exports": list(vm_exports_visible(request, vm)),
     }
 
 
@@ -200,7 +198,9 @@ class VMScreenView(TenantRequiredMixin, View):
 ACTIONS = {
     "start": gettext_lazy("Started “%(name)s”."),
     "stop": gettext_lazy("Stopping “%(name)s”: it is asked to shut down and powered off if it does not."),
-    "reboot": gettext_lazy("Rebooted “%(name)s”."),
+    "reboot": gettext_lazy(
+        "Rebooting “%(name)s”: it is asked to restart through ACPI and reset if it does not react."
+    ),
 }
 
 
@@ -358,21 +358,14 @@ class BootCheckScreenView(TenantRequiredMixin, View):
 # --- OVA export ----------------------------------------------------------------------------------------
 
 
-def exports_visible(request):
-    from .models import VMExport
+def vm_exports_visible(request, vm):
+    """The VM's OVA exports (exports of its image) this account may see."""
+    from images.downloads.selectors import exports_visible
+    from images.models import ExportedImage
 
-    return VMExport.objects.filter(tenant=request.tenant).filter(
-        Q(vm__isnull=True) | Q(vm__in=vms_visible(tenant=request.tenant, membership=request.membership))
+    return exports_visible(tenant=request.tenant, membership=request.membership).filter(
+        source_id=vm.pk, format=ExportedImage.Format.OVA
     )
-
-
-def _export_or_404(request, pk):
-    from .models import VMExport
-
-    try:
-        return exports_visible(request).get(pk=pk)
-    except (VMExport.DoesNotExist, ValueError, ValidationError) as error:
-        raise Http404("No such export.") from error
 
 
 class VMExportView(TenantRequiredMixin, View):
@@ -386,32 +379,12 @@ class VMExportView(TenantRequiredMixin, View):
         except VMActionRefused as error:
             messages.error(request, str(error))
         else:
-            messages.success(request, _("Exporting “%(name)s” as an OVA template.") % {"name": vm.name})
+            messages.success(
+                request,
+                _(
+                    "Exporting “%(name)s” as an OVA template; it appears under Exported in the image list "
+                    "when it is ready."
+                )
+                % {"name": vm.name},
+            )
         return redirect("compute:detail", pk=vm.pk)
-
-
-class VMExportDownloadView(TenantRequiredMixin, View):
-    def get(self, request, pk):
-        from django.http import FileResponse
-
-        export = _export_or_404(request, pk)
-        if export.state != export.State.READY or not export.path:
-            raise Http404("The export is not ready.")
-        try:
-            handle = open(export.path, "rb")  # noqa: SIM115 - FileResponse closes it
-        except OSError as error:
-            raise Http404("The export's file is missing.") from error
-        return FileResponse(
-            handle, as_attachment=True, filename=export.filename, content_type="application/x-tar"
-        )
-
-
-class VMExportDeleteView(TenantRequiredMixin, View):
-    def post(self, request, pk):
-        from .services.ova import vm_export_delete
-
-        export = _export_or_404(request, pk)
-        require_manage(request)
-        vm_export_delete(export=export, actor=request.user, request=request)
-        messages.success(request, _("Deleted the export “%(name)s”.") % {"name": export.filename})
-        return redirect("compute:list")

@@ -205,8 +205,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 RQ_DEFAULT_TIMEOUT = int(os.environ.get("RQ_DEFAULT_TIMEOUT", "3600"))
 # Compute: seconds a VM has to power off after an ACPI shutdown before Stop forces it off.
 COMPUTE_STOP_TIMEOUT = int(os.environ.get("COMPUTE_STOP_TIMEOUT", "60"))
-# Compute: where VMs exported as OVA templates are kept.
-VM_EXPORT_ROOT = Path(os.environ.get("VM_EXPORT_ROOT", VAR_DIR / "vm-exports")).resolve()
+# Compute: seconds a VM has to restart after an ACPI reboot before Reboot resets it.
+COMPUTE_REBOOT_TIMEOUT = int(os.environ.get("COMPUTE_REBOOT_TIMEOUT", "60"))
 # Compute: seconds a boot check watches an image boot.
 COMPUTE_BOOT_CHECK_SECONDS = int(os.environ.get("COMPUTE_BOOT_CHECK_SECONDS", "60"))
 RQ_QUEUES = {

@@ -55,6 +55,12 @@ class ExportedImage(BaseModel):
         RAW = "raw", "raw"
         VMDK = "vmdk", pgettext_lazy("Export format", "vmdk (streamOptimized)")
         VHD = "vhd", "vhd"
+        # Made by the compute app from a VM (an OVF descriptor and a streamOptimized VMDK in a tar); an
+        # image itself is never exported in it.
+        OVA = "ova", pgettext_lazy("Export format", "OVA template (from a VM)")
+
+    # The formats an image is exported in (the export dialog, the API).
+    IMAGE_FORMATS = ("qcow2", "raw", "vmdk", "vhd")
 
     class Status(models.TextChoices):
         EXPORTING = "exporting", pgettext_lazy("Export status", "Exporting")
@@ -70,6 +76,10 @@ class ExportedImage(BaseModel):
     )
     format = models.CharField(_("format"), max_length=8, choices=Format.choices)
     key = models.CharField(_("key"), max_length=255, help_text=_("The export's name in the storage."))
+    # An export made from something built on the image rather than from the image itself (an OVA of a VM):
+    # what it was made from, by name (the file is named after it) and by id (for the app that made it).
+    source_name = models.CharField(_("made from"), max_length=128, blank=True)
+    source_id = models.UUIDField(_("made from (ID)"), null=True, blank=True, db_index=True)
     status = models.CharField(_("status"), max_length=10, choices=Status.choices, default=Status.EXPORTING)
     progress = models.PositiveSmallIntegerField(_("progress"), default=0)
     size = models.PositiveBigIntegerField(_("size"), default=0)
@@ -89,7 +99,12 @@ class ExportedImage(BaseModel):
         verbose_name_plural = _("exported images")
         constraints = [
             # Seed 002: an image is exported once (here: once per format) until that export is deleted.
-            models.UniqueConstraint(fields=["image", "format"], name="export_one_per_image_format"),
+            # OVAs are made from the image's VMs, each its own.
+            models.UniqueConstraint(
+                fields=["image", "format"],
+                condition=~models.Q(format="ova"),
+                name="export_one_per_image_format",
+            ),
             models.CheckConstraint(condition=models.Q(progress__lte=100), name="export_progress_lte_100"),
         ]
 
@@ -102,7 +117,7 @@ class ExportedImage(BaseModel):
 
     @property
     def filename(self) -> str:
-        return f"{self.image.name}.{self.extension}"
+        return f"{self.source_name or self.image.name}.{self.extension}"
 
 
 class DownloadLink(BaseModel):

@@ -17,7 +17,7 @@ from django.urls import URLPattern, URLResolver, get_resolver
 from django.urls.resolvers import RegexPattern
 from django.utils import timezone
 
-from compute.models import BootCheck, ComputeHost, VirtualMachine, VMExport
+from compute.models import BootCheck, ComputeHost, VirtualMachine
 from images.models import DownloadLink, ExportedImage, Image, ImageShare, UploadSession
 from storage.models import ImageStorage
 from tenants import services
@@ -51,7 +51,6 @@ RULES = [
     (r"^openstack-image-tag$", "tag", "tag"),
     (r"^compute:boot_check_(start|panel)$", "pk", "image"),
     (r"^compute:boot_check_(screen|thumbnail)$", "pk", "bootcheck"),
-    (r"^compute:export_(download|delete)$", "pk", "vmexport"),
     (r"^(compute:|api-vm)", "pk", "vm"),
 ]
 
@@ -119,11 +118,6 @@ def _objects(tenant, marker, tmp_path):
     check = BootCheck.objects.create(
         tenant=tenant, image=image, host=host, state="passed", screenshot=b"png", thumbnail=b"png"
     )
-    export_file = tmp_path / f"{marker}.ova"
-    export_file.write_bytes(b"ova")
-    vm_export = VMExport.objects.create(
-        tenant=tenant, vm=vm, vm_name=vm.name, state="ready", path=str(export_file), size=3
-    )
     storage = ImageStorage.objects.get_or_create(
         name="isolation-store",
         defaults={"kind": ImageStorage.Kind.STANDALONE, "mount_path": "/tmp/isolation-store"},
@@ -146,7 +140,6 @@ def _objects(tenant, marker, tmp_path):
     )
     return {
         "vm": vm.pk,
-        "vmexport": vm_export.pk,
         "bootcheck": check.pk,
         "export": export.pk,
         "link": link.pk,
@@ -266,7 +259,6 @@ def test_nothing_of_another_tenant_changed(world, other_tenant):
     assert (upload.offset, upload.image.status) == (0, "uploading")
     assert Image.objects.get(pk=theirs["deleted_image"]).status == "deleted"
     assert VirtualMachine.objects.get(pk=theirs["vm"]).name == f"{SECRET}-vm"
-    assert VMExport.objects.filter(pk=theirs["vmexport"]).exists()
     assert ExportedImage.objects.filter(pk=theirs["export"], status="ready").exists()
     assert DownloadLink.objects.get(pk=theirs["link"]).revoked_at is None
 

@@ -29,7 +29,8 @@ logger = logging.getLogger("compute.bootcheck")
 
 CONSOLE_BYTES = 64 * 1024
 FAILURES = [
-    (re.compile(r"No bootable device", re.I), "no_boot"),
+    # SeaBIOS; UEFI firmware without a shell ("No bootable option or device was found").
+    (re.compile(r"No bootable (option or )?device", re.I), "no_boot"),
     (re.compile(r"Kernel panic", re.I), "panic"),
 ]
 THUMBNAIL_WIDTH = 320
@@ -78,11 +79,21 @@ def boot_check_start(*, image: Image, actor=None, request=None) -> BootCheck:
     return check
 
 
-def classify(console: str) -> tuple[str, str]:
-    """(state, finding) from what the console showed; the finding is a code BootCheck.finding_text reads."""
+# OVMF with its UEFI shell: when no boot option starts anything it runs the shell, which waits at its
+# prompt (after running a startup.nsh, if the disk has one: then the prompt is followed by what that
+# started). Read only when the watch is over: the prompt is the last line for a moment on its way too.
+UEFI_SHELL_PROMPT = re.compile(r"^(FS\d+:\\)?Shell>\s*$|^FS\d+:\\>\s*$")
+
+
+def classify(console: str, *, finished: bool = True) -> tuple[str, str]:
+    """(state, finding) from what the console showed; the finding is a code BootCheck.finding_text reads.
+    `finished`: the watch is over (a UEFI shell prompt as the last line then means nothing booted)."""
     for pattern, kind in FAILURES:
         if pattern.search(console):
             return BootCheck.State.FAILED, kind
+    lines = [line for line in console.split("\n") if line.strip()]
+    if finished and lines and UEFI_SHELL_PROMPT.match(lines[-1].strip()):
+        return BootCheck.State.FAILED, "uefi_shell"
     if not console.strip():
         return BootCheck.State.SILENT, "silent"
     return BootCheck.State.PASSED, "passed"
@@ -139,7 +150,7 @@ def boot_check_run(*, check_id) -> None:
             console = _clean(hypervisor.read_tail(host, name=console_volume, nbytes=CONSOLE_BYTES))
             if console.strip() and first_output is None:
                 first_output = watched
-            if classify(console)[0] == BootCheck.State.FAILED or watched >= duration:
+            if classify(console, finished=False)[0] == BootCheck.State.FAILED or watched >= duration:
                 break
             time.sleep(1)
         png = hypervisor.screenshot(host, check.domain_name)

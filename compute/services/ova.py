@@ -1,35 +1,37 @@
 """Export a stopped VM as an OVA template (seed 003): its disk flattened on the host
 (virStorageVolCreateXMLFrom), downloaded (virStorageVolDownload), converted to a streamOptimized VMDK
-with qemu-img, and packed with an OVF 1.0 descriptor into a tar under VM_EXPORT_ROOT."""
+with qemu-img, and packed with an OVF 1.0 descriptor into a tar. The tar becomes one of the exports of the
+VM's image (format `ova`, named after the VM) in the image's storage: listed on the images' Exported tab,
+downloaded through download links, hashed, expired and deleted like the image's own exports."""
 
 import json
 import logging
 import shutil
 import subprocess
 import tarfile
-from pathlib import Path
 from xml.sax.saxutils import escape
 
 import django_rq
-from django.conf import settings
 from django.db import transaction
 from django.utils.translation import gettext as _
 
+from images import conf as images_conf
+from images.downloads import services as downloads
+from images.models import ExportedImage
+from storage.backends import StorageError
 from tenants.services import log
 
 from .. import hypervisor
 from ..hypervisor import HypervisorError
-from ..models import VirtualMachine, VMExport
+from ..models import VirtualMachine
 from .vms import VMActionRefused, vm_refresh
 
 logger = logging.getLogger("compute.ova")
 
-
-def export_root() -> Path:
-    return Path(settings.VM_EXPORT_ROOT)
+JOB_TIMEOUT = 6 * 3600
 
 
-def vm_export_start(*, vm: VirtualMachine, actor=None, request=None) -> VMExport:
+def vm_export_start(*, vm: VirtualMachine, actor=None, request=None) -> ExportedImage:
     vm = vm_refresh(vm)
     if vm.state != VirtualMachine.State.STOPPED:
         raise VMActionRefused(
@@ -37,7 +39,16 @@ def vm_export_start(*, vm: VirtualMachine, actor=None, request=None) -> VMExport
             % {"name": vm.name, "state": vm.get_state_display()}
         )
     with transaction.atomic():
-        export = VMExport.objects.create(tenant=vm.tenant, vm=vm, vm_name=vm.name)
+        try:
+            export = downloads.made_export_start(
+                image=vm.image,
+                fmt=ExportedImage.Format.OVA,
+                source_name=vm.name,
+                source_id=vm.pk,
+                actor=actor,
+            )
+        except downloads.DownloadRefused as error:
+            raise VMActionRefused(error.message) from error
         log(
             action="vm.export_ova",
             tenant=vm.tenant,
@@ -48,7 +59,10 @@ def vm_export_start(*, vm: VirtualMachine, actor=None, request=None) -> VMExport
         )
         transaction.on_commit(
             lambda: django_rq.get_queue("convert").enqueue(
-                "compute.jobs.vm_export_job", export_id=str(export.pk), job_timeout=6 * 3600
+                "compute.jobs.vm_export_job",
+                export_id=str(export.pk),
+                vm_id=str(vm.pk),
+                job_timeout=JOB_TIMEOUT,
             )
         )
     return export
@@ -87,26 +101,25 @@ def ovf_descriptor(
 """
 
 
-def vm_export_run(*, export_id) -> None:
-    export = VMExport.objects.select_related("vm__host").filter(pk=export_id).first()
-    if export is None or export.state != VMExport.State.EXPORTING:
+def vm_export_run(*, export_id, vm_id) -> None:
+    export = ExportedImage.objects.filter(pk=export_id).first()
+    if export is None or export.status != ExportedImage.Status.EXPORTING:
         return
-    vm = export.vm
+    vm = VirtualMachine.objects.select_related("host").filter(pk=vm_id).first()
     if vm is None:
-        VMExport.objects.filter(pk=export.pk).update(
-            state=VMExport.State.FAILED, error=_("The VM was deleted.")
-        )
+        downloads.made_export_failed(export_id=export.pk, message=_("The VM was deleted."))
         return
-    work = export_root() / f"{export.pk}.work"
+    work = images_conf.staging_root() / "vm-exports" / str(export.pk)
     work.mkdir(parents=True, exist_ok=True)
     flat = f"{vm.domain_name}-export-{export.pk}.qcow2"
-    target = export_root() / f"{export.pk}.ova"
     try:
         hypervisor.flatten_volume(vm.host, source=vm.disk_volume, name=flat)
+        downloads.made_export_progress(export.pk, 20)
         qcow2 = work / "disk.qcow2"
         with open(qcow2, "wb") as out:
             for block in hypervisor.download_volume(vm.host, name=flat):
                 out.write(block)
+        downloads.made_export_progress(export.pk, 50)
         vmdk = work / f"{vm.name}-disk1.vmdk"
         subprocess.run(
             [
@@ -143,22 +156,23 @@ def vm_export_run(*, export_id) -> None:
                 memory_mib=vm.memory_mib,
             )
         )
-        partial = target.with_suffix(".ova.part")
-        with tarfile.open(partial, "w", format=tarfile.USTAR_FORMAT) as archive:
+        archive_path = work / "export.ova"
+        with tarfile.open(archive_path, "w", format=tarfile.USTAR_FORMAT) as archive:
             archive.add(str(ovf), arcname=ovf.name)  # the descriptor comes first (OVF 1.0)
             archive.add(str(vmdk), arcname=vmdk.name)
-        partial.rename(target)
-    except (HypervisorError, subprocess.CalledProcessError, OSError) as error:
+        vmdk.unlink()
+        downloads.made_export_progress(export.pk, 80)
+        done = downloads.made_export_finish(export_id=export.pk, path=archive_path)
+    except (HypervisorError, subprocess.CalledProcessError, StorageError, OSError) as error:
         detail = error.stderr if isinstance(error, subprocess.CalledProcessError) else error
-        VMExport.objects.filter(pk=export.pk).update(state=VMExport.State.FAILED, error=str(detail)[:2000])
+        downloads.made_export_failed(export_id=export.pk, message=str(detail)[:2000])
         log(
             action="vm.export_ova",
-            tenant=export.tenant,
+            tenant=vm.tenant,
             target=vm,
             result="failure",
             message=str(detail)[:500],
         )
-        target.unlink(missing_ok=True)
         return
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -166,14 +180,10 @@ def vm_export_run(*, export_id) -> None:
             hypervisor.delete_volumes(vm.host, [flat])
         except HypervisorError:
             logger.warning("could not remove %s", flat, exc_info=True)
-    VMExport.objects.filter(pk=export.pk).update(
-        state=VMExport.State.READY, path=str(target), size=target.stat().st_size
-    )
-    log(action="vm.export_ova", tenant=export.tenant, target=vm, message=f"{target.stat().st_size} bytes")
-
-
-def vm_export_delete(*, export: VMExport, actor=None, request=None) -> None:
-    if export.path:
-        Path(export.path).unlink(missing_ok=True)
-    log(action="vm.export_delete", tenant=export.tenant, actor=actor, target=export, request=request)
-    export.delete()
+    if done is not None:
+        log(
+            action="vm.export_ova",
+            tenant=vm.tenant,
+            target=vm,
+            message=f"{done.filename}: {done.size} bytes, MD5 {done.md5}",
+        )

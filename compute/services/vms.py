@@ -10,6 +10,7 @@ import math
 import re
 import time
 import uuid
+from datetime import timedelta
 
 import django_rq
 from django.conf import settings
@@ -47,6 +48,15 @@ class VMActionRefused(Exception):
 
 def stop_timeout() -> float:
     return float(getattr(settings, "COMPUTE_STOP_TIMEOUT", 60))
+
+
+def reboot_timeout() -> float:
+    return float(getattr(settings, "COMPUTE_REBOOT_TIMEOUT", 60))
+
+
+def stage_lost_after() -> timedelta:
+    """How long a stop or reboot may show its stage before the state refresh takes it for lost."""
+    return timedelta(seconds=max(stop_timeout(), reboot_timeout()) + 300)
 
 
 def min_disk_gb(image: Image) -> int:
@@ -329,8 +339,12 @@ def vm_refresh_states(*, vms=None) -> int:
             new = state or VirtualMachine.State.ERROR
             error = "" if state else _("The VM is missing from %(host)s.") % {"host": host.name}
             updates = {"state_checked_at": now}
+            if vm.stage and vm.updated_at < now - stage_lost_after():
+                # Stopping or rebooting whose job was lost (its worker killed): the actions come back.
+                updates.update(stage="", updated_at=now)
             if new != vm.state or (state and vm.error):
                 updates.update(state=new, error=error, updated_at=now)
+            if len(updates) > 1:
                 changed += 1
             VirtualMachine.objects.filter(pk=vm.pk).update(**updates)
     return changed
@@ -376,11 +390,58 @@ def vm_start(*, vm: VirtualMachine, actor=None, request=None) -> VirtualMachine:
     return _action(vm, "start", actor=actor, request=request, log_action="vm.start")
 
 
-def vm_reboot(*, vm: VirtualMachine, actor=None, request=None) -> VirtualMachine:
+def vm_reboot(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = True) -> VirtualMachine:
+    """A job reboots the VM through ACPI, and resets it if the guest has not reacted after the reboot
+    timeout; the VM records which of the two happened (last_reboot) and the OperationLog says it."""
     _require(
         vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be rebooted.")
     )
-    return _action(vm, "reboot", actor=actor, request=request, log_action="vm.reboot")
+    VirtualMachine.objects.filter(pk=vm.pk).update(stage=_("Rebooting"), updated_at=timezone.now())
+    log(
+        action="vm.reboot",
+        tenant=vm.tenant,
+        actor=actor,
+        target=vm,
+        result="started",
+        message="ACPI reboot",
+        request=request,
+    )
+    if enqueue:
+        transaction.on_commit(
+            lambda: django_rq.get_queue("default").enqueue(
+                "compute.jobs.vm_reboot_job", vm_id=str(vm.pk), job_timeout=int(reboot_timeout()) + 120
+            )
+        )
+    vm.refresh_from_db()
+    return vm
+
+
+def vm_reboot_wait(*, vm_id) -> None:
+    """The reboot job: ACPI reboot, reset after the timeout; records and logs which happened."""
+    vm = VirtualMachine.objects.select_related("host").filter(pk=vm_id).first()
+    if vm is None:
+        return
+    started = time.monotonic()
+    try:
+        how = hypervisor.reboot(vm.host, vm.domain_name, timeout=reboot_timeout())
+    except HypervisorError as error:
+        VirtualMachine.objects.filter(pk=vm.pk).update(stage="", updated_at=timezone.now())
+        log(action="vm.reboot", tenant=vm.tenant, target=vm, result="failure", message=str(error))
+        return
+    now = timezone.now()
+    VirtualMachine.objects.filter(pk=vm.pk).update(
+        stage="", last_reboot=how, last_reboot_at=now, updated_at=now
+    )
+    log(
+        action="vm.reboot",
+        tenant=vm.tenant,
+        target=vm,
+        message=_("rebooted through ACPI")
+        if how == hypervisor.REBOOT_ACPI
+        # A host that cannot reboot through ACPI resets at once: the seconds waited say so.
+        else _("reset after %(seconds)d s without an ACPI reboot")
+        % {"seconds": round(min(time.monotonic() - started, reboot_timeout()))},
+    )
 
 
 def vm_stop(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = True) -> VirtualMachine:
@@ -392,7 +453,9 @@ def vm_stop(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = Tru
         hypervisor.domain_action(vm.host, vm.domain_name, "shutdown")
     except HypervisorError as error:
         raise VMActionRefused(str(error)) from error
-    VirtualMachine.objects.filter(pk=vm.pk).update(stop_requested_at=timezone.now(), stage=_("Stopping"))
+    VirtualMachine.objects.filter(pk=vm.pk).update(
+        stop_requested_at=timezone.now(), stage=_("Stopping"), updated_at=timezone.now()
+    )
     log(
         action="vm.stop",
         tenant=vm.tenant,

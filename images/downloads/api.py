@@ -49,6 +49,9 @@ class ExportSerializer(serializers.ModelSerializer):
     image_name = serializers.CharField(source="image.name")
     file_name = serializers.CharField(source="filename")
     exported_at = serializers.DateTimeField(source="finished_at")
+    made_from = serializers.CharField(
+        source="source_name", help_text="What the export was made from when not the image itself (a VM)."
+    )
 
     class Meta:
         model = ExportedImage
@@ -57,6 +60,7 @@ class ExportSerializer(serializers.ModelSerializer):
             "image",
             "image_name",
             "format",
+            "made_from",
             "status",
             "progress",
             "file_name",
@@ -147,7 +151,7 @@ class ImageExportsAPIView(TenantAPIView):
     @extend_schema(
         summary="Export the image once in a format (qcow2, raw, vmdk streamOptimized, vhd); a job writes it",
         request=inline_serializer(
-            "ExportCreate", {"format": serializers.ChoiceField(ExportedImage.Format.choices)}
+            "ExportCreate", {"format": serializers.ChoiceField(ExportedImage.IMAGE_FORMATS)}
         ),
         responses={
             202: ExportSerializer,

@@ -120,7 +120,11 @@ class ExportDialogView(TenantRequiredMixin, View):
 
     def _context(self, request, image, **extra):
         existing = {e.format: e for e in ExportedImage.objects.filter(image=image)}
-        formats = [(value, label, existing.get(value)) for value, label in ExportedImage.Format.choices]
+        formats = [
+            (value, label, existing.get(value))
+            for value, label in ExportedImage.Format.choices
+            if value in ExportedImage.IMAGE_FORMATS
+        ]
         return {"image": image, "formats": formats, **extra}
 
     def get(self, request, pk):

@@ -7,7 +7,14 @@ Its init loads the drivers for a SATA CD-ROM and a virtio disk, mounts the files
     IMAGECONSOLE-BOOT-OK hostname=<hostname from user-data> hash=<password hash from user-data>
 
 or `IMAGECONSOLE-NO-SEED` when no seed was found. The BIOS boots it from the disk (MBR, then SYSLINUX):
-the VM must boot from its disk, not from a kernel handed to QEMU.
+the VM must boot from its disk, not from a kernel handed to QEMU. UEFI firmware (OVMF) finds no boot
+loader of its own there and starts its UEFI shell, which runs the partition's `startup.nsh`: that starts
+the kernel through its EFI stub with the same command line, so the one disk boots under BIOS and UEFI.
+
+Built with `acpi=True`, the guest reacts to the ACPI power button as a system with acpid would: its
+init loads the `button` driver, prints `IMAGECONSOLE-ACPI-READY` once it listens to the power button's
+input device, and on a press prints `IMAGECONSOLE-ACPI-POWER-BUTTON` and powers off (which libvirt's
+ACPI reboot turns into a reset). Without it the guest ignores the button, like a system without acpid.
 """
 
 import gzip
@@ -19,7 +26,9 @@ from pathlib import Path
 
 BOOT_MARKER = "IMAGECONSOLE-BOOT-OK"
 NO_SEED_MARKER = "IMAGECONSOLE-NO-SEED"
-MODULES = ["ahci", "ata_piix", "sr_mod", "isofs", "virtio_pci", "virtio_blk"]
+ACPI_READY_MARKER = "IMAGECONSOLE-ACPI-READY"
+ACPI_BUTTON_MARKER = "IMAGECONSOLE-ACPI-POWER-BUTTON"
+MODULES = ["ahci", "ata_piix", "sr_mod", "isofs", "virtio_pci", "virtio_blk", "button", "evdev"]
 MBR = Path("/usr/lib/syslinux/mbr/mbr.bin")
 PARTITION_START = 2048  # sectors
 DISK_MIB = 48
@@ -32,6 +41,25 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 echo "IMAGECONSOLE-INIT $(uname -r)" > /dev/console
 for module in $(cat /modules.order); do insmod "/lib/modules/$module" 2>/dev/null; done
+if grep -q ic_acpi=1 /proc/cmdline; then
+  (
+    event=""
+    for attempt in $(seq 1 50); do
+      for input in /sys/class/input/event*; do
+        if [ "$(cat "$input/device/name" 2>/dev/null)" = "Power Button" ]; then
+          event="/dev/input/${input##*/}"; break 2
+        fi
+      done
+      sleep 0.2
+    done
+    if [ -n "$event" ]; then
+      echo "ACPI_READY_MARKER" > /dev/console
+      dd if="$event" of=/dev/null bs=24 count=1 2>/dev/null
+      echo "ACPI_BUTTON_MARKER" > /dev/console
+      poweroff -f
+    fi
+  ) &
+fi
 found=""
 for attempt in $(seq 1 60); do
   for device in /dev/sr0 /dev/sr1 /dev/vdb /dev/vdc /dev/sdb /dev/sdc; do
@@ -52,6 +80,7 @@ else
 fi
 while true; do sleep 3600; done
 """.replace("BOOT_MARKER", BOOT_MARKER).replace("NO_SEED_MARKER", NO_SEED_MARKER)
+INIT = INIT.replace("ACPI_READY_MARKER", ACPI_READY_MARKER).replace("ACPI_BUTTON_MARKER", ACPI_BUTTON_MARKER)
 
 
 def kernel_version() -> str:
@@ -125,24 +154,27 @@ def _run(*command: str) -> None:
     subprocess.run(command, check=True, capture_output=True)
 
 
-def build_boot_disk(directory: Path) -> Path:
-    """Write `boot.raw` into `directory` (once) and return its path."""
-    target = directory / "boot.raw"
+def build_boot_disk(directory: Path, *, acpi: bool = False) -> Path:
+    """Write `boot.raw` (`boot-acpi.raw` with acpi) into `directory` (once) and return its path."""
+    target = directory / ("boot-acpi.raw" if acpi else "boot.raw")
     if target.exists():
         return target
     for tool in ("syslinux", "mcopy", "mkfs.vfat", "sfdisk"):
         if shutil.which(tool) is None:
             raise RuntimeError(f"{tool} is missing: apt-get install syslinux mtools dosfstools fdisk")
     version = kernel_version()
-    work = directory / "build"
+    work = directory / f"build-{target.stem}"
     work.mkdir(parents=True, exist_ok=True)
     (work / "initrd.gz").write_bytes(_initramfs(version))
     shutil.copyfile(f"/boot/vmlinuz-{version}", work / "vmlinuz")
+    cmdline = "console=ttyS0,115200 quiet panic=-1" + (" ic_acpi=1" if acpi else "")
     (work / "syslinux.cfg").write_text(
         "DEFAULT linux\nPROMPT 0\nTIMEOUT 0\nLABEL linux\n  KERNEL vmlinuz\n"
-        "  APPEND initrd=initrd.gz console=ttyS0,115200 quiet panic=-1\n"
+        f"  APPEND initrd=initrd.gz {cmdline}\n"
     )
-    disk = work / "boot.raw"
+    # UEFI: the shell runs this from the first filesystem; the kernel's EFI stub loads the initrd.
+    (work / "startup.nsh").write_text(f"fs0:\r\n\\vmlinuz initrd=\\initrd.gz {cmdline}\r\n")
+    disk = work / target.name
     with open(disk, "wb") as f:
         f.truncate(DISK_MIB * 1024 * 1024)
     subprocess.run(
@@ -157,7 +189,7 @@ def build_boot_disk(directory: Path) -> Path:
     _run("mkfs.vfat", "-n", "BOOT", "--offset", str(PARTITION_START), str(disk), str(blocks_kib))
     _run("syslinux", "--offset", str(offset), "--install", str(disk))
     image = f"{disk}@@{offset}"
-    for name in ("vmlinuz", "initrd.gz", "syslinux.cfg"):
+    for name in ("vmlinuz", "initrd.gz", "syslinux.cfg", "startup.nsh"):
         _run("mcopy", "-i", image, str(work / name), f"::{name}")
     mbr = MBR.read_bytes()[:440]
     with open(disk, "r+b") as f:

@@ -85,16 +85,26 @@ def boot_disk(tmp_path_factory) -> Path:
     return build_boot_disk(tmp_path_factory.mktemp("bootdisk"))
 
 
-@pytest.fixture(scope="session")
-def boot_qcow2(boot_disk) -> Path:
-    target = boot_disk.with_name("boot.qcow2")
+def _qcow2(raw: Path) -> Path:
+    target = raw.with_suffix(".qcow2")
     if not target.exists():
         subprocess.run(
-            ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(boot_disk), str(target)],
+            ["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(target)],
             check=True,
             capture_output=True,
         )
     return target
+
+
+@pytest.fixture(scope="session")
+def boot_qcow2(boot_disk) -> Path:
+    return _qcow2(boot_disk)
+
+
+@pytest.fixture(scope="session")
+def acpi_boot_qcow2(tmp_path_factory) -> Path:
+    """The tiny disk whose guest powers off on the ACPI power button (see bootdisk.py)."""
+    return _qcow2(build_boot_disk(tmp_path_factory.mktemp("bootdisk-acpi"), acpi=True))
 
 
 @pytest.fixture
@@ -154,8 +164,3 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.5):
         if time.monotonic() > deadline:
             raise AssertionError(f"not reached within {timeout} s")
         time.sleep(interval)
-
-
-@pytest.fixture(autouse=True)
-def _vm_export_root(settings, tmp_path):
-    settings.VM_EXPORT_ROOT = tmp_path / "vm-exports"

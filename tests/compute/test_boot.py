@@ -3,10 +3,13 @@ from an overlay of the image cached on the host, and its init prints what the cl
 Then the same VM is stopped, written to, captured as a new image, and deleted, and the image it was built
 on can be deleted only after that. One VM boot for all of it: boots under TCG take seconds each."""
 
+import hashlib
+import json
 import re
 import subprocess
+import tarfile
 import xml.etree.ElementTree as ET
-from pathlib import Path
+from urllib.parse import urlsplit
 
 import libvirt
 import pytest
@@ -15,9 +18,9 @@ from django.test import Client
 from compute import hypervisor
 from compute.models import ImageCacheEntry, VirtualMachine
 from compute.services import capture, ova, vms
-from images.models import Image
+from images.models import ExportedImage, Image
 from images.services import ImageInUse, image_delete
-from storage.backends import get_backend
+from storage.backends import ReplicaNotFound, get_backend
 from tenants.models import OperationLog
 from tenants.services import api_token_create as token_create
 
@@ -35,6 +38,14 @@ def _volume_xml(host, name):
         )
     finally:
         conn.close()
+
+
+def finished_boots(vm) -> int:
+    """How many boots printed the marker, once every boot on the console got that far (0 until then)."""
+    lines = vms.vm_console_tail(vm=vm, lines=200)
+    starts = sum("IMAGECONSOLE-INIT" in line for line in lines)
+    done = sum(BOOT_MARKER in line for line in lines)
+    return done if done and done == starts else 0
 
 
 def _marker(vm):
@@ -56,6 +67,7 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
     settings,
     monkeypatch,
     tmp_path,
+    live_server,
 ):
     settings.COMPUTE_STOP_TIMEOUT = 2
     uploaded = []
@@ -157,15 +169,59 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
     finally:
         conn.close()
 
-    # Export as OVA: it imports back through the import pipeline with the same content.
+    # Export as OVA: the tar becomes an export of the VM's image, listed on the Exported tab with its MD5,
+    # downloaded through a download link (with curl, resumed with a Range), and it imports back through
+    # the import pipeline with the same content.
+    _token, key = token_create(user=owner)
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
     export = ova.vm_export_start(vm=vm, actor=owner)
+    assert export.status == "exporting" and export.image == boot_image
     assert run_jobs() == 0
     export.refresh_from_db()
-    assert export.state == "ready", export.error
-    download = owner_client.get(f"/vms/exports/{export.pk}/download/")
-    assert download.status_code == 200 and download["Content-Disposition"].endswith('web-1.ova"')
-    assert b"".join(download.streaming_content)[257:262] == b"ustar"
-    reimported = import_image(Path(export.path), fmt="ova", name="from-ova", cloud_init=False)
+    assert export.status == "ready", export.error
+    assert export.format == "ova" and export.filename == "web-1.ova" and len(export.md5) == 32
+    exported_tab = owner_client.get("/images/exported/").content.decode()
+    assert "web-1.ova" in exported_tab and export.md5 in exported_tab
+    assert export.md5 in owner_client.get(f"/vms/{vm.pk}/").content.decode()
+    listed = {e["id"]: e for e in api.get("/api/v1/exports/").json()}
+    assert listed[str(export.pk)]["made_from"] == "web-1"
+    assert listed[str(export.pk)]["md5"] == export.md5
+    made = api.post(f"/api/v1/exports/{export.pk}/download-links")
+    assert made.status_code == 201, made.content
+    url = live_server.url + urlsplit(made.json()["url"]).path
+    assert url.endswith("/web-1.ova")
+    head = subprocess.run(["curl", "-sSfI", url], capture_output=True, text=True)
+    assert head.returncode == 0, head.stderr
+    headers = {
+        k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head.stdout.splitlines()[1:])
+    }
+    assert headers["content-length"] == str(export.size) and headers["accept-ranges"] == "bytes"
+    ova_file = tmp_path / "web-1.ova"
+    first = subprocess.run(
+        ["curl", "-sSf", "-r", "0-99999", "-o", str(ova_file), url], capture_output=True, text=True
+    )
+    assert first.returncode == 0, first.stderr
+    assert ova_file.stat().st_size == 100000
+    resumed = subprocess.run(
+        ["curl", "-sSf", "-C", "-", "-o", str(ova_file), "-w", "%{http_code}", url],
+        capture_output=True,
+        text=True,
+    )
+    assert resumed.returncode == 0 and resumed.stdout == "206", resumed.stderr
+    assert ova_file.stat().st_size == export.size
+    assert hashlib.md5(ova_file.read_bytes(), usedforsecurity=False).hexdigest() == export.md5
+    with tarfile.open(ova_file) as archive:
+        members = archive.getnames()
+        assert members == ["web-1.ovf", "web-1-disk1.vmdk"]  # the descriptor first (OVF 1.0)
+        archive.extract("web-1-disk1.vmdk", tmp_path, filter="data")
+    vmdk_info = subprocess.run(
+        ["qemu-img", "info", "--output=json", str(tmp_path / "web-1-disk1.vmdk")],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert json.loads(vmdk_info.stdout)["format-specific"]["data"]["create-type"] == "streamOptimized"
+    reimported = import_image(ova_file, fmt="ova", name="from-ova", cloud_init=False)
     assert reimported.disk_format == "qcow2"
     copy_back = tmp_path / "from-ova.qcow2"
     replica = reimported.replicas.get()
@@ -176,18 +232,38 @@ def test_vm_boots_from_an_overlay_of_the_cached_image_with_its_seed(
         text=True,
     )
     assert compare.returncode == 0, compare.stdout + compare.stderr
+    # Deleted like any export: the file leaves the storage and the link stops working.
+    stored = get_backend(export.storage)
+    assert stored.export_size(export.key) == export.size
+    deleted = owner_client.post(f"/images/exports/{export.pk}/delete/")
+    assert deleted.status_code == 302
+    assert not ExportedImage.objects.filter(pk=export.pk).exists()
+    with pytest.raises(ReplicaNotFound):
+        stored.export_size(export.key)
+    gone = subprocess.run(
+        ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", url], capture_output=True, text=True
+    )
+    assert gone.stdout in ("404", "410")
 
-    # Start, reboot and delete through the API.
-    _token, key = token_create(user=owner)
-    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    # Start, reboot and delete through the API. The tiny guest ignores the ACPI power button, so Reboot
+    # resets it after the reboot timeout, says so, and the guest boots a second time.
     assert api.post(f"/api/v1/vms/{vm.pk}/reboot").status_code == 409  # stopped
     started = api.post(f"/api/v1/vms/{vm.pk}/start")
     assert started.status_code == 200 and started.json()["state"] == "running"
-    assert api.post(f"/api/v1/vms/{vm.pk}/reboot").json()["state"] == "running"
-    assert api.get(f"/api/v1/vms/{vm.pk}/").json()["state"] == "running"
-    assert (
-        OperationLog.objects.filter(action__in=["vm.start", "vm.reboot"], target_id=str(vm.pk)).count() == 2
-    )
+    boots = wait_for(lambda: finished_boots(vm), timeout=120)
+    settings.COMPUTE_REBOOT_TIMEOUT = 3
+    rebooting = api.post(f"/api/v1/vms/{vm.pk}/reboot").json()
+    assert rebooting["state"] == "running" and rebooting["stage"] and rebooting["last_reboot"] == ""
+    assert run_jobs() == 0
+    after = api.get(f"/api/v1/vms/{vm.pk}/").json()
+    assert (after["state"], after["stage"], after["last_reboot"]) == ("running", "", "reset")
+    assert wait_for(lambda: finished_boots(vm) > boots, timeout=120)
+    assert "did not react to the ACPI reboot" in owner_client.get(f"/vms/{vm.pk}/").content.decode()
+    reboot_log = OperationLog.objects.filter(action="vm.reboot", target_id=str(vm.pk)).order_by("-pk")
+    assert [entry.message for entry in reboot_log] == [
+        "reset after 3 s without an ACPI reboot",
+        "ACPI reboot",
+    ]
 
     # Delete both VMs: domains and their volumes go, the cache entry stays; the image can be deleted now.
     assert api.delete(f"/api/v1/vms/{vm.pk}/").status_code == 204

@@ -62,6 +62,23 @@ def test_a_disk_without_a_boot_loader_fails_the_check(
     assert check.domain_name not in _domains(compute_host)
 
 
+def test_a_uefi_disk_without_a_boot_loader_fails_the_check(
+    owner, compute_host, import_image, run_jobs, settings, tmp_path
+):
+    """OVMF finds nothing to boot, starts its UEFI shell and waits at the prompt: a failed check."""
+    settings.COMPUTE_BOOT_CHECK_SECONDS = 30
+    blank = tmp_path / "blank.qcow2"
+    subprocess.run(["qemu-img", "create", "-f", "qcow2", str(blank), "64M"], check=True, capture_output=True)
+    image = import_image(blank, name="blank-uefi", cloud_init=False, boot_mode="uefi")
+    check = boot_check_start(image=image, actor=owner)
+    assert run_jobs() == 0
+    check.refresh_from_db()
+    assert check.state == "failed", check.console
+    assert check.message == "uefi_shell" and "UEFI firmware found nothing" in check.finding_text
+    assert "UEFI Interactive Shell" in check.console
+    assert check.domain_name not in _domains(compute_host)
+
+
 @pytest.mark.parametrize(
     ("console", "state"),
     [
@@ -72,6 +89,17 @@ def test_a_disk_without_a_boot_loader_fails_the_check(
         ("[    1.2] Kernel panic - not syncing: VFS: Unable to mount root fs", "failed"),
         ("", "silent"),
         ("Debian GNU/Linux 12 web-1 ttyS0\nweb-1 login:", "passed"),
+        ("BdsDxe: No bootable option or device was found.", "failed"),
+        # OVMF's shell waiting at its prompt: nothing on the disk started.
+        (
+            "UEFI Interactive Shell v2.2\nMapping table\nPress ESC in 1 seconds to skip startup.nsh\nShell> ",
+            "failed",
+        ),
+        # The prompt followed by what the disk's startup.nsh started.
+        (
+            "UEFI Interactive Shell v2.2\nShell> fs0:\nFS0:\\> \\vmlinuz initrd=\\initrd.gz\nIMAGECONSOLE-INIT",
+            "passed",
+        ),
     ],
 )
 def test_what_the_console_shows_decides(console, state):

@@ -4,7 +4,8 @@
   public download's lookup), `log_download`.
 - exports.py: `export_create` (enqueues `export_run` on the `default` queue), `export_run`,
   `export_delete`, `exports_expire`, and `image_downloads_expunge`, registered with images.hooks so the
-  recycle bin's expunge removes an image's exports and links.
+  recycle bin's expunge removes an image's exports and links; `made_export_*` for exports an app above
+  images writes itself (compute's OVA of a VM built on the image).
 """
 
 from .common import (  # noqa: F401
@@ -22,6 +23,10 @@ from .exports import (  # noqa: F401
     export_run,
     exports_expire,
     image_downloads_expunge,
+    made_export_failed,
+    made_export_finish,
+    made_export_progress,
+    made_export_start,
 )
 from .links import (  # noqa: F401
     hash_token,

@@ -36,11 +36,11 @@ EXPORT_TARGETS = {
 def export_create(*, image: Image, fmt: str, actor, request=None) -> ExportedImage:
     """Export the image once in `fmt`: a `default` job writes the file into the image's storage. A failed
     export of that format is run again; an exporting or exported one is refused."""
-    if fmt not in ExportedImage.Format.values:
+    if fmt not in ExportedImage.IMAGE_FORMATS:
         raise ValidationError(
             {
                 "format": [
-                    _("Choose one of: %(formats)s.") % {"formats": ", ".join(ExportedImage.Format.values)}
+                    _("Choose one of: %(formats)s.") % {"formats": ", ".join(ExportedImage.IMAGE_FORMATS)}
                 ]
             }
         )
@@ -214,6 +214,73 @@ def export_run(*, export_id) -> None:
         raise
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+# --- exports made by an app above images (compute's OVA of a VM) -----------------------------------------
+# The app writes the file itself; these put it into the image's storage as one of the image's exports, so
+# it is listed, downloaded through links, expires and is deleted like the others.
+
+
+def made_export_start(*, image: Image, fmt: str, source_name: str, source_id, actor=None) -> ExportedImage:
+    """A new export of `image` in `fmt`, made from `source_name` (a VM built on the image): exporting until
+    made_export_finish hands over its file."""
+    replica = ready_replica(image)
+    if replica is None:
+        raise DownloadRefused(
+            _("No stored copy of “%(name)s” is ready.") % {"name": image.name}, code="no_replica"
+        )
+    pk = uuid.uuid4()
+    return ExportedImage.objects.create(
+        id=pk,
+        tenant=image.tenant,
+        image=image,
+        storage=replica.storage,
+        format=fmt,
+        key=f"{pk}.{fmt}",
+        source_name=source_name,
+        source_id=source_id,
+        job_id=uuid.uuid4().hex,
+        created_by=actor if actor is not None and actor.pk else None,
+    )
+
+
+def made_export_progress(export_id, percent: float) -> None:
+    _export_progress(export_id, percent)
+
+
+def made_export_finish(*, export_id, path: Path) -> ExportedImage | None:
+    """Hash the finished file, move it into the storage's exports, and make the export ready. None when
+    the export was deleted meanwhile (the file is then removed)."""
+    export = ExportedImage.objects.select_related("storage", "image").filter(pk=export_id).first()
+    if export is None or export.status != ExportedImage.Status.EXPORTING:
+        Path(path).unlink(missing_ok=True)
+        return None
+    md5, sha256 = _file_hashes(Path(path))
+    backend = get_backend(export.storage)
+    size = backend.export_put(export.key, path)
+    retention = DownloadSettings.current().export_retention_days
+    now = timezone.now()
+    updated = ExportedImage.objects.filter(pk=export.pk, status=ExportedImage.Status.EXPORTING).update(
+        status=ExportedImage.Status.READY,
+        progress=100,
+        size=size,
+        md5=md5,
+        sha256=sha256,
+        finished_at=now,
+        expires_at=now + timedelta(days=retention) if retention else None,
+        updated_at=now,
+    )
+    if not updated:
+        backend.export_delete(export.key)
+        return None
+    export.refresh_from_db()
+    return export
+
+
+def made_export_failed(*, export_id, message: str) -> None:
+    export = ExportedImage.objects.select_related("image").filter(pk=export_id).first()
+    if export is not None:
+        _export_failed(export, export.job_id, message)
 
 
 def _export_failed(export: ExportedImage, job_id: str, message: str) -> None:
