@@ -48,6 +48,7 @@ run_packages=(
 )
 test_packages=(
   "chromium chromium"
+  "fonts-wqy-microhei file:/usr/share/fonts/truetype/wqy/wqy-microhei.ttc"
   "curl cmd:curl"
   "wget cmd:wget"
   "aria2 cmd:aria2c"
