@@ -43,8 +43,10 @@ worker: prerequisites-run setup
 cron: setup
 	$(MANAGE) rqcron imageconsole.cron
 
+# One pytest worker per CPU (pytest-xdist), a test file's tests in one worker; `PYTEST_ARGS=-n0` runs serially.
+PYTEST_ARGS ?= -n auto --dist loadfile
 test: prerequisites-test setup
-	$(PY) -m pytest
+	$(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -4,11 +4,22 @@ import shutil
 import django_rq
 import pytest
 from django.test import Client
+from django.utils import translation
 
 from tenants import services
 from tenants.models import Membership
 
 PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture(autouse=True)
+def _default_language():
+    """Each test starts and ends in the default language: a request through LocaleMiddleware (a client
+    with a Chinese cookie) leaves its language active in the thread, as a web server's thread keeps it
+    until its next request, and messages made later in the test's thread would be in it."""
+    translation.deactivate()
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)
