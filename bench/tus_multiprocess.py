@@ -5,11 +5,14 @@
 Everything a deployment runs, on this machine (bench/import_upload.py's Deployment: a private
 redis-server, SQLite, a standalone storage, an RQ worker), with two gunicorn instances (gthread, one
 worker each) over them, as behind a round-robin proxy. For each size, two files of random data converted
-to qcow2 (two, so that the second import does not find its chunks stored already):
+to qcow2 (one per upload, so that no import finds its chunks stored already):
 
 - one PATCH with the whole file to the first instance (tus-js-client's and tuspy's default);
 - PATCHes of --patch-mib, the first instance, then the second, then the first...: each PATCH reaches the
-  process that did not take the previous one, so it continues from the receive state kept in the database.
+  process that did not take the previous one, so it continues from the receive state kept in the database;
+- the same PATCHes all to the first instance (each continues the live state of the one before): what
+  any chunked upload costs, the durable commit of each PATCH (chunks and manifest fsynced, the offset
+  written) that the client waits for before it sends the next one.
 
 Printed: first byte to available in MB/s (10^6 bytes per second) for each, the chunked rate as a share
 of the one-PATCH rate (issue 19's goal: at least 90%; before it, about 10%), the bytes read again
@@ -134,7 +137,9 @@ class TwoWebDeployment(Deployment):
         return int(out[-1])
 
 
-def upload(deployment: TwoWebDeployment, file: Path, label: str, patch: int | None) -> dict:
+def upload(
+    deployment: TwoWebDeployment, file: Path, label: str, patch: int | None, *, alternate=True
+) -> dict:
     """First byte to available; patch None: one PATCH to the first instance."""
     size = file.stat().st_size
     image_id = deployment.on(0).create(label, "qcow2")
@@ -149,7 +154,7 @@ def upload(deployment: TwoWebDeployment, file: Path, label: str, patch: int | No
         with open(file, "rb") as body:
             while offset < size:
                 length = size - offset if patch is None else min(patch, size - offset)
-                offset = deployment.on(sent % 2).patch(path, body, offset, length)
+                offset = deployment.on(sent % 2 if alternate else 0).patch(path, body, offset, length)
                 sent += 1
         received = time.perf_counter() - start
         deployment.on(0).wait_available(image_id)
@@ -186,7 +191,7 @@ def main() -> None:
         print("machine: 2 CPUs shared with other work (other helpers' tests and benches): figures are noisy")
         for size_mib in arguments.size_mib:
             results = {}
-            for mode in ("one", "chunked"):
+            for mode in ("one", "chunked", "same"):
                 raw = files / "random.raw"
                 write_random(raw, size_mib * MiB)
                 qcow2 = files / f"{mode}-{size_mib}.qcow2"
@@ -195,11 +200,14 @@ def main() -> None:
                 )
                 raw.unlink()
                 patch = None if mode == "one" else arguments.patch_mib * MiB
-                results[mode] = upload(deployment, qcow2, f"{mode}-{size_mib}", patch)
+                results[mode] = upload(
+                    deployment, qcow2, f"{mode}-{size_mib}", patch, alternate=mode != "same"
+                )
                 qcow2.unlink()
             for mode, label in (
                 ("one", "one PATCH"),
                 ("chunked", f"{arguments.patch_mib} MiB PATCHes, 2 procs"),
+                ("same", f"{arguments.patch_mib} MiB PATCHes, 1 proc"),
             ):
                 r = results[mode]
                 web1, web2, worker = (value / MiB for value in r["rss"])
@@ -209,7 +217,11 @@ def main() -> None:
                     f"  peak RSS web {web1:.0f}/{web2:.0f} MiB, worker {worker:.0f} MiB"
                 )
             share = results["chunked"]["mbps"] / results["one"]["mbps"] * 100
-            print(f"  {size_mib:5d} MiB chunked rate = {share:.0f}% of the one-PATCH rate (goal >= 90%)")
+            same = results["same"]["mbps"] / results["one"]["mbps"] * 100
+            print(
+                f"  {size_mib:5d} MiB chunked rate, alternating = {share:.0f}% of the one-PATCH rate (goal >= 90%);"
+                f" all to one process = {same:.0f}%"
+            )
             sys.stdout.flush()
     finally:
         if deployment is not None:
