@@ -89,7 +89,7 @@ class _Live:
     offset: int  # the committed offset it continues from
     key: str | None  # stored: the replica key the writer's checkpoint published
     writer: object | None  # stored: the storage writer, still open
-    hashers: dict | None  # staged: the upload's hashes so far, by name
+    hashers: dict | None  # the receiver's own hashes so far, by name (staged: SHA256)
     inspector: StreamInspector | None
     head: bytearray | None
     touched: float
@@ -371,12 +371,13 @@ class ImportReceiver:
         state = {"version": 1, "offset": self.position, "staged": self.staged}
         if self.inspector is not None:
             state["inspector"] = inspector_state(self.inspector)
-        if self.staged:
-            hashes = hashstate.export_all(self._hashers)
-            if hashes is None:
-                return None
-            state["hashes"] = hashes
-        else:
+        # The receiver's own hashers by name (SHA256 of a staged file; any other algorithm that
+        # storage.backends.hashstate carries may join them, e.g. a checksum of the file as sent).
+        hashes = hashstate.export_all(self._hashers)
+        if hashes is None:
+            return None
+        state["hashes"] = hashes
+        if not self.staged:
             resume = writer.resume_state() if writer is not None else None
             if resume is None:
                 return None
@@ -433,6 +434,7 @@ class ImportReceiver:
         image = self.image
         self.staging_path = self.directory / "head"
         self._head = bytearray()
+        self._hashers = {}  # MD5 and SHA256 are the storage writer's
         self.backend = get_backend(image.storage)
         previous = ImageReplica.objects.filter(image=image, storage=image.storage).first()
         self._previous_key = previous.key if previous is not None else None
@@ -442,6 +444,7 @@ class ImportReceiver:
         if live is not None and live.writer is not None and live.key == self._previous_key:
             self._writer = live.writer
             self._writer.key = self._key
+            self._hashers = live.hashers or {}
             self.inspector = live.inspector
             self._head = live.head
             self._head_on_disk = live.head_on_disk
@@ -468,6 +471,7 @@ class ImportReceiver:
             return False
         try:
             inspector = inspector_restore(kept.get("inspector"))
+            hashers = hashstate.restore_all(kept.get("hashes", {}))
             writer = self.backend.resume_writer(
                 self._previous_key, self._key, kept["writer"], expected_size=self.length
             )
@@ -480,6 +484,7 @@ class ImportReceiver:
             return False
         self._writer = writer
         self._reread += writer.bytes_read_back
+        self._hashers = hashers
         self.inspector = inspector
         if head is None:
             self._head_on_disk = True  # complete, in the staging file the first request wrote
@@ -652,7 +657,7 @@ class ImportReceiver:
                 self.position,
                 self._key,
                 self._writer,
-                None,
+                self._hashers,
                 self.inspector,
                 self._head,
                 time.monotonic(),
