@@ -1,14 +1,17 @@
 """A tus upload whose PATCHes land on two web servers in turn (a reverse proxy without stickiness), over
 one database, Redis, storage and staging: each PATCH continues from the receive state the previous one
 kept with the offset, so nothing received is read again, also when a server is killed between two
-PATCHes. The servers are real gunicorn processes (tests/livesite.py); the RQ worker finishes the import.
+PATCHes or in the middle of one. The servers are real gunicorn processes (tests/livesite.py); the RQ worker finishes the import.
 """
 
 import base64
 import hashlib
 import json
+import os
 import signal
+import socket
 import time
+from urllib.parse import urlsplit
 
 import pytest
 import requests
@@ -103,6 +106,42 @@ def _wait_available(console, image_id: str) -> dict:
         time.sleep(0.5)
 
 
+def _kill_tree(process) -> None:
+    """SIGKILL gunicorn's workers, then its master: a crash, not a shutdown."""
+    children = []
+    for task in os.listdir(f"/proc/{process.pid}/task"):
+        with open(f"/proc/{process.pid}/task/{task}/children") as file:
+            children += [int(child) for child in file.read().split()]
+    for child in children:
+        os.kill(child, signal.SIGKILL)
+    process.send_signal(signal.SIGKILL)
+    process.wait(30)
+
+
+def _kill_mid_patch(console, server: str, process, upload: str, offset: int, body: bytes) -> None:
+    url = urlsplit(server)
+    with socket.create_connection((url.hostname, url.port), timeout=60) as connection:
+        connection.sendall(
+            (
+                f"PATCH /api/v1/uploads/{upload} HTTP/1.1\r\nHost: {url.netloc}\r\n"
+                f"Authorization: Token {console.token}\r\nTus-Resumable: 1.0.0\r\n"
+                f"Upload-Offset: {offset}\r\nContent-Type: application/offset+octet-stream\r\n"
+                f"Content-Length: {len(body)}\r\n\r\n"
+            ).encode()
+            + body[: len(body) // 2]
+        )
+        time.sleep(1)  # the server is receiving it
+        _kill_tree(process)
+
+
+def _expire_upload_lock(console, image_id: str) -> None:
+    import redis
+
+    from images.services.receiving import _lock_name
+
+    redis.Redis.from_url(console.env["REDIS_URL"]).delete(_lock_name(image_id))
+
+
 def _session(console, image_id: str) -> dict:
     """The upload's row as the servers left it: bytes read again, resumes."""
     out = console.manage(
@@ -129,7 +168,7 @@ def test_patches_alternating_between_two_servers_never_read_a_byte_again(console
     other, other_process = console.start_web()
     servers = [console.url, other]
     api = console.api()
-    offset, sent = 0, 0
+    offset, sent, killed_mid = 0, 0, False
     while offset < len(data):
         server = servers[sent % 2]
         offset = _patch(api, server, upload, offset, data[offset : offset + chunk])
@@ -143,7 +182,18 @@ def test_patches_alternating_between_two_servers_never_read_a_byte_again(console
             sent += 1
             other, other_process = console.start_web()  # a new process takes its place
             servers = [console.url, other]
-    assert sent >= 6
+        elif sent == 4:  # the last PATCH went to the new server
+            # Killed in the middle of a PATCH: nothing of that PATCH counts, the offset stays.
+            _kill_mid_patch(console, other, other_process, upload, offset, data[offset : offset + chunk])
+            killed_mid = True
+            assert _offset(console.url, upload, console.token) == offset
+            # The dead request's upload lock lasts until it expires (LOCK_SECONDS); here it is gone now.
+            _expire_upload_lock(console, image_id)
+            offset = _patch(api, console.url, upload, offset, data[offset : offset + chunk])
+            sent += 1
+            other, other_process = console.start_web()
+            servers = [console.url, other]
+    assert sent >= 6 and killed_mid
 
     image = _wait_available(console, image_id)
     assert image["status"] == "available", image.get("error")
