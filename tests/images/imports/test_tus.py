@@ -330,3 +330,21 @@ def test_a_live_state_that_does_not_match_the_stored_prefix_is_not_used(
     assert stored_bytes(image) == data
     assert image.sha256 == hashlib.sha256(data).hexdigest()
     assert replica.key != image.replicas.get().key
+
+
+def test_on_s3_each_patch_reads_what_was_received_again_and_counts_it(
+    tus_uploader, distributed, disks, start_import, run_jobs
+):
+    """An S3 writer cannot be continued across requests (each PATCH completes an object): the next PATCH
+    reads the prefix again, as before receive states were kept, and the row counts those bytes."""
+    qcow2 = disks.convert(disks.raw(size=12 * MiB), "qcow2")
+    data = qcow2.read_bytes()
+    image = start_import(distributed, "qcow2")
+    uploader = tus_uploader(qcow2, image, chunk_size=5 * MiB)
+    uploader.upload()
+    assert run_jobs() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert image.sha256 == hashlib.sha256(data).hexdigest()
+    patches = -(-len(data) // (5 * MiB))
+    assert image.upload.bytes_reread == sum(index * 5 * MiB for index in range(patches))
