@@ -22,7 +22,6 @@ Any hashlib algorithm in SIZES can join (SHA-1 and SHA-512 are listed for checks
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import hashlib
 import logging
 import ssl
@@ -80,7 +79,10 @@ def _context(hasher) -> _EVP_MD_CTX:
 def _crypto():
     global _libcrypto
     if _libcrypto is None:
-        library = ctypes.CDLL(ctypes.util.find_library("crypto") or "libcrypto.so.3")
+        import _hashlib
+
+        # The libcrypto hashlib itself uses: symbols are looked up in _hashlib's own dependencies.
+        library = ctypes.CDLL(_hashlib.__file__)
         library.EVP_MD_CTX_get0_md.restype = ctypes.c_void_p
         library.EVP_MD_CTX_get0_md.argtypes = [ctypes.c_void_p]
         library.EVP_MD_get_type.restype = ctypes.c_int
