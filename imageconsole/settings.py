@@ -198,6 +198,9 @@ IMPORT_QEMU_IMG_CPU_SECONDS = int(os.environ.get("IMPORT_QEMU_IMG_CPU_SECONDS", 
 IMPORT_QEMU_IMG_CHECK_CPU_SECONDS = int(os.environ.get("IMPORT_QEMU_IMG_CHECK_CPU_SECONDS", "600"))
 IMPORT_CONVERT_ADDRESS_SPACE = int(os.environ.get("IMPORT_CONVERT_ADDRESS_SPACE", str(2 * 1024**3)))
 IMPORT_UPLOAD_EXPIRY_HOURS = float(os.environ.get("IMPORT_UPLOAD_EXPIRY_HOURS", str(STAGING_EXPIRY_HOURS)))
+# The browser's upload sends its file in tus PATCHes of this many MiB (under a proxy's body limit, e.g.
+# nginx's client_max_body_size 64m); 0: the whole file in one PATCH.
+IMPORT_UPLOAD_CHUNK_MB = int(os.environ.get("IMPORT_UPLOAD_CHUNK_MB", "32"))
 IMPORT_HEARTBEAT_SECONDS = int(os.environ.get("IMPORT_HEARTBEAT_SECONDS", "30"))
 
 # Redis and RQ. `make run` starts a private redis-server and sets REDIS_URL when it is unset.

@@ -51,6 +51,7 @@ class UploadSessionInline(admin.StackedInline):
         "received_sha256",
         "inspection",
         "resumes",
+        "bytes_reread",
         "attempts",
         "cancel_requested",
         "expires_at",
@@ -259,10 +260,11 @@ class UploadSessionAdmin(admin.ModelAdmin):
     list_filter = ("cancel_requested",)
     search_fields = ("image__name", "=image__id", "filename")
     list_select_related = ("image",)
-    exclude = ("secret_encrypted",)  # a URL's password stays encrypted and is never shown
+    # A URL's password stays encrypted and is never shown; the receive state is binary (hash midstates).
+    exclude = ("secret_encrypted", "receive_state")
 
     def get_readonly_fields(self, request, obj=None):
-        return [f.name for f in self.model._meta.fields if f.name != "secret_encrypted"]
+        return [f.name for f in self.model._meta.fields if f.name not in self.exclude]
 
     def has_add_permission(self, request):
         return False

@@ -2,7 +2,7 @@
 
 Environment variables (see settings.py and the README's configuration table):
 IMPORT_QEMU_IMG_ADDRESS_SPACE, IMPORT_QEMU_IMG_CPU_SECONDS, IMPORT_QEMU_IMG_CHECK_CPU_SECONDS,
-IMPORT_CONVERT_ADDRESS_SPACE, IMPORT_UPLOAD_EXPIRY_HOURS, IMPORT_HEARTBEAT_SECONDS,
+IMPORT_CONVERT_ADDRESS_SPACE, IMPORT_UPLOAD_EXPIRY_HOURS, IMPORT_UPLOAD_CHUNK_MB, IMPORT_HEARTBEAT_SECONDS,
 IMPORT_DECOMPRESS_MAX_RATIO.
 """
 
@@ -37,6 +37,11 @@ def convert_address_space() -> int:
 def upload_expiry_hours() -> float:
     """An upload not completed within this long fails (tus expiration); defaults to STAGING_EXPIRY_HOURS."""
     return float(_get("IMPORT_UPLOAD_EXPIRY_HOURS", _get("STAGING_EXPIRY_HOURS", 24)))
+
+
+def upload_chunk_bytes() -> int:
+    """Size of the tus PATCHes the browser's upload sends (IMPORT_UPLOAD_CHUNK_MB); 0: one PATCH."""
+    return max(int(_get("IMPORT_UPLOAD_CHUNK_MB", 32)), 0) * 1024 * 1024
 
 
 def heartbeat_seconds() -> int:

@@ -14,9 +14,12 @@ holding the header and the tables qemu-img opens.
 from __future__ import annotations
 
 import array
+import copy
+import io
 import json
 import logging
 import os
+import pickle
 import struct
 import subprocess
 import sys
@@ -594,3 +597,48 @@ def check_virtual_size(*, virtual_size: int, limit: int) -> None:
             % {"virtual": filesizeformat(virtual_size), "limit": filesizeformat(limit)},
             code="too_large",
         )
+
+
+class _GaveUp:
+    """Where a format parser that gave up stood among a restored inspector's parsers."""
+
+    def __init__(self, name: str):
+        self.NAME = name
+
+    def finish(self) -> None:
+        return None
+
+
+class _InspectorPickler(pickle.Pickler):
+    """oslo's "null" and "banned" safety checks hold closures: they are pickled as the call making them."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, fi.SafetyCheck) and obj.name in ("null", "banned"):
+            return getattr(fi.SafetyCheck, obj.name), ()
+        return NotImplemented
+
+
+def inspector_state(inspector: StreamInspector | None) -> bytes | None:
+    """The inspector's whole state (what every format's parser captured so far, its verdict), for a
+    resumed upload to go on inspecting in another process without reading the file again."""
+    if inspector is None:
+        return None
+    # A parser that gave up is never fed again: only its place is kept, not what it captured (a VMDK
+    # parser holds a 1 MiB descriptor region of any file).
+    gone = {id(parser): _GaveUp(parser.NAME) for parser in inspector._errored}
+    clone = copy.copy(inspector)
+    clone._inspectors = [gone.get(id(parser), parser) for parser in inspector._inspectors]
+    clone._errored = set(gone.values())
+    buffer = io.BytesIO()
+    _InspectorPickler(buffer, protocol=pickle.HIGHEST_PROTOCOL).dump(clone)
+    return buffer.getvalue()
+
+
+def inspector_restore(state: bytes | None) -> StreamInspector | None:
+    """Only for states this console wrote itself (kept in its own database, never from a client)."""
+    if state is None:
+        return None
+    inspector = pickle.loads(state)  # noqa: S301 - written by inspector_state, stored server-side
+    if not isinstance(inspector, StreamInspector):
+        raise ValueError("not an inspector state")
+    return inspector

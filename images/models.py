@@ -383,10 +383,16 @@ class UploadSession(BaseModel):
     # An upload whose first bytes are compressed (images.decompress): staged as sent, decompressed by its
     # job after the last byte. Kept so that a resume in another process stages the rest the same way.
     compression = models.CharField(_("compression"), max_length=8, blank=True)
-    # Times the upload resumed after an interruption: each resume re-reads what was received.
+    # Times a request continued the upload at a later offset (after an interruption, or its next PATCH).
     resumes = models.PositiveIntegerField(_("resumes"), default=0)
     # Times the reconciler re-enqueued the follow-up job after Redis lost it.
     attempts = models.PositiveSmallIntegerField(_("job attempts"), default=0)
+    # Everything a request needs to continue receiving at `offset` in any web process (hash midstates,
+    # the storage writer's complete chunks, the format inspector): written in the same UPDATE as the
+    # offset (images.services.receiving). Null: nothing received yet, or a state that could not be kept.
+    receive_state = models.BinaryField(null=True, blank=True, editable=False)
+    # Bytes resumed requests read back to rebuild that state (0 when every request took it over).
+    bytes_reread = models.PositiveBigIntegerField(_("bytes read again"), default=0)
 
     class Meta:
         verbose_name = _("upload session")

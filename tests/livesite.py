@@ -80,34 +80,7 @@ class LiveConsole:
         (tmp_path / "var" / "staging").mkdir(parents=True, exist_ok=True)
         self.token = self.manage("shell", "-c", _SETUP).strip().splitlines()[-1]
         self.log = open(tmp_path / "console.log", "wb")  # noqa: SIM115 - closed in stop()
-        self.processes = [
-            subprocess.Popen(
-                [
-                    PYTHON,
-                    "-m",
-                    "gunicorn",
-                    "imageconsole.wsgi",
-                    "--bind",
-                    f"127.0.0.1:{self.port}",
-                    "--workers",
-                    str(workers),
-                    "--worker-class",
-                    "gthread",
-                    "--threads",
-                    "8",
-                    "--timeout",
-                    "300",
-                    # The clients reuse their connections; with gunicorn's 2 s default an idle one can be
-                    # closed just as a client sends on it (a reset on the client's side, not an answer).
-                    "--keep-alive",
-                    "75",
-                ],
-                cwd=BASE_DIR,
-                env=self.env,
-                stdout=self.log,
-                stderr=subprocess.STDOUT,
-            )
-        ]
+        self.processes = [self._gunicorn(self.port, workers)]
         if rq_worker:
             self.processes.append(
                 subprocess.Popen(
@@ -124,14 +97,52 @@ class LiveConsole:
             self.stop()  # never leave a server behind
             raise
 
-    def _wait_until_served(self) -> None:
+    def _gunicorn(self, port: int, workers: int) -> subprocess.Popen:
+        return subprocess.Popen(
+            [
+                PYTHON,
+                "-m",
+                "gunicorn",
+                "imageconsole.wsgi",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                str(workers),
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "8",
+                "--timeout",
+                "300",
+                # The clients reuse their connections; with gunicorn's 2 s default an idle one can be
+                # closed just as a client sends on it (a reset on the client's side, not an answer).
+                "--keep-alive",
+                "75",
+            ],
+            cwd=BASE_DIR,
+            env=self.env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def start_web(self, *, workers: int = 1) -> tuple[str, subprocess.Popen]:
+        """Another gunicorn over the same database, Redis, storage and staging (a second web server of a
+        production deployment), on its own port: (its URL, its process). stop() ends it too."""
+        port = free_port()
+        process = self._gunicorn(port, workers)
+        self.processes.append(process)
+        self._wait_until_served(f"http://127.0.0.1:{port}", process)
+        return f"http://127.0.0.1:{port}", process
+
+    def _wait_until_served(self, url: str | None = None, process: subprocess.Popen | None = None) -> None:
+        url, process = url or self.url, process or self.processes[0]
         deadline = time.monotonic() + 120
         while True:
             try:
-                requests.get(self.url + "/accounts/login/", timeout=60)
+                requests.get(url + "/accounts/login/", timeout=60)
                 return
             except requests.RequestException:
-                if time.monotonic() > deadline or self.processes[0].poll() is not None:
+                if time.monotonic() > deadline or process.poll() is not None:
                     raise RuntimeError(f"gunicorn did not start:\n{self.output()}") from None
                 time.sleep(0.2)
 

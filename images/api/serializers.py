@@ -12,6 +12,11 @@ class UploadInfoSerializer(serializers.Serializer):
     tus_endpoint = serializers.CharField(
         help_text="tus 1.0 creation endpoint; Upload-Metadata carries image_id."
     )
+    tus_url = serializers.CharField(
+        allow_null=True,
+        help_text="The tus upload resource of this image (HEAD for the offset, PATCH to continue), also "
+        "after a PUT whose body ended early.",
+    )
     offset = serializers.IntegerField(help_text="Bytes received and kept so far.")
     length = serializers.IntegerField(allow_null=True, help_text="The upload's length, once announced.")
 
@@ -41,6 +46,7 @@ class ImportedImageSerializer(ImageSerializer):
         return {
             "put_url": reverse("api-image-file", args=[image.pk]),
             "tus_endpoint": reverse("api-uploads"),
+            "tus_url": reverse("api-upload", args=[session.pk]) if session else None,
             "offset": session.offset if session else 0,
             "length": session.length if session else None,
         }

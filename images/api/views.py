@@ -3,6 +3,7 @@
 
 from django.core.exceptions import ValidationError
 from django.http import Http404
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -14,7 +15,7 @@ from tenants.api_base import TenantAPIView, require_manage_api
 
 from .. import selectors
 from ..forms import ImageImportForm
-from ..models import Image
+from ..models import Image, UploadSession
 from ..services import image_import_create, import_cancel
 from ..services.receiving import ImportReceiver, receive_body, upload_restart
 from ..services.transitions import TransitionNotAllowed
@@ -146,7 +147,8 @@ class ImageFileAPIView(TenantAPIView):
         summary="Send an upload image's bytes in one streamed request (Content-Length required); 202",
         description=(
             "`curl -T disk.qcow2 -H 'Authorization: Token KEY' https://HOST/api/v1/images/ID/file`. "
-            "A PUT replaces whatever an earlier upload of this image received."
+            "A PUT replaces whatever an earlier upload of this image received. A body that ends early "
+            "keeps what arrived (400 with `offset` and `tus_url`): continue with tus PATCHes from there."
         ),
         request={"application/octet-stream": OpenApiTypes.BINARY},
         parameters=[OpenApiParameter("Content-Length", int, OpenApiParameter.HEADER, required=True)],
@@ -173,20 +175,23 @@ class ImageFileAPIView(TenantAPIView):
         except HANDLED as error:
             return error_response(error)
         if received < length:
-            # A PUT cannot be resumed: what arrived is dropped at once, and the image takes a new PUT.
-            try:
-                upload_restart(image_id=image.pk, length=length, filename="")
-            except HANDLED as error:
-                return error_response(error)
+            # What arrived is kept (with its receive state, as after a tus PATCH): the client continues
+            # the upload with tus from this offset, or sends the whole file again with a new PUT.
+            session = UploadSession.objects.get(image_id=image.pk)
+            tus_url = request.build_absolute_uri(reverse("api-upload", args=[session.pk]))
             return Response(
                 {
                     "detail": _(
-                        "The body ended after %(received)d of %(length)d bytes; nothing of it was kept. Send "
-                        "the file again."
+                        "The body ended after %(received)d of %(length)d bytes. They are kept: continue "
+                        "with tus (PATCH %(url)s with Upload-Offset: %(received)d and the rest of the "
+                        "file), or send the whole file again with PUT."
                     )
-                    % {"received": received, "length": length}
+                    % {"received": received, "length": length, "url": tus_url},
+                    "offset": received,
+                    "tus_url": tus_url,
                 },
                 status=400,
+                headers={"Location": tus_url, "Upload-Offset": str(received)},
             )
         image = Image.objects.select_related("upload", "project_group", "storage").get(pk=image.pk)
         return Response(ImportedImageSerializer(image, context={"request": request}).data, status=202)

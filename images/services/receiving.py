@@ -12,8 +12,13 @@ staged file flushed to disk. A later request resumes from that offset. When it r
 (a client sending its file in several PATCHes over one keep-alive connection usually does), the
 receiver takes over the live state the previous request left in this process: hashes, inspector and
 the open storage writer, and nothing is read again. Anywhere else (another web process, after a restart,
-after LIVE_IDLE_SECONDS) hash and inspector state are rebuilt by re-reading what was received (from the
-storage, where identical chunks are not written again, or from staging).
+after LIVE_IDLE_SECONDS) it takes over the receive state the commit wrote into the upload's row in the
+same UPDATE as the offset (UploadSession.receive_state: the hash midstates, the storage writer's complete
+chunks, the format inspector, the head so far), so the offset a client is told is always a state any
+process continues from without reading a byte again. Only the last, partly filled storage chunk (less
+than 4 MiB, none when requests end on 4 MiB boundaries) is read back. Where no state could be kept (an
+S3 storage, whose writer cannot checkpoint; a Python or OpenSSL whose hash midstates storage.backends.
+hashstate cannot carry) what was received is read again, and UploadSession.bytes_reread counts it.
 
     receiver = ImportReceiver(image_id=..., offset=...)
     with receiver:
@@ -27,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import pickle
 import shutil
 import threading
 import time
@@ -46,9 +52,9 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from imageconsole.core.words import gettext as _
 from imageconsole.core.words import message_of
-from storage.backends import StorageError, get_backend
+from storage.backends import StorageError, get_backend, hashstate
 
-from ..inspection import HEAD_BYTES, ImportRefused, StreamInspector
+from ..inspection import HEAD_BYTES, ImportRefused, StreamInspector, inspector_restore, inspector_state
 from ..models import Image, ImageReplica, UploadSession
 from .imports import (
     CancelCheck,
@@ -84,10 +90,11 @@ class _Live:
     offset: int  # the committed offset it continues from
     key: str | None  # stored: the replica key the writer's checkpoint published
     writer: object | None  # stored: the storage writer, still open
-    sha256: object | None  # staged: the upload's SHA256 so far
+    hashers: dict | None  # the receiver's own hashes so far, by name (staged: SHA256)
     inspector: StreamInspector | None
     head: bytearray | None
     touched: float
+    head_on_disk: bool = False
 
 
 _live: dict = {}
@@ -241,7 +248,9 @@ def upload_restart(*, image_id, length: int, filename: str = "") -> UploadSessio
                 delete_stored(storage=replica.storage, key=replica.key)
                 replica.delete()
             shutil.rmtree(staging_dir(image_id), ignore_errors=True)
-            UploadSession.objects.filter(pk=session.pk).update(offset=0, resumes=0, updated_at=timezone.now())
+            UploadSession.objects.filter(pk=session.pk).update(
+                offset=0, resumes=0, receive_state=None, updated_at=timezone.now()
+            )
         return upload_begin(image_id=image_id, length=length, filename=filename)
 
 
@@ -270,6 +279,8 @@ class ImportReceiver:
         self._hashing: deque[Future] = deque()
         self._committed = False
         self._last_tick = 0.0
+        self._reread = 0  # bytes this request read back to rebuild the state (see bytes_reread)
+        self._head_on_disk = False
         if lock:
             self._acquire_lock()
         try:
@@ -329,29 +340,75 @@ class ImportReceiver:
         if live is not None and live.offset != offset:
             _live_release(live)
             live = None
+        kept = self._kept_state(offset) if offset else None
         try:
             if self.staged:
-                self._open_staged(offset, live)
+                self._open_staged(offset, live, kept)
             else:
-                self._open_stored(offset, live)
+                self._open_stored(offset, live, kept)
         except BaseException:
             if live is not None and live.writer is not self._writer:
                 _live_release(live)
             raise
 
-    def _open_staged(self, offset: int, live: _Live | None) -> None:
+    def _kept_state(self, offset: int) -> dict | None:
+        """The receive state the last commit wrote with the offset, when it describes this offset."""
+        blob = self.session.receive_state
+        if not blob:
+            return None
+        try:
+            state = pickle.loads(bytes(blob))  # noqa: S301 - written by _state_blob, kept server-side
+        except Exception:  # noqa: BLE001 - an unreadable state is rebuilt by reading again
+            logger.warning("upload of %s: its receive state cannot be read", self.image_id, exc_info=True)
+            return None
+        if not isinstance(state, dict) or state.get("version") != 1 or state.get("offset") != offset:
+            return None
+        if state.get("staged") != self.staged:
+            return None
+        return state
+
+    def _state_blob(self, writer=None) -> bytes | None:
+        """What `_kept_state` reads back in any process; None when some part of it cannot be kept."""
+        state = {"version": 1, "offset": self.position, "staged": self.staged}
+        if self.inspector is not None:
+            state["inspector"] = inspector_state(self.inspector)
+        # The receiver's own hashers by name (SHA256 of a staged file; any other algorithm that
+        # storage.backends.hashstate carries may join them, e.g. a checksum of the file as sent).
+        hashes = hashstate.export_all(self._hashers)
+        if hashes is None:
+            return None
+        state["hashes"] = hashes
+        if not self.staged:
+            resume = writer.resume_state() if writer is not None else None
+            if resume is None:
+                return None
+            state["key"] = self._key
+            state["writer"] = resume
+            state["head"] = None if self._head_on_disk or len(self._head) >= HEAD_BYTES else bytes(self._head)
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def _open_staged(self, offset: int, live: _Live | None, kept: dict | None = None) -> None:
         path = self.directory / "upload"
         self.staging_path = path
         self._file = open(path, "r+b" if path.exists() else "w+b")  # noqa: SIM115 - closed in _close
         complete = os.fstat(self._file.fileno()).st_size >= offset
         self._file.truncate(offset)
-        self._sha256 = hashlib.sha256()
+        self._hashers = {"sha256": hashlib.sha256()}
         self._hash_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-sha256")
-        if live is not None and live.sha256 is not None and complete:
-            self._sha256 = live.sha256
+        if live is not None and live.hashers is not None and complete:
+            self._hashers = live.hashers
             self.inspector = live.inspector
             self.position = offset
-        elif offset:
+        elif kept is not None and complete:
+            try:
+                self._hashers = hashstate.restore_all(kept["hashes"])
+                self.inspector = inspector_restore(kept.get("inspector"))
+                self.position = offset
+            except (KeyError, ValueError, pickle.UnpicklingError):
+                logger.warning("upload of %s: its receive state cannot be used", self.image_id, exc_info=True)
+                self._hashers = {"sha256": hashlib.sha256()}
+                self.inspector = self._fresh_inspector()
+        if self.position < offset:
             logger.info("upload of %s: rebuilding its state by re-reading %d bytes", self.image_id, offset)
         self._file.seek(0)
         while self.position < offset:
@@ -360,13 +417,25 @@ class ImportReceiver:
                 raise ImportNotAccepted(
                     _("The staged part of the upload is missing; start the upload again.")
                 )
+            self._reread += len(data)
             self._consume(data, store=False)
         self._file.seek(offset)
 
-    def _open_stored(self, offset: int, live: _Live | None) -> None:
+    def _fresh_inspector(self) -> StreamInspector | None:
+        claimed = None if self.image.source_format == "ova" else self.image.source_format
+        if not claimed or (self.start and self.session.compression):
+            return None
+        return StreamInspector(claimed)
+
+    @property
+    def _sha256(self):
+        return self._hashers["sha256"]
+
+    def _open_stored(self, offset: int, live: _Live | None, kept: dict | None = None) -> None:
         image = self.image
         self.staging_path = self.directory / "head"
         self._head = bytearray()
+        self._hashers = {}  # MD5 and SHA256 are the storage writer's
         self.backend = get_backend(image.storage)
         previous = ImageReplica.objects.filter(image=image, storage=image.storage).first()
         self._previous_key = previous.key if previous is not None else None
@@ -376,12 +445,16 @@ class ImportReceiver:
         if live is not None and live.writer is not None and live.key == self._previous_key:
             self._writer = live.writer
             self._writer.key = self._key
+            self._hashers = live.hashers or {}
             self.inspector = live.inspector
             self._head = live.head
+            self._head_on_disk = live.head_on_disk
             self.position = offset
             return
         if live is not None:
             _live_release(live)
+        if kept is not None and kept.get("key") == self._previous_key and self._resume_kept(kept):
+            return
         try:
             self._writer = self.backend.open_writer(self._key, expected_size=self.length)
         except StorageError as error:
@@ -389,7 +462,37 @@ class ImportReceiver:
         if offset:
             logger.info("upload of %s: rebuilding its state by re-reading %d bytes", self.image_id, offset)
             for block in self.backend.read_range(self._previous_key, 0, offset):
+                self._reread += len(block)
                 self._consume(block)
+
+    def _resume_kept(self, kept: dict) -> bool:
+        """Continue the stored stream from the state the last commit kept; False when it cannot be."""
+        head = kept.get("head")
+        if head is None and not Path(self.staging_path).exists():
+            return False
+        try:
+            inspector = inspector_restore(kept.get("inspector"))
+            hashers = hashstate.restore_all(kept.get("hashes", {}))
+            writer = self.backend.resume_writer(
+                self._previous_key, self._key, kept["writer"], expected_size=self.length
+            )
+        except StorageError as error:
+            raise ImportRefused(str(error), code="storage") from error
+        except (KeyError, ValueError, pickle.UnpicklingError):
+            logger.warning("upload of %s: its receive state cannot be used", self.image_id, exc_info=True)
+            return False
+        if writer is None:
+            return False
+        self._writer = writer
+        self._reread += writer.bytes_read_back
+        self._hashers = hashers
+        self.inspector = inspector
+        if head is None:
+            self._head_on_disk = True  # complete, in the staging file the first request wrote
+        else:
+            self._head = bytearray(head)
+        self.position = self.start
+        return True
 
     # Taking bytes ------------------------------------------------------------------------------
 
@@ -399,14 +502,18 @@ class ImportReceiver:
         if self.staged:
             if store:
                 self._file.write(data)
-            self._hashing.append(self._hash_pool.submit(self._sha256.update, data))
+            self._hashing.append(self._hash_pool.submit(self._hash, data))
             while len(self._hashing) > HASH_QUEUE:
                 self._hashing.popleft().result()
         else:
-            if len(self._head) < HEAD_BYTES:
+            if not self._head_on_disk and len(self._head) < HEAD_BYTES:
                 self._head += data[: HEAD_BYTES - len(self._head)]
             self._writer.write(data)
         self.position += len(data)
+
+    def _hash(self, data: bytes) -> None:
+        for hasher in self._hashers.values():
+            hasher.update(data)
 
     def write(self, data: bytes) -> None:
         """Take the next bytes. Raises ImportRefused (the image has failed), ImportCancelled, or
@@ -496,7 +603,9 @@ class ImportReceiver:
             self._file = None
             self._hash_pool.shutdown(wait=True)
         self.session.offset = 0
-        UploadSession.objects.filter(pk=self.session.pk).update(offset=0, updated_at=timezone.now())
+        UploadSession.objects.filter(pk=self.session.pk).update(
+            offset=0, receive_state=None, updated_at=timezone.now()
+        )
         if not self.staged and self._previous_key:
             ImageReplica.objects.filter(image=self.image, storage=self.image.storage).delete()
             delete_stored(storage=self.image.storage, key=self._previous_key)
@@ -543,10 +652,17 @@ class ImportReceiver:
         request (see the module's docstring)."""
         if self.staged:
             self._drain_hashing()
-            state = _Live(self.position, None, None, self._sha256, self.inspector, None, time.monotonic())
+            state = _Live(self.position, None, None, self._hashers, self.inspector, None, time.monotonic())
         elif self._writer is not None:
             state = _Live(
-                self.position, self._key, self._writer, None, self.inspector, self._head, time.monotonic()
+                self.position,
+                self._key,
+                self._writer,
+                self._hashers,
+                self.inspector,
+                self._head,
+                time.monotonic(),
+                self._head_on_disk,
             )
             self._writer = None  # the next request's now
         else:
@@ -576,10 +692,13 @@ class ImportReceiver:
         self._file.flush()
         os.fdatasync(self._file.fileno())
         resumed = 1 if self.start else 0
+        final = self.length is not None and self.position == self.length
         updated = UploadSession.objects.filter(
             pk=self.session.pk, image__status=Image.Status.UPLOADING, offset=self.start
         ).update(
             offset=self.position,
+            receive_state=None if final else self._state_blob(),
+            bytes_reread=F("bytes_reread") + self._reread,
             staging_path=str(self.staging_path),
             resumes=F("resumes") + resumed,
             expires_at=_expiry(),
@@ -599,6 +718,7 @@ class ImportReceiver:
             refused = ImportRefused(message_of(error), code="storage")
             self.refuse(refused)
             raise refused from error
+        state = self._state_blob(self._writer) if keep_open else None
         if not keep_open:
             self._writer = None
         self._result = result
@@ -608,6 +728,8 @@ class ImportReceiver:
                 pk=self.session.pk, image__status=Image.Status.UPLOADING, offset=self.start
             ).update(
                 offset=self.position,
+                receive_state=state,
+                bytes_reread=F("bytes_reread") + self._reread,
                 staging_path=str(self.staging_path),
                 resumes=F("resumes") + (1 if self.start else 0),
                 expires_at=_expiry(),
@@ -627,9 +749,12 @@ class ImportReceiver:
             delete_stored(storage=self.image.storage, key=self._previous_key)
 
     def _write_head(self) -> None:
+        if self._head_on_disk:
+            return
         if self.start == 0 or len(self._head) >= HEAD_BYTES or not Path(self.staging_path).exists():
             with open(self.staging_path, "wb") as head:
                 head.write(self._head)
+            self._head_on_disk = len(self._head) >= HEAD_BYTES
 
     def _complete(self) -> None:
         if self.session.compression:

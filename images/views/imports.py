@@ -17,7 +17,7 @@ from django.views import View
 
 from tenants.permissions import ManageRequiredMixin, TenantRequiredMixin, require_manage
 
-from .. import catalog
+from .. import catalog, conf
 from ..forms import ImageImportForm
 from ..models import Image
 from ..selectors import image_get
@@ -165,6 +165,7 @@ class ImageImportView(ManageRequiredMixin, View):
                     "upload_page": upload_page,
                     "list_url": list_url,
                     "tus_endpoint": reverse("api-uploads"),
+                    "chunk_size": conf.upload_chunk_bytes(),
                 }
             )
         return HttpResponseRedirect(upload_page)
@@ -196,6 +197,7 @@ class ImageUploadView(TenantRequiredMixin, View):
                 "session": session,
                 "waiting": waiting,
                 "upload_url": upload_url,
+                "chunk_size": conf.upload_chunk_bytes(),
                 "upload_messages": upload_messages(),
                 "list_url": reverse("images:iso_list" if image.kind == Image.Kind.ISO else "images:list"),
             },

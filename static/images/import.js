@@ -107,6 +107,7 @@
     window.imageUpload.start({
       file,
       endpoint: created.tus_endpoint,
+      chunkSize: created.chunk_size,
       imageId: created.id,
       csrf: window.imageUpload.csrfToken(form),
       onDone() {

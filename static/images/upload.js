@@ -100,6 +100,9 @@
     const upload = new tus.Upload(file, {
       endpoint: options.endpoint,
       uploadUrl: options.uploadUrl || null,
+      // PATCHes of this size fit under a proxy's body limit; each continues where the last one ended,
+      // in whichever web process it reaches (IMPORT_UPLOAD_CHUNK_MB).
+      chunkSize: options.chunkSize > 0 ? options.chunkSize : Infinity,
       retryDelays: [0, 1000, 3000, 5000, 10000, 20000, 30000, 60000],
       metadata: { image_id: options.imageId, filename: file.name },
       headers: { "X-CSRFToken": options.csrf },
@@ -184,6 +187,7 @@
         file,
         endpoint: form.dataset.tusEndpoint,
         uploadUrl: form.dataset.uploadUrl,
+        chunkSize: Number(form.dataset.chunkSize || 0),
         imageId: form.dataset.imageId,
         csrf: csrfToken(form),
         onDone() {

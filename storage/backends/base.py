@@ -130,6 +130,8 @@ class ReplicaWriter(abc.ABC):
     """
 
     key: str
+    # Bytes a resumed writer read back from what was published before (the partly filled last chunk).
+    bytes_read_back = 0
 
     @abc.abstractmethod
     def write(self, data: bytes | memoryview) -> None: ...
@@ -159,6 +161,12 @@ class ReplicaWriter(abc.ABC):
         """Stop without publishing or removing anything (what a checkpoint published stays)."""
         raise NotImplementedError
 
+    def resume_state(self) -> dict | None:
+        """Right after checkpoint(): what `StorageBackend.resume_writer` needs to continue this stream in
+        any process (hash midstates, where the complete chunks end) without reading it again; JSON-able.
+        None where the backend cannot (the next writer then reads back what was published)."""
+        return None
+
 
 class StorageBackend(abc.ABC):
     def __init__(self, storage):
@@ -182,6 +190,14 @@ class StorageBackend(abc.ABC):
     @abc.abstractmethod
     def open_writer(self, key: str, *, expected_size: int | None = None) -> ReplicaWriter:
         """Start a replica; checks capacity for `expected_size` before anything is written."""
+
+    def resume_writer(
+        self, previous_key: str, key: str, state: dict, *, expected_size: int | None = None
+    ) -> ReplicaWriter | None:
+        """A writer that continues the stream a checkpoint published as `previous_key`, from the writer's
+        `resume_state()`: later writes append to it and commit()/checkpoint() publish the whole. None
+        where the backend cannot (the caller then starts a new writer and feeds it what was received)."""
+        return None
 
     def ingest(
         self,

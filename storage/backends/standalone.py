@@ -19,6 +19,7 @@ chunks older than its grace period, so a chunk an ingest in flight relies on is 
 
 from __future__ import annotations
 
+import base64
 import errno
 import fcntl
 import hashlib
@@ -38,6 +39,7 @@ from django.utils import timezone
 
 from imageconsole.core.words import gettext as _
 
+from . import hashstate
 from .base import (
     Cancelled,
     CleanupResult,
@@ -455,6 +457,47 @@ class StandaloneBackend(StorageBackend):
         self.ensure_layout()
         self.check_capacity(expected_size or 0)
         return ChunkWriter(self, key)
+
+    def resume_writer(
+        self, previous_key: str, key: str, state: dict, *, expected_size: int | None = None
+    ) -> ChunkWriter | None:
+        """The complete chunks are the manifest's, the hashes the state's; only a partly filled last chunk
+        (shorter than the chunk size, none when every request ended on a chunk boundary) is read back."""
+        try:
+            hashers = hashstate.restore_all(
+                {name: base64.b64decode(value) for name, value in state["hashes"].items()}
+            )
+            complete = int(state["complete"])
+        except (KeyError, TypeError, ValueError):
+            return None
+        if set(hashers) != {"md5", "sha256"}:
+            return None
+        manifest = self.load_manifest(previous_key)
+        if (
+            manifest["chunk_size"] != self.chunk_size
+            or complete % self.chunk_size
+            or complete > manifest["size"]
+        ):
+            return None
+        check_key(key)
+        self.ensure_layout()
+        self.check_capacity(max((expected_size or 0) - manifest["size"], 0))
+        writer = ChunkWriter(self, key)
+        writer._md5, writer._sha256 = hashers["md5"], hashers["sha256"]
+        for digest in manifest["chunks"][: complete // self.chunk_size]:
+            done: Future = Future()
+            done.set_result(digest)
+            writer._chunk_futures.append(done)
+        writer._size = complete
+        writer._journal_key = previous_key  # chunks it creates join the journal of the stream so far
+        tail = manifest["size"] - complete
+        if tail:
+            digest = manifest["chunks"][complete // self.chunk_size]
+            data = self._read_chunk(digest, tail) if digest else bytes(tail)
+            writer.bytes_read_back = tail
+            writer._buffer[:tail] = data
+            writer._filled = tail
+        return writer
 
     def size(self, key: str) -> int:
         return self.load_manifest(key)["size"]
@@ -885,6 +928,16 @@ class ChunkWriter(ReplicaWriter):
     def release(self) -> None:
         if not self._closed:
             self._close()
+
+    def resume_state(self) -> dict | None:
+        """The hash midstates where the complete chunks end (all hashed: checkpoint() waited for them)."""
+        states = hashstate.export_all({"md5": self._md5, "sha256": self._sha256})
+        if states is None:
+            return None
+        return {
+            "complete": self._size,
+            "hashes": {name: base64.b64encode(state).decode() for name, state in states.items()},
+        }
 
     def _publish(self, key: str, result: IngestResult, digests: list) -> None:
         self.backend.write_manifest(
