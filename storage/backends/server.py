@@ -820,7 +820,16 @@ class ServerBackend(StandaloneBackend):
             password = self.storage.get_ssh_password()
             if not password:
                 raise
-            enroll(self.storage, password)
+            try:
+                enroll(self.storage, password)
+            except Unreachable as error:
+                raise Unreachable(
+                    _(
+                        "The storage server %(where)s refused the console's key, and then the kept password "
+                        "(%(reason)s). Update the password, then reconnect."
+                    )
+                    % {"where": f"{self.storage.host}:{self.storage.ssh_port}", "reason": error}
+                ) from error
             self.test_connection()
 
     def cleanup(self, *, referenced_keys: set[str], grace_seconds: float) -> CleanupResult:
@@ -917,3 +926,87 @@ class ServerChunkWriter(ChunkWriter):
         self._chunk_futures = []
         with self._mutex:
             self._close_journal()
+
+
+# Free disk: a disk of the server with no partitions, file systems or mounts, formatted and mounted at the
+# mount path on the administrator's confirmation.
+
+_SUDO = 'if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO="sudo -n"; fi; '
+
+
+def _free_disks_from_lsblk(text: str) -> list[dict]:
+    """The whole disks (and loop devices) in `lsblk --json` output with nothing on them."""
+    free = []
+    for device in json.loads(text).get("blockdevices", []):
+        if device.get("type") not in ("disk", "loop"):
+            continue
+        if device.get("children") or device.get("fstype") or device.get("pttype"):
+            continue
+        if device.get("mountpoint") or any(device.get("mountpoints") or []):
+            continue
+        if str(device.get("ro")) in ("1", "True", "true") or not int(device.get("size") or 0):
+            continue
+        free.append({"path": device.get("path") or f"/dev/{device['name']}", "size": int(device["size"])})
+    return free
+
+
+def list_free_disks_on(transport) -> list[dict]:
+    """[{"path", "size"}] of the server's disks that have no partitions, file systems or mounts."""
+    status, out, err = run(
+        transport,
+        _SUDO + "$SUDO lsblk --json --bytes --output NAME,PATH,SIZE,TYPE,FSTYPE,PTTYPE,MOUNTPOINTS,RO",
+    )
+    if status != 0:
+        raise StorageError(
+            _("Cannot list the disks of the server: %(reason)s")
+            % {"reason": err.decode(errors="replace").strip()}
+        )
+    return _free_disks_from_lsblk(out.decode())
+
+
+def list_free_disks(storage, *, password: str | None = None) -> list[dict]:
+    transport = open_transport(storage, password=password, pin_host_key=password is not None)
+    try:
+        return list_free_disks_on(transport)
+    finally:
+        transport.close()
+
+
+def format_free_disk(storage, disk: str, *, filesystem: str = "ext4") -> None:
+    """Partition `disk` (one partition over the whole disk), make a file system on it, mount it at the
+    storage's mount path and add it to /etc/fstab by UUID. Everything on the disk is erased: the caller
+    has the administrator's confirmation. Refused unless the disk is still free."""
+    if filesystem not in ("ext4", "xfs"):
+        raise StorageError(_("The file system must be ext4 or xfs."))
+    transport = open_transport(storage)
+    try:
+        if disk not in {entry["path"] for entry in list_free_disks_on(transport)}:
+            raise StorageError(
+                _("%(disk)s is not a free disk of the server (it has partitions, a file system or a mount).")
+                % {"disk": disk}
+            )
+        mkfs = "mkfs.ext4 -q -F" if filesystem == "ext4" else "mkfs.xfs -q -f"
+        script = (
+            "set -e; " + _SUDO + f"disk={_q(disk)}; mp={_q(storage.mount_path)}; "
+            'if $SUDO mountpoint -q "$mp" 2>/dev/null; then echo "$mp is already a mount point" >&2; exit 1; fi; '
+            "printf 'label: gpt\\n,,L\\n' | $SUDO sfdisk --quiet --wipe always \"$disk\" >/dev/null; "
+            '$SUDO partx -u "$disk" 2>/dev/null || true; '
+            'part=""; for i in $(seq 50); do '
+            'part=$(lsblk -nrpo NAME,TYPE "$disk" | awk \'$2=="part" {print $1; exit}\'); '
+            '[ -n "$part" ] && [ -b "$part" ] && break; sleep 0.1; done; '
+            '[ -n "$part" ] || { echo "no partition appeared on $disk" >&2; exit 1; }; '
+            f'$SUDO {mkfs} "$part"; '
+            'uuid=$($SUDO blkid -s UUID -o value "$part"); '
+            '$SUDO mkdir -p "$mp"; $SUDO mount "$part" "$mp"; '
+            f"grep -q \"^UUID=$uuid \" /etc/fstab || printf 'UUID=%s %s {filesystem} defaults,nofail 0 2\\n' "
+            '"$uuid" "$mp" | $SUDO tee -a /etc/fstab >/dev/null; '
+            '[ "$(id -u)" = 0 ] || $SUDO chown "$(id -u):$(id -g)" "$mp"'
+        )
+        status, _out, err = run(transport, script, timeout=600)
+        if status != 0:
+            raise StorageError(
+                _("Formatting %(disk)s failed: %(reason)s")
+                % {"disk": disk, "reason": err.decode(errors="replace").strip()}
+            )
+    finally:
+        transport.close()

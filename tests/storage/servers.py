@@ -15,6 +15,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -67,8 +68,10 @@ class StorageServer:
         self.host_address = f"10.233.{self.third}.1"
         self.port = 22
         self.process: subprocess.Popen | None = None
+        self.loops: list[str] = []
         self.root_home = self.directory / "root-home"
-        self.user_home = self.directory / "keeper-home"
+        # Outside pytest's private (0700) base directory, so that the non-root user can reach it.
+        self.user_home = Path(tempfile.mkdtemp(prefix="ic-keeper-"))
         self._write_accounts()
         self._create_network()
 
@@ -92,6 +95,7 @@ class StorageServer:
             f"{USER}:x:{USER_UID}:{USER_UID}::{self.user_home}:/bin/sh",
         ]
         (self.directory / "passwd").write_text("\n".join(lines) + "\n")
+        (self.directory / "fstab").write_text("# the test server's own fstab\n")
         (self.directory / "sshd_config").write_text(
             "\n".join(
                 [
@@ -156,6 +160,7 @@ class StorageServer:
         script = (
             "set -e; mount -t tmpfs tmpfs /run; mkdir -m 755 /run/sshd; "
             f"mount --bind {d}/shadow /etc/shadow; mount --bind {d}/passwd /etc/passwd; "
+            f"mount --bind {d}/fstab /etc/fstab; "
             f"exec {_sbin('sshd')} -D -e -f {d}/sshd_config"
         )
         log = open(d / "sshd.log", "ab")  # noqa: SIM115
@@ -203,7 +208,24 @@ class StorageServer:
         base = Path("/sys/class/net") / self.host_if / "statistics"
         return int((base / "rx_bytes").read_text()), int((base / "tx_bytes").read_text())
 
+    def add_loop_disk(self, size: int) -> str:
+        """A "free disk": a loop device over a sparse file (no partitions, file system or mounts)."""
+        backing = self.directory / f"disk{len(self.loops)}.img"
+        with open(backing, "wb") as file:
+            file.truncate(size)
+        device = subprocess.run(
+            [_sbin("losetup"), "--find", "--show", "--partscan", str(backing)],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        self.loops.append(device)
+        return device
+
     def remove(self) -> None:
-        self.kill()
+        self.kill()  # the mounts made on the server live in its mount namespace and go with it
+        for device in self.loops:
+            subprocess.run([_sbin("losetup"), "-d", device], capture_output=True)
+        shutil.rmtree(self.user_home, ignore_errors=True)
         subprocess.run([_sbin("ip"), "netns", "del", self.netns], capture_output=True)
         subprocess.run([_sbin("ip"), "link", "del", self.host_if], capture_output=True)
