@@ -62,7 +62,9 @@ def make_server_storage(db, tmp_path, storage_server):
         )
         enroll(storage, fields.pop("password", ROOT_PASSWORD))
         storage.save()
-        return storage, get_backend(storage)
+        backend = get_backend(storage)
+        backend.test_connection()  # as adding it does: the directory exists
+        return storage, backend
 
     return make
 

@@ -298,3 +298,29 @@ def test_prerequisites_name_the_packages_of_the_storage_servers():
     text = open("scripts/prerequisites.sh").read()
     assert '"openssh-server sbin:sshd"' in text and '"iproute2 sbin:ip"' in text
     assert subprocess.run(["bash", "-n", "scripts/prerequisites.sh"]).returncode == 0
+
+
+def test_images_sync_from_a_local_storage_to_a_server_storage_moving_only_missing_chunks(
+    make_standalone, make_server_storage, make_image, run_jobs, django_capture_on_commit_callbacks
+):
+    from images.services import storage_data
+    from images.services.storage_data import CopyMode
+
+    source, _source_backend = make_standalone("local-source")
+    target, target_backend = make_server_storage("server-target")
+    base = random_bytes(12 * MiB, 60)
+    first = make_image(source, base + random_bytes(4 * MiB, 61))
+    second_data = base + random_bytes(4 * MiB, 62)
+    second = make_image(source, second_data)
+    for image in (first, second):
+        with django_capture_on_commit_callbacks(execute=True):
+            replica = storage_data.replica_copy_start(
+                image=image, source=source, target=target, mode=CopyMode.SYNC
+            )
+        before = target_backend.usage().used
+        assert run_jobs() == 0
+        replica.refresh_from_db()
+        assert replica.state == "ready", replica.error
+    # The second image shared 12 MiB with the first: only its own 4 MiB went to the server.
+    assert 4 * MiB <= target_backend.usage().used - before < 5 * MiB
+    assert read_all(target_backend, replica.key) == second_data
