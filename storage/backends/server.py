@@ -34,6 +34,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .base import (
@@ -811,6 +812,11 @@ class ServerBackend(StandaloneBackend):
                     sftp.remove(probe)
         self.connection.check("command -v flock find stat >/dev/null")
 
+    def copy_to(self, key, target, *, progress=None, should_cancel=None):
+        if isinstance(target, ServerBackend) and sync_network_of(self, target):
+            return sync_direct(self, key, target, progress=progress, should_cancel=should_cancel)
+        return super().copy_to(key, target, progress=progress, should_cancel=should_cancel)
+
     def reconnect(self) -> None:
         """Test the connection; when the server refuses the console's key and a password is kept, log in
         with the password, install the key again and test once more."""
@@ -1010,3 +1016,146 @@ def format_free_disk(storage, disk: str, *, filesystem: str = "ext4") -> None:
             )
     finally:
         transport.close()
+
+
+# Sync between two storage servers, directly over the image sync network: the target pulls the chunks it
+# lacks from the source with a key the console installs on the source for this one sync (restricted to
+# reading chunk files by name: a forced command) and removes afterwards. The console only orchestrates.
+
+_READ_CHUNKS = (
+    "cd {chunks} || exit 3; while read -r d; do case $d in *[!0-9a-f]*) exit 2;; esac; "
+    "[ ${{#d}} -eq 64 ] || exit 2; f=${{d%${{d#??}}}}/$d; s=$(stat -c %s $f) || exit 3; "
+    "echo $s $d; cat $f || exit 3; done"
+)
+
+
+def address_in(connection: Connection, network: str) -> str:
+    """The server's IPv4 or IPv6 address inside `network`, or StorageError."""
+    import ipaddress
+
+    net = ipaddress.ip_network(network, strict=False)
+    out = connection.check("ip -o addr show 2>/dev/null || true").decode()
+    for line in out.splitlines():
+        fields = line.split()
+        for index, field in enumerate(fields[:-1]):
+            if field in ("inet", "inet6"):
+                with suppress(ValueError):
+                    address = ipaddress.ip_interface(fields[index + 1]).ip
+                    if address in net:
+                        return str(address)
+    raise StorageError(
+        _("Storage server of “%(name)s” has no address in the image sync network %(network)s.")
+        % {"name": connection.storage.name, "network": network}
+    )
+
+
+def sync_network_of(source, target) -> str:
+    """The image sync network of a sync: the target's when both set one (seed 003)."""
+    return target.storage.sync_network or source.storage.sync_network
+
+
+def sync_direct(source: ServerBackend, key: str, target: ServerBackend, *, progress, should_cancel):
+    from .base import IngestResult
+
+    manifest = source.load_manifest(key)
+    target.ensure_layout()
+    chunk_size = manifest["chunk_size"]
+    lengths = {}
+    for index, digest in enumerate(manifest["chunks"]):
+        if digest:
+            lengths[digest] = min(chunk_size, manifest["size"] - index * chunk_size)
+    digests = list(dict.fromkeys(digest for digest in manifest["chunks"] if digest))
+    missing = [digest for digest in digests if not target._claim(target.chunk_path(digest))]
+    target.check_capacity(sum(lengths[digest] for digest in missing))
+    report = Throttled(progress)
+    done = manifest["size"] - sum(lengths[digest] for digest in missing)
+    created: list[tuple] = []
+    stored = 0
+    if missing:
+        if '"' in str(source.root) or "\n" in str(source.root):
+            raise StorageError(_("The mount path of the source cannot be used by a direct sync."))
+        address = address_in(source.connection, sync_network_of(source, target))
+        token = uuid.uuid4().hex
+        comment = f"imageconsole-sync-{token}"
+        private, public = generate_key(comment)
+        command = _READ_CHUNKS.format(chunks=_q(source.chunks_dir))
+        install_key(source.connection.transport, f'restrict,command="{command}" {public}')
+        key_file = str(target.tmp_dir / f"sync-{token}.key")
+        known_file = str(target.tmp_dir / f"sync-{token}.known")
+        try:
+            with target.sftp() as sftp:
+                with sftp.open(key_file, "wx") as file:
+                    file.chmod(0o600)
+                    file.write(private.encode())
+                with sftp.open(known_file, "wx") as file:
+                    host = address if ":" not in address else f"[{address}]"
+                    if source.storage.ssh_port != 22:
+                        host = f"[{address}]:{source.storage.ssh_port}"
+                    file.write(f"{host} {source.storage.ssh_host_key}\n".encode())
+            receive = (
+                f"cd {_q(target.root)} || exit 3; "
+                "while read -r size d; do "
+                'case $size in ""|*[!0-9]*) echo "bad frame" >&2; exit 4;; esac; '
+                f"t=tmp/sync~{token}~$d.chunk; "
+                "dd of=$t ibs=$size count=1 obs=65536 iflag=fullblock conv=sparse,fsync status=none || exit 5; "
+                '[ "$(stat -c %s $t)" = "$size" ] || { echo "short chunk $d" >&2; exit 6; }; '
+                '[ "$(sha256sum < $t | cut -c1-64)" = "$d" ] || { echo "chunk $d does not match its name" >&2; exit 7; }; '
+                "p=chunks/${d%${d#??}}/$d; "
+                'if ln $t $p 2>/dev/null; then echo "new $d $size $(stat -c %Y $p)"; else touch $p; echo "had $d $size 0"; fi; '
+                "rm -f $t; done"
+            )
+            ssh = (
+                f"ssh -T -i {_q(key_file)} -o UserKnownHostsFile={_q(known_file)} -o StrictHostKeyChecking=yes "
+                "-o BatchMode=yes -o IdentitiesOnly=yes -o ConnectTimeout=10 -o ServerAliveInterval=15 "
+                f"-p {int(source.storage.ssh_port)} {_q(source.storage.ssh_username)}@{_q(address)}"
+            )
+            names = "".join(f"{digest}\n" for digest in missing).encode()
+            script = f"set -o pipefail 2>/dev/null; {ssh} | (set -e; {receive}); rc=$?; rm -f {_q(key_file)} {_q(known_file)}; exit $rc"
+            channel = target.connection.transport.open_session(timeout=CONNECT_TIMEOUT)
+            try:
+                channel.settimeout(CHANNEL_TIMEOUT)
+                channel.exec_command(f"bash -c {_q(script)}")
+                channel.sendall(names)
+                channel.shutdown_write()
+                lines = channel.makefile("rb")
+                for line in lines:
+                    state, digest, size, mtime = line.decode().split()
+                    if state == "new":
+                        created.append((target.chunk_path(digest), 0, int(mtime) * 10**9))
+                        stored += int(size)
+                    done += int(size)
+                    report(done)
+                    if should_cancel is not None and should_cancel():
+                        raise Cancelled(_cancelled_message())
+                status = channel.recv_exit_status()
+                errors = channel.makefile_stderr("rb").read().decode(errors="replace").strip()
+            finally:
+                channel.close()
+            if status != 0:
+                raise StorageError(
+                    _("The sync from “%(source)s” to “%(target)s” over %(address)s failed: %(reason)s")
+                    % {
+                        "source": source.storage.name,
+                        "target": target.storage.name,
+                        "address": address,
+                        "reason": errors or f"exit status {status}",
+                    }
+                )
+            target.write_manifest(key, dict(manifest, created_at=timezone.now().isoformat()))
+        except BaseException:
+            with suppress(StorageError):
+                target.remove_created(created)
+            raise
+        finally:
+            with suppress(StorageError):
+                source.connection.run(f"sed -i '/ {comment}$/d' ~/.ssh/authorized_keys")
+            with suppress(StorageError), target.sftp() as sftp:
+                for name in (key_file, known_file):
+                    with suppress(OSError):
+                        sftp.remove(name)
+    else:
+        target.write_manifest(key, dict(manifest, created_at=timezone.now().isoformat()))
+    report(manifest["size"], final=True)
+    return IngestResult(
+        key=key, size=manifest["size"], md5=manifest["md5"], sha256=manifest["sha256"], bytes_stored=stored
+    )

@@ -99,7 +99,7 @@ class StorageServer:
         (self.directory / "sshd_config").write_text(
             "\n".join(
                 [
-                    f"ListenAddress {self.address}",
+                    "ListenAddress 0.0.0.0",  # every address of its namespace: also the sync network
                     f"Port {self.port}",
                     f"HostKey {host_key}",
                     "PermitRootLogin yes",
@@ -207,6 +207,53 @@ class StorageServer:
         """(received, sent) bytes of the console's end of the link."""
         base = Path("/sys/class/net") / self.host_if / "statistics"
         return int((base / "rx_bytes").read_text()), int((base / "tx_bytes").read_text())
+
+    def link(self, other: StorageServer) -> str:
+        """A second network between this server and `other` (the image sync network): a veth pair between
+        the two namespaces on 10.234.x.0/30; this end gets .1, the other .2. Returns the CIDR."""
+        used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+        used += subprocess.run(
+            ["ip", "-n", self.netns, "-4", "-o", "addr"], capture_output=True, text=True
+        ).stdout
+        third = next(t for t in range(self.third, self.third + 250) if f" 10.234.{t % 250 + 1}." not in used)
+        third = third % 250 + 1
+        mine, theirs = (
+            f"ics{os.getpid() % 10000}{self.netns[-1]}a",
+            f"ics{os.getpid() % 10000}{other.netns[-1]}b",
+        )
+        self._ip(
+            "link",
+            "add",
+            mine,
+            "netns",
+            self.netns,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            theirs,
+            "netns",
+            other.netns,
+        )
+        self._ip("-n", self.netns, "addr", "add", f"10.234.{third}.1/30", "dev", mine)
+        self._ip("-n", other.netns, "addr", "add", f"10.234.{third}.2/30", "dev", theirs)
+        self._ip("-n", self.netns, "link", "set", mine, "up")
+        self._ip("-n", other.netns, "link", "set", theirs, "up")
+        self.sync_if = mine
+        return f"10.234.{third}.0/30"
+
+    def sync_counters(self) -> tuple[int, int]:
+        """(received, sent) bytes of this server's end of the sync network."""
+        import json
+
+        out = subprocess.run(
+            [_sbin("ip"), "-n", self.netns, "-s", "-j", "link", "show", "dev", self.sync_if],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+        stats = json.loads(out)[0]["stats64"]
+        return stats["rx"]["bytes"], stats["tx"]["bytes"]
 
     def add_loop_disk(self, size: int) -> str:
         """A "free disk": a loop device over a sparse file (no partitions, file system or mounts)."""

@@ -324,3 +324,38 @@ def test_images_sync_from_a_local_storage_to_a_server_storage_moving_only_missin
     # The second image shared 12 MiB with the first: only its own 4 MiB went to the server.
     assert 4 * MiB <= target_backend.usage().used - before < 5 * MiB
     assert read_all(target_backend, replica.key) == second_data
+
+
+def test_sync_between_two_servers_goes_over_the_sync_network_with_a_key_removed_afterwards(
+    make_storage_server, make_server_storage
+):
+    source_server, target_server = make_storage_server(), make_storage_server()
+    network = source_server.link(target_server)
+    source, source_backend = make_server_storage("sync-source", server=source_server)
+    target, target_backend = make_server_storage("sync-target", server=target_server, sync_network=network)
+    base = random_bytes(8 * MiB, 70)
+    first = base + bytes(4 * MiB) + random_bytes(MiB, 71)
+    second = base + random_bytes(4 * MiB, 72)
+    source_backend.ingest(io.BytesIO(first), key="first")
+    source_backend.ingest(io.BytesIO(second), key="second")
+    keys_before = authorized_keys(source_server.root_home)
+    sync_before = source_server.sync_counters()
+    console_before = sum(source_server.counters()) + sum(target_server.counters())
+    seen = []
+
+    result = source_backend.copy_to("first", target_backend, progress=seen.append)
+
+    sent_over_sync = source_server.sync_counters()[1] - sync_before[1]
+    console_traffic = sum(source_server.counters()) + sum(target_server.counters()) - console_before
+    assert result.bytes_stored == 9 * MiB and seen[-1] == len(first)
+    assert read_all(target_backend, "first") == first
+    # The chunks went from server to server; the console's links carried only control traffic.
+    assert sent_over_sync > 9 * MiB
+    assert console_traffic < MiB
+    # The temporary key is gone from the source, its files from the target.
+    assert authorized_keys(source_server.root_home) == keys_before
+    assert files_under(target_backend.tmp_dir) == []
+    # The second image shares 8 MiB with the first: only its own 4 MiB cross.
+    result = source_backend.copy_to("second", target_backend)
+    assert result.bytes_stored == 4 * MiB
+    assert read_all(target_backend, "second") == second
