@@ -33,7 +33,12 @@ def server_storage(server, tmp_path, name="srv"):
 
 
 def test_an_image_imported_into_a_server_storage_reads_back(
-    storage_server, tmp_path, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+    storage_server,  # noqa: F811
+    tmp_path,
+    disks,
+    start_import,
+    run_jobs,
+    django_capture_on_commit_callbacks,
 ):
     storage = server_storage(storage_server, tmp_path)
     path = disks.convert(disks.raw(size=6 * MiB), "qcow2")
