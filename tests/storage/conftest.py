@@ -155,7 +155,7 @@ def make_image(tenant):
 @pytest.fixture(scope="session")
 def make_storage_server(tmp_path_factory):
     """Start storage servers (sshd in a network namespace of their own); all removed at the end."""
-    from .servers import StorageServer, unavailable_reason
+    from .servers import StorageServer, next_index, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
@@ -163,7 +163,7 @@ def make_storage_server(tmp_path_factory):
     servers = []
 
     def make():
-        server = StorageServer(tmp_path_factory.mktemp("server"), len(servers))
+        server = StorageServer(tmp_path_factory.mktemp("server"), next_index())
         servers.append(server)
         server.start()
         return server

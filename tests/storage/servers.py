@@ -10,6 +10,7 @@ end: killing the namespace's processes and deleting the namespace removes the ve
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import signal
@@ -23,6 +24,14 @@ ROOT_PASSWORD = "root-secret-1"
 USER = "keeper"
 USER_PASSWORD = "keeper-secret-1"
 USER_UID = 60998
+
+
+_indexes = itertools.count()
+
+
+def next_index() -> int:
+    """A number no other server of this process has (namespace and interface names)."""
+    return next(_indexes)
 
 
 def unavailable_reason() -> str:
@@ -60,6 +69,7 @@ class StorageServer:
     def __init__(self, directory: Path, index: int):
         self.directory = Path(directory)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self.index = index
         self.third = _free_subnet()
         self.netns = f"ic-t{os.getpid()}-{index}"
         self.host_if = f"ich{os.getpid() % 100000}{index}"
@@ -218,8 +228,8 @@ class StorageServer:
         third = next(t for t in range(self.third, self.third + 250) if f" 10.234.{t % 250 + 1}." not in used)
         third = third % 250 + 1
         mine, theirs = (
-            f"ics{os.getpid() % 10000}{self.netns[-1]}a",
-            f"ics{os.getpid() % 10000}{other.netns[-1]}b",
+            f"ics{os.getpid() % 10000}{self.index}a",
+            f"ics{os.getpid() % 10000}{other.index}b",
         )
         self._ip(
             "link",
