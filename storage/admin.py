@@ -38,7 +38,15 @@ class ImageStorageAdmin(admin.ModelAdmin):
     ordering = ["name", "pk"]
     actions = ["reconnect_selected", "delete_selected"]
     fields = ["name", "description", "data_center", "enabled"]
-    readonly_fields = ["kind", "location", "state", "state_reason", "settings_summary", "last_cleanup"]
+    readonly_fields = [
+        "kind",
+        "location",
+        "state",
+        "state_reason",
+        "settings_summary",
+        "server_summary",
+        "last_cleanup",
+    ]
     change_form_template = "admin/storage/imagestorage/change_form.html"
 
     def get_fields(self, request, obj=None):
@@ -84,6 +92,24 @@ class ImageStorageAdmin(admin.ModelAdmin):
             "up": obj.upload_concurrency,
             "down": obj.download_concurrency,
             "fmt": obj.effective_target_format,
+        }
+
+    @admin.display(description=_("storage server"))
+    def server_summary(self, obj):
+        if obj.kind != ImageStorage.Kind.SERVER:
+            return "—"
+        from .backends.server import host_key_fingerprint
+
+        method = obj.get_addition_method_display()
+        if obj.disk:
+            method = f"{method} ({obj.disk})"
+        return _(
+            "host key %(fingerprint)s; addition method %(method)s; image sync network %(sync)s; data network %(data)s"
+        ) % {
+            "fingerprint": host_key_fingerprint(obj.ssh_host_key) or "—",
+            "method": method,
+            "sync": obj.sync_network or "—",
+            "data": obj.data_network or "—",
         }
 
     @admin.display(description=_("last data cleanup"))

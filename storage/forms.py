@@ -205,6 +205,8 @@ class ServerAddForm(_BasicFields, ServerLocationFields, _ConfigurationFields):
         ),
     ]
 
+    field_order = [name for _title, names in sections for name in names]
+
     def __init__(self, *args, disks=None, **kwargs):
         super().__init__(*args, **kwargs)
         from django.template.defaultfilters import filesizeformat

@@ -84,6 +84,17 @@ def fingerprint(key) -> str:
     return "SHA256:" + base64.b64encode(digest).decode().rstrip("=")
 
 
+def host_key_fingerprint(text: str) -> str:
+    """The SHA256 fingerprint of a recorded host key ("type base64"), as ssh-keygen -l shows it."""
+    import base64
+
+    try:
+        blob = base64.b64decode(text.split()[1])
+    except (IndexError, ValueError):
+        return ""
+    return "SHA256:" + base64.b64encode(hashlib.sha256(blob).digest()).decode().rstrip("=")
+
+
 def generate_key(comment: str) -> tuple[str, str]:
     """A new ed25519 key pair: (private key in OpenSSH format, public key line)."""
     from cryptography.hazmat.primitives import serialization

@@ -107,6 +107,14 @@ def test_add_by_password_installs_a_key_then_stores_images_over_ssh(admin_client
     # The list shows where it is.
     listing = admin_client.get("/admin/storage/imagestorage/").content.decode()
     assert f"root@{storage_server.address}:22" in listing
+    shown = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(storage_server.directory / "ssh_host_ed25519_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[1]
+    page = admin_client.get(f"/admin/storage/imagestorage/{storage.pk}/change/").content.decode()
+    assert f"host key {shown}" in page and "image sync network 10.9.1.0/24" in page
 
 
 def test_a_wrong_password_or_a_system_directory_adds_nothing(admin_client, storage_server, tmp_path):
