@@ -367,3 +367,53 @@ def test_sync_between_two_servers_goes_over_the_sync_network_with_a_key_removed_
     result = source_backend.copy_to("second", target_backend)
     assert result.bytes_stored == 4 * MiB
     assert read_all(target_backend, "second") == second
+
+
+def test_the_sync_key_can_only_read_chunks_by_name(make_server_storage, storage_server):
+    import paramiko
+
+    from storage.backends.server import (
+        _READ_CHUNKS,
+        _load_key,
+        _q,
+        connection_for,
+        generate_key,
+        install_key,
+    )
+
+    storage, backend = make_server_storage()
+    data = random_bytes(MiB, 80)
+    backend.ingest(io.BytesIO(data), key="img")
+    digest = hashlib.sha256(data).hexdigest()
+    private, public = generate_key("imageconsole-sync-test")
+    command = _READ_CHUNKS.format(chunks=_q(backend.chunks_dir))
+    install_key(connection_for(storage).transport, f'restrict,command="{command}" {public}')
+
+    def ask(command, stdin):
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(
+            storage_server.address,
+            username="root",
+            pkey=_load_key(private),
+            look_for_keys=False,
+            allow_agent=False,
+        )
+        try:
+            channel = client.get_transport().open_session()
+            channel.exec_command(command)
+            channel.sendall(stdin)
+            channel.shutdown_write()
+            out = b""
+            while chunk := channel.recv(1 << 20):
+                out += chunk
+            return channel.recv_exit_status(), out
+        finally:
+            client.close()
+
+    status, out = ask("cat /etc/passwd", f"{digest}\n".encode())
+    assert status == 0 and out == f"{MiB} {digest}\n".encode() + data  # the forced command ran instead
+    status, out = ask("sh", b"../../../../etc/passwd\n")
+    assert status == 2 and b"root:" not in out
+    status, out = ask("sh", b"0" * 64 + b"\n")
+    assert status == 3 and out == b""
