@@ -828,8 +828,15 @@ class ServerBackend(StandaloneBackend):
         self._unlink(self._export_file(key))
 
     def test_connection(self) -> None:
-        self._connection = None
-        forget_connections(self.storage)
+        # A connection of its own, closed afterwards: transfers running on the shared one go on.
+        self._connection = Connection(self.storage, open_transport(self.storage))
+        try:
+            self._test_connection()
+        finally:
+            self._connection.close()
+            self._connection = None
+
+    def _test_connection(self) -> None:
         self._layout_ready = False
         self.ensure_layout()
         probe = str(self.tmp_dir / f"{uuid.uuid4().hex}.probe")

@@ -417,3 +417,36 @@ def test_the_sync_key_can_only_read_chunks_by_name(make_server_storage, storage_
     assert status == 2 and b"root:" not in out
     status, out = ask("sh", b"0" * 64 + b"\n")
     assert status == 3 and out == b""
+
+
+def test_modify_configuration_of_a_server_storage(admin_client, make_server_storage):
+    storage, _backend = make_server_storage()
+    url = f"/admin/storage/imagestorage/{storage.pk}/configure/"
+    page = admin_client.get(url).content.decode()
+    assert "Image sync network" in page and "Data network" in page
+    response = admin_client.post(
+        url,
+        {
+            "mount_path": storage.mount_path,
+            "sync_network": "10.20.0.7/16",
+            "data_network": "fd00::/64",
+            "reserved_bytes": "0",
+            "upload_concurrency": "2",
+            "download_concurrency": "3",
+            "target_format": "",
+        },
+    )
+    assert response.status_code == 302, errors(response)
+    storage.refresh_from_db()
+    assert (storage.sync_network, storage.data_network) == ("10.20.0.0/16", "fd00::/64")
+    assert storage.state == ImageStorage.State.CONNECTED
+    response = admin_client.post(
+        url,
+        {
+            "mount_path": "/sys/x",
+            "reserved_bytes": "0",
+            "upload_concurrency": "1",
+            "download_concurrency": "1",
+        },
+    )
+    assert "system directory /sys" in response.content.decode()
