@@ -859,6 +859,13 @@ class ServerBackend(StandaloneBackend):
                     sftp.remove(probe)
         self.connection.check("command -v flock find stat >/dev/null")
 
+    def data_address(self) -> str:
+        """The address compute hosts read images from: the server's address in the data network when
+        one is set, else the address it was added by (for the compute side's image cache)."""
+        if not self.storage.data_network:
+            return self.storage.host
+        return address_in(self.connection, self.storage.data_network)
+
     def copy_to(self, key, target, *, progress=None, should_cancel=None):
         if isinstance(target, ServerBackend) and sync_network_of(self, target):
             return sync_direct(self, key, target, progress=progress, should_cancel=should_cancel)
@@ -1091,7 +1098,7 @@ def address_in(connection: Connection, network: str) -> str:
                     if address in net:
                         return str(address)
     raise StorageError(
-        _("Storage server of “%(name)s” has no address in the image sync network %(network)s.")
+        _("The storage server of “%(name)s” has no address in the network %(network)s.")
         % {"name": connection.storage.name, "network": network}
     )
 
