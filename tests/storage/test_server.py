@@ -460,3 +460,33 @@ def test_the_data_address_is_the_servers_address_in_the_data_network(make_server
     storage.data_network = "192.0.2.0/24"
     with pytest.raises(StorageError, match="no address in the network 192.0.2.0/24"):
         get_backend(storage).data_address()
+
+
+def test_addstorage_adds_a_storage_server_with_the_password_from_the_environment(
+    db, storage_server, tmp_path, monkeypatch
+):
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    monkeypatch.setenv("STORAGE_SSH_PASSWORD", ROOT_PASSWORD)
+    call_command(
+        "addstorage",
+        "--kind=server",
+        "--name=cli-server",
+        f"--host={storage_server.address}",
+        f"--path={tmp_path / 'cli'}",
+        "--sync-network=10.30.0.0/24",
+        stdout=out,
+    )
+    assert "connected" in out.getvalue()
+    storage = ImageStorage.objects.get(name="cli-server")
+    assert storage.ssh_public_key in authorized_keys(storage_server.root_home)
+    monkeypatch.setenv("STORAGE_SSH_PASSWORD", "wrong")
+    with pytest.raises(CommandError, match="refused the user name or password"):
+        call_command(
+            "addstorage",
+            "--kind=server",
+            "--name=cli-2",
+            f"--host={storage_server.address}",
+            f"--path={tmp_path}",
+        )
