@@ -729,6 +729,11 @@ class ServerBackend(StandaloneBackend):
         self.check_capacity(expected_size or 0)
         return ServerChunkWriter(self, key)
 
+    def resume_writer(self, previous_key, key, state, *, expected_size=None):
+        """No resuming from hash midstates over SSH (yet): the caller starts a new writer and feeds it
+        what was received, as for a backend that cannot (see StorageBackend.resume_writer on main)."""
+        return None
+
     def exists(self, key: str) -> bool:
         with self.sftp() as sftp:
             return self._exists(sftp, self.manifest_path(key))
