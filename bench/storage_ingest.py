@@ -6,7 +6,12 @@ Writes a file of random bytes, reads it once so every run starts from the page c
 `cp`, `cp` followed by `sync FILE` (the backend fsyncs its chunks), `sha256sum`, and
 StandaloneBackend.ingest at upload concurrency 1, 4 and 8, each into an empty storage (no chunk is
 deduplicated), which computes MD5 and SHA256 of the whole file and the SHA256 of each chunk in the same
-pass. Goal: ingest at its best concurrency reaches at least 80% of `cp`'s rate. Figures are MB/s
+pass. Goal: ingest at its best concurrency reaches at least 80% of `cp`'s rate.
+
+With `--server` (root; iproute2 and openssh-server), the same for a standalone (server) storage: a storage
+server is started as sshd in a network namespace over a veth pair (tests/storage/servers.py), and
+ServerBackend.ingest at concurrency 1, 4 and 8 is timed beside `ssh server 'cat > /dev/null' < FILE` on the
+same link with the storage's own key. Goal: at least 70% of that. Figures are MB/s
 (10^6 bytes per second), best and median of the repeats. Other people's work on the machine shows up
 as noise: compare figures from one run only.
 """
@@ -54,7 +59,10 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where the file and the storages go")
+    parser.add_argument("--server", action="store_true", help="bench a storage server over SSH instead")
     arguments = parser.parse_args()
+    if arguments.server:
+        return bench_server(arguments)
     size = arguments.size_mib * MiB
     work = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=arguments.dir))
     source = work / "source.raw"
@@ -111,6 +119,79 @@ def main() -> None:
         verdict = "met" if best_ingest >= 0.8 * cp_best else "NOT met"
         print(f"\nGoal (best ingest >= 80% of cp): {verdict}: {best_ingest:.0f} vs {0.8 * cp_best:.0f} MB/s")
     finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def bench_server(arguments) -> None:
+    from storage.backends.server import ServerBackend, enroll, forget_connections
+    from tests.storage.servers import ROOT_PASSWORD, StorageServer, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        sys.exit(f"cannot start a storage server: {reason}")
+    size = arguments.size_mib * MiB
+    work = Path(tempfile.mkdtemp(prefix="storage-bench-", dir=arguments.dir))
+    source = work / "source.raw"
+    server = StorageServer(work / "server", 0)
+    try:
+        server.start()
+        print(f"Writing {arguments.size_mib} MiB of random data to {source} ...", flush=True)
+        write_random(source, size)
+        subprocess.run(["cat", str(source)], stdout=subprocess.DEVNULL, check=True)
+        probe = ImageStorage(
+            name="bench-key", kind=ImageStorage.Kind.SERVER, host=server.address, mount_path=str(work / "x")
+        )
+        enroll(probe, ROOT_PASSWORD)
+        key_file = work / "key"
+        key_file.write_text(probe.get_ssh_private_key())
+        key_file.chmod(0o600)
+        known = work / "known_hosts"
+        known.write_text(f"{server.address} {probe.ssh_host_key}\n")
+        ssh = (
+            f"ssh -T -i {key_file} -o UserKnownHostsFile={known} -o StrictHostKeyChecking=yes -o BatchMode=yes "
+            f"root@{server.address} 'cat > /dev/null' < {source}"
+        )
+        results: dict[str, list[float]] = {}
+
+        def record(label: str, seconds: float) -> None:
+            results.setdefault(label, []).append(size / seconds / 1e6)
+
+        for _round in range(arguments.repeat):
+            record("ssh server 'cat > /dev/null'", timed(subprocess.run, ssh, shell=True, check=True))
+            for concurrency in (1, 4, 8):
+                mount = work / f"storage-{concurrency}"
+                storage = ImageStorage(
+                    name=f"bench-{concurrency}",
+                    kind=ImageStorage.Kind.SERVER,
+                    host=server.address,
+                    mount_path=str(mount),
+                    reserved_bytes=0,
+                    upload_concurrency=concurrency,
+                    download_concurrency=concurrency,
+                    ssh_host_key=probe.ssh_host_key,
+                    ssh_private_key_encrypted=probe.ssh_private_key_encrypted,
+                )
+                backend = ServerBackend(storage)
+                backend.ensure_layout()
+                record(f"ingest over SSH, conc. {concurrency}", timed(backend.ingest, source, key="bench"))
+                forget_connections()
+                shutil.rmtree(mount)
+        ssh_best = max(results["ssh server 'cat > /dev/null'"])
+        print()
+        print(
+            f"{arguments.size_mib} MiB of random data over a veth pair, chunks of {CHUNK_SIZE // MiB} MiB, "
+            f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f} at the end; {arguments.repeat} runs each"
+        )
+        print(f"{'':34} {'best MB/s':>10} {'median':>10} {'best vs ssh':>12}")
+        for label, rates in results.items():
+            print(
+                f"{label:34} {max(rates):>10.0f} {statistics.median(rates):>10.0f} {max(rates) / ssh_best:>11.0%}"
+            )
+        best = max(max(rates) for label, rates in results.items() if label.startswith("ingest"))
+        verdict = "met" if best >= 0.7 * ssh_best else "NOT met"
+        print(f"\nGoal (best ingest >= 70% of ssh cat): {verdict}: {best:.0f} vs {0.7 * ssh_best:.0f} MB/s")
+    finally:
+        server.remove()
         shutil.rmtree(work, ignore_errors=True)
 
 

@@ -332,6 +332,8 @@ LOGGING = {
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
         "django.request": {"filters": ["forbidden_one_line"]},
+        # One INFO line per SSH login to a storage server or sftp import source would drown the job lines.
+        "paramiko": {"level": "WARNING"},
     },
 }
 

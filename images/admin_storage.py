@@ -35,7 +35,12 @@ class ReplicaCopyForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["images"].queryset = images
         self.fields["images"].label_from_instance = lambda image: f"{image.name} ({image.tenant}, {image.pk})"
-        self.fields["target"].queryset = ImageStorage.objects.filter(kind=storage.kind).exclude(pk=storage.pk)
+        kinds = (
+            [ImageStorage.Kind.STANDALONE, ImageStorage.Kind.SERVER]
+            if storage.uses_chunks
+            else [storage.kind]
+        )
+        self.fields["target"].queryset = ImageStorage.objects.filter(kind__in=kinds).exclude(pk=storage.pk)
 
 
 @admin.register(ImageStorage)
@@ -96,7 +101,7 @@ class ImageStorageAdmin(StorageAdmin):
             .select_related("tenant")
             .order_by("name", "pk")
         )
-        mode = CopyMode.SYNC if storage.kind == ImageStorage.Kind.STANDALONE else CopyMode.MIGRATE
+        mode = CopyMode.SYNC if storage.uses_chunks else CopyMode.MIGRATE
         form = ReplicaCopyForm(request.POST or None, storage=storage, images=images)
         if request.method == "POST" and form.is_valid():
             started, refused = storage_data.replicas_copy_start(

@@ -54,6 +54,7 @@ test_packages=(
   "aria2 cmd:aria2c"
   "nginx sbin:nginx"
   "openssh-server sbin:sshd"
+  "iproute2 sbin:ip"
   "xz-utils cmd:xz"
   "zstd cmd:zstd"
   "bzip2 cmd:bzip2"

@@ -17,7 +17,8 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from . import selectors, services
-from .forms import ADD_FORMS, CONFIGURE_FORMS, UpdatePasswordForm
+from .backends import StorageError
+from .forms import ADD_FORMS, CONFIGURE_FORMS, ServerPasswordForm, UpdatePasswordForm
 from .models import ImageStorage
 from .services import COMMON_CONFIGURATION_FIELDS, CONFIGURATION_FIELDS
 
@@ -33,11 +34,19 @@ def _apply_errors(form, error: ValidationError) -> None:
 class ImageStorageAdmin(admin.ModelAdmin):
     list_display = ["name", "kind", "data_center", "state_column", "enabled", "location", "usage_column"]
     list_filter = ["kind", "state", "enabled", "data_center"]
-    search_fields = ["name", "description", "mount_path", "endpoint_url", "bucket"]
+    search_fields = ["name", "description", "mount_path", "endpoint_url", "bucket", "host"]
     ordering = ["name", "pk"]
     actions = ["reconnect_selected", "delete_selected"]
     fields = ["name", "description", "data_center", "enabled"]
-    readonly_fields = ["kind", "location", "state", "state_reason", "settings_summary", "last_cleanup"]
+    readonly_fields = [
+        "kind",
+        "location",
+        "state",
+        "state_reason",
+        "settings_summary",
+        "server_summary",
+        "last_cleanup",
+    ]
     change_form_template = "admin/storage/imagestorage/change_form.html"
 
     def get_fields(self, request, obj=None):
@@ -59,6 +68,8 @@ class ImageStorageAdmin(admin.ModelAdmin):
     def location(self, obj):
         if obj.kind == ImageStorage.Kind.STANDALONE:
             return obj.mount_path
+        if obj.kind == ImageStorage.Kind.SERVER:
+            return f"{obj.ssh_username}@{obj.host}:{obj.ssh_port} {obj.mount_path}"
         return f"{obj.endpoint_url} / {obj.bucket}"
 
     @admin.display(description=_("usage"))
@@ -81,6 +92,24 @@ class ImageStorageAdmin(admin.ModelAdmin):
             "up": obj.upload_concurrency,
             "down": obj.download_concurrency,
             "fmt": obj.effective_target_format,
+        }
+
+    @admin.display(description=_("storage server"))
+    def server_summary(self, obj):
+        if obj.kind != ImageStorage.Kind.SERVER:
+            return "—"
+        from .backends.server import host_key_fingerprint
+
+        method = obj.get_addition_method_display()
+        if obj.disk:
+            method = f"{method} ({obj.disk})"
+        return _(
+            "host key %(fingerprint)s; addition method %(method)s; image sync network %(sync)s; data network %(data)s"
+        ) % {
+            "fingerprint": host_key_fingerprint(obj.ssh_host_key) or "—",
+            "method": method,
+            "sync": obj.sync_network or "—",
+            "data": obj.data_network or "—",
         }
 
     @admin.display(description=_("last data cleanup"))
@@ -195,11 +224,13 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 self._context(request, None, _("Select image storage type"), kinds=ImageStorage.Kind.choices),
             )
         form = ADD_FORMS[kind](request.POST or None)
+        if request.method == "POST" and form.is_valid() and kind == ImageStorage.Kind.SERVER:
+            form = self._server_disk_step(form)
         if request.method == "POST" and form.is_valid():
+            data = dict(form.cleaned_data)
+            data.pop("confirm_erase", None)
             try:
-                storage = services.storage_create(
-                    kind=kind, actor=request.user, request=request, **form.cleaned_data
-                )
+                storage = services.storage_create(kind=kind, actor=request.user, request=request, **data)
             except ValidationError as error:
                 _apply_errors(form, error)
             else:
@@ -228,6 +259,38 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 submit=_("Add"),
             ),
         )
+
+    def _server_disk_step(self, form):
+        """Addition method Free disk without a disk chosen yet: log in with the password, list the server's
+        free disks and show the form again to choose one (and confirm it is erased)."""
+        from .backends import server
+        from .forms import ServerAddForm
+
+        data = form.cleaned_data
+        if data["addition_method"] != ImageStorage.AdditionMethod.FREE_DISK or data.get("disk"):
+            return form
+        probe = ImageStorage(
+            kind=ImageStorage.Kind.SERVER,
+            name=data["name"],
+            host=data["host"],
+            ssh_port=data["ssh_port"],
+            ssh_username=data["ssh_username"],
+        )
+        try:
+            disks = server.list_free_disks(probe, password=data["password"])
+        except StorageError as error:
+            form.add_error("host", str(error))
+            return form
+        form = ServerAddForm(form.data, disks=disks)
+        form.fields["password"].widget.render_value = True
+        form.is_valid()
+        form.add_error(
+            "disk",
+            _("Choose the disk to format and mount at the mount path; everything on it is erased.")
+            if disks
+            else _("The server has no free disk (one without partitions, file systems or mounts)."),
+        )
+        return form
 
     def configure_view(self, request, pk):
         storage = self._storage_or_404(request, pk)
@@ -268,6 +331,8 @@ class ImageStorageAdmin(admin.ModelAdmin):
 
     def password_view(self, request, pk):
         storage = self._storage_or_404(request, pk)
+        if storage.kind == ImageStorage.Kind.SERVER:
+            return self._server_password_view(request, storage)
         if storage.kind != ImageStorage.Kind.DISTRIBUTED:
             self.message_user(request, _("Only a distributed storage has a secret key."), messages.ERROR)
             return redirect(self._change_url(storage))
@@ -282,6 +347,34 @@ class ImageStorageAdmin(admin.ModelAdmin):
             self.message_user(
                 request,
                 _("The secret key of “%(name)s” was updated. Reconnect the storage for it to take effect.")
+                % {"name": storage.name},
+                messages.SUCCESS,
+            )
+            return redirect(self._change_url(storage))
+        return TemplateResponse(
+            request,
+            "admin/storage/imagestorage/form.html",
+            self._context(
+                request,
+                storage,
+                _("Update password of “%(name)s”") % {"name": storage.name},
+                form=form,
+                submit=_("Update"),
+            ),
+        )
+
+    def _server_password_view(self, request, storage):
+        form = ServerPasswordForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            services.storage_update_server_password(
+                storage=storage, password=form.cleaned_data["password"], actor=request.user, request=request
+            )
+            self.message_user(
+                request,
+                _(
+                    "The password of “%(name)s” was updated. Reconnect the storage: when the server no longer "
+                    "accepts the console's key, the password installs it again."
+                )
                 % {"name": storage.name},
                 messages.SUCCESS,
             )

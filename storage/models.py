@@ -1,3 +1,4 @@
+import ipaddress
 import re
 
 from django.core.exceptions import ValidationError
@@ -21,6 +22,11 @@ class ImageStorage(BaseModel):
     class Kind(models.TextChoices):
         STANDALONE = "standalone", pgettext_lazy("Image storage kind", "Standalone")
         DISTRIBUTED = "distributed", pgettext_lazy("Image storage kind", "Distributed")
+        SERVER = "server", pgettext_lazy("Image storage kind", "Standalone (server)")
+
+    class AdditionMethod(models.TextChoices):
+        LOCAL_DIRECTORY = "local_directory", _("Local directory")
+        FREE_DISK = "free_disk", _("Free disk")
 
     class State(models.TextChoices):
         CONNECTED = "connected", pgettext_lazy("Image storage state", "Connected")
@@ -40,6 +46,45 @@ class ImageStorage(BaseModel):
         max_length=512,
         blank=True,
         help_text=_("Absolute path of the directory that holds the image chunks."),
+    )
+    # Standalone (server): the chunk store on a server of its own, reached over SSH
+    host = models.CharField(
+        _("image storage IP"), max_length=255, blank=True, help_text=_("Address of the storage server.")
+    )
+    ssh_port = models.PositiveIntegerField(
+        _("SSH port"), default=22, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    ssh_username = models.CharField(_("username"), max_length=64, blank=True, default="root")
+    ssh_password_encrypted = models.TextField(blank=True, editable=False)
+    ssh_private_key_encrypted = models.TextField(blank=True, editable=False)
+    ssh_public_key = models.TextField(_("console SSH key"), blank=True, editable=False)
+    ssh_host_key = models.TextField(
+        _("server host key"),
+        blank=True,
+        editable=False,
+        help_text=_("The key the server showed when it was added; every connection must show the same."),
+    )
+    addition_method = models.CharField(
+        _("addition method"),
+        max_length=16,
+        choices=AdditionMethod.choices,
+        default=AdditionMethod.LOCAL_DIRECTORY,
+    )
+    disk = models.CharField(_("disk"), max_length=255, blank=True, editable=False)
+    sync_network = models.CharField(
+        _("image sync network"),
+        max_length=64,
+        blank=True,
+        help_text=_(
+            "CIDR of the network standalone storages use to synchronise images, such as 10.0.1.0/24; when "
+            "both storages set it, the target's is used."
+        ),
+    )
+    data_network = models.CharField(
+        _("data network"),
+        max_length=64,
+        blank=True,
+        help_text=_("CIDR of the network compute nodes use to read images from this storage."),
     )
     # Distributed (S3-compatible)
     endpoint_url = models.URLField(_("endpoint URL"), blank=True)
@@ -114,6 +159,26 @@ class ImageStorage(BaseModel):
                 self.mount_path = str(check_mount_path(self.mount_path))
             except StorageError as error:
                 errors["mount_path"] = ValidationError(str(error), code="mount_path")
+        elif self.kind == self.Kind.SERVER:
+            if not self.host:
+                errors["host"] = ValidationError(
+                    _("Enter the address of the storage server."), code="required"
+                )
+            if not self.ssh_username:
+                errors["ssh_username"] = ValidationError(_("Enter the user name."), code="required")
+            try:
+                self.mount_path = str(check_mount_path(self.mount_path, local=False))
+            except StorageError as error:
+                errors["mount_path"] = ValidationError(str(error), code="mount_path")
+            for field in ("sync_network", "data_network"):
+                value = getattr(self, field)
+                if value:
+                    try:
+                        setattr(self, field, str(ipaddress.ip_network(value, strict=False)))
+                    except ValueError:
+                        errors[field] = ValidationError(
+                            _("Enter a network in CIDR notation, such as 10.0.1.0/24."), code="cidr"
+                        )
         elif self.kind == self.Kind.DISTRIBUTED:
             required = {
                 "endpoint_url": _(
@@ -142,12 +207,35 @@ class ImageStorage(BaseModel):
     def set_secret_key(self, value: str) -> None:
         self.secret_key_encrypted = encrypt(value)
 
+    def get_ssh_password(self) -> str:
+        return decrypt(self.ssh_password_encrypted) if self.ssh_password_encrypted else ""
+
+    def set_ssh_password(self, value: str) -> None:
+        self.ssh_password_encrypted = encrypt(value) if value else ""
+
+    def get_ssh_private_key(self) -> str:
+        return decrypt(self.ssh_private_key_encrypted) if self.ssh_private_key_encrypted else ""
+
+    def set_ssh_private_key(self, value: str) -> None:
+        self.ssh_private_key_encrypted = encrypt(value)
+
     @property
     def is_standalone(self) -> bool:
+        """A directory the console's own processes read and write (local disk or a shared mount)."""
         return self.kind == self.Kind.STANDALONE
+
+    @property
+    def is_server(self) -> bool:
+        """A standalone storage on a server of its own, reached over SSH."""
+        return self.kind == self.Kind.SERVER
+
+    @property
+    def uses_chunks(self) -> bool:
+        """Kept as content-addressed chunks (standalone, either way) rather than objects (S3)."""
+        return self.kind in (self.Kind.STANDALONE, self.Kind.SERVER)
 
     @property
     def effective_target_format(self) -> str:
         if self.target_format:
             return self.target_format
-        return self.TargetFormat.QCOW2 if self.kind == self.Kind.STANDALONE else self.TargetFormat.RAW
+        return self.TargetFormat.QCOW2 if self.uses_chunks else self.TargetFormat.RAW

@@ -29,6 +29,7 @@ DEFAULT_STORAGE_NAME = "local"
 CONFIGURATION_FIELDS = {
     ImageStorage.Kind.STANDALONE: ["mount_path"],
     ImageStorage.Kind.DISTRIBUTED: ["endpoint_url", "region", "bucket", "access_key", "capacity_bytes"],
+    ImageStorage.Kind.SERVER: ["mount_path", "sync_network", "data_network"],
 }
 COMMON_CONFIGURATION_FIELDS = [
     "reserved_bytes",
@@ -43,7 +44,7 @@ LOCATION_FIELDS = {"mount_path", "endpoint_url", "region", "bucket"}
 def _check_connection(storage: ImageStorage) -> str:
     """The reason the storage cannot be used, or "" when it can."""
     try:
-        get_backend(storage).test_connection()
+        get_backend(storage).reconnect()
     except StorageError as error:
         return str(error)
     return ""
@@ -67,6 +68,14 @@ def storage_create(
     bucket: str = "",
     access_key: str = "",
     secret_key: str = "",
+    host: str = "",
+    ssh_port: int = 22,
+    ssh_username: str = "root",
+    password: str = "",
+    addition_method: str = ImageStorage.AdditionMethod.LOCAL_DIRECTORY,
+    disk: str = "",
+    sync_network: str = "",
+    data_network: str = "",
     reserved_bytes: int | None = None,
     upload_concurrency: int = 1,
     download_concurrency: int = 1,
@@ -78,7 +87,10 @@ def storage_create(
 ) -> ImageStorage:
     """Add a storage. A standalone storage's directory is created and must pass a write test; a
     distributed storage is saved whatever its connection test says, in state disconnected with the
-    reason when it fails."""
+    reason when it fails. A standalone (server) storage is added only when the console can log in with
+    the password: it records the server's host key, installs a key of its own, and (addition method
+    "free disk") formats `disk` and mounts it at the mount path; the directory must then pass a write
+    test over SSH."""
     storage = ImageStorage(
         kind=kind,
         name=name,
@@ -89,6 +101,12 @@ def storage_create(
         region=region,
         bucket=bucket,
         access_key=access_key,
+        host=host,
+        ssh_port=ssh_port,
+        ssh_username=ssh_username,
+        addition_method=addition_method,
+        sync_network=sync_network,
+        data_network=data_network,
         upload_concurrency=upload_concurrency,
         download_concurrency=download_concurrency,
         target_format=target_format,
@@ -103,13 +121,34 @@ def storage_create(
             raise ValidationError({"secret_key": _("Enter the secret key.")}, code="required")
         storage.set_secret_key(secret_key)
     storage.full_clean()
+    if kind == ImageStorage.Kind.SERVER:
+        _enroll_server(storage, password=password, disk=disk)
     reason = _check_connection(storage)
-    if reason and kind == ImageStorage.Kind.STANDALONE:
+    if reason and kind in (ImageStorage.Kind.STANDALONE, ImageStorage.Kind.SERVER):
         raise ValidationError({"mount_path": reason}, code="write_test")
     _apply_connection_result(storage, reason)
     storage.save()
     log(action="storage.create", actor=actor, target=storage, request=request, message=storage.state_reason)
     return storage
+
+
+def _enroll_server(storage: ImageStorage, *, password: str, disk: str) -> None:
+    from .backends import server
+
+    if not password:
+        raise ValidationError({"password": _("Enter the password.")}, code="required")
+    try:
+        server.enroll(storage, password)
+    except StorageError as error:
+        raise ValidationError({"host": str(error)}, code="unreachable") from error
+    if storage.addition_method == ImageStorage.AdditionMethod.FREE_DISK:
+        if not disk:
+            raise ValidationError({"disk": _("Choose the disk to format.")}, code="required")
+        try:
+            server.format_free_disk(storage, disk)
+        except StorageError as error:
+            raise ValidationError({"disk": str(error)}, code="free_disk") from error
+        storage.disk = disk
 
 
 def storage_create_default() -> ImageStorage:
@@ -172,7 +211,7 @@ def storage_modify_configuration(
         setattr(storage, field, value)
     storage.full_clean()
     reason = _check_connection(storage)
-    if reason and storage.kind == ImageStorage.Kind.STANDALONE:
+    if reason and storage.kind in (ImageStorage.Kind.STANDALONE, ImageStorage.Kind.SERVER):
         raise ValidationError({"mount_path": reason}, code="write_test")
     _apply_connection_result(storage, reason)
     storage.save()
@@ -198,11 +237,33 @@ def storage_update_password(
 
 
 @transaction.atomic
+def storage_update_server_password(
+    *, storage: ImageStorage, password: str, actor=None, request=None
+) -> ImageStorage:
+    """Keep a new login password for a storage server (encrypted). Reconnect uses it when the server no
+    longer accepts the console's key: it logs in with it and installs the key again."""
+    if storage.kind != ImageStorage.Kind.SERVER:
+        raise ValidationError(
+            _("Only a standalone (server) storage has a login password."), code="not_server"
+        )
+    if not password:
+        raise ValidationError({"password": _("Enter the password.")}, code="required")
+    storage.set_ssh_password(password)
+    storage.save(update_fields=["ssh_password_encrypted", "updated_at"])
+    log(action="storage.update_password", actor=actor, target=storage, request=request)
+    return storage
+
+
+@transaction.atomic
 def storage_reconnect(*, storage: ImageStorage, actor=None, request=None) -> ImageStorage:
-    """Test the connection again and record the state and the reason."""
+    """Test the connection again and record the state and the reason (a storage server whose key was
+    refused gets it installed again with the kept password)."""
     reason = _check_connection(storage)
     _apply_connection_result(storage, reason)
-    storage.save(update_fields=["state", "state_reason", "updated_at"])
+    fields = ["state", "state_reason", "updated_at"]
+    if storage.kind == ImageStorage.Kind.SERVER:
+        fields += ["ssh_private_key_encrypted", "ssh_public_key", "ssh_host_key"]
+    storage.save(update_fields=fields)
     log(
         action="storage.reconnect",
         actor=actor,

@@ -70,6 +70,10 @@ def download_file(request, token: str, filename: str):
                 last_modified=export.finished_at,
                 filename=link.filename,
                 path=path,
+                # A storage server's export is no local file: read it through the backend.
+                read=None
+                if path is not None
+                else (lambda start, stop, key=export.key: backend.export_read_range(key, start, stop)),
             )
     else:
         replica = ready_replica(link.image)

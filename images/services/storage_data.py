@@ -111,8 +111,13 @@ class CopyMode:
 
 
 def _copy_refusal(*, image, source: ImageStorage, target: ImageStorage, mode: str) -> str:
-    kind = ImageStorage.Kind.STANDALONE if mode == CopyMode.SYNC else ImageStorage.Kind.DISTRIBUTED
-    if source.kind != kind or target.kind != kind:
+    # Sync: between storages of chunks (standalone, on this machine's disk or on a storage server).
+    same_kind = (
+        source.uses_chunks and target.uses_chunks
+        if mode == CopyMode.SYNC
+        else source.kind == target.kind == ImageStorage.Kind.DISTRIBUTED
+    )
+    if not same_kind:
         if mode == CopyMode.SYNC:
             return _("Images are synchronised only between standalone storages.")
         return _("Images are migrated only between distributed storages.")

@@ -15,6 +15,10 @@ from .base import (  # noqa: F401
 
 def get_backend(storage) -> StorageBackend:
     # Imported on first use: a process that only touches standalone storages never loads boto3.
+    if storage.is_server:
+        from .server import ServerBackend
+
+        return ServerBackend(storage)
     if storage.is_standalone:
         from .standalone import StandaloneBackend
 

@@ -346,6 +346,10 @@ class StorageBackend(abc.ABC):
     def test_connection(self) -> None:
         """Raise StorageError with the reason when the storage cannot be used."""
 
+    def reconnect(self) -> None:
+        """test_connection(), after renewing what the backend can renew (a storage server's key)."""
+        self.test_connection()
+
     @abc.abstractmethod
     def cleanup(self, *, referenced_keys: set[str], grace_seconds: float) -> CleanupResult:
         """Remove replicas whose key is not in `referenced_keys`, and the blobs nothing references.

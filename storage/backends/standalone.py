@@ -78,16 +78,17 @@ _FORBIDDEN_ROOTS = ("/dev", "/proc", "/sys", "/usr/bin", "/bin")
 _KEY_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-")
 
 
-def check_mount_path(value: str) -> Path:
+def check_mount_path(value: str, *, local: bool = True) -> Path:
     """The mount path as a Path, or StorageError saying why it cannot be used.
 
     Refused: relative paths, `/`, and system directories (/dev, /proc, /sys, /usr/bin, /bin) or
-    anything under them, also when reached through a symbolic link.
+    anything under them, also when reached through a symbolic link (of this machine's file system
+    when `local`; a storage server resolves its own links and checks them the same way).
     """
     if not value or not os.path.isabs(value):
         raise StorageError(_("The mount path must be an absolute path, such as /data/images."))
     normalized = os.path.normpath(value)
-    for candidate in {normalized, os.path.realpath(normalized)}:
+    for candidate in {normalized, os.path.realpath(normalized) if local else normalized}:
         if candidate == "/":
             raise StorageError(
                 _("The root directory / cannot be a mount path: choose a directory of its own.")

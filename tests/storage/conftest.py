@@ -37,6 +37,46 @@ def make_standalone(db, tmp_path):
     return make
 
 
+@pytest.fixture
+def make_server_storage(db, tmp_path, storage_server):
+    """A saved standalone (server) ImageStorage on the session's storage server, its directory under
+    tmp_path (the server shares this machine's file systems), added by password: its key installed."""
+    from storage.backends.server import enroll
+
+    from .servers import ROOT_PASSWORD
+
+    def make(name=None, *, concurrency=4, reserved_bytes=0, server=None, **fields):
+        name = name or f"server-{uuid.uuid4().hex[:6]}"
+        server = server or storage_server
+        storage = ImageStorage(
+            name=name,
+            kind=ImageStorage.Kind.SERVER,
+            host=server.address,
+            ssh_port=server.port,
+            ssh_username="root",
+            mount_path=str(tmp_path / name),
+            reserved_bytes=reserved_bytes,
+            upload_concurrency=concurrency,
+            download_concurrency=concurrency,
+            **fields,
+        )
+        enroll(storage, fields.pop("password", ROOT_PASSWORD))
+        storage.save()
+        backend = get_backend(storage)
+        backend.test_connection()  # as adding it does: the directory exists
+        return storage, backend
+
+    return make
+
+
+@pytest.fixture(params=["standalone", "server"])
+def make_chunk_store(request, db):
+    """make_standalone or make_server_storage: the chunk store on this machine or on a storage server."""
+    return request.getfixturevalue(
+        "make_standalone" if request.param == "standalone" else "make_server_storage"
+    )
+
+
 def random_bytes(size: int, seed: int) -> bytes:
     """Deterministic pseudo-random bytes (different seeds share no 4 MiB chunk)."""
     import random
@@ -110,3 +150,30 @@ def make_image(tenant):
         return image
 
     return make
+
+
+@pytest.fixture(scope="session")
+def make_storage_server(tmp_path_factory):
+    """Start storage servers (sshd in a network namespace of their own); all removed at the end."""
+    from .servers import StorageServer, next_index, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    servers = []
+
+    def make():
+        server = StorageServer(tmp_path_factory.mktemp("server"), next_index())
+        servers.append(server)
+        server.start()
+        return server
+
+    yield make
+    for server in servers:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def storage_server(make_storage_server):
+    """One storage server shared by the session's tests (tests that change it make their own)."""
+    return make_storage_server()

@@ -87,8 +87,8 @@ def test_reserve_that_would_be_crossed_refuses_before_any_byte(tmp_path):
     assert_nothing_kept(outcome)
 
 
-def test_reserve_check_on_the_real_disk(make_standalone):
-    storage, backend = make_standalone()
+def test_reserve_check_on_the_real_disk(make_chunk_store):
+    storage, backend = make_chunk_store()
     backend.ensure_layout()
     storage.reserved_bytes = backend.free_bytes()
     with pytest.raises(StorageFull, match="in reserve"):

@@ -28,8 +28,8 @@ def sha(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def test_cleanup_frees_exactly_the_unreferenced_chunks_and_spares_an_ingest_in_flight(make_standalone):
-    _storage, backend = make_standalone(concurrency=2)
+def test_cleanup_frees_exactly_the_unreferenced_chunks_and_spares_an_ingest_in_flight(make_chunk_store):
+    _storage, backend = make_chunk_store(concurrency=2)
     shared, only_a1, only_a2, only_b = (random_bytes(CHUNK_SIZE, seed) for seed in (1, 2, 3, 4))
     backend.ingest(io.BytesIO(only_a1 + shared + only_a2), key="a")
     backend.ingest(io.BytesIO(shared + only_b), key="b")
@@ -56,8 +56,8 @@ def test_cleanup_frees_exactly_the_unreferenced_chunks_and_spares_an_ingest_in_f
     assert read_all(backend, "b") == shared + only_b
 
 
-def test_recent_unreferenced_data_is_kept_until_the_grace_period_ends(make_standalone):
-    _storage, backend = make_standalone()
+def test_recent_unreferenced_data_is_kept_until_the_grace_period_ends(make_chunk_store):
+    _storage, backend = make_chunk_store()
     data = random_bytes(CHUNK_SIZE, 6)
     backend.ingest(io.BytesIO(data), key="fresh")  # its replica row does not exist yet
 
@@ -71,8 +71,8 @@ def test_recent_unreferenced_data_is_kept_until_the_grace_period_ends(make_stand
     assert result.bytes_freed >= CHUNK_SIZE
 
 
-def test_abandoned_temporary_files_go_after_the_grace_period(make_standalone):
-    _storage, backend = make_standalone()
+def test_abandoned_temporary_files_go_after_the_grace_period(make_chunk_store):
+    _storage, backend = make_chunk_store()
     backend.ensure_layout()
     leftover = backend.tmp_dir / "0123.chunk"
     leftover.write_bytes(b"x" * 5000)

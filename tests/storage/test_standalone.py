@@ -17,8 +17,8 @@ def chunk_files(backend):
     return [path for path in files_under(backend.chunks_dir)]
 
 
-def test_ingest_reads_back_with_hashes_from_the_same_pass(make_standalone, tmp_path):
-    _storage, backend = make_standalone()
+def test_ingest_reads_back_with_hashes_from_the_same_pass(make_chunk_store, tmp_path):
+    _storage, backend = make_chunk_store()
     data = random_bytes(9 * MiB + 12345, seed=1)
     source = tmp_path / "image.raw"
     source.write_bytes(data)
@@ -52,8 +52,8 @@ def test_ingest_reads_back_with_hashes_from_the_same_pass(make_standalone, tmp_p
     ]
 
 
-def test_writer_accepts_small_and_odd_writes(make_standalone):
-    _storage, backend = make_standalone(concurrency=1)
+def test_writer_accepts_small_and_odd_writes(make_chunk_store):
+    _storage, backend = make_chunk_store(concurrency=1)
     data = random_bytes(2 * CHUNK_SIZE + 7, seed=2)
     writer = backend.open_writer("img-2", expected_size=len(data))
     view = memoryview(bytearray(data))
@@ -65,8 +65,8 @@ def test_writer_accepts_small_and_odd_writes(make_standalone):
     assert read_all(backend, "img-2") == data
 
 
-def test_empty_file(make_standalone, tmp_path):
-    _storage, backend = make_standalone()
+def test_empty_file(make_chunk_store, tmp_path):
+    _storage, backend = make_chunk_store()
     result = backend.ingest(io.BytesIO(b""), key="empty")
     assert result.size == 0
     assert result.sha256 == hashlib.sha256(b"").hexdigest()
@@ -75,8 +75,8 @@ def test_empty_file(make_standalone, tmp_path):
     assert (tmp_path / "empty").read_bytes() == b""
 
 
-def test_zero_chunks_are_holes_and_copies_stay_sparse(make_standalone, tmp_path):
-    _storage, backend = make_standalone()
+def test_zero_chunks_are_holes_and_copies_stay_sparse(make_chunk_store, tmp_path):
+    _storage, backend = make_chunk_store()
     data = random_bytes(MiB, seed=3) + bytes(3 * CHUNK_SIZE) + random_bytes(MiB, seed=4)
 
     result = backend.ingest(io.BytesIO(data), key="sparse")
@@ -95,9 +95,9 @@ def test_zero_chunks_are_holes_and_copies_stay_sparse(make_standalone, tmp_path)
     assert read_all(backend, "sparse", MiB - 5, MiB + 5) == data[MiB - 5 : MiB + 5]
 
 
-def test_identical_chunks_are_stored_once(make_standalone):
+def test_identical_chunks_are_stored_once(make_chunk_store):
     """Two 64 MiB images that share 60 MiB take about 68 MiB."""
-    _storage, backend = make_standalone()
+    _storage, backend = make_chunk_store()
     base = random_bytes(60 * MiB, seed=10)
     first = base + random_bytes(4 * MiB, seed=11)
     second = base + random_bytes(4 * MiB, seed=12)
@@ -116,9 +116,9 @@ def test_identical_chunks_are_stored_once(make_standalone):
     assert read_all(backend, "second") == second
 
 
-def test_sync_to_a_standalone_storage_copies_only_missing_chunks(make_standalone):
-    _storage, source = make_standalone("source")
-    _target_storage, target = make_standalone("target")
+def test_sync_to_a_standalone_storage_copies_only_missing_chunks(make_chunk_store):
+    _storage, source = make_chunk_store("source")
+    _target_storage, target = make_chunk_store("target")
     base = random_bytes(60 * MiB, seed=20)
     first = base + random_bytes(4 * MiB, seed=21)
     second = base + random_bytes(4 * MiB, seed=22)
@@ -137,8 +137,8 @@ def test_sync_to_a_standalone_storage_copies_only_missing_chunks(make_standalone
     assert seen[-1] == len(second)
 
 
-def test_missing_replica_and_bad_keys(make_standalone, tmp_path):
-    _storage, backend = make_standalone()
+def test_missing_replica_and_bad_keys(make_chunk_store, tmp_path):
+    _storage, backend = make_chunk_store()
     with pytest.raises(ReplicaNotFound):
         backend.size("nope")
     with pytest.raises(ReplicaNotFound):
@@ -150,8 +150,8 @@ def test_missing_replica_and_bad_keys(make_standalone, tmp_path):
             backend.open_writer(key)
 
 
-def test_cancel_keeps_nothing(make_standalone):
-    _storage, backend = make_standalone()
+def test_cancel_keeps_nothing(make_chunk_store):
+    _storage, backend = make_chunk_store()
     data = random_bytes(12 * MiB, seed=30)
     calls = []
 
@@ -167,8 +167,8 @@ def test_cancel_keeps_nothing(make_standalone):
     assert files_under(backend.tmp_dir) == []
 
 
-def test_abort_keeps_a_chunk_another_writer_claimed(make_standalone):
-    _storage, backend = make_standalone(concurrency=1)
+def test_abort_keeps_a_chunk_another_writer_claimed(make_chunk_store):
+    _storage, backend = make_chunk_store(concurrency=1)
     shared = random_bytes(CHUNK_SIZE, seed=40)
     own = random_bytes(CHUNK_SIZE, seed=41)
     first = backend.open_writer("first")
@@ -200,8 +200,8 @@ def test_mount_path_through_a_symlink_into_proc_is_refused(tmp_path):
         check_mount_path(str(tmp_path / "link" / "sub"))
 
 
-def test_connection_test_creates_the_directory_and_reports_why_it_fails(make_standalone, tmp_path):
-    storage, backend = make_standalone()
+def test_connection_test_creates_the_directory_and_reports_why_it_fails(make_chunk_store, tmp_path):
+    storage, backend = make_chunk_store()
     backend.test_connection()
     assert os.path.isdir(storage.mount_path)
     assert files_under(backend.tmp_dir) == []

@@ -1,3 +1,4 @@
+import os
 from decimal import Decimal
 
 from django.core.exceptions import ValidationError
@@ -9,7 +10,8 @@ from storage.models import GiB, ImageStorage
 
 class Command(BaseCommand):
     help = (
-        "Add an image storage: `--kind standalone --name N --path P`, or `--kind distributed --name N "
+        "Add an image storage: `--kind standalone --name N --path P`, `--kind server --name N --host IP --path P` "
+        "(password in STORAGE_SSH_PASSWORD), or `--kind distributed --name N "
         "--endpoint URL --bucket B --access-key K --secret-key S`."
     )
 
@@ -29,6 +31,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--capacity-gib", type=Decimal, default=None, help="distributed: space it may use"
         )
+        parser.add_argument("--host", default="", help="server: the storage server's address")
+        parser.add_argument("--ssh-port", type=int, default=22, help="server: SSH port")
+        parser.add_argument("--user", default="root", help="server: login user")
+        parser.add_argument(
+            "--password",
+            default=None,
+            help="server: login password, used once to install the console's key (default: the environment "
+            "variable STORAGE_SSH_PASSWORD, which keeps it out of the process list)",
+        )
+        parser.add_argument("--sync-network", default="", help="server: image sync network (CIDR)")
+        parser.add_argument("--data-network", default="", help="server: data network (CIDR)")
         parser.add_argument("--reserved-gib", type=Decimal, default=Decimal(1))
         parser.add_argument("--upload-concurrency", type=int, default=1)
         parser.add_argument("--download-concurrency", type=int, default=1)
@@ -46,6 +59,14 @@ class Command(BaseCommand):
                 bucket=options["bucket"],
                 access_key=options["access_key"],
                 secret_key=options["secret_key"],
+                host=options["host"],
+                ssh_port=options["ssh_port"],
+                ssh_username=options["user"],
+                password=options["password"]
+                if options["password"] is not None
+                else os.environ.get("STORAGE_SSH_PASSWORD", ""),
+                sync_network=options["sync_network"],
+                data_network=options["data_network"],
                 capacity_bytes=None
                 if options["capacity_gib"] is None
                 else int(options["capacity_gib"] * GiB),

@@ -1,0 +1,492 @@
+"""Standalone (server) storages: added by address and password in Django admin, the console's own key
+installed, the host key pinned; a server that goes away; Update password and Reconnect; Free disk.
+
+Every server is OpenSSH's sshd in a network namespace of the test run (tests/storage/servers.py). The
+backend's chunk-store behaviour (round trips, holes, dedup, cleanup, reserve) runs over both kinds in
+test_standalone.py, test_cleanup_standalone.py and test_capacity.py.
+"""
+
+import hashlib
+import io
+import os
+import subprocess
+import threading
+
+import pytest
+
+from storage.backends import StorageError, get_backend
+from storage.models import ImageStorage
+from storage.selectors import storage_choices_for_import
+
+from .conftest import MiB, files_under, random_bytes, read_all
+from .servers import ROOT_PASSWORD, USER, USER_PASSWORD, USER_UID
+
+ADD_URL = "/admin/storage/imagestorage/add/?kind=server"
+
+
+def add_form(server, name, mount_path, **overrides):
+    data = {
+        "name": name,
+        "description": "",
+        "data_center": "default",
+        "host": server.address,
+        "ssh_port": server.port,
+        "ssh_username": "root",
+        "password": ROOT_PASSWORD,
+        "addition_method": "local_directory",
+        "mount_path": str(mount_path),
+        "sync_network": "10.9.1.0/24",
+        "data_network": "",
+        "reserved_bytes": "0",
+        "upload_concurrency": "4",
+        "download_concurrency": "4",
+        "target_format": "",
+    }
+    data.update(overrides)
+    return data
+
+
+def errors(response) -> str:
+    import re
+
+    return " ".join(re.findall(r"errorlist.*?</ul>|errornote.*?</p>", response.content.decode(), re.S))
+
+
+def authorized_keys(home):
+    path = home / ".ssh" / "authorized_keys"
+    return path.read_text() if path.exists() else ""
+
+
+def on_server(storage, command: str) -> str:
+    from storage.backends.server import connection_for
+
+    return connection_for(storage).check(command).decode()
+
+
+def test_add_by_password_installs_a_key_then_stores_images_over_ssh(admin_client, storage_server, tmp_path):
+    page = admin_client.get("/admin/storage/imagestorage/add/")
+    assert b"?kind=server" in page.content
+    form_page = admin_client.get(ADD_URL)
+    for label in (
+        b"Image storage IP",
+        b"SSH port",
+        b"Addition method",
+        b"Image sync network",
+        b"Data network",
+    ):
+        assert label in form_page.content
+
+    response = admin_client.post(ADD_URL, add_form(storage_server, "srv-a", tmp_path / "images"))
+
+    assert response.status_code == 302, errors(response)
+    storage = ImageStorage.objects.get(name="srv-a")
+    assert storage.state == ImageStorage.State.CONNECTED
+    assert storage.kind == ImageStorage.Kind.SERVER
+    assert storage.ssh_public_key.startswith("ssh-ed25519 ")
+    assert storage.ssh_public_key in authorized_keys(storage_server.root_home)
+    # The host key is pinned; the password and the private key are kept only encrypted.
+    host_key = (storage_server.directory / "ssh_host_ed25519_key.pub").read_text().split()[1]
+    assert storage.ssh_host_key.split()[1] == host_key
+    assert ROOT_PASSWORD not in storage.ssh_password_encrypted
+    assert "PRIVATE KEY" not in storage.ssh_private_key_encrypted
+    assert storage.get_ssh_password() == ROOT_PASSWORD
+    assert storage.sync_network == "10.9.1.0/24"
+    # The chunk store is on the server (this machine's file system, seen through sshd).
+    data = random_bytes(5 * MiB + 3, seed=50)
+    backend = get_backend(storage)
+    result = backend.ingest(io.BytesIO(data), key="img")
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+    assert read_all(backend, "img") == data
+    assert len(files_under(tmp_path / "images" / "chunks")) == 2
+    # Usage is the server's file system (statvfs over SSH).
+    stat = os.statvfs(tmp_path)
+    usage = backend.usage()
+    assert usage.total == stat.f_blocks * stat.f_frsize
+    assert abs(usage.free - stat.f_bavail * stat.f_frsize) < 64 * MiB
+    assert usage.logical == len(data)
+    # The list shows where it is.
+    listing = admin_client.get("/admin/storage/imagestorage/").content.decode()
+    assert f"root@{storage_server.address}:22" in listing
+    shown = subprocess.run(
+        ["ssh-keygen", "-l", "-f", str(storage_server.directory / "ssh_host_ed25519_key.pub")],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()[1]
+    page = admin_client.get(f"/admin/storage/imagestorage/{storage.pk}/change/").content.decode()
+    assert f"host key {shown}" in page and "image sync network 10.9.1.0/24" in page
+
+
+def test_a_wrong_password_or_a_system_directory_adds_nothing(admin_client, storage_server, tmp_path):
+    response = admin_client.post(
+        ADD_URL, add_form(storage_server, "srv-bad", tmp_path / "x", password="wrong")
+    )
+    assert response.status_code == 200
+    assert "refused the user name or password" in response.content.decode()
+    response = admin_client.post(ADD_URL, add_form(storage_server, "srv-proc", "/proc/images"))
+    assert "system directory /proc" in response.content.decode()
+    response = admin_client.post(
+        ADD_URL, add_form(storage_server, "srv-net", tmp_path / "y", data_network="10.0.0")
+    )
+    assert "CIDR" in response.content.decode()
+    response = admin_client.post(
+        ADD_URL,
+        add_form(storage_server, "srv-gone", tmp_path / "z", host=storage_server.host_address, ssh_port=2),
+    )
+    assert "Cannot reach the storage server" in response.content.decode()
+    assert not ImageStorage.objects.exists()
+
+
+def test_a_non_root_user_with_its_own_directory_works(admin_client, storage_server):
+    mount = storage_server.user_home / "images"
+    mount.mkdir(exist_ok=True)
+    os.chown(mount, USER_UID, USER_UID)
+
+    response = admin_client.post(
+        ADD_URL, add_form(storage_server, "srv-user", mount, ssh_username=USER, password=USER_PASSWORD)
+    )
+
+    assert response.status_code == 302, errors(response)
+    storage = ImageStorage.objects.get(name="srv-user")
+    assert storage.ssh_public_key in authorized_keys(storage_server.user_home)
+    backend = get_backend(storage)
+    data = random_bytes(2 * MiB, seed=51)
+    backend.ingest(io.BytesIO(data), key="img")
+    assert read_all(backend, "img") == data
+    assert {os.stat(path).st_uid for path in files_under(mount / "chunks")} == {USER_UID}
+
+
+def test_a_server_killed_mid_import_fails_it_with_the_reason_and_keeps_nothing_half_written(
+    make_storage_server, make_server_storage
+):
+    server = make_storage_server()
+    storage, backend = make_server_storage(server=server, concurrency=2)
+    root = backend.root
+    blocks_sent = []
+
+    def blocks():
+        for index in range(16):
+            if index == 6:
+                server.kill()
+            blocks_sent.append(index)
+            yield random_bytes(MiB, seed=100 + index)
+
+    with pytest.raises(StorageError, match="went away|Cannot reach"):
+        backend.ingest_stream(blocks(), key="broken")
+
+    # Nothing half written: no manifest, and every chunk under its final name is whole.
+    assert not (root / "manifests" / "broken.json").exists()
+    for path in files_under(root / "chunks"):
+        assert hashlib.sha256(open(path, "rb").read()).hexdigest() == os.path.basename(path)
+    # Reconnect records it; an unreachable storage is not offered for imports.
+    from storage import services
+
+    services.storage_reconnect(storage=storage)
+    assert storage.state == ImageStorage.State.DISCONNECTED
+    assert "Cannot reach" in storage.state_reason or "went away" in storage.state_reason
+    assert storage not in storage_choices_for_import()
+    # Back again: connected, and deleting the failed replica removes what its writer left.
+    server.start()
+    services.storage_reconnect(storage=storage)
+    assert storage.state == ImageStorage.State.CONNECTED, storage.state_reason
+    assert storage in storage_choices_for_import()
+    get_backend(storage).delete("broken")
+    assert files_under(root / "chunks") == []
+
+
+def test_update_password_then_reconnect_installs_the_key_again(admin_client, make_storage_server, tmp_path):
+    server = make_storage_server()
+    response = admin_client.post(ADD_URL, add_form(server, "srv-pw", tmp_path / "images"))
+    assert response.status_code == 302, errors(response)
+    storage = ImageStorage.objects.get(name="srv-pw")
+    change = f"/admin/storage/imagestorage/{storage.pk}/change/"
+    assert b"Update password" in admin_client.get(change).content
+    # The server's administrator changes the password and removes the console's key.
+    server.set_password("root", "new-root-secret")
+    (server.root_home / ".ssh" / "authorized_keys").write_text("")
+    from storage.backends.server import forget_connections
+
+    forget_connections()
+
+    admin_client.post(f"/admin/storage/imagestorage/{storage.pk}/reconnect/")
+    storage.refresh_from_db()
+    assert storage.state == ImageStorage.State.DISCONNECTED
+    assert "refused the console's key" in storage.state_reason
+
+    response = admin_client.post(
+        f"/admin/storage/imagestorage/{storage.pk}/password/",
+        {"password": "new-root-secret", "confirm": "new-root-secret"},
+    )
+    assert response.status_code == 302
+    admin_client.post(f"/admin/storage/imagestorage/{storage.pk}/reconnect/")
+    storage.refresh_from_db()
+    assert storage.state == ImageStorage.State.CONNECTED, storage.state_reason
+    assert storage.ssh_public_key in authorized_keys(server.root_home)
+    assert storage.get_ssh_password() == "new-root-secret"
+
+
+def test_a_changed_host_key_is_refused(make_server_storage, storage_server):
+    storage, _backend = make_server_storage()
+    storage.ssh_host_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOtherKeyOtherKeyOtherKeyOtherKeyOtherKey0"
+    storage.save()
+    with pytest.raises(StorageError, match="different host key"):
+        get_backend(storage).test_connection()
+
+
+def test_free_disk_is_formatted_and_mounted_after_a_confirmation(admin_client, make_storage_server, tmp_path):
+    server = make_storage_server()
+    disk = server.add_loop_disk(64 * MiB)
+    mount = tmp_path / "disk-images"
+    form = add_form(server, "srv-disk", mount, addition_method="free_disk")
+
+    listed = admin_client.post(ADD_URL, form).content.decode()
+    assert disk in listed and "Choose the disk to format" in listed
+    refused = admin_client.post(ADD_URL, {**form, "disk": disk}).content.decode()
+    assert "Confirm that all data on" in refused
+    assert not ImageStorage.objects.exists()
+
+    response = admin_client.post(ADD_URL, {**form, "disk": disk, "confirm_erase": "on"})
+
+    assert response.status_code == 302, errors(response)
+    storage = ImageStorage.objects.get(name="srv-disk")
+    assert storage.disk == disk and storage.state == ImageStorage.State.CONNECTED
+    source = on_server(storage, f"findmnt -n -o SOURCE,FSTYPE {mount}").split()
+    assert source[0].startswith(disk) and source[1] == "ext4"
+    uuid = on_server(storage, f"blkid -s UUID -o value {source[0]}").strip()
+    assert f"UUID={uuid} {mount} ext4" in (server.directory / "fstab").read_text()
+    backend = get_backend(storage)
+    assert backend.usage().total < 64 * MiB
+    data = random_bytes(3 * MiB, seed=52)
+    backend.ingest(io.BytesIO(data), key="img")
+    assert read_all(backend, "img") == data
+    # The mount is the server's own (its mount namespace): this machine's directory stays empty.
+    assert files_under(mount) == []
+    # Formatted now, it is no longer offered.
+    from storage.backends.server import list_free_disks
+
+    assert disk not in {entry["path"] for entry in list_free_disks(storage)}
+
+
+def test_concurrent_readers_use_several_channels_of_one_connection(make_server_storage):
+    storage, backend = make_server_storage(concurrency=4)
+    data = random_bytes(16 * MiB, seed=53)
+    backend.ingest(io.BytesIO(data), key="img")
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(read_all(backend, "img"))) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == [data] * 3
+    from storage.backends.server import connection_for
+
+    connection = connection_for(storage)
+    sessions = on_server(storage, "ps -o args= -C sshd | grep -c 'sshd: root' || true")
+    assert int(sessions.strip() or 0) >= 1
+    assert len(connection._idle) >= 2  # several SFTP channels opened on the one connection, kept
+
+
+def test_lsblk_parsing_keeps_only_disks_with_nothing_on_them():
+    from storage.backends.server import _free_disks_from_lsblk
+
+    text = """{"blockdevices": [
+      {"name": "sda", "path": "/dev/sda", "size": 100, "type": "disk", "fstype": null, "pttype": "gpt",
+       "mountpoints": [null], "ro": false, "children": [{"name": "sda1"}]},
+      {"name": "sdb", "path": "/dev/sdb", "size": 200, "type": "disk", "fstype": null, "pttype": null,
+       "mountpoints": [null], "ro": false},
+      {"name": "sdc", "path": "/dev/sdc", "size": 300, "type": "disk", "fstype": "ext4", "pttype": null,
+       "mountpoints": ["/srv"], "ro": false},
+      {"name": "sr0", "path": "/dev/sr0", "size": 400, "type": "rom", "fstype": null, "pttype": null,
+       "mountpoints": [null], "ro": true}
+    ]}"""
+    assert _free_disks_from_lsblk(text) == [{"path": "/dev/sdb", "size": 200}]
+
+
+def test_prerequisites_name_the_packages_of_the_storage_servers():
+    text = open("scripts/prerequisites.sh").read()
+    assert '"openssh-server sbin:sshd"' in text and '"iproute2 sbin:ip"' in text
+    assert subprocess.run(["bash", "-n", "scripts/prerequisites.sh"]).returncode == 0
+
+
+def test_images_sync_from_a_local_storage_to_a_server_storage_moving_only_missing_chunks(
+    make_standalone, make_server_storage, make_image, run_jobs, django_capture_on_commit_callbacks
+):
+    from images.services import storage_data
+    from images.services.storage_data import CopyMode
+
+    source, _source_backend = make_standalone("local-source")
+    target, target_backend = make_server_storage("server-target")
+    base = random_bytes(12 * MiB, 60)
+    first = make_image(source, base + random_bytes(4 * MiB, 61))
+    second_data = base + random_bytes(4 * MiB, 62)
+    second = make_image(source, second_data)
+    for image in (first, second):
+        with django_capture_on_commit_callbacks(execute=True):
+            replica = storage_data.replica_copy_start(
+                image=image, source=source, target=target, mode=CopyMode.SYNC
+            )
+        before = target_backend.usage().used
+        assert run_jobs() == 0
+        replica.refresh_from_db()
+        assert replica.state == "ready", replica.error
+    # The second image shared 12 MiB with the first: only its own 4 MiB went to the server.
+    assert 4 * MiB <= target_backend.usage().used - before < 5 * MiB
+    assert read_all(target_backend, replica.key) == second_data
+
+
+def test_sync_between_two_servers_goes_over_the_sync_network_with_a_key_removed_afterwards(
+    make_storage_server, make_server_storage
+):
+    source_server, target_server = make_storage_server(), make_storage_server()
+    network = source_server.link(target_server)
+    source, source_backend = make_server_storage("sync-source", server=source_server)
+    target, target_backend = make_server_storage("sync-target", server=target_server, sync_network=network)
+    base = random_bytes(8 * MiB, 70)
+    first = base + bytes(4 * MiB) + random_bytes(MiB, 71)
+    second = base + random_bytes(4 * MiB, 72)
+    source_backend.ingest(io.BytesIO(first), key="first")
+    source_backend.ingest(io.BytesIO(second), key="second")
+    keys_before = authorized_keys(source_server.root_home)
+    sync_before = source_server.sync_counters()
+    console_before = sum(source_server.counters()) + sum(target_server.counters())
+    seen = []
+
+    result = source_backend.copy_to("first", target_backend, progress=seen.append)
+
+    sent_over_sync = source_server.sync_counters()[1] - sync_before[1]
+    console_traffic = sum(source_server.counters()) + sum(target_server.counters()) - console_before
+    assert result.bytes_stored == 9 * MiB and seen[-1] == len(first)
+    assert read_all(target_backend, "first") == first
+    # The chunks went from server to server; the console's links carried only control traffic.
+    assert sent_over_sync > 9 * MiB
+    assert console_traffic < MiB
+    # The temporary key is gone from the source, its files from the target.
+    assert authorized_keys(source_server.root_home) == keys_before
+    assert files_under(target_backend.tmp_dir) == []
+    # The second image shares 8 MiB with the first: only its own 4 MiB cross.
+    result = source_backend.copy_to("second", target_backend)
+    assert result.bytes_stored == 4 * MiB
+    assert read_all(target_backend, "second") == second
+
+
+def test_the_sync_key_can_only_read_chunks_by_name(make_server_storage, storage_server):
+    import paramiko
+
+    from storage.backends.server import (
+        _READ_CHUNKS,
+        _load_key,
+        _q,
+        connection_for,
+        generate_key,
+        install_key,
+    )
+
+    storage, backend = make_server_storage()
+    data = random_bytes(MiB, 80)
+    backend.ingest(io.BytesIO(data), key="img")
+    digest = hashlib.sha256(data).hexdigest()
+    private, public = generate_key("imageconsole-sync-test")
+    command = _READ_CHUNKS.format(chunks=_q(backend.chunks_dir))
+    install_key(connection_for(storage).transport, f'restrict,command="{command}" {public}')
+
+    def ask(command, stdin):
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        client.connect(
+            storage_server.address,
+            username="root",
+            pkey=_load_key(private),
+            look_for_keys=False,
+            allow_agent=False,
+        )
+        try:
+            channel = client.get_transport().open_session()
+            channel.exec_command(command)
+            channel.sendall(stdin)
+            channel.shutdown_write()
+            out = b""
+            while chunk := channel.recv(1 << 20):
+                out += chunk
+            return channel.recv_exit_status(), out
+        finally:
+            client.close()
+
+    status, out = ask("cat /etc/passwd", f"{digest}\n".encode())
+    assert status == 0 and out == f"{MiB} {digest}\n".encode() + data  # the forced command ran instead
+    status, out = ask("sh", b"../../../../etc/passwd\n")
+    assert status == 2 and b"root:" not in out
+    status, out = ask("sh", b"0" * 64 + b"\n")
+    assert status == 3 and out == b""
+
+
+def test_modify_configuration_of_a_server_storage(admin_client, make_server_storage):
+    storage, _backend = make_server_storage()
+    url = f"/admin/storage/imagestorage/{storage.pk}/configure/"
+    page = admin_client.get(url).content.decode()
+    assert "Image sync network" in page and "Data network" in page
+    response = admin_client.post(
+        url,
+        {
+            "mount_path": storage.mount_path,
+            "sync_network": "10.20.0.7/16",
+            "data_network": "fd00::/64",
+            "reserved_bytes": "0",
+            "upload_concurrency": "2",
+            "download_concurrency": "3",
+            "target_format": "",
+        },
+    )
+    assert response.status_code == 302, errors(response)
+    storage.refresh_from_db()
+    assert (storage.sync_network, storage.data_network) == ("10.20.0.0/16", "fd00::/64")
+    assert storage.state == ImageStorage.State.CONNECTED
+    response = admin_client.post(
+        url,
+        {
+            "mount_path": "/sys/x",
+            "reserved_bytes": "0",
+            "upload_concurrency": "1",
+            "download_concurrency": "1",
+        },
+    )
+    assert "system directory /sys" in response.content.decode()
+
+
+def test_the_data_address_is_the_servers_address_in_the_data_network(make_server_storage, storage_server):
+    storage, backend = make_server_storage()
+    assert backend.data_address() == storage_server.address
+    storage.data_network = f"{storage_server.address}/30"
+    assert get_backend(storage).data_address() == storage_server.address
+    storage.data_network = "192.0.2.0/24"
+    with pytest.raises(StorageError, match="no address in the network 192.0.2.0/24"):
+        get_backend(storage).data_address()
+
+
+def test_addstorage_adds_a_storage_server_with_the_password_from_the_environment(
+    db, storage_server, tmp_path, monkeypatch
+):
+    from django.core.management import CommandError, call_command
+
+    out = io.StringIO()
+    monkeypatch.setenv("STORAGE_SSH_PASSWORD", ROOT_PASSWORD)
+    call_command(
+        "addstorage",
+        "--kind=server",
+        "--name=cli-server",
+        f"--host={storage_server.address}",
+        f"--path={tmp_path / 'cli'}",
+        "--sync-network=10.30.0.0/24",
+        stdout=out,
+    )
+    assert "connected" in out.getvalue()
+    storage = ImageStorage.objects.get(name="cli-server")
+    assert storage.ssh_public_key in authorized_keys(storage_server.root_home)
+    monkeypatch.setenv("STORAGE_SSH_PASSWORD", "wrong")
+    with pytest.raises(CommandError, match="refused the user name or password"):
+        call_command(
+            "addstorage",
+            "--kind=server",
+            "--name=cli-2",
+            f"--host={storage_server.address}",
+            f"--path={tmp_path}",
+        )
