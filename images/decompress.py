@@ -156,10 +156,21 @@ class Decompressor:
     decompressed bytes per compressed byte once past RATIO_FLOOR (0: no limit).
     """
 
-    def __init__(self, codec: str, *, emit: Callable[[bytes], None], limit: int | None, max_ratio: float):
+    def __init__(
+        self,
+        codec: str,
+        *,
+        emit: Callable[[bytes], None],
+        limit: int | None,
+        max_ratio: float,
+        hasher=None,
+    ):
+        """`hasher`: a hashlib object that sees the compressed bytes as they are fed (a checksum of the
+        file as sent, images.checksums)."""
         if codec not in CODECS:
             raise ValueError(codec)
         self.codec = codec
+        self.hasher = hasher
         self.limit = limit
         self.max_ratio = max_ratio
         self.compressed = 0
@@ -169,6 +180,8 @@ class Decompressor:
 
     def feed(self, data: bytes) -> None:
         self.compressed += len(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
         self._engine.feed(data, self._take)
 
     def _take(self, data: bytes) -> None:
@@ -222,8 +235,19 @@ class DecompressingSink:
     (None for an uncompressed file), before any byte reaches `target`.
     """
 
-    def __init__(self, target, *, limit: Callable[[], int | None], max_ratio: float, on_detect=None):
+    def __init__(
+        self,
+        target,
+        *,
+        limit: Callable[[], int | None],
+        max_ratio: float,
+        on_detect=None,
+        hash_sent: str | None = None,
+    ):
+        """`hash_sent`: an algorithm (images.checksums) to hash a compressed file's bytes as sent with;
+        `sent_digest()` gives it after `finish()` (None when the file was not compressed)."""
         self.target = target
+        self.hash_sent = hash_sent
         self._limit = limit
         self.max_ratio = max_ratio
         self._on_detect = on_detect
@@ -257,8 +281,14 @@ class DecompressingSink:
         if self._on_detect is not None:
             self._on_detect(codec)
         if codec is not None:
+            from .checksums import new_hasher
+
             self.decompressor = Decompressor(
-                codec, emit=self.target.write, limit=self._limit(), max_ratio=self.max_ratio
+                codec,
+                emit=self.target.write,
+                limit=self._limit(),
+                max_ratio=self.max_ratio,
+                hasher=new_hasher(self.hash_sent) if self.hash_sent else None,
             )
 
     def reset(self) -> None:
@@ -278,3 +308,9 @@ class DecompressingSink:
                 self.decompressor.feed(head)
         if self.decompressor is not None:
             self.decompressor.finish()
+
+    def sent_digest(self) -> str | None:
+        """The hex digest of the compressed bytes as sent (with `hash_sent`), None if not compressed."""
+        if self.decompressor is None or self.decompressor.hasher is None:
+            return None
+        return self.decompressor.hasher.hexdigest()

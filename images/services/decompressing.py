@@ -17,10 +17,11 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from .. import conf
+from ..checksums import ChecksumError
 from ..decompress import DecompressError, DecompressingSink
 from ..inspection import ImportRefused
 from ..models import Image, UploadSession
-from .fetching import decompressed_limit
+from .fetching import decompressed_limit, hash_sent_for, verify_sent
 from .imports import ImportNotAccepted, import_fail, staging_dir
 from .progress import Heartbeat
 
@@ -75,13 +76,16 @@ def import_decompress(*, image_id) -> None:
     )
     with Heartbeat(image.pk):
         try:
-            receiver = ImportReceiver(image_id=image.pk, offset=0, lock=False, detect_compression=False)
+            receiver = ImportReceiver(
+                image_id=image.pk, offset=0, lock=False, detect_compression=False, decompressed=True
+            )
         except (ImportNotAccepted, ImportRefused):
             return
         stream = DecompressingSink(
             _Target(receiver),
             limit=lambda: decompressed_limit(image.pk),
             max_ratio=conf.decompress_max_ratio(),
+            hash_sent=hash_sent_for(image),
         )
         try:
             with open(packed, "rb") as staged:
@@ -90,9 +94,10 @@ def import_decompress(*, image_id) -> None:
             stream.finish()
             if stream.codec is None:
                 raise DecompressError(_("The staged file is no longer compressed; import the image again."))
+            verify_sent(image, stream)
             packed.unlink(missing_ok=True)
             receiver.finish()
-        except DecompressError as error:
+        except (DecompressError, ChecksumError) as error:
             receiver.abort()
             import_fail(image_id=image.pk, message=error.message)
         except (ImportRefused, ImportNotAccepted):
