@@ -70,7 +70,7 @@ def verify_detached(data: bytes, signature: bytes) -> str:
     if verified.valid and primary in owners:
         owner = owners[primary]
         return f"{owner.name} ({primary})"
-    if verified.status in ("no public key",) or (verified.key_id and not verified.valid and not primary):
+    if verified.status == "no public key" or (verified.valid and primary not in owners):
         raise ChecksumError(
             _(
                 "The checksum file is signed by key %(key)s, which is not among the trusted signing keys; "
