@@ -244,3 +244,35 @@ def test_api_and_detail_page_show_the_verified_checksum(
     assert shown["checksum_verified_at"]
     page = owner_client.get(f"/images/{image.pk}/").content.decode()
     assert value in page and "SHA-512" in page and 'data-testid="checksum-verified"' in page
+
+
+@pytest.mark.parametrize("fmt", ["qcow2", "vmdk"])
+@pytest.mark.parametrize("live", [True, False])
+def test_an_upload_in_several_requests_keeps_or_rebuilds_its_extra_hash(
+    fmt, live, standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+):
+    """The SHA-512 hasher goes on across requests in one process (live state) and is rebuilt by the
+    re-read of what was received elsewhere; stored (qcow2) and staged (vmdk) alike."""
+    from images.services import upload_begin
+    from images.services.receiving import ImportReceiver, live_forget
+
+    path = disks.convert(disks.raw(size=6 * 1024 * 1024), fmt)
+    data = path.read_bytes()
+    image = start_import(standalone, fmt, **checksum_fields("sha512", digest("sha512", data), "sent"))
+    upload_begin(image_id=image.pk, length=len(data), filename=path.name)
+    bounds = [0, len(data) // 3, 2 * len(data) // 3, len(data)]
+    with django_capture_on_commit_callbacks(execute=True):
+        for start, end in zip(bounds, bounds[1:], strict=False):
+            if not live:
+                live_forget()
+            with ImportReceiver(image_id=image.pk, offset=start) as receiver:
+                for offset in range(start, end, 1024 * 1024):
+                    receiver.write(data[offset : min(end, offset + 1024 * 1024)])
+                receiver.commit()
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert image.checksum_verified_at is not None
