@@ -178,7 +178,7 @@ class ImageImportForm(forms.Form):
         required=False,
         choices=Image.ChecksumOf.choices,
         initial=Image.ChecksumOf.SENT,
-        help_text=_("The same bytes for a file that is not compressed."),
+        help_text=_("As sent: compressed, if it was. The same bytes for a file that is not compressed."),
     )
     checksum_file_url = forms.CharField(
         label=_("Checksum file URL"),

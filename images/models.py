@@ -95,7 +95,7 @@ class Image(BaseModel):
         SHA512 = "sha512", "SHA-512"
 
     class ChecksumOf(models.TextChoices):
-        SENT = "sent", _("the file as sent (compressed, if it was)")
+        SENT = "sent", _("the file as sent")
         IMAGE = "image", _("the decompressed image")
 
     class ChecksumSource(models.TextChoices):
