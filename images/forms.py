@@ -238,12 +238,12 @@ class ImageImportForm(forms.Form):
     def clean(self):
         data = super().clean()
         self._clean_source(data)
-        self._clean_checksum(data)
         if self.iso:
             data["kind"] = Image.Kind.ISO
             data["disk_format"] = Image.DiskFormat.ISO
         if data.get("kind") != Image.Kind.VOLUME:
             self._clean_system(data)
+        self._clean_checksum(data)  # last: a checksum file is fetched only for an otherwise good form
         return data
 
     def _clean_source(self, data):
