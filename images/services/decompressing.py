@@ -43,7 +43,9 @@ class _Target:
         raise AssertionError("a staged file is read once")
 
 
-def import_decompress(*, image_id) -> None:
+def import_decompress(*, image_id, enqueue: bool = True) -> None:
+    """`enqueue=False`: leave the image in `inspecting` for the caller to run its `finish` or `convert`
+    (manage.py importimage, which does the whole import in its own process)."""
     from .receiving import ImportReceiver
 
     image = Image.objects.filter(pk=image_id).first()
@@ -77,7 +79,12 @@ def import_decompress(*, image_id) -> None:
     with Heartbeat(image.pk):
         try:
             receiver = ImportReceiver(
-                image_id=image.pk, offset=0, lock=False, detect_compression=False, decompressed=True
+                image_id=image.pk,
+                offset=0,
+                lock=False,
+                detect_compression=False,
+                decompressed=True,
+                enqueue=enqueue,
             )
         except (ImportNotAccepted, ImportRefused):
             return

@@ -15,8 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from images.forms import ImageImportForm
 from images.inspection import ImportRefused
-from images.models import Image
+from images.models import Image, UploadSession
 from images.services import ImportNotAccepted, image_import_create, needs_conversion, upload_begin
+from images.services.decompressing import import_decompress
 from images.services.pipeline import import_convert, import_finish
 from images.services.receiving import BLOCK_SIZE, ImportReceiver
 from storage.models import ImageStorage
@@ -138,6 +139,12 @@ class Command(BaseCommand):
         if options["background"]:
             self.stdout.write("The workers inspect and store it; follow it in the console or the API.")
             return
+        if UploadSession.objects.filter(image=image).exclude(compression="").exists():
+            # A compressed file was staged as read: decompress it here into inspection and storing.
+            import_decompress(image_id=image.pk, enqueue=False)
+            image.refresh_from_db()
+            if image.status != Image.Status.UPLOADING:
+                raise CommandError(f"The import failed: {image.error}")
         if needs_conversion(image.source_format):
             import_convert(image_id=image.pk)
         else:

@@ -109,3 +109,40 @@ def test_importimage_file_missing_from_the_checksum_file_creates_nothing(
             server.url("/SHA256SUMS"),
         )
     assert not Image.objects.exists()
+
+
+@pytest.mark.parametrize("of", ["sent", "image"])
+def test_importimage_of_a_compressed_file_decompresses_and_verifies(
+    of, tenant, standalone, qcow2_image, django_capture_on_commit_callbacks
+):
+    packed = compress(qcow2_image, "xz")
+    value = hashlib.sha512((packed if of == "sent" else qcow2_image).read_bytes()).hexdigest()
+    with django_capture_on_commit_callbacks(execute=True):
+        out = importimage(
+            str(packed),
+            "--name",
+            "packed",
+            "--storage",
+            standalone.name,
+            "--checksum",
+            value,
+            "--checksum-of",
+            of,
+        )
+
+    image = Image.objects.get(name="packed")
+    assert "Available:" in out and f"Checksum verified: SHA-512 {value}" in out
+    assert image.status == Image.Status.AVAILABLE and image.compression == "xz"
+    assert image.size == qcow2_image.stat().st_size
+
+
+def test_importimage_of_a_compressed_file_with_a_wrong_checksum_fails(
+    tenant, standalone, qcow2_image, django_capture_on_commit_callbacks
+):
+    packed = compress(qcow2_image, "gzip")
+    with (
+        django_capture_on_commit_callbacks(execute=True),
+        pytest.raises(CommandError, match="Checksum mismatch"),
+    ):
+        importimage(str(packed), "--name", "packed", "--storage", standalone.name, "--checksum", "0" * 64)
+    assert Image.objects.get(name="packed").status == Image.Status.FAILED
