@@ -276,3 +276,24 @@ def test_an_upload_in_several_requests_keeps_or_rebuilds_its_extra_hash(
     image.refresh_from_db()
     assert image.status == Image.Status.AVAILABLE, image.error
     assert image.checksum_verified_at is not None
+
+
+def test_the_api_schema_says_which_bytes_each_checksum_field_covers(client, owner, auth):
+    import json
+
+    schema = client.get("/api/v1/schema/?format=json", **auth(owner))
+    assert schema.status_code == 200
+    components = json.loads(schema.content)["components"]["schemas"]
+    create = components["ImageCreate"]["properties"]
+    assert "decompression" in create["checksum_of"]["description"]
+    assert "compressed" in create["checksum_of"]["description"]
+    assert {
+        "checksum",
+        "checksum_algorithm",
+        "checksum_file_url",
+        "checksum_signature_url",
+        "file_name",
+    } <= set(create)
+    shown = components["Image"]["properties"]
+    assert "decompression" in shown["checksum_of"]["description"]
+    assert {"checksum_expected", "checksum_source", "checksum_verified_at", "checksum_signer"} <= set(shown)
