@@ -13,6 +13,9 @@ from django.utils.translation import gettext as _
 
 from ..checksums import CHECKSUM_FILE_MAX, SIGNATURE_MAX, ChecksumError, entry_for, parse_checksum_file
 
+SMALL_FILE_RETRIES = 1
+SMALL_FILE_STALL_SECONDS = 20.0
+
 
 @dataclass(frozen=True)
 class Resolved:
@@ -37,6 +40,17 @@ class _Memory:
         self.data.clear()
 
 
+def _small_file_policy(policy):
+    """The fetch runs inside the submitting request: one retry at most, and a shorter stall timeout."""
+    import dataclasses
+
+    return dataclasses.replace(
+        policy,
+        retries=min(policy.retries, SMALL_FILE_RETRIES),
+        stall_timeout=min(policy.stall_timeout, SMALL_FILE_STALL_SECONDS),
+    )
+
+
 def fetch_small(url: str, *, max_bytes: int, allow_file: bool = False) -> bytes:
     """The whole of a small file at `url`, through the import's fetch layer; ChecksumError if it fails."""
     from ..fetch import FetchError, FetchPolicy, TooLarge, fetch, split_secret
@@ -51,7 +65,7 @@ def fetch_small(url: str, *, max_bytes: int, allow_file: bool = False) -> bytes:
             sink=sink,
             max_bytes=max_bytes,
             allow_file=allow_file,
-            policy=FetchPolicy.from_settings(sftp_host_key_check=trust_on_first_use),
+            policy=_small_file_policy(FetchPolicy.from_settings(sftp_host_key_check=trust_on_first_use)),
         )
     except TooLarge as error:
         raise ChecksumError(
