@@ -6,7 +6,7 @@ from tenants import services
 from tests.images.compressed.conftest import compress, qcow2_image  # noqa: F401
 from tests.images.fetch.conftest import fetch_settings, http_server  # noqa: F401
 from tests.images.fetch.test_url_import import api  # noqa: F401
-from tests.images.imports.conftest import Disks, MiB, disks, standalone, start_import  # noqa: F401
+from tests.images.imports.conftest import Disks, MiB, disks, distributed, standalone, start_import  # noqa: F401
 
 
 @pytest.fixture

@@ -297,3 +297,30 @@ def test_the_api_schema_says_which_bytes_each_checksum_field_covers(client, owne
     shown = components["Image"]["properties"]
     assert "decompression" in shown["checksum_of"]["description"]
     assert {"checksum_expected", "checksum_source", "checksum_verified_at", "checksum_signer"} <= set(shown)
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha1"])
+def test_a_distributed_storage_verifies_and_keeps_nothing_on_a_mismatch(
+    algorithm,
+    client,
+    owner,
+    auth,
+    distributed,
+    qcow2_image,
+    start_import,
+    run_jobs,
+    django_capture_on_commit_callbacks,
+):
+    plain = qcow2_image.read_bytes()
+    good = start_import(distributed, "qcow2", **checksum_fields(algorithm, digest(algorithm, plain), "sent"))
+    good = put(client, auth(owner), good, plain, django_capture_on_commit_callbacks, run_jobs)
+    assert good.status == Image.Status.AVAILABLE, good.error
+    before = snapshot(distributed)
+
+    bad = start_import(distributed, "qcow2", **checksum_fields(algorithm, digest(algorithm, b"x"), "sent"))
+    bad = put(
+        client, auth(owner), bad, plain[:-512] + bytes(512), django_capture_on_commit_callbacks, run_jobs
+    )
+
+    assert bad.status == Image.Status.FAILED and digest(algorithm, b"x") in bad.error
+    assert snapshot(distributed) == before
