@@ -1,17 +1,26 @@
-"""Django admin for platform administrators: images (every tenant's), replicas, upload sessions and
-the sftp host keys trusted on first use.
+"""Django admin for platform administrators: images (every tenant's), replicas, upload sessions, the sftp
+host keys trusted on first use and the OpenPGP keys trusted to sign checksum files.
 
 Status changes go through the services (cancel an import, reconcile); rows are never deleted here:
 deleting an image is the console's (recycle bin), which keeps its bytes and log consistent.
 """
 
+from django import forms
 from django.contrib import admin, messages
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from . import admin_storage  # noqa: F401  (registers the image storages' admin)
-from .models import SYSTEM_FIELDS, Image, ImageReplica, ImageShare, SftpHostKey, UploadSession
+from .models import (
+    SYSTEM_FIELDS,
+    Image,
+    ImageReplica,
+    ImageShare,
+    SftpHostKey,
+    TrustedSigningKey,
+    UploadSession,
+)
 from .services import import_cancel
 from .services.reconcile import reconcile
 from .services.transitions import TransitionNotAllowed
@@ -113,6 +122,14 @@ class ImageAdmin(admin.ModelAdmin):
         "md5",
         "sha256",
         "expected_sha256",
+        "checksum_algorithm",
+        "checksum_expected",
+        "checksum_of",
+        "checksum_source",
+        "checksum_file_url",
+        "checksum_signature_url",
+        "checksum_signer",
+        "checksum_verified_at",
         "encrypted",
         "storage",
         "job_id",
@@ -152,6 +169,14 @@ class ImageAdmin(admin.ModelAdmin):
                     "source_format",
                     "job_id",
                     "expected_sha256",
+                    "checksum_algorithm",
+                    "checksum_expected",
+                    "checksum_of",
+                    "checksum_source",
+                    "checksum_file_url",
+                    "checksum_signature_url",
+                    "checksum_signer",
+                    "checksum_verified_at",
                 )
             },
         ),
@@ -290,3 +315,37 @@ class SftpHostKeyAdmin(admin.ModelAdmin):
 
 
 from .downloads import admin as _downloads_admin  # noqa: E402, F401 - registers the download models
+
+
+class TrustedSigningKeyForm(forms.ModelForm):
+    class Meta:
+        model = TrustedSigningKey
+        fields = ("name", "armored_key", "enabled")
+
+    def clean_armored_key(self):
+        from .checksums import ChecksumError
+        from .signatures import key_fingerprints
+
+        armored = self.cleaned_data["armored_key"].strip()
+        try:
+            fingerprints = key_fingerprints(armored)
+        except ChecksumError as error:
+            raise forms.ValidationError(error.message) from error
+        if len(fingerprints) != 1:
+            raise forms.ValidationError(
+                _("Paste exactly one OpenPGP public key (ASCII-armoured); this holds %(count)d.")
+                % {"count": len(fingerprints)}
+            )
+        self.instance.fingerprint = fingerprints[0]
+        return armored + "\n"
+
+
+@admin.register(TrustedSigningKey)
+class TrustedSigningKeyAdmin(admin.ModelAdmin):
+    """Keys whose detached signatures of checksum files (SHA256SUMS.gpg) imports accept."""
+
+    form = TrustedSigningKeyForm
+    list_display = ("name", "fingerprint", "enabled", "created_at")
+    list_filter = ("enabled",)
+    search_fields = ("name", "fingerprint")
+    readonly_fields = ("fingerprint", "created_at", "updated_at")

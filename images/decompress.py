@@ -121,8 +121,104 @@ class _Members:
             ) from error
 
 
+class _ZstdFrames:
+    """Follows the zstd frame format (RFC 8878) as the compressed bytes pass, without decompressing, to
+    tell whether the stream ends between frames: zstandard's streaming writer does not say where a frame
+    ends. Only headers are read (a frame header, each block's 3-byte header, a skippable frame's length);
+    block contents are skipped by their sizes, so the cost is a few steps per 128 KiB block."""
+
+    MAGIC = 0xFD2FB528
+
+    def __init__(self):
+        self._state = "magic"
+        self._need = 4  # bytes the current state still needs (or skips)
+        self._held = b""
+        self._checksum = False
+        self._last = False
+        self.complete = True
+
+    def feed(self, data: bytes) -> None:
+        view = memoryview(data)
+        at = 0
+        while at < len(view):
+            if self._state in ("skip", "content"):
+                step = min(self._need, len(view) - at)
+                at += step
+                self._need -= step
+                if self._need == 0:
+                    self._after_skip()
+                continue
+            step = min(self._need - len(self._held), len(view) - at)
+            self._held += bytes(view[at : at + step])
+            at += step
+            if len(self._held) == self._need:
+                field, self._held = self._held, b""
+                self._parse(field)
+
+    def _after_skip(self) -> None:
+        if self._state == "skip":  # a skippable frame's data, or a frame's checksum
+            self._frame_end()
+        else:  # a block's content
+            self._next_block()
+
+    def _next_block(self) -> None:
+        if self._last:
+            if self._checksum:
+                self._state, self._need = "skip", 4
+            else:
+                self._frame_end()
+        else:
+            self._state, self._need = "block", 3
+
+    def _frame_end(self) -> None:
+        self._state, self._need = "magic", 4
+        self.complete = True
+
+    def _parse(self, field: bytes) -> None:
+        if self._state == "magic":
+            magic = int.from_bytes(field, "little")
+            self.complete = False
+            if magic & 0xFFFFFFF0 == 0x184D2A50:
+                self._state, self._need = "skip_size", 4
+            elif magic == self.MAGIC:
+                self._state, self._need = "descriptor", 1
+            else:
+                raise DecompressError(
+                    _("The %(codec)s stream is damaged (%(reason)s).")
+                    % {"codec": "zstd", "reason": "unknown frame magic"},
+                    code="damaged",
+                )
+        elif self._state == "skip_size":
+            self._state, self._need = "skip", int.from_bytes(field, "little")
+            if self._need == 0:
+                self._frame_end()
+        elif self._state == "descriptor":
+            descriptor = field[0]
+            fcs_flag, single = descriptor >> 6, bool(descriptor & 0x20)
+            self._checksum = bool(descriptor & 0x04)
+            dictionary = (0, 1, 2, 4)[descriptor & 0x03]
+            content_size = (1 if single else 0, 2, 4, 8)[fcs_flag]
+            rest = (0 if single else 1) + dictionary + content_size
+            if rest:
+                self._state, self._need = "header_rest", rest
+            else:
+                self._state, self._need = "block", 3
+        elif self._state == "header_rest":
+            self._state, self._need = "block", 3
+        elif self._state == "block":
+            header = int.from_bytes(field, "little")
+            self._last = bool(header & 1)
+            kind, size = (header >> 1) & 3, header >> 3
+            content = 1 if kind == 1 else size
+            if content:
+                self._state, self._need = "content", content
+            else:
+                self._next_block()
+
+
 class _Zstd:
-    """zstandard's stream writer hands its output to `emit` in pieces of OUTPUT_BLOCK, across frames."""
+    """zstandard's stream writer hands its output to `emit` in pieces of OUTPUT_BLOCK, across frames;
+    `_ZstdFrames` beside it tells whether the stream ended between frames."""
 
     def __init__(self):
         import zstandard
@@ -132,8 +228,11 @@ class _Zstd:
         self._writer = zstandard.ZstdDecompressor().stream_writer(
             self, write_size=OUTPUT_BLOCK, closefd=False
         )
-        # zstd's streaming API does not say where a frame ends; a cut-off transfer is caught by its length.
-        self.complete = True
+        self._frames = _ZstdFrames()
+
+    @property
+    def complete(self) -> bool:
+        return self._frames.complete
 
     def write(self, data: bytes) -> int:  # the stream writer's target
         self._emit(bytes(data))
@@ -141,6 +240,7 @@ class _Zstd:
 
     def feed(self, data: bytes, emit: Callable[[bytes], None]) -> None:
         self._emit = emit
+        self._frames.feed(data)
         try:
             self._writer.write(data)
         except self._zstandard.ZstdError as error:
@@ -157,10 +257,21 @@ class Decompressor:
     decompressed bytes per compressed byte once past RATIO_FLOOR (0: no limit).
     """
 
-    def __init__(self, codec: str, *, emit: Callable[[bytes], None], limit: int | None, max_ratio: float):
+    def __init__(
+        self,
+        codec: str,
+        *,
+        emit: Callable[[bytes], None],
+        limit: int | None,
+        max_ratio: float,
+        hasher=None,
+    ):
+        """`hasher`: a hashlib object that sees the compressed bytes as they are fed (a checksum of the
+        file as sent, images.checksums)."""
         if codec not in CODECS:
             raise ValueError(codec)
         self.codec = codec
+        self.hasher = hasher
         self.limit = limit
         self.max_ratio = max_ratio
         self.compressed = 0
@@ -170,6 +281,8 @@ class Decompressor:
 
     def feed(self, data: bytes) -> None:
         self.compressed += len(data)
+        if self.hasher is not None:
+            self.hasher.update(data)
         self._engine.feed(data, self._take)
 
     def _take(self, data: bytes) -> None:
@@ -223,8 +336,19 @@ class DecompressingSink:
     (None for an uncompressed file), before any byte reaches `target`.
     """
 
-    def __init__(self, target, *, limit: Callable[[], int | None], max_ratio: float, on_detect=None):
+    def __init__(
+        self,
+        target,
+        *,
+        limit: Callable[[], int | None],
+        max_ratio: float,
+        on_detect=None,
+        hash_sent: str | None = None,
+    ):
+        """`hash_sent`: an algorithm (images.checksums) to hash a compressed file's bytes as sent with;
+        `sent_digest()` gives it after `finish()` (None when the file was not compressed)."""
         self.target = target
+        self.hash_sent = hash_sent
         self._limit = limit
         self.max_ratio = max_ratio
         self._on_detect = on_detect
@@ -258,8 +382,14 @@ class DecompressingSink:
         if self._on_detect is not None:
             self._on_detect(codec)
         if codec is not None:
+            from .checksums import new_hasher
+
             self.decompressor = Decompressor(
-                codec, emit=self.target.write, limit=self._limit(), max_ratio=self.max_ratio
+                codec,
+                emit=self.target.write,
+                limit=self._limit(),
+                max_ratio=self.max_ratio,
+                hasher=new_hasher(self.hash_sent) if self.hash_sent else None,
             )
 
     def reset(self) -> None:
@@ -279,3 +409,9 @@ class DecompressingSink:
                 self.decompressor.feed(head)
         if self.decompressor is not None:
             self.decompressor.finish()
+
+    def sent_digest(self) -> str | None:
+        """The hex digest of the compressed bytes as sent (with `hash_sent`), None if not compressed."""
+        if self.decompressor is None or self.decompressor.hasher is None:
+            return None
+        return self.decompressor.hasher.hexdigest()

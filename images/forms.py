@@ -160,6 +160,45 @@ class ImageImportForm(forms.Form):
         max_length=64 + 2,
         help_text=_("Optional: the file's SHA256, to verify it arrived intact."),
     )
+    # An expected checksum (images.checksums): typed, or taken from a checksum file; see README "Checksums".
+    checksum = forms.CharField(
+        label=_("Expected checksum"),
+        required=False,
+        max_length=128 + 2,
+        help_text=_("Optional: the checksum the publisher gives, to verify the file arrived intact."),
+    )
+    checksum_algorithm = forms.ChoiceField(
+        label=_("Checksum algorithm"),
+        required=False,
+        choices=[("", _("By its length")), *Image.ChecksumAlgorithm.choices],
+        initial=Image.ChecksumAlgorithm.SHA256,
+    )
+    checksum_of = forms.ChoiceField(
+        label=_("The checksum covers"),
+        required=False,
+        choices=Image.ChecksumOf.choices,
+        initial=Image.ChecksumOf.SENT,
+        help_text=_("As sent: compressed, if it was. The same bytes for a file that is not compressed."),
+    )
+    checksum_file_url = forms.CharField(
+        label=_("Checksum file URL"),
+        required=False,
+        max_length=2048,
+        help_text=_(
+            "Instead of a typed checksum: SHA256SUMS, SHA512SUMS or CHECKSUM; the line for the image's file "
+            "name is used (it covers the file as sent)."
+        ),
+    )
+    checksum_signature_url = forms.CharField(
+        label=_("Signature URL"),
+        required=False,
+        max_length=2048,
+        help_text=_(
+            "Optional: the checksum file's detached OpenPGP signature (SHA256SUMS.gpg), verified against "
+            "the signing keys administrators trust."
+        ),
+    )
+    file_name = forms.CharField(widget=forms.HiddenInput, required=False, max_length=255)
 
     def __init__(self, data=None, *, tenant, membership, user, iso: bool = False, **kwargs):
         super().__init__(data, **kwargs)
@@ -204,6 +243,7 @@ class ImageImportForm(forms.Form):
             data["disk_format"] = Image.DiskFormat.ISO
         if data.get("kind") != Image.Kind.VOLUME:
             self._clean_system(data)
+        self._clean_checksum(data)  # last: a checksum file is fetched only for an otherwise good form
         return data
 
     def _clean_source(self, data):
@@ -223,6 +263,102 @@ class ImageImportForm(forms.Form):
         except URLRefused as error:
             self.add_error("url", forms.ValidationError(str(error), code="url_refused"))
         data["url"] = url
+
+    def _clean_checksum(self, data):
+        """The expected checksum: typed (`checksum`, or the older `sha256`, of the decompressed image), or
+        the entry for the file's name in a checksum file, fetched now so that a missing entry or a bad
+        signature is said at once."""
+        from .checksums import ChecksumError, algorithm_for_length, clean_value, file_name_of
+
+        data["checksum_fields"] = {}
+        typed = (data.get("checksum") or "").strip().lower()
+        file_url = (data.get("checksum_file_url") or "").strip()
+        signature_url = (data.get("checksum_signature_url") or "").strip()
+        if typed and file_url:
+            self.add_error(
+                "checksum_file_url",
+                forms.ValidationError(
+                    _("Give either a checksum or a checksum file URL, not both."), code="checksum_both"
+                ),
+            )
+            return
+        if signature_url and not file_url:
+            self.add_error(
+                "checksum_signature_url",
+                forms.ValidationError(
+                    _("A signature is of a checksum file: give the checksum file URL too."),
+                    code="signature_alone",
+                ),
+            )
+            return
+        if typed:
+            algorithm = data.get("checksum_algorithm") or algorithm_for_length(typed) or "sha256"
+            try:
+                value = clean_value(typed, algorithm)
+            except ChecksumError as error:
+                self.add_error("checksum", forms.ValidationError(error.message, code=error.code))
+                return
+            data["checksum_fields"] = {
+                "checksum_algorithm": algorithm,
+                "checksum_expected": value,
+                "checksum_of": data.get("checksum_of") or Image.ChecksumOf.SENT,
+                "checksum_source": Image.ChecksumSource.TYPED,
+            }
+        elif data.get("sha256"):
+            data["checksum_fields"] = {
+                "checksum_algorithm": "sha256",
+                "checksum_expected": data["sha256"],
+                "checksum_of": Image.ChecksumOf.IMAGE,
+                "checksum_source": Image.ChecksumSource.TYPED,
+            }
+        elif file_url:
+            self._resolve_checksum_file(data, file_url, signature_url, file_name_of)
+
+    def _resolve_checksum_file(self, data, file_url, signature_url, file_name_of):
+        from .checksums import ChecksumError
+        from .fetch import URLRefused, validate
+        from .services.checksum_files import resolve_checksum_file
+
+        allow_file = bool(self.user and self.user.is_staff)
+        for field, url in (("checksum_file_url", file_url), ("checksum_signature_url", signature_url)):
+            if not url:
+                continue
+            try:
+                validate(url, allow_file=allow_file)
+            except URLRefused as error:
+                self.add_error(field, forms.ValidationError(str(error), code="url_refused"))
+        if self.errors:
+            return  # fetch the checksum file only for an otherwise good form
+        if data.get("import_method") == "url":
+            name = file_name_of(data.get("url", ""))
+        else:
+            name = (data.get("file_name") or "").strip().replace("\\", "/").rsplit("/", 1)[-1]
+        if not name:
+            self.add_error(
+                "checksum_file_url",
+                forms.ValidationError(
+                    _("The image's file name is needed to find its line in the checksum file (file_name)."),
+                    code="file_name_missing",
+                ),
+            )
+            return
+        try:
+            resolved = resolve_checksum_file(
+                file_url, name=name, signature_url=signature_url, allow_file=allow_file
+            )
+        except ChecksumError as error:
+            field = "checksum_signature_url" if error.code.startswith("signature") else "checksum_file_url"
+            self.add_error(field, forms.ValidationError(error.message, code=error.code))
+            return
+        data["checksum_fields"] = {
+            "checksum_algorithm": resolved.algorithm,
+            "checksum_expected": resolved.value,
+            "checksum_of": Image.ChecksumOf.SENT,
+            "checksum_source": resolved.source,
+            "checksum_file_url": resolved.file_url,
+            "checksum_signature_url": resolved.signature_url,
+            "checksum_signer": resolved.signer,
+        }
 
     def _clean_system(self, data):
         """UEFI for aarch64 and mips64el, CSM for the Windows releases that need it. Platform and version
@@ -266,6 +402,7 @@ class ImageImportForm(forms.Form):
             "project_group": data.get("project_group"),
             "storage": data["storage"],
             "expected_sha256": data.get("sha256", ""),
+            **data.get("checksum_fields", {}),
             "target_size": data["target_size_gb"] * catalog.GiB if data.get("target_size_gb") else None,
             "source": Image.Source.URL if data.get("import_method") == "url" else Image.Source.UPLOAD,
         }

@@ -104,6 +104,21 @@ class Image(BaseModel):
         VM = "vm", pgettext_lazy("Image source", "Virtual machine")
         STORAGE_SCAN = "scan", pgettext_lazy("Image source", "Storage scan")
 
+    class ChecksumAlgorithm(models.TextChoices):
+        MD5 = "md5", "MD5"
+        SHA1 = "sha1", "SHA-1"
+        SHA256 = "sha256", "SHA-256"
+        SHA512 = "sha512", "SHA-512"
+
+    class ChecksumOf(models.TextChoices):
+        SENT = "sent", _("the file as sent")
+        IMAGE = "image", _("the decompressed image")
+
+    class ChecksumSource(models.TextChoices):
+        TYPED = "typed", _("typed in")
+        FILE = "file", _("checksum file")
+        SIGNED = "signed", _("signed checksum file")
+
     class Sharing(models.TextChoices):
         PRIVATE = "private", pgettext_lazy("Sharing mode", "Not shared")
         TENANTS = "tenants", pgettext_lazy("Sharing mode", "Shared with chosen tenants")
@@ -184,6 +199,42 @@ class Image(BaseModel):
     md5 = models.CharField(_("MD5"), max_length=32, blank=True)
     sha256 = models.CharField(_("SHA256"), max_length=64, blank=True)
     expected_sha256 = models.CharField(_("expected SHA256"), max_length=64, blank=True)
+    # A checksum the import is verified against (images.checksums): typed, or the entry for the file's
+    # name in a checksum file (SHA256SUMS), maybe signed. `checksum_of` says which bytes it covers.
+    checksum_algorithm = models.CharField(
+        _("checksum algorithm"), max_length=8, choices=ChecksumAlgorithm.choices, blank=True
+    )
+    checksum_expected = models.CharField(
+        _("expected checksum"), max_length=128, blank=True, help_text=_("Lowercase hexadecimal.")
+    )
+    checksum_of = models.CharField(
+        _("checksum covers"),
+        max_length=8,
+        choices=ChecksumOf.choices,
+        default=ChecksumOf.SENT,
+        blank=True,
+        help_text=_(
+            "sent: the file as uploaded or downloaded (compressed, if it was); image: the image after "
+            "decompression. The same bytes for a file that is not compressed."
+        ),
+    )
+    checksum_source = models.CharField(
+        _("checksum from"), max_length=8, choices=ChecksumSource.choices, blank=True
+    )
+    checksum_file_url = models.CharField(_("checksum file URL"), max_length=2048, blank=True)
+    checksum_signature_url = models.CharField(_("checksum signature URL"), max_length=2048, blank=True)
+    checksum_signer = models.CharField(
+        _("checksum signed by"),
+        max_length=300,
+        blank=True,
+        help_text=_("The trusted key's name and fingerprint."),
+    )
+    checksum_verified_at = models.DateTimeField(
+        _("checksum verified"),
+        null=True,
+        blank=True,
+        help_text=_("When the bytes matched the expected checksum; empty until then."),
+    )
     source = models.CharField(_("source"), max_length=8, choices=Source.choices, default=Source.UPLOAD)
     status = models.CharField(
         _("status"), max_length=12, choices=Status.choices, default=Status.UPLOADING, db_index=True
@@ -422,6 +473,26 @@ class SftpHostKey(BaseModel):
 
     def __str__(self):
         return f"{self.host}:{self.port} {self.key_type}"
+
+
+class TrustedSigningKey(BaseModel):
+    """An OpenPGP public key that administrators trust to sign checksum files (SHA256SUMS.gpg, CHECKSUM.sig):
+    an import with a signature URL is verified against the enabled ones."""
+
+    name = models.CharField(_("name"), max_length=200, help_text=_("Whose key it is, e.g. “Fedora 41”."))
+    armored_key = models.TextField(
+        _("public key"), help_text=_("The ASCII-armoured public key (-----BEGIN PGP PUBLIC KEY BLOCK-----).")
+    )
+    fingerprint = models.CharField(_("fingerprint"), max_length=64, blank=True, editable=False)
+    enabled = models.BooleanField(_("enabled"), default=True)
+
+    class Meta:
+        verbose_name = _("trusted signing key")
+        verbose_name_plural = _("trusted signing keys")
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name} ({self.fingerprint})" if self.fingerprint else self.name
 
 
 class ImageCount(models.Model):

@@ -45,6 +45,7 @@ run_packages=(
   "ovmf file:/usr/share/OVMF/OVMF_CODE_4M.fd|/usr/share/OVMF/OVMF_CODE.fd"
   "pkg-config cmd:pkg-config"
   "libvirt-dev pkgconfig:libvirt"
+  "gnupg cmd:gpg"
 )
 test_packages=(
   "chromium chromium"

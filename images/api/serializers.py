@@ -95,7 +95,47 @@ class ImageCreateSerializer(serializers.Serializer):
         required=False, help_text="Default: the first storage open to imports."
     )
     sha256 = serializers.CharField(
-        required=False, allow_blank=True, help_text="Verify the file: 64 hex digits."
+        required=False,
+        allow_blank=True,
+        help_text="Older form of checksum: a SHA256 (64 hex digits) of the image after decompression.",
+    )
+    checksum = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="An expected checksum (hex) to verify the import against; see checksum_algorithm and "
+        "checksum_of. A mismatch fails the import, naming both values, and keeps nothing.",
+    )
+    checksum_algorithm = serializers.ChoiceField(
+        choices=Image.ChecksumAlgorithm.choices,
+        required=False,
+        allow_blank=True,
+        help_text="md5, sha1, sha256 or sha512. Default: told by the checksum's length.",
+    )
+    checksum_of = serializers.ChoiceField(
+        choices=Image.ChecksumOf.choices,
+        required=False,
+        help_text="Which bytes the checksum covers: `sent` (default), the file as uploaded or downloaded, "
+        "compressed if it is (what a distribution's SHA256SUMS lists); `image`, the image after "
+        "decompression. The same bytes for a file that is not compressed.",
+    )
+    checksum_file_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="Instead of checksum: a checksum file (SHA256SUMS, SHA512SUMS, CHECKSUM; GNU `hash  name` "
+        "or BSD `SHA256 (name) = hash` lines), fetched at once; the line for the file's name (the URL's "
+        "last path segment, or file_name for an upload) is used, as a checksum of the file as sent. No "
+        "such line: a 400.",
+    )
+    checksum_signature_url = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="With checksum_file_url: its detached OpenPGP signature, verified against the signing "
+        "keys administrators trust; a bad or untrusted signature is a 400.",
+    )
+    file_name = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        help_text="An upload's file name, to find its line in checksum_file_url.",
     )
     target_size_gb = serializers.IntegerField(required=False, allow_null=True, min_value=20, max_value=500)
     source = serializers.ChoiceField(choices=["upload", "url"], default="upload")

@@ -19,10 +19,11 @@ from imageconsole.core.words import gettext as _
 from imageconsole.core.words import message_of
 
 from .. import conf
+from ..checksums import ChecksumError
 from ..decompress import DecompressError, DecompressingSink
 from ..inspection import ImportRefused
 from ..models import Image, UploadSession
-from .fetching import decompressed_limit
+from .fetching import decompressed_limit, hash_sent_for, verify_sent
 from .imports import ImportNotAccepted, import_fail, staging_dir
 from .progress import Heartbeat
 
@@ -44,7 +45,9 @@ class _Target:
         raise AssertionError("a staged file is read once")
 
 
-def import_decompress(*, image_id) -> None:
+def import_decompress(*, image_id, enqueue: bool = True) -> None:
+    """`enqueue=False`: leave the image in `inspecting` for the caller to run its `finish` or `convert`
+    (manage.py importimage, which does the whole import in its own process)."""
     from .receiving import ImportReceiver
 
     image = Image.objects.filter(pk=image_id).first()
@@ -77,13 +80,21 @@ def import_decompress(*, image_id) -> None:
     )
     with Heartbeat(image.pk):
         try:
-            receiver = ImportReceiver(image_id=image.pk, offset=0, lock=False, detect_compression=False)
+            receiver = ImportReceiver(
+                image_id=image.pk,
+                offset=0,
+                lock=False,
+                detect_compression=False,
+                decompressed=True,
+                enqueue=enqueue,
+            )
         except (ImportNotAccepted, ImportRefused):
             return
         stream = DecompressingSink(
             _Target(receiver),
             limit=lambda: decompressed_limit(image.pk),
             max_ratio=conf.decompress_max_ratio(),
+            hash_sent=hash_sent_for(image),
         )
         try:
             with open(packed, "rb") as staged:
@@ -92,9 +103,10 @@ def import_decompress(*, image_id) -> None:
             stream.finish()
             if stream.codec is None:
                 raise DecompressError(_("The staged file is no longer compressed; import the image again."))
+            verify_sent(image, stream)
             packed.unlink(missing_ok=True)
             receiver.finish()
-        except DecompressError as error:
+        except (DecompressError, ChecksumError) as error:
             receiver.abort()
             import_fail(image_id=image.pk, message=message_of(error))
         except (ImportRefused, ImportNotAccepted):

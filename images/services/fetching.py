@@ -10,11 +10,13 @@ import logging
 from pathlib import Path
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
 from imageconsole.core.words import gettext as _
 from imageconsole.core.words import message_of
 
 from .. import conf
+from ..checksums import ChecksumError, Expected
 from ..decompress import DecompressError, DecompressingSink
 from ..inspection import ImportRefused
 from ..models import Image, UploadSession
@@ -79,6 +81,7 @@ class _CompressedFetch:
         self.progress = receiver.progress
         if codec is None:
             return
+        receiver.set_decompressed()
         receiver.length = None
         receiver.session.length = None
         UploadSession.objects.filter(pk=receiver.session.pk).update(length=None)
@@ -97,6 +100,24 @@ class _Muted:
 
     def __getattr__(self, name):
         return getattr(self._progress, name)
+
+
+def hash_sent_for(image: Image) -> str | None:
+    """The algorithm to hash a compressed file's bytes as sent with: that of a checksum of the file as sent
+    (a file that is not compressed is verified by its receiver)."""
+    expected = Expected.of_image(image)
+    return expected.algorithm if expected is not None and expected.of == "sent" else None
+
+
+def verify_sent(image: Image, stream: DecompressingSink) -> None:
+    """After a compressed file's last byte: its checksum as sent (ChecksumError naming both values), and
+    the time it was verified on the row."""
+    expected = Expected.of_image(image)
+    digest = stream.sent_digest()
+    if expected is None or expected.of != "sent" or digest is None:
+        return
+    expected.check(digest)
+    Image.objects.filter(pk=image.pk).update(checksum_verified_at=timezone.now())
 
 
 def import_fetch(*, image_id) -> None:
@@ -134,6 +155,7 @@ def import_fetch(*, image_id) -> None:
             limit=lambda: decompressed_limit(image.pk),
             max_ratio=conf.decompress_max_ratio(),
             on_detect=glue.on_detect,
+            hash_sent=hash_sent_for(image),
         )
         try:
             fetch(
@@ -152,6 +174,7 @@ def import_fetch(*, image_id) -> None:
                 Image.objects.filter(pk=image.pk).update(
                     compression=stream.codec, compressed_size=stream.compressed_size
                 )
+                verify_sent(image, stream)
             sink.finish()
         except FetchCancelled:
             sink.abort()
@@ -159,7 +182,7 @@ def import_fetch(*, image_id) -> None:
             sink.abort()  # the receiver failed the image with the reason
         except ImportNotAccepted:
             sink.abort()
-        except DecompressError as error:
+        except (DecompressError, ChecksumError) as error:
             sink.abort()
             import_fail(image_id=image.pk, message=message_of(error))
         except ValidationError as error:

@@ -95,6 +95,7 @@ class _Live:
     head: bytearray | None
     touched: float
     head_on_disk: bool = False
+    extra: object | None = None  # the expected checksum's own hasher (images.checksums), if any
 
 
 _live: dict = {}
@@ -174,11 +175,27 @@ class ImportCancelled(ImportNotAccepted):
     status = 410
 
 
-def sha256_mismatch_message(*, actual: str, expected: str) -> str:
-    return _(
-        "The file's SHA256 is %(actual)s, but %(expected)s was given. The file was damaged on its way or is "
-        "not the one meant; nothing was kept. Check the file and import it again."
-    ) % {"actual": actual, "expected": expected}
+class _ExtraHash:
+    """The one more hasher an expected checksum may need (SHA-1, SHA-512; MD5 of a staged file), on a
+    thread of its own beside the receiver's MD5 and SHA256: the same bytes, no second read."""
+
+    def __init__(self, hasher):
+        self.hasher = hasher
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="upload-checksum")
+        self._pending: deque[Future] = deque()
+
+    def update(self, data: bytes) -> None:
+        self._pending.append(self._pool.submit(self.hasher.update, data))
+        while len(self._pending) > HASH_QUEUE:
+            self._pending.popleft().result()
+
+    def drain(self):
+        while self._pending:
+            self._pending.popleft().result()
+        return self.hasher
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _expiry():
@@ -266,10 +283,14 @@ class ImportReceiver:
         lock: bool = True,
         detect_compression: bool = True,
         unknown_length: bool = False,
+        decompressed: bool = False,
     ):
-        """`unknown_length`: an upload whose length comes with its end (a chunked PUT); `finish()` ends it."""
+        """`unknown_length`: an upload whose length comes with its end (a chunked PUT); `finish()` ends it.
+        `decompressed`: the bytes are a compressed file's decompressed ones (see `set_decompressed`)."""
         self.image_id = image_id_of(image_id)
         self.unknown_length = unknown_length
+        self.sent_bytes = not decompressed
+        self._extra: _ExtraHash | None = None
         self.enqueue = enqueue
         self.detect_compression = detect_compression
         self._lock = None
@@ -333,6 +354,7 @@ class ImportReceiver:
             self.staged, self.inspector = True, None  # see _begin_compressed
         self.directory = staging_dir(image.pk)
         self.directory.mkdir(parents=True, exist_ok=True)
+        self._open_checksum(compressed=bool(offset and session.compression))
         stage = Image.Stage.RECEIVING if image.source == Image.Source.UPLOAD else Image.Stage.DOWNLOADING
         self.progress = StageProgress(image.pk, stage)
         self.progress.report(offset, self.length, final=True)
@@ -378,6 +400,12 @@ class ImportReceiver:
         if hashes is None:
             return None
         state["hashes"] = hashes
+        if self._extra is not None:  # the expected checksum's own hasher goes on elsewhere too
+            hasher = self._extra.drain()
+            extra = hashstate.export(hasher)
+            if extra is None:
+                return None
+            state["extra"] = (hasher.name, extra)
         if not self.staged:
             resume = writer.resume_state() if writer is not None else None
             if resume is None:
@@ -398,11 +426,16 @@ class ImportReceiver:
         if live is not None and live.hashers is not None and complete:
             self._hashers = live.hashers
             self.inspector = live.inspector
+            self._take_live_extra(live)
             self.position = offset
         elif kept is not None and complete:
             try:
-                self._hashers = hashstate.restore_all(kept["hashes"])
+                hashers = hashstate.restore_all(kept["hashes"])
+                extra = self._kept_extra(kept)
+                self._hashers = hashers
                 self.inspector = inspector_restore(kept.get("inspector"))
+                if extra is not None:
+                    self._extra.hasher = extra
                 self.position = offset
             except (KeyError, ValueError, pickle.UnpicklingError):
                 logger.warning("upload of %s: its receive state cannot be used", self.image_id, exc_info=True)
@@ -447,6 +480,7 @@ class ImportReceiver:
             self._writer.key = self._key
             self._hashers = live.hashers or {}
             self.inspector = live.inspector
+            self._take_live_extra(live)
             self._head = live.head
             self._head_on_disk = live.head_on_disk
             self.position = offset
@@ -473,11 +507,12 @@ class ImportReceiver:
         try:
             inspector = inspector_restore(kept.get("inspector"))
             hashers = hashstate.restore_all(kept.get("hashes", {}))
+            extra = self._kept_extra(kept)
             writer = self.backend.resume_writer(
                 self._previous_key, self._key, kept["writer"], expected_size=self.length
             )
         except StorageError as error:
-            raise ImportRefused(str(error), code="storage") from error
+            raise ImportRefused(message_of(error), code="storage") from error
         except (KeyError, ValueError, pickle.UnpicklingError):
             logger.warning("upload of %s: its receive state cannot be used", self.image_id, exc_info=True)
             return False
@@ -486,6 +521,8 @@ class ImportReceiver:
         self._writer = writer
         self._reread += writer.bytes_read_back
         self._hashers = hashers
+        if extra is not None:
+            self._extra.hasher = extra
         self.inspector = inspector
         if head is None:
             self._head_on_disk = True  # complete, in the staging file the first request wrote
@@ -494,11 +531,58 @@ class ImportReceiver:
         self.position = self.start
         return True
 
+    def _kept_extra(self, kept: dict):
+        """The expected checksum's hasher as the last commit kept it (None: this receiver has none);
+        ValueError when it is needed and was not kept, so that the bytes are read again."""
+        if self._extra is None:
+            return None
+        if not kept.get("extra"):
+            raise ValueError("no checksum hasher kept")
+        name, state = kept["extra"]
+        if name != self._extra.hasher.name:
+            raise ValueError(f"the kept checksum hasher is {name}")
+        return hashstate.restore(name, state)
+
+    def _open_checksum(self, *, compressed: bool) -> None:
+        """The expected checksum (images.checksums) this receiver verifies, and its own hasher when the
+        algorithm is not one computed anyway (SHA256; MD5 of a stored image)."""
+        from ..checksums import Expected, extra_hasher
+
+        self._close_extra()
+        self.expected = Expected.of_image(self.image)
+        if compressed or not self._verifies():
+            return
+        hasher = extra_hasher(self.expected, have=("sha256",) if self.staged else ("md5", "sha256"))
+        if hasher is not None:
+            self._extra = _ExtraHash(hasher)
+
+    def _verifies(self) -> bool:
+        """Whether the expected checksum covers the bytes this receiver takes."""
+        return self.expected is not None and (self.expected.of == "image" or self.sent_bytes)
+
+    def _take_live_extra(self, live: _Live) -> None:
+        if self._extra is not None and live.extra is not None:
+            self._extra.hasher = live.extra
+
+    def _close_extra(self) -> None:
+        if self._extra is not None:
+            self._extra.close()
+            self._extra = None
+
+    def set_decompressed(self) -> None:
+        """The bytes that come are a compressed file's decompressed ones: a checksum of the file as sent is
+        verified where the compressed bytes pass (images.decompress), not here."""
+        self.sent_bytes = False
+        if not self._verifies():
+            self._close_extra()
+
     # Taking bytes ------------------------------------------------------------------------------
 
     def _consume(self, data: bytes, *, store: bool = True) -> None:
         if self.inspector is not None:
             self.inspector.feed(data)
+        if self._extra is not None:
+            self._extra.update(data)
         if self.staged:
             if store:
                 self._file.write(data)
@@ -555,6 +639,7 @@ class ImportReceiver:
             self.session.compression = codec
         if codec:
             self.inspector = None  # the job inspects the decompressed bytes
+            self._close_extra()  # and verifies the checksum
         if codec and not self.staged:
             self._discard_current()
             self.staged = True
@@ -650,9 +735,12 @@ class ImportReceiver:
     def _keep_live(self) -> None:
         """A part of the upload is committed and more will come: leave this process's state to the next
         request (see the module's docstring)."""
+        extra = self._extra.drain() if self._extra is not None else None
         if self.staged:
             self._drain_hashing()
-            state = _Live(self.position, None, None, self._hashers, self.inspector, None, time.monotonic())
+            state = _Live(
+                self.position, None, None, self._hashers, self.inspector, None, time.monotonic(), extra=extra
+            )
         elif self._writer is not None:
             state = _Live(
                 self.position,
@@ -663,6 +751,7 @@ class ImportReceiver:
                 self._head,
                 time.monotonic(),
                 self._head_on_disk,
+                extra,
             )
             self._writer = None  # the next request's now
         else:
@@ -766,9 +855,7 @@ class ImportReceiver:
                 sha256, md5 = self._sha256.hexdigest(), ""
             else:
                 sha256, md5 = self._result.sha256, self._result.md5
-            expected = self.image.expected_sha256
-            if expected and expected.lower() != sha256:
-                raise ImportRefused(sha256_mismatch_message(actual=sha256, expected=expected), code="sha256")
+            verified = self._verify_checksum(md5=md5, sha256=sha256)
         except ImportRefused as refused:
             self.refuse(refused)
             raise
@@ -779,11 +866,28 @@ class ImportReceiver:
                 received_sha256=sha256, inspection=details, updated_at=timezone.now()
             )
             Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
-                bytes_done=self.position, progress=100
+                bytes_done=self.position, progress=100, **verified
             )
             import_hand_over(
                 image_id=self.image_id, kind="convert" if self.staged else "finish", enqueue=self.enqueue
             )
+
+    def _verify_checksum(self, *, md5: str, sha256: str) -> dict:
+        """Compare the expected checksum with the bytes received; ImportRefused naming both on a mismatch.
+        Returns the row's update (the time it was verified), empty when this receiver verifies nothing."""
+        from ..checksums import ChecksumError
+
+        if not self._verifies():
+            return {}
+        if self._extra is not None:
+            actual = self._extra.drain().hexdigest()
+        else:
+            actual = {"md5": md5, "sha256": sha256}[self.expected.algorithm]
+        try:
+            self.expected.check(actual)
+        except ChecksumError as error:
+            raise ImportRefused(error.message, code="checksum") from error
+        return {"checksum_verified_at": timezone.now()}
 
     def _complete_compressed(self) -> None:
         """A compressed upload is in staging as sent: its job decompresses, inspects, hashes and stores it."""
@@ -822,6 +926,7 @@ class ImportReceiver:
         if self._hash_pool is not None:
             self._hash_pool.shutdown(wait=True, cancel_futures=True)
             self._hash_pool = None
+        self._close_extra()
         if self._lock is not None:
             _release(self._lock)
             self._lock = None

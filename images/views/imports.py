@@ -65,7 +65,11 @@ def _initial_from(image: Image, *, iso: bool) -> dict:
         "labels": list(image.labels or []),
         "project_group": image.project_group_id,
         "storage": image.storage_id,
-        "sha256": image.expected_sha256,
+        "checksum": image.checksum_expected if image.checksum_source == "typed" else image.expected_sha256,
+        "checksum_algorithm": image.checksum_algorithm or "sha256",
+        "checksum_of": image.checksum_of or ("image" if image.expected_sha256 else "sent"),
+        "checksum_file_url": image.checksum_file_url,
+        "checksum_signature_url": image.checksum_signature_url,
         "import_method": "url" if image.source == Image.Source.URL else "upload",
         "url": session.source_url if session is not None else "",
     }

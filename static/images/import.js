@@ -64,6 +64,8 @@
     event.preventDefault();
     const sizeField = form.querySelector("[name=file_size]");
     if (sizeField) sizeField.value = file ? String(file.size) : "";
+    const nameField = form.querySelector("[name=file_name]");
+    if (nameField) nameField.value = file ? file.name : "";
     const data = new FormData(form);
     const button = form.querySelector("[type=submit]");
     button.disabled = true;

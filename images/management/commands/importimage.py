@@ -15,8 +15,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from images.forms import ImageImportForm
 from images.inspection import ImportRefused
-from images.models import Image
+from images.models import Image, UploadSession
 from images.services import ImportNotAccepted, image_import_create, needs_conversion, upload_begin
+from images.services.decompressing import import_decompress
 from images.services.pipeline import import_convert, import_finish
 from images.services.receiving import BLOCK_SIZE, ImportReceiver
 from storage.models import ImageStorage
@@ -58,7 +59,33 @@ class Command(BaseCommand):
         parser.add_argument("--project-group", help="Project group name.")
         parser.add_argument("--storage", help="Storage name; default: the first storage open to imports.")
         parser.add_argument("--target-size-gb", type=int)
-        parser.add_argument("--sha256", default="", help="Verify the file against this SHA256.")
+        parser.add_argument(
+            "--sha256", default="", help="Verify against this SHA256 of the image (after any decompression)."
+        )
+        parser.add_argument("--checksum", default="", help="Verify against this checksum (hex).")
+        parser.add_argument(
+            "--checksum-algorithm",
+            default="",
+            choices=["", *(c for c, _l in Image.ChecksumAlgorithm.choices)],
+            help="The checksum's algorithm; default: told by its length.",
+        )
+        parser.add_argument(
+            "--checksum-of",
+            default="sent",
+            choices=[c for c, _l in Image.ChecksumOf.choices],
+            help="sent (default): the file as read or downloaded, compressed if it is; image: the image "
+            "after decompression.",
+        )
+        parser.add_argument(
+            "--checksum-file-url",
+            default="",
+            help="A SHA256SUMS, SHA512SUMS or CHECKSUM file; the line for the file's name is verified.",
+        )
+        parser.add_argument(
+            "--checksum-signature-url",
+            default="",
+            help="The checksum file's detached OpenPGP signature, verified against the trusted signing keys.",
+        )
         parser.add_argument("--user", help="Record this user as the image's owner and the actor.")
         parser.add_argument(
             "--background", action="store_true", help="Leave inspection/conversion to the workers."
@@ -112,6 +139,12 @@ class Command(BaseCommand):
         if options["background"]:
             self.stdout.write("The workers inspect and store it; follow it in the console or the API.")
             return
+        if UploadSession.objects.filter(image=image).exclude(compression="").exists():
+            # A compressed file was staged as read: decompress it here into inspection and storing.
+            import_decompress(image_id=image.pk, enqueue=False)
+            image.refresh_from_db()
+            if image.status != Image.Status.UPLOADING:
+                raise CommandError(f"The import failed: {image.error}")
         if needs_conversion(image.source_format):
             import_convert(image_id=image.pk)
         else:
@@ -125,6 +158,7 @@ class Command(BaseCommand):
                 f"({time.monotonic() - started:.1f} s in all)."
             )
         )
+        self._say_checksum(image)
 
     def _tenant_and_user(self, options):
         tenant = Tenant.objects.filter(name=options["tenant"]).first()
@@ -178,6 +212,14 @@ class Command(BaseCommand):
                 f"Available: {image.pk} {image.disk_format}, {image.size} bytes, SHA256 {image.sha256}."
             )
         )
+        self._say_checksum(image)
+
+    def _say_checksum(self, image) -> None:
+        if image.checksum_verified_at:
+            self.stdout.write(
+                f"Checksum verified: {image.get_checksum_algorithm_display()} {image.checksum_expected} "
+                f"({image.get_checksum_source_display()})."
+            )
 
     def form_data(self, tenant, options) -> dict:
         storage = None
@@ -213,6 +255,12 @@ class Command(BaseCommand):
             "labels": ",".join(options["label"]),
             "storage": storage.pk,
             "sha256": options["sha256"],
+            "checksum": options["checksum"],
+            "checksum_algorithm": options["checksum_algorithm"],
+            "checksum_of": options["checksum_of"],
+            "checksum_file_url": options["checksum_file_url"],
+            "checksum_signature_url": options["checksum_signature_url"],
+            "file_name": os.path.basename(options["file"] or ""),
         }
         for flag in ("csm", "cloud_init", "qemu_ga", "hot_upgrade"):
             if options[flag]:

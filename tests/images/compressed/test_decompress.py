@@ -86,3 +86,56 @@ def test_reset_starts_a_new_decompressor_from_zero(tmp_path):
     sink.write(packed)
     sink.finish()
     assert target.resets == 1 and bytes(target.data) == plain.read_bytes()
+
+
+def _zstd(path, *options):
+    import subprocess
+
+    target = path.with_name(path.name + "".join(options) + ".zst")
+    with open(target, "wb") as out:
+        subprocess.run(["zstd", "-c", *options, str(path)], stdout=out, check=True)
+    return target.read_bytes()
+
+
+@pytest.mark.parametrize("codec", ["gzip", "xz", "zstd", "bzip2"])
+@pytest.mark.parametrize("cut", [0.5, 0.999, -1])
+def test_a_stream_cut_anywhere_is_refused_as_incomplete(codec, cut, tmp_path):
+    plain = tmp_path / "disk.raw"
+    plain.write_bytes(os.urandom(MiB) + bytes(3 * MiB))
+    packed = compress(plain, codec).read_bytes()
+    end = len(packed) - 1 if cut == -1 else int(len(packed) * cut)
+    sink = DecompressingSink(Counting(), limit=lambda: None, max_ratio=1000)
+    for offset in range(0, end, 65_537):
+        sink.write(packed[offset : min(end, offset + 65_537)])
+    with pytest.raises(DecompressError, match="incomplete"):
+        sink.finish()
+
+
+def test_zstd_frames_in_any_shape_end_complete(tmp_path):
+    """Several frames (concatenated files), a skippable frame (pzstd writes them), with and without a
+    content checksum and a content size, fed in pieces that split every header."""
+    import struct
+
+    first, second = tmp_path / "a.raw", tmp_path / "b.raw"
+    first.write_bytes(os.urandom(300_000) + bytes(MiB))
+    second.write_bytes(os.urandom(1000))
+    skippable = struct.pack("<II", 0x184D2A5E, 5) + b"hello"
+    packed = (
+        _zstd(first)
+        + skippable
+        + _zstd(second, "--no-check")
+        + _zstd(first, "--no-check", "--no-content-size", "-19")
+    )
+    target = Counting()
+    sink = DecompressingSink(target, limit=lambda: None, max_ratio=1000)
+    for offset in range(0, len(packed), 7):
+        sink.write(packed[offset : offset + 7])
+    sink.finish()
+    assert bytes(target.data) == first.read_bytes() + second.read_bytes() + first.read_bytes()
+
+    # The same cut inside the skippable frame, or just after a frame's magic, is incomplete.
+    for end in (len(_zstd(first)) + 6, len(_zstd(first)) + len(skippable) + 4):
+        sink = DecompressingSink(Counting(), limit=lambda: None, max_ratio=1000)
+        sink.write(packed[:end])
+        with pytest.raises(DecompressError, match="incomplete"):
+            sink.finish()

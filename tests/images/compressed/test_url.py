@@ -201,3 +201,25 @@ def test_image_page_and_api_show_the_compressed_size_beside_the_size(
     detail = owner_client.get(f"/api/v1/images/{image.pk}/", HTTP_AUTHORIZATION=f"Token {key}").json()
     assert detail["compression"] == "xz" and detail["compressed_size"] == packed.stat().st_size
     assert detail["size"] == qcow2_image.stat().st_size
+
+
+def test_a_truncated_zstd_from_a_server_without_a_length_fails_as_incomplete(
+    api, owner, standalone, qcow2_image, http_server, django_capture_on_commit_callbacks, run_jobs
+):
+    """No Content-Length, so only the stream itself can tell that it was cut off."""
+    packed = compress(qcow2_image, "zstd").read_bytes()
+    server = http_server()
+    server.routes["/arch.qcow2.zst"] = FileRoute(packed[: len(packed) * 2 // 3], length=False)
+
+    image = import_url(
+        api,
+        owner,
+        standalone,
+        server.url("/arch.qcow2.zst"),
+        django_capture_on_commit_callbacks,
+        run_jobs,
+    )
+
+    assert image.status == Image.Status.FAILED
+    assert "zstd stream ends in the middle" in image.error
+    assert not ImageReplica.objects.filter(image=image).exists()
