@@ -44,7 +44,7 @@ def _concurrency(name):
 class _ConfigurationFields(forms.Form):
     reserved_bytes = GiBField(
         label=_("Reserved capacity (GiB)"),
-        initial=1,
+        initial=GiB,  # bytes, as the model keeps it: shown as 1.00
         help_text=_("Capacity kept free on the storage; an import that would use it is refused."),
     )
     upload_concurrency = _concurrency("upload_concurrency")

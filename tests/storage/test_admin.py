@@ -41,6 +41,12 @@ def test_add_asks_for_the_kind_first(admin_client):
     assert "mount_path" not in body
 
 
+@pytest.mark.parametrize("kind", ["standalone", "distributed", "server"])
+def test_add_form_offers_one_gib_reserved(admin_client, kind):
+    body = admin_client.get(ADD + f"?kind={kind}").content.decode()
+    assert 'name="reserved_bytes" value="1.00"' in body
+
+
 def test_add_standalone(admin_client, tmp_path):
     assert 'name="mount_path"' in admin_client.get(ADD + "?kind=standalone").content.decode()
     response = admin_client.post(ADD + "?kind=standalone", standalone_form(tmp_path))
