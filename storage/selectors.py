@@ -9,6 +9,7 @@ from .backends import StorageError, Usage, get_backend
 from .models import ImageStorage
 
 USAGE_CACHE_SECONDS = 30
+UNREACHABLE = "unreachable"
 
 
 def storage_list_for_tenant(*, tenant=None) -> QuerySet[ImageStorage]:
@@ -33,10 +34,13 @@ def storage_usage(*, storage: ImageStorage, fresh: bool = False) -> Usage | None
     if not fresh:
         cached = cache.get(key)
         if cached is not None:
-            return cached
+            return None if cached == UNREACHABLE else cached
     try:
         usage = get_backend(storage).usage()
     except StorageError:
+        # Kept as briefly as a usage: a storage server that does not answer costs each page that shows
+        # its usage a connection timeout otherwise.
+        cache.set(key, UNREACHABLE, USAGE_CACHE_SECONDS)
         return None
     cache.set(key, usage, USAGE_CACHE_SECONDS)
     return usage

@@ -1,5 +1,7 @@
 """Creating, configuring, reconnecting and deleting storages; what tenants may choose."""
 
+from pathlib import Path
+
 import pytest
 from django.core.exceptions import ValidationError
 
@@ -158,3 +160,20 @@ def test_tenants_choose_among_enabled_connected_storages(make_standalone):
     assert list(selectors.storage_choices_for_import()) == [usable]
     assert set(selectors.storage_list_for_tenant()) == {usable, down}
     assert disabled not in selectors.storage_list_for_tenant()
+
+
+def test_an_unreachable_storage_is_asked_for_its_usage_once_per_cache_period(make_standalone, tmp_path):
+    """A page showing usage does not wait for an unreachable storage on every view (a storage server's
+    connection timeout); `fresh` asks again."""
+    from storage.selectors import forget_usage, storage_usage
+
+    storage, _backend = make_standalone()
+    forget_usage(storage=storage)
+    moved = tmp_path / "away"
+    Path(storage.mount_path).mkdir(parents=True, exist_ok=True)
+    Path(storage.mount_path).rename(moved)
+    assert storage_usage(storage=storage) is None
+    moved.rename(storage.mount_path)  # reachable again, but the failure is remembered briefly
+    assert storage_usage(storage=storage) is None
+    assert storage_usage(storage=storage, fresh=True) is not None
+    assert storage_usage(storage=storage) is not None
