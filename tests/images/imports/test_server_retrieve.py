@@ -1,0 +1,128 @@
+"""'Retrieve existing images' of a standalone (server) storage: the directory is listed and the files
+read over the storage's own SFTP connection, from the admin page to `available`."""
+
+import hashlib
+
+import pytest
+
+from images.models import Image, UploadSession
+from storage.backends.base import StorageError
+from tests.storage.conftest import make_server_storage, make_storage_server, storage_server  # noqa: F401
+
+from .conftest import MiB, stored_bytes
+
+
+@pytest.fixture
+def server_incoming(make_server_storage, disks):  # noqa: F811
+    """A server storage and, written over SFTP under its mount path, `incoming/` with a qcow2, a raw
+    `.img`, and symlinks to a file and a directory outside the mount path."""
+    storage, backend = make_server_storage()
+    qcow2 = disks.convert(disks.raw(size=4 * MiB, seed=5), "qcow2", "centos.qcow2")
+    raw = disks.raw("disk.img", size=3 * MiB, seed=7)
+    outside = disks.convert(disks.raw("secret.raw", size=MiB, seed=9), "qcow2", "secret.qcow2")
+    incoming = f"{storage.mount_path}/incoming"
+    with backend.sftp() as sftp:
+        sftp.mkdir(incoming)
+        sftp.mkdir(f"{incoming}/nested")
+        sftp.put(str(qcow2), f"{incoming}/centos 7.9.qcow2")
+        sftp.put(str(raw), f"{incoming}/nested/disk.img")
+        sftp.symlink(str(outside), f"{incoming}/escape.qcow2")
+        sftp.symlink(str(disks.root), f"{incoming}/elsewhere")
+        sftp.symlink(str(disks.root), f"{storage.mount_path}/linked")
+    return storage, backend, {"centos 7.9.qcow2": qcow2, "disk.img": raw}
+
+
+def _post(admin_client, storage, tenant, directory, **extra):
+    return admin_client.post(
+        f"/admin/storage/imagestorage/{storage.pk}/retrieve/",
+        {"directory": directory, "tenant": tenant.pk, **extra},
+    )
+
+
+def test_a_server_storage_retrieves_its_image_files_over_sftp(
+    admin_client,
+    other_client,
+    tenant,
+    server_incoming,
+    django_capture_on_commit_callbacks,
+    run_jobs,
+):
+    storage, backend, files = server_incoming
+    page = admin_client.get(f"/admin/storage/imagestorage/{storage.pk}/change/")
+    assert f"/admin/storage/imagestorage/{storage.pk}/retrieve/" in page.content.decode()
+
+    response = _post(admin_client, storage, tenant, "incoming", find="1")
+    assert response.status_code == 200, response.context["form"].errors
+    found = {item.path.name: item.disk_format for item in response.context["found"]}
+    # The .img is told apart by its content, read over SFTP; the symlinks are neither listed nor followed.
+    assert found == {"centos 7.9.qcow2": "qcow2", "disk.img": "raw"}
+    assert f"{storage.host}:{storage.mount_path}" in response.content.decode()
+
+    paths = [str(item.path) for item in response.context["found"]]
+    with django_capture_on_commit_callbacks(execute=True):
+        response = _post(admin_client, storage, tenant, "incoming", retrieve="1", path=paths)
+    assert response.status_code == 302
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+
+    images = {image.name: image for image in Image.objects.all()}
+    assert set(images) == {"centos 7.9", "disk"}
+    for name, filename in (("centos 7.9", "centos 7.9.qcow2"), ("disk", "disk.img")):
+        image, data = images[name], files[filename].read_bytes()
+        assert image.status == Image.Status.AVAILABLE, image.error
+        assert image.source == Image.Source.STORAGE_SCAN and image.tenant == tenant
+        assert image.storage == storage
+        assert image.md5 == hashlib.md5(data).hexdigest()
+        assert image.sha256 == hashlib.sha256(data).hexdigest()
+        assert stored_bytes(image) == data  # read back from the server's chunk store
+    assert images["disk"].disk_format == "raw"
+    with backend.sftp() as sftp:  # the files stay where they were
+        assert (
+            sftp.stat(f"{storage.mount_path}/incoming/centos 7.9.qcow2").st_size
+            == files["centos 7.9.qcow2"].stat().st_size
+        )
+    session = UploadSession.objects.get(image=images["centos 7.9"])
+    assert session.source_url == (
+        f"sftp://root@{storage.host}:{storage.ssh_port}{storage.mount_path}/incoming/centos%207.9.qcow2"
+    )
+
+    again = _post(admin_client, storage, tenant, "incoming", find="1")
+    assert {item.path.name for item in again.context["found"] if item.imported} == {
+        "centos 7.9.qcow2",
+        "disk.img",
+    }
+
+    # Another tenant sees none of them.
+    for image in images.values():
+        assert other_client.get(f"/images/{image.pk}/").status_code == 404
+    listing = other_client.get("/images/").content.decode()
+    assert "centos 7.9" not in listing
+
+
+def test_symlinks_and_directories_outside_the_mount_path_are_refused(
+    admin_client, tenant, server_incoming, django_capture_on_commit_callbacks
+):
+    storage, backend, _files = server_incoming
+    incoming = f"{storage.mount_path}/incoming"
+
+    # The whole mount path: `linked` (a symlink to a directory outside) is not followed.
+    response = _post(admin_client, storage, tenant, "", find="1")
+    assert {item.path.name for item in response.context["found"]} == {"centos 7.9.qcow2", "disk.img"}
+    for directory in ("linked", "incoming/elsewhere", "..", "/etc", "chunks", "missing"):
+        response = _post(admin_client, storage, tenant, directory, find="1")
+        assert response.context["form"].errors["directory"], directory
+        assert response.context["found"] is None
+
+    # Asking for the symlink by name starts nothing, and the server backend will not open it.
+    with django_capture_on_commit_callbacks(execute=True):
+        _post(admin_client, storage, tenant, "incoming", retrieve="1", path=[f"{incoming}/escape.qcow2"])
+    assert not Image.objects.exists()
+    for path in (
+        f"{incoming}/escape.qcow2",
+        f"{incoming}/elsewhere/secret.qcow2",
+        f"{incoming}/../../disks/secret.qcow2",
+    ):
+        with pytest.raises(StorageError):
+            with backend.open_mount_file(path):
+                pass
