@@ -126,3 +126,39 @@ def test_symlinks_and_directories_outside_the_mount_path_are_refused(
         with pytest.raises(StorageError):
             with backend.open_mount_file(path):
                 pass
+
+
+def test_a_dropped_connection_resumes_the_read_where_it_stopped(server_incoming):
+    """The worker's read of a file on the server: the storage's connection cut mid-file, the read goes on
+    from the offset reached over a new connection, and the bytes are whole."""
+    from images.fetch import FetchPolicy, fetch_storage_file
+    from storage.backends.server import connection_for
+
+    storage, backend, files = server_incoming
+    expected = files["centos 7.9.qcow2"].read_bytes()
+
+    class CuttingSink:
+        def __init__(self):
+            self.data = bytearray()
+            self.cut = False
+
+        def write(self, block):
+            self.data += block
+            if not self.cut and len(self.data) >= MiB:
+                self.cut = True
+                connection_for(storage).transport.close()
+
+        def reset(self):
+            self.data.clear()
+
+    sink = CuttingSink()
+    result = fetch_storage_file(
+        backend,
+        f"{storage.mount_path}/incoming/centos 7.9.qcow2",
+        label="centos 7.9.qcow2",
+        sink=sink,
+        policy=FetchPolicy.from_settings(retry_delay=0),
+    )
+
+    assert sink.cut and result.resumed >= 1 and not result.restarted
+    assert bytes(sink.data) == expected
