@@ -58,14 +58,18 @@ def retrieve_view(model_admin, request, pk):
             form.add_error(None, str(error))
         else:
             if "retrieve" in request.POST:
-                started, refused = storage_images_retrieve(
-                    storage=storage,
-                    directory=directory,
-                    tenant=form.cleaned_data["tenant"],
-                    actor=request.user,
-                    request=request,
-                    paths=set(request.POST.getlist("path")),
-                )
+                try:
+                    started, refused = storage_images_retrieve(
+                        storage=storage,
+                        directory=directory,
+                        tenant=form.cleaned_data["tenant"],
+                        actor=request.user,
+                        request=request,
+                        paths=set(request.POST.getlist("path")),
+                    )
+                except StorageError as error:  # the storage server went away meanwhile
+                    model_admin.message_user(request, str(error), messages.ERROR)
+                    return redirect(change_url)
                 if started:
                     model_admin.message_user(
                         request,

@@ -160,14 +160,18 @@ def import_fetch(*, image_id) -> None:
         try:
             if image.source == Image.Source.STORAGE_SCAN and image.storage.is_server:
                 # A file on the storage's own server: read over the storage's connection and key.
-                from storage.backends import get_backend
+                from storage.backends import StorageError, get_backend
 
                 from ..fetch import fetch_storage_file
-                from .retrieve import scan_path_of
+                from .retrieve import server_scan_path
 
+                try:
+                    path = server_scan_path(image.storage, session.source_url)
+                except StorageError as error:  # the server cannot be reached
+                    raise FetchError(str(error)) from error
                 fetch_storage_file(
                     get_backend(image.storage),
-                    scan_path_of(session.source_url),
+                    path,
                     label=session.source_url,
                     sink=stream,
                     should_cancel=sink.cancelled,

@@ -54,7 +54,7 @@ DETECTED = {
     "vhdx": "vhdx",
 }
 # The standalone store's own data at the top of its mount path: never images to retrieve.
-STORE_DIRECTORIES = {"chunks", "manifests", "tmp"}
+STORE_DIRECTORIES = {"chunks", "manifests", "tmp", "journals", "exports"}
 MAX_FILES = 500
 
 
@@ -86,6 +86,31 @@ def source_url_for(storage: ImageStorage, path) -> str:
 def scan_path_of(url: str) -> str:
     """The path of the file a "storage scan" import's URL names."""
     return unquote(urlsplit(url).path)
+
+
+def server_scan_path(storage: ImageStorage, url: str) -> str:
+    """The path on the server of a "storage scan" import of a server storage, checked again when the worker
+    reads it: a file under the mount path with an image extension, not in the store's own data and not
+    a dot name (ValidationError otherwise); the backend refuses symlinks and paths outside the mount path."""
+    path = PurePosixPath(scan_path_of(url))
+    mount = PurePosixPath(get_backend(storage).real_path(storage.mount_path))
+    relative = path.relative_to(mount).parts if path.is_relative_to(mount) else ()
+    if not relative or ".." in relative:
+        raise ValidationError(
+            _("%(directory)s is outside the storage's mount path %(mount)s.")
+            % {"directory": path, "mount": mount},
+            code="outside",
+        )
+    if relative[0] in STORE_DIRECTORIES:
+        raise ValidationError(
+            _("%(directory)s holds the storage's own data, not image files.") % {"directory": path},
+            code="store_data",
+        )
+    if any(part.startswith(".") for part in relative) or path.suffix.lower() not in EXTENSIONS:
+        raise ValidationError(
+            _("%(path)s is not an image file that can be retrieved.") % {"path": path}, code="not_image"
+        )
+    return str(path)
 
 
 def _server_real_path(backend, path: PurePosixPath) -> PurePosixPath | None:

@@ -29,6 +29,7 @@ def server_incoming(make_server_storage, disks):  # noqa: F811
         sftp.symlink(str(outside), f"{incoming}/escape.qcow2")
         sftp.symlink(str(disks.root), f"{incoming}/elsewhere")
         sftp.symlink(str(disks.root), f"{storage.mount_path}/linked")
+        sftp.put(str(qcow2), f"{storage.mount_path}/exports/7.qcow2")  # the store's own: an export
     return storage, backend, {"centos 7.9.qcow2": qcow2, "disk.img": raw}
 
 
@@ -109,7 +110,7 @@ def test_symlinks_and_directories_outside_the_mount_path_are_refused(
     # The whole mount path: `linked` (a symlink to a directory outside) is not followed.
     response = _post(admin_client, storage, tenant, "", find="1")
     assert {item.path.name for item in response.context["found"]} == {"centos 7.9.qcow2", "disk.img"}
-    for directory in ("linked", "incoming/elsewhere", "..", "/etc", "chunks", "missing"):
+    for directory in ("linked", "incoming/elsewhere", "..", "/etc", "chunks", "exports", "missing"):
         response = _post(admin_client, storage, tenant, directory, find="1")
         assert response.context["form"].errors["directory"], directory
         assert response.context["found"] is None
@@ -129,36 +130,84 @@ def test_symlinks_and_directories_outside_the_mount_path_are_refused(
 
 
 def test_a_dropped_connection_resumes_the_read_where_it_stopped(server_incoming):
-    """The worker's read of a file on the server: the storage's connection cut mid-file, the read goes on
-    from the offset reached over a new connection, and the bytes are whole."""
+    """The worker's read of a file on the server: the storage's SSH connection closed once 1 MiB was
+    read, the read goes on from the offset reached over a new connection, and the bytes are whole."""
+    from contextlib import contextmanager
+
     from images.fetch import FetchPolicy, fetch_storage_file
-    from storage.backends.server import connection_for
 
     storage, backend, files = server_incoming
     expected = files["centos 7.9.qcow2"].read_bytes()
 
-    class CuttingSink:
-        def __init__(self):
-            self.data = bytearray()
-            self.cut = False
+    class CuttingBackend:
+        """The real backend; its connection is closed (for real) after the first MiB of the first read."""
 
-        def write(self, block):
-            self.data += block
-            if not self.cut and len(self.data) >= MiB:
-                self.cut = True
-                connection_for(storage).transport.close()
+        cut = False
 
-        def reset(self):
-            self.data.clear()
+        @contextmanager
+        def open_mount_file(self, path):
+            with backend.open_mount_file(path) as (remote, size):
+                yield CuttingFile(remote), size
 
-    sink = CuttingSink()
+    class CuttingFile:
+        def __init__(self, remote):
+            self.remote = remote
+
+        def readv(self, blocks):
+            for (offset, _length), data in zip(blocks, self.remote.readv(blocks), strict=True):
+                yield data
+                if not CuttingBackend.cut and offset >= MiB:
+                    CuttingBackend.cut = True
+                    backend.connection.transport.close()
+
+    received = bytearray()
     result = fetch_storage_file(
-        backend,
+        CuttingBackend(),
         f"{storage.mount_path}/incoming/centos 7.9.qcow2",
         label="centos 7.9.qcow2",
-        sink=sink,
+        sink=received.extend,
         policy=FetchPolicy.from_settings(retry_delay=0),
     )
 
-    assert sink.cut and result.resumed >= 1 and not result.restarted
-    assert bytes(sink.data) == expected
+    assert CuttingBackend.cut and result.resumed == 1 and not result.restarted
+    assert bytes(received) == expected
+
+
+def test_the_worker_reads_only_image_files_of_the_mount_path_outside_the_store(
+    tenant, server_incoming, django_capture_on_commit_callbacks, run_jobs
+):
+    """A "storage scan" import is checked again when the worker reads it: an export of the store, a
+    symlink, or a file outside the mount path fails the import and nothing is read."""
+    from images.services.imports import image_import_create
+    from images.services.retrieve import source_url_for
+
+    storage, _backend, _files = server_incoming
+    mount = storage.mount_path
+    for index, (path, reason) in enumerate(
+        (
+            (f"{mount}/exports/7.qcow2", "holds the storage's own data"),
+            (f"{mount}/incoming/escape.qcow2", "is not a regular file"),
+            (f"{mount}/../disks/secret.qcow2", "outside the storage's mount path"),
+            (f"{mount}/incoming/.hidden.qcow2", "is not an image file that can be retrieved"),
+        )
+    ):
+        with django_capture_on_commit_callbacks(execute=True):
+            image = image_import_create(
+                tenant=tenant,
+                fields={
+                    "name": f"sneaky-{index}",
+                    "kind": Image.Kind.SYSTEM,
+                    "disk_format": "qcow2",
+                    "source_format": "qcow2",
+                    "os_type": Image.OSType.OTHER,
+                    "storage": storage,
+                    "source": Image.Source.STORAGE_SCAN,
+                },
+                url=source_url_for(storage, path),
+            )
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+        image.refresh_from_db()
+        assert image.status == Image.Status.FAILED, path
+        assert reason in image.error, image.error
+        assert not image.sha256
