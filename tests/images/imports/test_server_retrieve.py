@@ -211,3 +211,21 @@ def test_the_worker_reads_only_image_files_of_the_mount_path_outside_the_store(
         assert image.status == Image.Status.FAILED, path
         assert reason in image.error, image.error
         assert not image.sha256
+
+
+def test_a_storage_server_that_is_down_is_named_on_the_retrieve_page(
+    admin_client,
+    tenant,
+    make_server_storage,  # noqa: F811
+    make_storage_server,  # noqa: F811
+):
+    server = make_storage_server()
+    storage, _backend = make_server_storage(server=server)
+    server.kill()
+
+    response = _post(admin_client, storage, tenant, "", find="1")
+
+    assert response.status_code == 200
+    errors = " ".join(response.context["form"].non_field_errors())
+    assert "Cannot reach" in errors or "went away" in errors, errors
+    assert response.context["found"] is None
