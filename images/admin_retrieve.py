@@ -14,6 +14,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, ngettext
 
+from storage.backends.base import StorageError
 from storage.models import ImageStorage
 from tenants.models import Tenant
 
@@ -40,7 +41,7 @@ class RetrieveImagesForm(forms.Form):
 def retrieve_view(model_admin, request, pk):
     storage = model_admin._storage_or_404(request, pk)
     change_url = reverse("admin:storage_imagestorage_change", args=[storage.pk])
-    if storage.kind != ImageStorage.Kind.STANDALONE:
+    if storage.kind not in (ImageStorage.Kind.STANDALONE, ImageStorage.Kind.SERVER):
         model_admin.message_user(
             request, _("Only a standalone storage has a mount path to retrieve images from."), messages.ERROR
         )
@@ -53,16 +54,22 @@ def retrieve_view(model_admin, request, pk):
             found = storage_images_find(storage=storage, directory=directory)
         except ValidationError as error:
             form.add_error("directory", error)
+        except StorageError as error:  # a storage server that cannot be reached
+            form.add_error(None, str(error))
         else:
             if "retrieve" in request.POST:
-                started, refused = storage_images_retrieve(
-                    storage=storage,
-                    directory=directory,
-                    tenant=form.cleaned_data["tenant"],
-                    actor=request.user,
-                    request=request,
-                    paths=set(request.POST.getlist("path")),
-                )
+                try:
+                    started, refused = storage_images_retrieve(
+                        storage=storage,
+                        directory=directory,
+                        tenant=form.cleaned_data["tenant"],
+                        actor=request.user,
+                        request=request,
+                        paths=set(request.POST.getlist("path")),
+                    )
+                except StorageError as error:  # the storage server went away meanwhile
+                    model_admin.message_user(request, str(error), messages.ERROR)
+                    return redirect(change_url)
                 if started:
                     model_admin.message_user(
                         request,
@@ -93,6 +100,6 @@ def retrieve_view(model_admin, request, pk):
             _("Retrieve existing images into “%(name)s”") % {"name": storage.name},
             form=form,
             found=found,
-            mount_path=storage.mount_path,
+            mount_path=f"{storage.host}:{storage.mount_path}" if storage.is_server else storage.mount_path,
         ),
     )

@@ -35,6 +35,7 @@ __all__ = [
     "TooLarge",
     "URLRefused",
     "fetch",
+    "fetch_storage_file",
     "redact",
     "split_secret",
     "validate",
@@ -122,6 +123,38 @@ def fetch(
     return engine.run(
         driver=driver,
         url=parsed.redacted,
+        sink=sink,
+        progress=progress,
+        should_cancel=should_cancel,
+        check_length=check_length,
+        max_bytes=max_bytes,
+        retries=policy.retries,
+        retry_delay=policy.retry_delay,
+    )
+
+
+def fetch_storage_file(
+    backend,
+    path: str,
+    *,
+    label: str,
+    sink,
+    progress: Callable[[FetchProgress], None] | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    check_length: Callable[[int], None] | None = None,
+    max_bytes: int | None = None,
+    policy: FetchPolicy | None = None,
+) -> FetchResult:
+    """Fetch a file under a storage server's mount path into `sink`, over the storage's own connection
+    (`backend`: its ServerBackend). `label` names the file in messages. Same resuming, cancelling and
+    limits as `fetch`."""
+    from .storagefile import StorageFileDriver
+
+    policy = policy or FetchPolicy.from_settings()
+    logger.info("fetching %s from its storage server", label)
+    return engine.run(
+        driver=StorageFileDriver(backend, path, label=label),
+        url=label,
         sink=sink,
         progress=progress,
         should_cancel=should_cancel,

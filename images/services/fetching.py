@@ -138,7 +138,7 @@ def import_fetch(*, image_id) -> None:
         return
     session = UploadSession.objects.get(image=image)
     overrides, allow_file = {}, bool(image.owner and image.owner.is_staff)
-    if image.source == Image.Source.STORAGE_SCAN:
+    if image.source == Image.Source.STORAGE_SCAN and not image.storage.is_server:
         # "Retrieve existing images": the storage's own files, under its mount path whatever
         # IMPORT_FILE_ROOTS says (an administrator chose them).
         overrides["file_roots"] = (Path(image.storage.mount_path).resolve(),)
@@ -158,17 +158,40 @@ def import_fetch(*, image_id) -> None:
             hash_sent=hash_sent_for(image),
         )
         try:
-            fetch(
-                session.source_url,
-                sink=stream,
-                secret=session.secret_encrypted,
-                should_cancel=sink.cancelled,
-                check_length=sink.check_length,
-                max_bytes=fetch_limit(image),
-                allow_file=allow_file,
-                policy=policy,
-                progress=lambda p: glue.report(p.bytes_done, p.bytes_total),
-            )
+            if image.source == Image.Source.STORAGE_SCAN and image.storage.is_server:
+                # A file on the storage's own server: read over the storage's connection and key.
+                from storage.backends import StorageError, get_backend
+
+                from ..fetch import fetch_storage_file
+                from .retrieve import server_scan_path
+
+                try:
+                    path = server_scan_path(image.storage, session.source_url)
+                except StorageError as error:  # the server cannot be reached
+                    raise FetchError(str(error)) from error
+                fetch_storage_file(
+                    get_backend(image.storage),
+                    path,
+                    label=session.source_url,
+                    sink=stream,
+                    should_cancel=sink.cancelled,
+                    check_length=sink.check_length,
+                    max_bytes=fetch_limit(image),
+                    policy=policy,
+                    progress=lambda p: glue.report(p.bytes_done, p.bytes_total),
+                )
+            else:
+                fetch(
+                    session.source_url,
+                    sink=stream,
+                    secret=session.secret_encrypted,
+                    should_cancel=sink.cancelled,
+                    check_length=sink.check_length,
+                    max_bytes=fetch_limit(image),
+                    allow_file=allow_file,
+                    policy=policy,
+                    progress=lambda p: glue.report(p.bytes_done, p.bytes_total),
+                )
             stream.finish()
             if stream.codec is not None:
                 Image.objects.filter(pk=image.pk).update(

@@ -757,6 +757,51 @@ class ServerBackend(StandaloneBackend):
         for path in self._find(self.tmp_dir, name=f"{check_key(key)}~*.chunk"):
             self._unlink(path)
 
+    # Files of the mount path that are not the store's ("retrieve existing images" reads them)
+    def real_path(self, path) -> str:
+        """The server's real path of `path` (symlinks resolved there); FileNotFoundError when it is missing."""
+        with self.sftp() as sftp:
+            return sftp.normalize(str(path))
+
+    def under_root(self, real: str) -> bool:
+        """Whether a real path on the server is the mount path or under it."""
+        root = self.real_path(self.root)
+        return real == root or real.startswith(root.rstrip("/") + "/")
+
+    def list_directory(self, path) -> list[tuple[str, int, int]]:
+        """(name, mode, size) of each entry of a directory on the server, as lstat sees it: a symlink is
+        a symlink, never what it points to."""
+        with self.sftp() as sftp:
+            return [
+                (entry.filename, entry.st_mode or 0, entry.st_size or 0)
+                for entry in sftp.listdir_attr(str(path))
+            ]
+
+    @contextmanager
+    def open_mount_file(self, path):
+        """(file, size) of a regular file under the mount path, for reading: refused (StorageError) when it
+        is a symlink, not a regular file, or not under the mount path once the server resolves it. Errors
+        of the connection inside the block raise Unreachable."""
+        import stat as stat_module
+
+        path = posixpath.normpath(str(path))
+        with self.sftp() as sftp:
+            try:
+                info = sftp.lstat(path)
+            except FileNotFoundError:
+                raise StorageError(_("There is no file at %(path)s.") % {"path": path}) from None
+            if not stat_module.S_ISREG(info.st_mode or 0):
+                raise StorageError(_("%(path)s is not a regular file.") % {"path": path})
+            real = sftp.normalize(path)
+            root = sftp.normalize(str(self.root))
+            if real != path or not real.startswith(root.rstrip("/") + "/"):
+                raise StorageError(
+                    _("%(path)s is outside the storage's mount path %(mount)s.")
+                    % {"path": path, "mount": root}
+                )
+            with sftp.open(path, "rb") as file:
+                yield file, info.st_size or 0
+
     # Exports
     def _export_file(self, key: str) -> Path:
         return self.exports_dir / check_key(key)
