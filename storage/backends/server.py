@@ -306,6 +306,9 @@ class Connection:
 
     def check(self, command: str, *, stdin: bytes | None = None) -> bytes:
         status, out, err = self.run(command, stdin=stdin)
+        if status == -1 or (status != 0 and not self.alive):
+            # paramiko's -1: the channel closed without an exit status, the server went away mid-command.
+            raise self.gone(EOFError(err.decode(errors="replace").strip() or "the connection closed"))
         if status != 0:
             reason = err.decode(errors="replace").strip() or f"exit status {status}"
             raise StorageError(
