@@ -59,6 +59,8 @@ ALLOWED_WORDS = {
     "bytes",
     "MD",
     "SHA",
+    "CHECKSUM",
+    "OpenPGP",
     "ID",
     "URL",
     "API",
