@@ -8,7 +8,8 @@ when the Glance peer answers on 127.0.0.1:9292 (../shared/peers/glance/setup.sh)
 The hash bound is what any conforming import must do with the bytes: MD5 of the file cannot be split, so
 it takes one core; SHA256 of the file, SHA256 of each chunk (the store's addresses) and reading the
 request share the other. The bound is the slower of the two:
-    bound = min(md5, 1 / (2 / sha256 + 1 / cat))
+    bound = min(md5, 1 / (2 / sha256 + 1 / read))
+each step at the faster of the tool and hashlib (OpenSSL) / a Python read into one buffer.
 Rounds interleave the steps so that drift (other work on the shared cores) hits all of them alike;
 medians are printed. Goal (issue 17): uploads and URL import first byte to `available` >= 90% of md5sum.
 Peak RSS of the web and worker processes during the run is printed too.
@@ -51,6 +52,30 @@ def load_glance():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def hashlib_rate(path: Path, name: str) -> float:
+    """Seconds for hashlib (OpenSSL, what the console uses) to hash the file from the page cache."""
+    import hashlib
+
+    hasher = hashlib.new(name)
+    buffer = bytearray(4 * MiB)
+    view = memoryview(buffer)
+    start = time.perf_counter()
+    with open(path, "rb", buffering=0) as file:
+        while count := file.readinto(buffer):
+            hasher.update(view[:count])
+    return time.perf_counter() - start
+
+
+def read_rate(path: Path) -> float:
+    """Seconds to read the file from the page cache into one buffer (reading a request costs at least this)."""
+    buffer = bytearray(4 * MiB)
+    start = time.perf_counter()
+    with open(path, "rb", buffering=0) as file:
+        while file.readinto(buffer):
+            pass
+    return time.perf_counter() - start
 
 
 def download_once(deployment: Deployment, image_id: str) -> float:
@@ -115,6 +140,11 @@ def main() -> None:
                 for tool in ("md5sum", "sha256sum", "cat"):
                     warm(qcow2)
                     note(tool, timed_command([tool, str(qcow2)] if tool != "cat" else ["cat", str(qcow2)]))
+                for name in ("md5", "sha256"):
+                    warm(qcow2)
+                    note(f"hashlib {name}", hashlib_rate(qcow2, name))
+                warm(qcow2)
+                note("read into a buffer", read_rate(qcow2))
                 warm(qcow2)
                 dd_out = root / "storage" / "dd.out"
                 dd_out.parent.mkdir(exist_ok=True)
@@ -138,8 +168,11 @@ def main() -> None:
                     note("Glance web-download to active", glance.glance_web_download(url))
 
         medians = {name: statistics.median(values) for name, values in figures.items()}
-        md5, sha256, cat = medians["md5sum"], medians["sha256sum"], medians["cat"]
-        other = 1 / (2 / sha256 + 1 / cat)
+        # The fastest implementation of each step is the one an import may use.
+        md5 = max(medians["md5sum"], medians["hashlib md5"])
+        sha256 = max(medians["sha256sum"], medians["hashlib sha256"])
+        read = max(medians["cat"], medians["read into a buffer"])
+        other = 1 / (2 / sha256 + 1 / read)
         bound = min(md5, other)
         print(
             f"limits: {arguments.size_mib} MiB of random data as qcow2 ({size / 1e6:.0f} MB), "
@@ -148,11 +181,14 @@ def main() -> None:
         print(
             f"machine: {os.cpu_count()} CPUs (shared with other work: figures are noisy), {socket.gethostname()}"
         )
-        print(f"hash bound: min(md5 {md5:.0f}, other core {other:.0f}) = {bound:.0f} MB/s")
+        print(
+            f"hash bound: min(md5 {md5:.0f}, other core 1/(2/sha256 {sha256:.0f} + 1/read {read:.0f}) = "
+            f"{other:.0f}) = {bound:.0f} MB/s"
+        )
         for name, value in medians.items():
             extra = ""
             if name.startswith(("upload", "URL import")):
-                extra = f"  {value / md5 * 100:4.0f}% of md5sum (goal >= 90%)"
+                extra = f"  {value / medians['md5sum'] * 100:4.0f}% of md5sum (goal >= 90%)"
             print(f"  {name:34s} {value:8.0f} MB/s  {value / bound * 100:5.0f}% of bound{extra}")
         if glance is not None:
             for ours, theirs in (
