@@ -13,6 +13,7 @@ from django.utils.translation import ngettext
 
 from . import admin_storage  # noqa: F401  (registers the image storages' admin)
 from .models import (
+    CHECKSUM_FIELDS,
     SYSTEM_FIELDS,
     Image,
     ImageReplica,
@@ -122,14 +123,7 @@ class ImageAdmin(admin.ModelAdmin):
         "md5",
         "sha256",
         "expected_sha256",
-        "checksum_algorithm",
-        "checksum_expected",
-        "checksum_of",
-        "checksum_source",
-        "checksum_file_url",
-        "checksum_signature_url",
-        "checksum_signer",
-        "checksum_verified_at",
+        *CHECKSUM_FIELDS,
         "encrypted",
         "storage",
         "job_id",

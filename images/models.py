@@ -23,6 +23,18 @@ SYSTEM_FIELDS = (
     "hot_upgrade",
 )
 
+# An expected checksum, where it came from and when it was verified (images.checksums).
+CHECKSUM_FIELDS = (
+    "checksum_algorithm",
+    "checksum_expected",
+    "checksum_of",
+    "checksum_source",
+    "checksum_file_url",
+    "checksum_signature_url",
+    "checksum_signer",
+    "checksum_verified_at",
+)
+
 
 class ImageQuerySet(models.QuerySet):
     def for_tenant(self, tenant):

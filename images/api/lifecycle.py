@@ -19,7 +19,7 @@ from tenants.models import Tenant
 
 from ..exports import CONTENT_TYPE, export_response
 from ..filters import ImageFilter
-from ..models import SYSTEM_FIELDS, Image
+from ..models import CHECKSUM_FIELDS, SYSTEM_FIELDS, Image
 from ..policy import can_change, can_share_globally, is_own
 from ..selectors import image_get, image_listing, images_deleted, images_visible
 from ..services import (
@@ -104,14 +104,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "error",
             "target_size",
             "expected_sha256",
-            "checksum_algorithm",
-            "checksum_expected",
-            "checksum_of",
-            "checksum_source",
-            "checksum_file_url",
-            "checksum_signature_url",
-            "checksum_signer",
-            "checksum_verified_at",
+            *CHECKSUM_FIELDS,
             "enabled",
             "sharing",
             "shared_with",
