@@ -397,19 +397,33 @@ def vm_reboot(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = T
         vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be rebooted.")
     )
     VirtualMachine.objects.filter(pk=vm.pk).update(stage=_("Rebooting"), updated_at=timezone.now())
+    return _started(
+        vm,
+        "vm.reboot",
+        "ACPI reboot",
+        "compute.jobs.vm_reboot_job",
+        reboot_timeout(),
+        actor,
+        request,
+        enqueue,
+    )
+
+
+def _started(vm, action: str, message: str, job: str, timeout: float, actor, request, enqueue: bool):
+    """Log an ACPI request as started and enqueue the job that waits for the guest (and forces it)."""
     log(
-        action="vm.reboot",
+        action=action,
         tenant=vm.tenant,
         actor=actor,
         target=vm,
         result="started",
-        message="ACPI reboot",
+        message=message,
         request=request,
     )
     if enqueue:
         transaction.on_commit(
             lambda: django_rq.get_queue("default").enqueue(
-                "compute.jobs.vm_reboot_job", vm_id=str(vm.pk), job_timeout=int(reboot_timeout()) + 120
+                job, vm_id=str(vm.pk), job_timeout=int(timeout) + 120
             )
         )
     vm.refresh_from_db()
@@ -456,23 +470,9 @@ def vm_stop(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = Tru
     VirtualMachine.objects.filter(pk=vm.pk).update(
         stop_requested_at=timezone.now(), stage=_("Stopping"), updated_at=timezone.now()
     )
-    log(
-        action="vm.stop",
-        tenant=vm.tenant,
-        actor=actor,
-        target=vm,
-        result="started",
-        message="ACPI shutdown",
-        request=request,
+    return _started(
+        vm, "vm.stop", "ACPI shutdown", "compute.jobs.vm_stop_job", stop_timeout(), actor, request, enqueue
     )
-    if enqueue:
-        transaction.on_commit(
-            lambda: django_rq.get_queue("default").enqueue(
-                "compute.jobs.vm_stop_job", vm_id=str(vm.pk), job_timeout=int(stop_timeout()) + 120
-            )
-        )
-    vm.refresh_from_db()
-    return vm
 
 
 def vm_stop_wait(*, vm_id) -> None:
