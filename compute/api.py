@@ -41,6 +41,9 @@ class ComputeHostSerializer(serializers.ModelSerializer):
 class VMSerializer(serializers.ModelSerializer):
     image_name = serializers.CharField(source="image.name", read_only=True)
     host_name = serializers.CharField(source="host.name", read_only=True)
+    stage = serializers.CharField(
+        source="stage_text", read_only=True, help_text="What the VM is doing now, in the request's language."
+    )
 
     class Meta:
         model = VirtualMachine

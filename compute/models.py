@@ -2,8 +2,8 @@ import uuid
 
 from django.conf import settings
 from django.db import models
+from django.utils.translation import gettext, pgettext_lazy
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import pgettext_lazy
 
 from imageconsole.core.models import BaseModel
 
@@ -209,6 +209,11 @@ class VirtualMachine(BaseModel):
     @property
     def is_transitional(self) -> bool:
         return self.state in self.TRANSITIONAL
+
+    @property
+    def stage_text(self) -> str:
+        """The stage (stored as its English msgid) in the reader's language."""
+        return gettext(self.stage) if self.stage else ""
 
 
 class BootCheck(BaseModel):

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_noop
 
 from images.models import Image
 from tenants.models import Quota, Tenant
@@ -218,7 +219,7 @@ def vm_create(
             boot_mode=image.boot_mode,
             domain_name=f"ic-{vm_id}",
             state=VirtualMachine.State.CREATING,
-            stage=_("Queued"),
+            stage=gettext_noop("Queued"),
         )
         password_hash = hash_password(admin_password) if admin_password else ""
         log(
@@ -242,6 +243,7 @@ def vm_create(
 
 
 def _stage(vm: VirtualMachine, text: str) -> None:
+    """`text`: an English msgid (gettext_noop), worded for each reader when shown (VirtualMachine.stage_text)."""
     VirtualMachine.objects.filter(pk=vm.pk).update(stage=text, updated_at=timezone.now())
 
 
@@ -252,10 +254,10 @@ def vm_provision(*, vm_id, password_hash: str = "") -> None:
         return
     host, image = vm.host, vm.image
     try:
-        _stage(vm, _("Uploading the image to the host"))
+        _stage(vm, gettext_noop("Uploading the image to the host"))
         entry = cache_ensure(host=host, image=image)
         VirtualMachine.objects.filter(pk=vm.pk).update(cache_entry=entry)
-        _stage(vm, _("Creating the disk"))
+        _stage(vm, gettext_noop("Creating the disk"))
         disk_volume = f"{vm.domain_name}-disk.qcow2"
         disk_path = hypervisor.create_overlay(
             host,
@@ -275,7 +277,7 @@ def vm_provision(*, vm_id, password_hash: str = "") -> None:
         VirtualMachine.objects.filter(pk=vm.pk).update(
             seed_volume=seed_volume, console_volume=console_volume, password_applied=bool(password_hash)
         )
-        _stage(vm, _("Starting"))
+        _stage(vm, gettext_noop("Starting"))
         spec = DomainSpec(
             name=vm.domain_name,
             domain_type=host.domain_type or "qemu",
@@ -396,7 +398,7 @@ def vm_reboot(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = T
     _require(
         vm, {VirtualMachine.State.RUNNING}, _("“%(name)s” is %(state)s; only a running VM can be rebooted.")
     )
-    VirtualMachine.objects.filter(pk=vm.pk).update(stage=_("Rebooting"), updated_at=timezone.now())
+    VirtualMachine.objects.filter(pk=vm.pk).update(stage=gettext_noop("Rebooting"), updated_at=timezone.now())
     return _started(
         vm,
         "vm.reboot",
@@ -468,7 +470,7 @@ def vm_stop(*, vm: VirtualMachine, actor=None, request=None, enqueue: bool = Tru
     except HypervisorError as error:
         raise VMActionRefused(str(error)) from error
     VirtualMachine.objects.filter(pk=vm.pk).update(
-        stop_requested_at=timezone.now(), stage=_("Stopping"), updated_at=timezone.now()
+        stop_requested_at=timezone.now(), stage=gettext_noop("Stopping"), updated_at=timezone.now()
     )
     return _started(
         vm, "vm.stop", "ACPI shutdown", "compute.jobs.vm_stop_job", stop_timeout(), actor, request, enqueue

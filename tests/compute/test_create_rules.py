@@ -237,3 +237,23 @@ def test_vms_of_another_tenant_on_a_shared_image_are_counted_not_named(owner, te
     with pytest.raises(ImageInUse) as refused:
         image_delete(image=shared, actor=owner)
     assert "initech-secret" not in str(refused.value) and "another tenant" in str(refused.value)
+
+
+def test_a_vms_stage_is_worded_for_each_reader(owner, owner_client, tenant, host):
+    """The stage a job writes (in a worker's language, or in whoever clicked Reboot's) is kept as its
+    msgid and read in each reader's language, on the pages and in the API."""
+    from django.utils import translation
+
+    from compute.services.vms import vm_reboot
+
+    vm = VirtualMachine.objects.create(
+        tenant=tenant, name="web-1", image=_image(tenant), host=host, domain_name="ic-web-1", state="running"
+    )
+    with translation.override("zh-hans"):  # as when a Chinese user's request starts the reboot
+        vm_reboot(vm=vm, actor=owner, enqueue=False)
+    vm.refresh_from_db()
+    assert vm.stage == "Rebooting"
+    owner_client.cookies["django_language"] = "zh-hans"
+    assert "正在重启" in owner_client.get(f"/vms/{vm.pk}/").content.decode()
+    owner_client.cookies["django_language"] = "en"
+    assert "Rebooting" in owner_client.get(f"/vms/{vm.pk}/").content.decode()
