@@ -223,4 +223,9 @@ class ApiToken(BaseModel):
 
     @staticmethod
     def generate_key() -> str:
-        return secrets.token_urlsafe(32)
+        """43 URL-safe characters that never start with "-": a command line (glance --os-auth-token KEY,
+        curl -H) would read such a key as an option."""
+        while True:
+            key = secrets.token_urlsafe(32)
+            if not key.startswith("-"):
+                return key
