@@ -177,20 +177,9 @@ def export_run(*, export_id) -> None:
         if not _still_wanted(export.pk, job_id):
             return
         size = backend.export_put(export.key, output)
-        retention = DownloadSettings.current().export_retention_days
-        now = timezone.now()
         with transaction.atomic():
-            updated = ExportedImage.objects.filter(
-                pk=export.pk, status=ExportedImage.Status.EXPORTING, job_id=job_id
-            ).update(
-                status=ExportedImage.Status.READY,
-                progress=100,
-                size=size,
-                md5=md5,
-                sha256=sha256,
-                finished_at=now,
-                expires_at=now + timedelta(days=retention) if retention else None,
-                updated_at=now,
+            updated = _mark_ready(
+                ExportedImage.objects.filter(pk=export.pk, job_id=job_id), size=size, md5=md5, sha256=sha256
             )
             if updated:
                 log(
@@ -244,6 +233,22 @@ def made_export_start(*, image: Image, fmt: str, source_name: str, source_id, ac
     )
 
 
+def _mark_ready(rows, *, size: int, md5: str, sha256: str) -> int:
+    """The export rows still exporting become ready, expiring after the retention; how many did."""
+    retention = DownloadSettings.current().export_retention_days
+    now = timezone.now()
+    return rows.filter(status=ExportedImage.Status.EXPORTING).update(
+        status=ExportedImage.Status.READY,
+        progress=100,
+        size=size,
+        md5=md5,
+        sha256=sha256,
+        finished_at=now,
+        expires_at=now + timedelta(days=retention) if retention else None,
+        updated_at=now,
+    )
+
+
 def made_export_progress(export_id, percent: float) -> None:
     _export_progress(export_id, percent)
 
@@ -258,18 +263,7 @@ def made_export_finish(*, export_id, path: Path) -> ExportedImage | None:
     md5, sha256 = _file_hashes(Path(path))
     backend = get_backend(export.storage)
     size = backend.export_put(export.key, path)
-    retention = DownloadSettings.current().export_retention_days
-    now = timezone.now()
-    updated = ExportedImage.objects.filter(pk=export.pk, status=ExportedImage.Status.EXPORTING).update(
-        status=ExportedImage.Status.READY,
-        progress=100,
-        size=size,
-        md5=md5,
-        sha256=sha256,
-        finished_at=now,
-        expires_at=now + timedelta(days=retention) if retention else None,
-        updated_at=now,
-    )
+    updated = _mark_ready(ExportedImage.objects.filter(pk=export.pk), size=size, md5=md5, sha256=sha256)
     if not updated:
         backend.export_delete(export.key)
         return None
