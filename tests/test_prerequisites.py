@@ -108,6 +108,18 @@ def test_the_script_lists_every_package_the_targets_need():
     assert run < test
 
 
+def test_the_readme_install_lines_name_exactly_the_scripts_packages():
+    """The README's lines for installing by hand are the script's lists, the run line first."""
+    readme = (REPO / "README.md").read_text()
+    block = readme[readme.index("**Prerequisites**") :]
+    block = block[block.index("```sh") + 5 : block.index("```", block.index("```sh") + 5)]
+    lines = block.replace("\\\n", " ").strip().splitlines()
+    named = [set(line.split("apt-get install", 1)[1].split()) for line in lines]
+    run = {e["package"] for e in _entries("run")}
+    assert named[0] == run
+    assert named[1] == {e["package"] for e in _entries("test")} - run
+
+
 @pytest.mark.parametrize("entry", _entries("test"), ids=lambda e: e["package"])
 def test_a_hidden_tool_is_named_and_nothing_starts(tmp_path, entry):
     env, log = _environment(tmp_path, entry)
