@@ -46,6 +46,7 @@ run_packages=(
   "pkg-config cmd:pkg-config"
   "libvirt-dev pkgconfig:libvirt"
   "gnupg cmd:gpg"
+  "openssh-client cmd:ssh"
 )
 test_packages=(
   "chromium chromium"

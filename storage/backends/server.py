@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import os
 import posixpath
 import shlex
@@ -34,6 +35,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
 
+from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -63,6 +65,8 @@ from .standalone import (
 CONNECT_TIMEOUT = 10
 CHANNEL_TIMEOUT = 120
 KEY_COMMENT = "imageconsole-storage"
+
+logger = logging.getLogger("storage.server")
 
 
 class Unreachable(StorageError):
@@ -250,6 +254,8 @@ class Connection:
         self._locker = None
         self._shared_holders = 0
         self._lock_mutex = threading.Lock()
+        self._pipes = None  # sshpipe.Pipes, False when this server cannot have them
+        self._pipes_mutex = threading.RLock()
 
     @property
     def alive(self) -> bool:
@@ -295,6 +301,40 @@ class Connection:
         else:
             with self._mutex:
                 self._idle.append(client)
+
+    def pipes(self):
+        """The OpenSSH connection that new chunks are written through (sshpipe.py), or None when this
+        machine has no `ssh` client or the server no python3: then chunks go over SFTP."""
+        with self._pipes_mutex:
+            if self._pipes is None:
+                self._pipes = self._open_pipes() or False
+            elif self._pipes and not self._pipes.alive:
+                self._pipes.close()
+                self._pipes = None
+                raise self.gone(ConnectionError(_("the SSH connection for writing closed")))
+            return self._pipes or None
+
+    def _open_pipes(self):
+        from . import sshpipe
+
+        if not getattr(settings, "STORAGE_SSH_CLIENT", True) or not sshpipe.client_available():
+            return None
+        status, _out, _err = self.run("command -v python3")
+        if status != 0:
+            logger.info("%s has no python3: chunks are written over SFTP", self.storage.name)
+            return None
+        host, port = self.transport.getpeername()[:2]
+        try:
+            return sshpipe.Pipes(
+                host=host,
+                port=port,
+                user=self.storage.ssh_username,
+                host_key=self.storage.ssh_host_key,
+                private_key=self.storage.get_ssh_private_key(),
+            )
+        except sshpipe.PipeBroken as error:
+            logger.warning("%s: ssh did not connect (%s): chunks are written over SFTP", self.storage.name, error)
+            return None
 
     def run(self, command: str, *, stdin: bytes | None = None, timeout: float = CHANNEL_TIMEOUT):
         import paramiko
@@ -377,6 +417,10 @@ class Connection:
             lock[0].close()
 
     def close(self) -> None:
+        with self._pipes_mutex:
+            pipes, self._pipes = self._pipes, None
+        if pipes:
+            pipes.close()
         with self._mutex:
             idle, self._idle = self._idle, []
         for client in idle:
@@ -559,6 +603,9 @@ class ServerBackend(StandaloneBackend):
             return None
         self._ensure_room(len(data))
         tmp = self.tmp_dir / (f"{owner}~{uuid.uuid4().hex}.chunk" if owner else f"{uuid.uuid4().hex}.chunk")
+        pipes = self.connection.pipes()
+        if pipes is not None:
+            return self._put_chunk_piped(pipes, path, tmp, data, runs, note=note)
         with self.sftp() as sftp:
             try:
                 mtime = self._write_file(sftp, str(tmp), data, runs)
@@ -580,6 +627,29 @@ class ServerBackend(StandaloneBackend):
             finally:
                 with suppress(OSError):
                     sftp.remove(str(tmp))
+
+    def _put_chunk_piped(self, pipes, path, tmp, data, runs, *, note):
+        from .sshpipe import PipeBroken
+
+        runs = [list(run) for run in (nonzero_runs(data) if runs is None else runs)]
+        try:
+            with pipes.receiver() as receiver:
+                written = receiver.write(str(tmp), data, runs, fsync=self.fsync)
+                if "errno" in written:
+                    raise self._write_error(OSError(written["errno"], written["reason"]))
+                entry = (path, 0, written["mtime"] * 10**9)
+                if note is not None:
+                    note(entry)  # journaled before it exists: a kill leaks nothing
+                published = receiver.publish(str(tmp), str(path))
+        except PipeBroken as error:
+            raise self.connection.gone(ConnectionError(str(error))) from error
+        if published.get("exists"):
+            if self._claim(path):  # another writer stored it first: use theirs
+                return None
+            raise StorageError(_("A chunk vanished while it was being stored; try again."))
+        if "errno" in published:
+            raise self._write_error(OSError(published["errno"], published["reason"]))
+        return entry
 
     def _write_error(self, error: OSError) -> StorageError:
         if isinstance(error, StorageError):
