@@ -333,7 +333,9 @@ class Connection:
                 private_key=self.storage.get_ssh_private_key(),
             )
         except sshpipe.PipeBroken as error:
-            logger.warning("%s: ssh did not connect (%s): chunks are written over SFTP", self.storage.name, error)
+            logger.warning(
+                "%s: ssh did not connect (%s): chunks are written over SFTP", self.storage.name, error
+            )
             return None
 
     def run(self, command: str, *, stdin: bytes | None = None, timeout: float = CHANNEL_TIMEOUT):
