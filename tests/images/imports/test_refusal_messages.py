@@ -63,3 +63,16 @@ def test_a_broken_partition_table_says_what_to_check(tmp_path):
     assert (
         "partition table (MBR) is not valid" in message and "Check that you chose the right file" in message
     )
+
+
+def test_a_monolithic_sparse_vmdk_with_a_descriptor_it_cannot_check_is_not_asked_for_one(disks):
+    """A monolithicSparse VMDK whose embedded descriptor holds a line the inspector does not know is told
+    that, and how to rewrite it; not that only monolithicSparse or streamOptimized VMDKs are accepted."""
+    sparse = disks.convert(disks.raw(size=2 * MiB), "vmdk", "odd.vmdk", "-o", "subformat=monolithicSparse")
+    data = sparse.read_bytes()
+    assert b"# Extent description" in data
+    sparse.write_bytes(data.replace(b"# Extent description", b"vendor line, unknown"))
+    message = refusal(sparse, "vmdk")
+    assert "descriptor cannot be checked" in message and "holds lines this console does not know" in message
+    assert "subformat=streamOptimized" in message
+    assert "monolithicSparse" not in message
