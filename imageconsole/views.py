@@ -3,7 +3,6 @@ from django.contrib.auth.mixins import LoginRequiredMixin
 from django.http import Http404, JsonResponse
 from django.shortcuts import render
 from django.template.defaultfilters import filesizeformat
-from django.urls import NoReverseMatch, reverse
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 from django.views import View
@@ -44,7 +43,6 @@ class DashboardView(TenantRequiredMixin, View):
             "cards": cards,
             "total": sum(n for value, _label, n in cards),
             "recycle_bin_count": counts.get("deleted", 0),
-            "recycle_bin_url": _reverse_or_none("recyclebin:list"),
             "in_progress": images.images_in_progress(tenant=tenant, membership=membership),
             "failures": images.recent_failures(tenant=tenant, membership=membership),
             "storages": storages,
@@ -72,13 +70,6 @@ class DashboardView(TenantRequiredMixin, View):
 
 def _month(value) -> str:
     return date_format(value, "YEAR_MONTH_FORMAT_SHORT")
-
-
-def _reverse_or_none(name: str):
-    try:
-        return reverse(name)
-    except NoReverseMatch:
-        return None
 
 
 class HealthPanelView(LoginRequiredMixin, View):

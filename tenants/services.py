@@ -11,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_noop
 
 from imageconsole.core.http import client_ip
+from imageconsole.core.sizes import sizes_apart
 
 from .models import ApiToken, Membership, OperationLog, ProjectGroup, Quota, Tenant, UserPreference
 from .oplog import coded, english, word
@@ -234,17 +235,14 @@ def quota_check(*, tenant: Tenant, add_images: int = 0, add_bytes: int = 0) -> N
             code="quota_images",
         )
     if quota.max_bytes is not None and usage.bytes + add_bytes > quota.max_bytes:
+        needed, left, limit = sizes_apart(add_bytes, max(quota.max_bytes - usage.bytes, 0), quota.max_bytes)
         raise QuotaExceeded(
             _(
                 "This needs %(needed)s more but the tenant's quota leaves %(left)s of %(limit)s. Images "
                 "in the recycle bin count until they are destroyed: destroy some there, or ask an "
                 "administrator to raise the quota."
             )
-            % {
-                "needed": _filesize(add_bytes),
-                "left": _filesize(max(quota.max_bytes - usage.bytes, 0)),
-                "limit": _filesize(quota.max_bytes),
-            },
+            % {"needed": needed, "left": left, "limit": limit},
             code="quota_bytes",
         )
 
@@ -252,12 +250,6 @@ def quota_check(*, tenant: Tenant, add_images: int = 0, add_bytes: int = 0) -> N
 def quota_lock(*, tenant: Tenant) -> None:
     """Serialise quota checks of one tenant until the surrounding transaction ends."""
     Quota.objects.select_for_update().filter(tenant=tenant).first()
-
-
-def _filesize(value: int) -> str:
-    from django.template.defaultfilters import filesizeformat
-
-    return str(filesizeformat(value))
 
 
 @transaction.atomic

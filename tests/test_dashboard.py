@@ -33,6 +33,7 @@ def test_counts_progress_failures_and_bin(owner_client, images):
     cards = {value: n for value, _label, n in response.context["cards"]}
     assert cards["available"] == 2 and cards["uploading"] == 1 and cards["failed"] == 1
     assert response.context["total"] == 4 and response.context["recycle_bin_count"] == 1
+    assert 'href="/recycle-bin/"' in html  # the recycle bin is built: its link is never silently dropped
     progress = html[html.index('data-testid="imports-in-progress"') :][:1500]
     assert "importing" in progress and 'value="37"' in progress
     failures = html[html.index('data-testid="recent-failures"') :][:1500]

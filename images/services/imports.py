@@ -25,6 +25,7 @@ from django.utils.translation import gettext_noop
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from imageconsole.core.sizes import sizes_apart
 from imageconsole.core.words import gettext as _
 from storage.backends import StorageError, get_backend
 from tenants.models import OperationLog
@@ -151,12 +152,13 @@ def check_room(*, image: Image, length: int) -> None:
         root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(root).free
         if free < length:
+            free_shown, size_shown = sizes_apart(free, length)
             raise ValidationError(
                 _(
                     "The staging area has %(free)s free and the file needs %(size)s before it is converted. "
                     "Ask an administrator to free space."
                 )
-                % {"free": filesizeformat(free), "size": filesizeformat(length)},
+                % {"free": free_shown, "size": size_shown},
                 code="staging_full",
             )
 

@@ -23,6 +23,7 @@ from django.db import transaction
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext_noop
 
+from imageconsole.core.sizes import sizes_apart
 from imageconsole.core.words import gettext as _
 from imageconsole.core.words import message_of
 from storage.backends import Cancelled, StorageError, get_backend
@@ -216,12 +217,13 @@ def _convert(image: Image) -> None:
     needed = measure.required
     free = shutil.disk_usage(directory).free
     if free < needed:
+        needed_shown, free_shown = sizes_apart(needed, free)
         raise ImportRefused(
             _(
                 "The conversion needs %(needed)s in the staging area, which has %(free)s free. Ask an "
                 "administrator to free space, then import the image again."
             )
-            % {"needed": filesizeformat(needed), "free": filesizeformat(free)},
+            % {"needed": needed_shown, "free": free_shown},
             code="staging_full",
         )
     backend = get_backend(image.storage)

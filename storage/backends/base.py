@@ -359,33 +359,20 @@ class StorageBackend(abc.ABC):
         """
 
 
-def _sizes(*values: int) -> list[str]:
-    """Human sizes, or exact byte counts when rounding would show two different sizes as one."""
-    from django.template.defaultfilters import filesizeformat
-    from django.utils.formats import number_format
-    from django.utils.translation import gettext as _
-
-    shown = [filesizeformat(max(value, 0)) for value in values]
-    if len(set(shown)) < len(set(values)):
-        shown = [
-            _("%(count)s bytes") % {"count": number_format(max(value, 0), force_grouping=True)}
-            for value in values
-        ]
-    return shown
-
-
 def reserve_message(storage, *, free: int, nbytes: int) -> str:
     from django.template.defaultfilters import filesizeformat
     from django.utils.translation import gettext as _
 
+    from imageconsole.core.sizes import sizes_apart
+
     if free < nbytes:
-        free_shown, size_shown = _sizes(free, nbytes)
+        free_shown, size_shown = sizes_apart(free, nbytes)
         return _(
             "Storage “%(name)s” is full: it has %(free)s free and the image needs %(size)s. Free space "
             "with a data cleanup, or choose another storage."
         ) % {"name": storage.name, "free": free_shown, "size": size_shown}
     usable = max(free - storage.reserved_bytes, 0)
-    usable_shown, size_shown = _sizes(usable, nbytes)
+    usable_shown, size_shown = sizes_apart(usable, nbytes)
     return _(
         "Storage “%(name)s” has %(free)s free, of which it keeps %(reserved)s in reserve: %(usable)s can "
         "be used and the image needs %(size)s. Free space with a data cleanup, or choose another storage."

@@ -29,8 +29,21 @@ def test_byte_limit_counts_existing_images(tenant, other_tenant):
     _image(other_tenant, 9 * 1024**3)  # another tenant's images do not count
     quota_check(tenant=tenant, add_bytes=4 * 1024**3)
     with pytest.raises(QuotaExceeded) as excinfo:
+        quota_check(tenant=tenant, add_bytes=5 * 1024**3)
+    assert (
+        "needs 5.0\xa0GB more but the tenant's quota leaves 4.0\xa0GB of 10.0\xa0GB"
+        in excinfo.value.messages[0]
+    )
+
+
+def test_sizes_that_round_alike_are_told_apart(tenant):
+    # One byte too many: "needs 4.0 GB more but ... leaves 4.0 GB" would say nothing.
+    quota_update(tenant=tenant, max_images=None, max_bytes=10 * 1024**3)
+    _image(tenant, 6 * 1024**3)
+    with pytest.raises(QuotaExceeded) as excinfo:
         quota_check(tenant=tenant, add_bytes=4 * 1024**3 + 1)
-    assert "leaves 4.0\xa0GB" in excinfo.value.messages[0]
+    message = excinfo.value.messages[0]
+    assert "needs 4,294,967,297 bytes more" in message and "leaves 4,294,967,296 bytes of" in message
 
 
 def test_every_tenant_gets_a_quota_row(tenant):

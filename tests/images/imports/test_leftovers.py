@@ -14,7 +14,7 @@ import django_rq
 import pytest
 
 from images.inspection import ImportRefused
-from images.models import Image, ImageReplica
+from images.models import Image, ImageReplica, UploadSession
 from images.services import import_cancel, upload_begin
 from images.services.receiving import ImportReceiver
 from images.services.reconcile import reconcile
@@ -236,3 +236,40 @@ def test_the_sweeps_are_registered_and_remove_what_is_past_its_time(rq_redis, st
     registered["images.jobs.data_sweep_job"].func()
     assert not orphan.exists() and not expired.exists()
     assert fresh.exists()
+
+
+def test_a_lost_import_whose_bytes_cannot_be_removed_does_not_say_nothing_was_kept(
+    standalone, start_import, rq_redis, monkeypatch
+):
+    """The reconciler fails an import whose job is gone; when the storage does not answer the removal,
+    the message says part of it stays until the next data cleanup instead of "Nothing was kept"."""
+    from storage.backends.base import StorageError
+    from storage.backends.standalone import StandaloneBackend
+
+    before = snapshot(standalone)
+    image = start_import(standalone, "raw")
+    upload_begin(image_id=image.pk, length=8 * MiB)
+    with ImportReceiver(image_id=image.pk, offset=0, enqueue=False) as receiver:
+        receiver.write(os.urandom(8 * MiB))
+        receiver.commit()
+    # Its job was lost after it had run once (resumed already): nothing is left to resume it.
+    Image.objects.filter(pk=image.pk).update(stage=Image.Stage.CONVERTING, job_id="")
+    UploadSession.objects.filter(image=image).update(attempts=1)
+
+    def unreachable(self, key):
+        raise StorageError("the storage does not answer")
+
+    monkeypatch.setattr(StandaloneBackend, "delete", unreachable)
+    report = reconcile()
+    assert str(image.pk) in report.failed
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED
+    assert "Nothing was kept" not in image.error
+    assert "could not be removed yet" in image.error and "next data cleanup" in image.error
+
+    # The storage answers again: a data cleanup (here the import's own cleanup) removes the rest.
+    monkeypatch.undo()
+    from images.services import import_cleanup
+
+    assert import_cleanup(image_id=image.pk)
+    assert snapshot(standalone) == before

@@ -63,3 +63,47 @@ def test_a_broken_partition_table_says_what_to_check(tmp_path):
     assert (
         "partition table (MBR) is not valid" in message and "Check that you chose the right file" in message
     )
+
+
+def test_a_monolithic_sparse_vmdk_with_a_descriptor_it_cannot_check_is_not_asked_for_one(disks):
+    """A monolithicSparse VMDK whose embedded descriptor holds a line the inspector does not know is told
+    that, and how to rewrite it; not that only monolithicSparse or streamOptimized VMDKs are accepted."""
+    sparse = disks.convert(disks.raw(size=2 * MiB), "vmdk", "odd.vmdk", "-o", "subformat=monolithicSparse")
+    data = sparse.read_bytes()
+    assert b"# Extent description" in data
+    sparse.write_bytes(data.replace(b"# Extent description", b"vendor line, unknown"))
+    message = refusal(sparse, "vmdk")
+    assert "descriptor cannot be checked" in message and "holds lines this console does not know" in message
+    assert "subformat=streamOptimized" in message
+    assert "monolithicSparse" not in message
+
+
+def test_staging_sizes_that_round_alike_are_told_apart(standalone, start_import, settings, monkeypatch):
+    """The staging area lacks 4,304 bytes: "has 4.0 MB free and the file needs 4.0 MB" would say nothing.
+    The exact counts are words, so a message kept for later is worded again in its reader's language."""
+    import shutil
+    from collections import namedtuple
+
+    from django.core.exceptions import ValidationError
+    from django.utils import translation
+
+    from imageconsole.core.words import render_words, words_of
+    from images.services import upload_begin
+
+    real = shutil.disk_usage
+    usage = namedtuple("usage", "total used free")
+
+    def disk_usage(path):
+        if str(path).startswith(str(settings.STAGING_ROOT)):
+            return usage(10 * MiB, 10 * MiB - 4_190_000, 4_190_000)
+        return real(path)
+
+    monkeypatch.setattr(shutil, "disk_usage", disk_usage)
+    image = start_import(standalone, "vmdk")  # converted, so staged first
+    with pytest.raises(ValidationError) as refused:
+        upload_begin(image_id=image.pk, length=4_194_304)
+    message = refused.value.messages[0]
+    assert "has 4,190,000 bytes free and the file needs 4,194,304 bytes" in message
+    with translation.override("zh-hans"):
+        worded = render_words(words_of(refused.value.message))
+    assert "4,190,000 字节" in worded and "bytes" not in worded
