@@ -2,8 +2,10 @@
 images of every tenant in the recycle bin, with restore and expunge actions calling the services."""
 
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.http import HttpResponseRedirect
 from django.template.defaultfilters import filesizeformat
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -135,6 +137,20 @@ class BinnedImageAdmin(admin.ModelAdmin):
         description=_("Expunge the selected images (destroy them with their data)"), permissions=["change"]
     )
     def expunge(self, request, queryset):
+        # Destructive: a confirmation page first, as Django's own "delete selected" asks.
+        if request.POST.get("post") != "yes":
+            return TemplateResponse(
+                request,
+                "admin/recyclebin/binnedimage/expunge_confirmation.html",
+                {
+                    **self.admin_site.each_context(request),
+                    "title": _("Expunge the selected images"),
+                    "opts": self.model._meta,
+                    "queryset": queryset.select_related("tenant"),
+                    "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+                    "media": self.media,
+                },
+            )
         done = 0
         for image in queryset:
             try:

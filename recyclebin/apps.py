@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class RecyclebinConfig(AppConfig):
@@ -7,6 +8,15 @@ class RecyclebinConfig(AppConfig):
     verbose_name = _("Recycle bin")
 
     def ready(self):
+        from tenants.oplog import register_actions
+
+        # The operation log's words for this app's own action codes (restore and expunge are images').
+        register_actions(
+            {
+                "image.expire": pgettext_lazy("Operation", "Retention period ended"),
+                "recyclebin.policy": pgettext_lazy("Operation", "Change deletion policy"),
+            }
+        )
         # images sits below this app: it asks the deletion policy, and its reconciler resumes lost
         # expunges, through hooks registered here.
         from images import hooks

@@ -18,10 +18,9 @@ import django_rq
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import ProtectedError, QuerySet
-from django.template.defaultfilters import filesizeformat
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_noop, ngettext
 
 from images import conf as images_conf
 from images import hooks
@@ -29,10 +28,17 @@ from images.models import Image, ImageReplica
 from images.services.batch import BATCH_CHUNK, BatchItem, BatchResult, batch_rows, wanted_ids
 from images.services.progress import Heartbeat
 from images.services.reconcile import ALIVE, job_liveness
-from images.services.transitions import TransitionNotAllowed, image_transition, images_transition_bulk
+from images.services.transitions import (
+    STATUS_PATH,
+    TransitionNotAllowed,
+    image_transition,
+    images_transition_bulk,
+    status_word,
+)
 from storage.backends import StorageError, get_backend
 from tenants.models import OperationLog, Quota, Tenant
-from tenants.services import client_ip, log, quota_lock, tenant_usage
+from tenants.oplog import joined, size
+from tenants.services import log, log_many, quota_lock, tenant_usage
 
 logger = logging.getLogger("recyclebin")
 
@@ -44,10 +50,6 @@ UNQUEUED_GRACE = timedelta(seconds=30)
 
 class RestoreRefused(ValidationError):
     """A restore would pass the tenant's image-count quota; the message names the quota."""
-
-
-def _is_user(actor) -> bool:
-    return actor is not None and getattr(actor, "pk", None) is not None
 
 
 def _restore_changes() -> dict:
@@ -82,6 +84,14 @@ def _quota_message(*, limit: int, used: int) -> str:
     ) % {"limit": limit, "used": used}
 
 
+def _quota_refusal(*, limit: int, used: int) -> dict:
+    """The operation log's words for a restore the image-count quota refused (worded for each reader)."""
+    return {
+        "message_code": gettext_noop("Refused by the image quota: %(used)s of %(limit)s images exist."),
+        "params": {"used": used, "limit": limit},
+    }
+
+
 def image_restore(*, image: Image, actor=None, request=None) -> Image:
     """Give a deleted image back the status it had (available or failed; enabled as it was), unless the
     tenant's image-count quota is full."""
@@ -91,30 +101,31 @@ def image_restore(*, image: Image, actor=None, request=None) -> Image:
         if locked.status != Image.Status.DELETED:
             raise TransitionNotAllowed(locked, Image.Status.AVAILABLE)
         headroom, used, limit = _image_headroom(locked.tenant)
-        if headroom is not None and headroom < 1:
-            message = _("“%(name)s” cannot be restored. %(reason)s") % {
-                "name": locked.name,
-                "reason": _quota_message(limit=limit, used=used),
-            }
-            log(
+        if headroom is None or headroom >= 1:
+            return image_transition(
+                image_id=locked.pk,
+                to=restore_target(locked),
+                allowed_from=[Image.Status.DELETED],
                 action="image.restore",
-                tenant=locked.tenant,
                 actor=actor,
-                target=locked,
-                result=OperationLog.Result.FAILURE,
-                message=message,
                 request=request,
+                changes=_restore_changes(),
             )
-            raise RestoreRefused(message, code="quota_images")
-        return image_transition(
-            image_id=locked.pk,
-            to=restore_target(locked),
-            allowed_from=[Image.Status.DELETED],
-            action="image.restore",
-            actor=actor,
-            request=request,
-            changes=_restore_changes(),
-        )
+    # Logged once the lock is released, so that raising the refusal does not roll the entry back.
+    log(
+        action="image.restore",
+        tenant=locked.tenant,
+        actor=actor,
+        target=locked,
+        result=OperationLog.Result.FAILURE,
+        request=request,
+        **_quota_refusal(limit=limit, used=used),
+    )
+    message = _("“%(name)s” cannot be restored. %(reason)s") % {
+        "name": locked.name,
+        "reason": _quota_message(limit=limit, used=used),
+    }
+    raise RestoreRefused(message, code="quota_images")
 
 
 def image_expunge(*, image: Image, actor=None, request=None) -> Image:
@@ -157,7 +168,8 @@ def image_expire(*, image_id, now=None) -> bool:
             allowed_from=[Image.Status.DELETED],
             action="image.expire",
             result=OperationLog.Result.STARTED,
-            message=_("The retention period ended on %(when)s.") % {"when": due.purge_after.isoformat()},
+            message_code=gettext_noop("The retention period ended on %(when)s."),
+            params={"when": due.purge_after.isoformat()},
             after_commit=lambda: enqueue_expunge(image_id=due.pk),
         )
     return True
@@ -237,8 +249,10 @@ def image_expunge_run(*, image_id) -> bool:
                     action="image.expunge",
                     tenant=locked.tenant,
                     target=locked,
-                    message=_("Expunged: %(size)s given back to the quota; data removed from: %(storages)s.")
-                    % {"size": filesizeformat(locked.size), "storages": ", ".join(storages) or "—"},
+                    message_code=gettext_noop(
+                        "Expunged: %(size)s given back to the quota; data removed from: %(storages)s."
+                    ),
+                    params={"size": size(locked.size), "storages": ", ".join(storages) or "—"},
                 )
                 locked.delete()
         except ProtectedError as error:
@@ -295,6 +309,10 @@ def recyclebin_sweep(*, now=None) -> ReconcileReport:
 # --- many images ---------------------------------------------------------------------------------------
 
 
+def _path(statuses) -> dict:
+    return joined([status_word(status) for status in statuses], " → ")
+
+
 def _not_in_bin(status: str) -> str:
     if status == Image.Status.DELETING:
         return _("It is being destroyed.")
@@ -311,7 +329,7 @@ def _batch(
     action: str,
     decide,
     move,
-    done_message,
+    done_log,
     after_commit=None,
 ) -> BatchResult:
     """Shared body of batch restore and batch expunge: one transaction, rows locked and moved in bulk,
@@ -331,10 +349,7 @@ def _batch(
         ]
         moved = set(move(candidates, rows, now))
         order = wanted if wanted is not None else list(rows)
-        logs = []
-        actor_obj = actor if _is_user(actor) else None
-        actor_name = actor.get_username() if actor is not None else ""
-        ip = client_ip(request)
+        entries = []
         for key in order:
             row = rows.get(key)
             if row is None:
@@ -352,21 +367,15 @@ def _batch(
                     id=pk, name=row["name"], done=False, reason=_("It changed meanwhile; try again.")
                 )
             result.items.append(item)
-            logs.append(
-                OperationLog(
-                    tenant=tenant,
-                    actor=actor_obj,
-                    actor_name=actor_name,
-                    action=action,
-                    target_type="image",
-                    target_id=str(pk),
-                    target_name=row["name"][:255],
-                    result=done_message(row)[0] if item.done else OperationLog.Result.FAILURE,
-                    message=done_message(row)[1] if item.done else item.reason,
-                    client_ip=ip,
-                )
-            )
-        OperationLog.objects.bulk_create(logs, batch_size=BATCH_CHUNK)
+            entry = {"tenant_id": tenant.pk, "target": Image(pk=pk, name=row["name"])}
+            if item.done:
+                # The path of statuses, worded for each reader ("Deleted → Available").
+                result_code, path = done_log(row)
+                entry.update(result=result_code, message_code=STATUS_PATH, params={"path": path})
+            else:
+                entry.update(result=OperationLog.Result.FAILURE, message=item.reason)
+            entries.append(entry)
+        log_many(action=action, entries=entries, actor=actor, request=request, batch_size=BATCH_CHUNK)
         if moved and after_commit is not None:
             ids = list(moved)
             transaction.on_commit(lambda: after_commit(ids))
@@ -409,8 +418,8 @@ def images_batch_restore(
                 )
         return moved
 
-    def done_message(row):
-        return OperationLog.Result.SUCCESS, f"deleted → {targets.get(row['pk'], '')} (batch)"
+    def done_log(row):
+        return OperationLog.Result.SUCCESS, _path([Image.Status.DELETED, targets[row["pk"]]])
 
     with transaction.atomic():
         quota_lock(tenant=tenant)
@@ -423,7 +432,7 @@ def images_batch_restore(
             action="image.restore",
             decide=decide,
             move=move,
-            done_message=done_message,
+            done_log=done_log,
         )
 
 
@@ -457,6 +466,9 @@ def images_batch_expunge(
         action="image.expunge",
         decide=lambda rows: {},
         move=move,
-        done_message=lambda row: (OperationLog.Result.STARTED, "deleted → deleting (batch)"),
+        done_log=lambda row: (
+            OperationLog.Result.STARTED,
+            _path([Image.Status.DELETED, Image.Status.DELETING]),
+        ),
         after_commit=after_commit,
     )

@@ -10,10 +10,12 @@ from django.db import transaction
 from django.db.models import ExpressionWrapper, F, Value
 from django.db.models.fields import DateTimeField
 from django.utils import timezone
+from django.utils.translation import gettext_noop
 
 from images import hooks
 from images.models import Image
 from tenants.models import Tenant
+from tenants.oplog import word
 from tenants.services import log
 
 from ..models import DEFAULT_RETENTION_DAYS, DeletionPolicy, Mode, TenantDeletionPolicy
@@ -94,6 +96,19 @@ def _bin_of(*, tenant: Tenant | None):
     return binned.exclude(tenant__in=TenantDeletionPolicy.objects.values("tenant"))
 
 
+def _policy_words(policy: Policy, changed: int) -> dict:
+    """The operation log's words for a policy change, worded for each reader."""
+    params = {"mode": word(Mode(policy.mode).label, "Deletion policy"), "count": changed}
+    if policy.retention is None:
+        code = gettext_noop("%(mode)s; images in the recycle bin given a new expunge time: %(count)s")
+    else:
+        code = gettext_noop(
+            "%(mode)s, retention %(days)s days; images in the recycle bin given a new expunge time: %(count)s"
+        )
+        params["days"] = f"{policy.retention.total_seconds() / 86400:g}"
+    return {"message_code": code, "params": params}
+
+
 @transaction.atomic
 def policy_apply(*, tenant: Tenant | None, actor=None, request=None) -> int:
     """Apply the policy now in force (the tenant's, or the platform's when `tenant` is None) to the
@@ -123,9 +138,7 @@ def policy_apply(*, tenant: Tenant | None, actor=None, request=None) -> int:
         target_type="deletionpolicy",
         target_id=str(tenant.pk) if tenant is not None else "platform",
         target_name=str(tenant) if tenant is not None else "platform",
-        message=f"{policy.mode}"
-        + (f", retention {policy.retention}" if policy.retention else "")
-        + f"; {changed} image(s) in the bin got a new expunge time",
+        **_policy_words(policy, changed),
         request=request,
     )
     return changed

@@ -203,7 +203,7 @@ def test_the_list_filters_by_state_name_and_project_group(owner_client, tenant, 
     assert names(f"?project_group={group.pk}") == ["alpha"]
 
 
-def test_an_image_used_by_vms_cannot_be_deleted_alone_or_in_a_batch(owner, tenant, host):
+def test_an_image_used_by_vms_cannot_be_deleted_alone_or_in_a_batch(owner, owner_client, tenant, host):
     from images.selectors import images_owned
     from images.services import ImageInUse, image_batch_delete, image_delete
 
@@ -222,6 +222,13 @@ def test_an_image_used_by_vms_cannot_be_deleted_alone_or_in_a_batch(owner, tenan
     )
     assert [item.name for item in result.deleted] == ["free"]
     assert [(item.name, "db-1" in item.reason) for item in result.skipped] == [("used", True)]
+    # The API and the page's delete say the same, naming the VM.
+    _token, key = services.api_token_create(user=owner)
+    response = Client(HTTP_AUTHORIZATION=f"Token {key}").delete(f"/api/v1/images/{used.pk}/")
+    assert response.status_code == 409 and "db-1" in response.json()["detail"]
+    page = owner_client.post(f"/images/{used.pk}/delete/")
+    assert page.status_code == 409 and "db-1" in page.content.decode()
+    assert Image.objects.get(pk=used.pk).status == "available"
     vm.delete()
     assert image_delete(image=used, actor=owner).status == "deleted"
 

@@ -18,10 +18,17 @@ def test_admin_lists_every_tenants_bin_and_restores_or_expunges(
     )
     assert "1 image restored." in response.content.decode()
     assert Image.objects.get(pk=mine.pk).status == "available"
+    # Destroying takes two steps: a confirmation page naming the images, then the POST.
+    confirm = admin_client.post(
+        "/admin/recyclebin/binnedimage/", {"action": "expunge", "_selected_action": [theirs.pk]}
+    )
+    body = confirm.content.decode()
+    assert confirm.status_code == 200 and "cannot be undone" in body and "globex-old" in body
+    assert Image.objects.get(pk=theirs.pk).status == "deleted"
     with django_capture_on_commit_callbacks(execute=True):
         response = admin_client.post(
             "/admin/recyclebin/binnedimage/",
-            {"action": "expunge", "_selected_action": [theirs.pk]},
+            {"action": "expunge", "_selected_action": [theirs.pk], "post": "yes"},
             follow=True,
         )
     assert "1 image is being destroyed." in response.content.decode()

@@ -25,13 +25,32 @@ def test_the_bin_shows_deleted_images_not_a_fixed_text(
     # Columns: system type, format, size, deleted time and by whom, until when it is kept.
     row = page[page.index(f'data-image-id="{web.pk}"') :]
     row = row[: row.index("</tr>")]
-    for text in ("Linux", "raw", "5.0", "acme-owner", web.purge_after.strftime("%Y")):
-        assert text in row
+    cells = {
+        "image-id": str(web.pk),
+        'data-column="os_type">': "Linux",
+        'data-column="disk_format">': "raw",
+        'data-column="size" data-bytes="5368709120">': "5.0",
+        'data-column="deleted" class="text-nowrap">': web.deleted_at.strftime("%Y-%m-%d %H:%M"),
+        'data-column="deleted_by">': "acme-owner",
+        'data-testid="image-purge-after">': web.purge_after.strftime("%Y-%m-%d %H:%M"),
+    }
+    for marker, text in cells.items():
+        cell = row[row.index(marker) :]
+        assert text in cell[: cell.index("</")], (marker, text)
     assert (
         "Images in the recycle bin no longer count against the quota's image count, but their size does"
         in page
     )
     assert "Deletion policy: delayed" in page and "3 days" in page
+
+
+def test_under_never_the_bin_says_kept_until_destroyed(owner_client, owner, tenant, make_image, set_policy):
+    set_policy("never")
+    kept = _delete(make_image(tenant, name="kept"), owner)
+    page = owner_client.get("/recycle-bin/").content.decode()
+    row = page[page.index(f'data-image-id="{kept.pk}"') :]
+    cell = row[row.index('data-testid="image-purge-after"') :]
+    assert "Kept until destroyed" in cell[: cell.index("</td>")]
 
 
 def test_empty_state_only_when_really_empty(owner_client, owner, tenant, make_image, rq_redis):

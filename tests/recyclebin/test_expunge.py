@@ -111,9 +111,9 @@ def test_expiry_expunges_on_time_and_cleanup_frees_exactly_the_unshared_chunks(
 
 @pytest.mark.django_db(transaction=True)
 def test_redis_flushed_after_the_delete_the_sweep_still_expunges(
-    two_images_sharing_chunks, owner, set_policy, rq_redis
+    two_images_sharing_chunks, standalone, owner, set_policy, rq_redis
 ):
-    base, _child, _unshared = two_images_sharing_chunks
+    base, _child, unshared_bytes = two_images_sharing_chunks
     set_policy("delayed", days=RETENTION_DAYS)
     base = image_delete(image=base, actor=owner)
     rq_redis.flushdb()  # the scheduled expiry is lost
@@ -127,6 +127,10 @@ def test_redis_flushed_after_the_delete_the_sweep_still_expunges(
     work()  # ...and its job runs
     assert not Image.objects.filter(pk=base.pk).exists()
     assert not ImageReplica.objects.filter(image_id=base.pk).exists()
+    # As after an expiry on time: the data cleanup frees exactly the unshared chunk (measured on disk).
+    root = Path(standalone.mount_path)
+    before = disk_bytes(root)
+    assert storage_data_cleanup(storage=standalone).bytes_freed == unshared_bytes == before - disk_bytes(root)
 
 
 def test_the_sweep_is_a_periodic_job(rq_redis):
