@@ -166,3 +166,26 @@ def test_unavailable_image_gets_no_link(owner_client, standalone, store_image):
     assert owner_client.post(f"/images/{image.pk}/download/").status_code == 403
     with pytest.raises(services.DownloadRefused):
         services.link_create(image=Image.objects.get(pk=image.pk), actor=None)
+
+
+def test_link_log_entries_are_worded_in_each_readers_language(owner, standalone, store_image):
+    """A Chinese user's link, its download and its revocation read in English to an English reader."""
+    from django.test import RequestFactory
+    from django.utils import translation
+
+    image = store_image(standalone, size=1 * MiB)
+    with translation.override("zh-hans"):
+        link, token = services.link_create(image=image, actor=owner)
+        request = RequestFactory().get(services.link_path(link, token), HTTP_RANGE="bytes=0-9")
+        services.log_download(link=link, request=request, ranges="bytes=0-9")
+        services.link_revoke(link=link, actor=owner)
+    entries = OperationLog.objects.filter(target_id=str(image.pk), action__startswith="image.download")
+    assert entries.count() == 3
+    for entry in entries:
+        assert entry.message_code, entry.action
+        with translation.override("en"):
+            english = entry.display_message
+        with translation.override("zh-hans"):
+            chinese = entry.display_message
+        assert link.filename in english and english != chinese
+        assert re.search(r"[a-z]{4}", english.replace(link.filename, "")), english
