@@ -299,3 +299,28 @@ def test_an_export_whose_worker_died_fails_in_the_sweep(owner, standalone, store
     services.exports_expire(now=timezone.now() + timedelta(hours=7))
     row.refresh_from_db()
     assert row.status == "failed" and "worker stopped" in row.error
+
+
+def test_expunging_from_the_recycle_bin_deletes_exports_links_and_files(
+    owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks
+):
+    """The recycle bin's expunge job calls the downloads' hook: not only the hook itself works."""
+    from recyclebin.services import image_expunge
+
+    image = store_image(standalone, size=2 * MiB)
+    with django_capture_on_commit_callbacks(execute=True):
+        row = services.export_create(image=image, fmt="vhd", actor=owner)
+    assert run_jobs(("default",)) == 0
+    row.refresh_from_db()
+    file = get_backend(standalone).export_path(row.key)
+    assert file.exists()
+    _link, token = services.link_create(image=image, actor=owner)
+    export_link, export_token = services.link_create(image=image, actor=owner, export=row)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.DELETED)
+    with django_capture_on_commit_callbacks(execute=True):
+        image_expunge(image=Image.objects.get(pk=image.pk), actor=owner)
+    assert run_jobs(("maintenance",)) == 0
+    assert not Image.objects.filter(pk=image.pk).exists()
+    assert not ExportedImage.objects.filter(pk=row.pk).exists() and not file.exists()
+    assert not DownloadLink.objects.filter(image_id=image.pk).exists()
+    assert Client().get(services.link_path(export_link, export_token)).status_code == 404

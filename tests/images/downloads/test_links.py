@@ -189,3 +189,67 @@ def test_link_log_entries_are_worded_in_each_readers_language(owner, standalone,
             chinese = entry.display_message
         assert link.filename in english and english != chinese
         assert re.search(r"[a-z]{4}", english.replace(link.filename, "")), english
+
+
+def test_another_tenants_token_opens_only_its_own_file(owner, standalone, store_image, other_tenant):
+    """A token is bound to its link's file: another tenant's token with this tenant's file name (or an
+    altered one) is 404, and this tenant's lists never show another tenant's links."""
+    ours = store_image(standalone, size=1 * MiB, name="ours")
+    theirs = store_image(standalone, size=1 * MiB, name="theirs", tenant_=other_tenant)
+    our_link, our_token = services.link_create(image=ours, actor=owner)
+    _their_link, their_token = services.link_create(image=theirs, actor=None)
+    assert fetch(f"/d/{their_token}/{our_link.filename}")[0] == 404
+    assert fetch(f"/d/{our_token}/theirs.qcow2")[0] == 404
+    assert fetch(f"/d/{our_token}/{our_link.filename}")[0] == 200
+    _t, key = tenant_services.api_token_create(user=owner)
+    api = Client(HTTP_AUTHORIZATION=f"Token {key}")
+    assert [item["id"] for item in api.get(f"/api/v1/images/{ours.pk}/download-links").json()] == [
+        str(our_link.pk)
+    ]
+
+
+def test_if_range_through_a_link(owner, standalone, store_image):
+    """If-Range with the link's ETag or Last-Modified resumes; a stale one gets the whole file."""
+    image = store_image(standalone, size=2 * MiB)
+    link, token = services.link_create(image=image, actor=owner)
+    path = services.link_path(link, token)
+    _status, _body, whole = fetch(path)
+    etag, modified = whole["ETag"], whole["Last-Modified"]
+    data = image.source_path.read_bytes()
+    for validator in (etag, modified):
+        status, body, _ = fetch(path, RANGE="bytes=1000-", IF_RANGE=validator)
+        assert status == 206 and body == data[1000:], validator
+    status, body, _ = fetch(path, RANGE="bytes=1000-", IF_RANGE='"an-older-version"')
+    assert status == 200 and body == data
+    status, _body, _ = fetch(path, IF_NONE_MATCH=etag)
+    assert status == 304
+
+
+def test_chunks_are_read_ahead_at_the_storage_download_concurrency(owner, standalone, store_image):
+    """The chunks of a download are read `download_concurrency` at a time, never more (memory bound)."""
+    import threading
+    import time
+    from unittest import mock
+
+    from storage.backends.standalone import StandaloneBackend
+
+    image = store_image(standalone, size=24 * MiB, seed=11)
+    link, token = services.link_create(image=image, actor=owner)
+    real = StandaloneBackend._read_chunk
+    lock, state = threading.Lock(), {"now": 0, "most": 0}
+
+    def slow_read(self, *args, **kwargs):
+        with lock:
+            state["now"] += 1
+            state["most"] = max(state["most"], state["now"])
+        try:
+            time.sleep(0.02)
+            return real(self, *args, **kwargs)
+        finally:
+            with lock:
+                state["now"] -= 1
+
+    with mock.patch.object(StandaloneBackend, "_read_chunk", slow_read):
+        status, body, _ = fetch(services.link_path(link, token))
+    assert status == 200 and hashlib.sha256(body).hexdigest() == image.sha256
+    assert state["most"] == standalone.download_concurrency == 4
