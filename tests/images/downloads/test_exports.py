@@ -324,3 +324,48 @@ def test_expunging_from_the_recycle_bin_deletes_exports_links_and_files(
     assert not ExportedImage.objects.filter(pk=row.pk).exists() and not file.exists()
     assert not DownloadLink.objects.filter(image_id=image.pk).exists()
     assert Client().get(services.link_path(export_link, export_token)).status_code == 404
+
+
+def test_a_standalone_export_is_handed_to_the_servers_sendfile(
+    owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks
+):
+    """Through Django's WSGI handler, an export's link answers with a file object for the server's
+    `wsgi.file_wrapper` (gunicorn sends it with sendfile): its descriptor positioned at the range."""
+    import os
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+    from django.test.client import RequestFactory
+
+    image = store_image(standalone, size=2 * MiB)
+    with django_capture_on_commit_callbacks(execute=True):
+        row = services.export_create(image=image, fmt="raw", actor=owner)
+    assert run_jobs(("default",)) == 0
+    row.refresh_from_db()
+    link, token = services.link_create(image=image, actor=owner, export=row)
+    environ = RequestFactory()._base_environ(
+        PATH_INFO=services.link_path(link, token), REQUEST_METHOD="GET", HTTP_RANGE="bytes=1000-"
+    )
+    wrapped, closers = [], []
+
+    def file_wrapper(filelike, block_size):
+        # gunicorn sends from the descriptor's current offset: it must be the range's start.
+        wrapped.append(os.lseek(filelike.fileno(), 0, os.SEEK_CUR))
+        closers.append(filelike.close)
+        return iter(lambda: filelike.read(block_size), b"")
+
+    environ["wsgi.file_wrapper"] = file_wrapper
+    answer = {}
+    # As django.test.Client does: the handler must not close the test's database connection.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        body = WSGIHandler()(environ, lambda status, headers: answer.update(status=status))
+        data = b"".join(body)
+        closers[0]()  # what the server calls when done (the response's close)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert answer["status"].startswith("206") and wrapped == [1000]
+    assert data == get_backend(standalone).export_path(row.key).read_bytes()[1000:]
