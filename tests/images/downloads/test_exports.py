@@ -369,3 +369,18 @@ def test_a_standalone_export_is_handed_to_the_servers_sendfile(
         request_finished.connect(close_old_connections)
     assert answer["status"].startswith("206") and wrapped == [1000]
     assert data == get_backend(standalone).export_path(row.key).read_bytes()[1000:]
+
+
+def test_a_running_export_shows_its_progress_on_its_row_and_polls(
+    owner, owner_client, standalone, store_image
+):
+    image = store_image(standalone, size=1 * MiB)
+    assert 'data-testid="row-export"' in owner_client.get("/images/").content.decode()
+    row = services.export_create(image=image, fmt="vmdk", actor=owner)  # no worker runs it
+    ExportedImage.objects.filter(pk=row.pk).update(progress=42)
+    page = owner_client.get("/images/exported/").content.decode()
+    assert 'data-status="exporting"' in page and 'data-testid="export-progress"' in page
+    assert 'value="42"' in page and 'hx-trigger="every 2s"' in page
+    ExportedImage.objects.filter(pk=row.pk).update(progress=43)
+    table = owner_client.get("/images/exported/?part=table", HTTP_HX_REQUEST="true").content.decode()
+    assert 'value="43"' in table and "<html" not in table

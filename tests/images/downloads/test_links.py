@@ -19,7 +19,10 @@ from .conftest import MiB
 
 
 def new_link(client, image) -> str:
-    response = client.post(f"/images/{image.pk}/download/")
+    return link_path_of(client.post(f"/images/{image.pk}/download/"))
+
+
+def link_path_of(response) -> str:
     assert response.status_code == 201, response.content[:500]
     html = response.content.decode()
     url = re.search(
@@ -39,7 +42,14 @@ def test_owner_creates_a_link_that_serves_the_image_without_login(owner_client, 
     image = store_image(standalone, size=12 * MiB)
     page = owner_client.get(f"/images/{image.pk}/download/").content.decode()
     assert image.md5 in page and image.sha256 in page and f"{image.name}.qcow2" in page
-    path = new_link(owner_client, image)
+    response = owner_client.post(f"/images/{image.pk}/download/")
+    created = response.content.decode()
+    # Shown once: the address with a copy button, its expiry, the file's name, size and checksums.
+    assert 'data-testid="copy-link"' in created and image.md5 in created and image.sha256 in created
+    assert f"{image.size}" in created.replace(",", "")
+    expiry = re.search(r'data-testid="new-link-expiry">([^<]+)<', created)
+    assert expiry and str((timezone.localtime() + timedelta(hours=24)).year) in expiry.group(1)
+    path = link_path_of(response)
     assert path.startswith("/d/") and path.endswith(f"/{image.name}.qcow2")
     status, body, response = fetch(path)
     assert status == 200 and hashlib.sha256(body).hexdigest() == image.sha256
