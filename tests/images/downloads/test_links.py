@@ -127,9 +127,12 @@ def test_view_only_subaccount_downloads_but_does_not_export(subaccount_client, s
     assert subaccount_client.get(f"/images/{image.pk}/export/").status_code == 403
     assert subaccount_client.post(f"/images/{image.pk}/export/", {"format": "vmdk"}).status_code == 403
     assert not image.exports.exists()
-    # The list offers it Download and nothing that changes the image.
+    # The list and the image's page offer it Download and nothing that changes the image.
     row = subaccount_client.get("/images/").content.decode()
     assert 'data-testid="row-download"' in row and 'data-testid="row-export"' not in row
+    detail = subaccount_client.get(f"/images/{image.pk}/").content.decode()
+    assert 'data-testid="detail-download"' in detail and 'data-testid="detail-export"' not in detail
+    assert f'href="/images/{image.pk}/download/"' in detail
 
 
 def test_another_tenants_image_and_links_are_404(
