@@ -266,3 +266,28 @@ def test_chunks_are_read_ahead_at_the_storage_download_concurrency(owner, standa
         status, body, _ = fetch(services.link_path(link, token))
     assert status == 200 and hashlib.sha256(body).hexdigest() == image.sha256
     assert state["most"] == standalone.download_concurrency == 4
+
+
+def test_holes_in_the_chunk_store_are_sent_as_zeros(owner, standalone, store_image, tmp_path):
+    """A raw image with an all-zero stretch: its chunks there are holes (no data stored), and the link
+    sends zeros for them, whole and in a range across a hole's edges."""
+    from storage.backends import get_backend
+
+    image = store_image(standalone, size=16 * MiB, fmt="raw")
+    raw = image.source_path
+    with open(raw, "r+b") as file:  # zero the middle 8 MiB, then store it again
+        file.seek(4 * MiB)
+        file.write(bytes(8 * MiB))
+    backend = get_backend(standalone)
+    backend.delete(str(image.pk))
+    result = backend.ingest(raw, key=str(image.pk))
+    Image.objects.filter(pk=image.pk).update(sha256=result.sha256, md5=result.md5)
+    image.refresh_from_db()
+    assert backend.load_manifest(str(image.pk))["chunks"].count(None) == 2
+    data = raw.read_bytes()
+    link, token = services.link_create(image=image, actor=owner)
+    path = services.link_path(link, token)
+    status, body, _ = fetch(path)
+    assert status == 200 and hashlib.sha256(body).hexdigest() == image.sha256
+    status, body, _ = fetch(path, RANGE=f"bytes={4 * MiB - 10}-{12 * MiB + 9}")
+    assert status == 206 and body == data[4 * MiB - 10 : 12 * MiB + 10]
