@@ -12,8 +12,9 @@ configuration, on a loopback port, `sendfile on`) serving the export file itself
 - the same export file from nginx, whole and from the middle;
 - and `cat file > /dev/null` reads it, for the page cache's rate.
 
-Figures are MB/s (10^6 bytes per second), the median of `--repeat` transfers, and the gunicorn worker's
-largest resident memory during them (beside its memory between downloads). Goals (issue 12): the export file at least nginx's rate, the chunk-stored image at least 70%
+Figures are MB/s (10^6 bytes per second), the median of `--repeat` transfers (rounds interleave the
+sources), and the gunicorn worker's largest resident memory during them (beside its memory between
+downloads). Goals (issue 12): the export file at least nginx's rate, the chunk-stored image at least 70%
 of it, memory flat. The machine is shared: compare figures of one run.
 """
 
@@ -260,22 +261,30 @@ def main() -> None:
         curl(console + image_path)  # warm the chunks
         idle_rss = rss_of_tree(gunicorn.pid)
 
-        rows = []
-        half = size // 2
-        for label, url, pid in (
-            ("chunk-stored image, link", console + image_path, gunicorn.pid),
-            ("export file, link (sendfile)", console + export_path, gunicorn.pid),
-            ("export file, nginx (sendfile)", nginx_url, None),
-        ):
-            for part, offset in (("whole", None), ("from the middle", half)):
-                rates = []
+        sources = [
+            (label, part, url, offset, pid)
+            for label, url, pid in (
+                ("chunk-stored image, link", console + image_path, gunicorn.pid),
+                ("export file, link (sendfile)", console + export_path, gunicorn.pid),
+                ("export file, nginx (sendfile)", nginx_url, None),
+            )
+            for part, offset in (("whole", None), ("from the middle", size // 2))
+        ]
+        rates = {index: [] for index in range(len(sources))}
+        peaks = dict.fromkeys(range(len(sources)), 0)
+        # Rounds interleave the sources, so that a neighbour's load on the shared machine falls on all.
+        for _round in range(args.repeat):
+            for index, (label, _part, url, offset, pid) in enumerate(sources):
                 with PeakMemory(pid) as memory:
-                    for _ in range(args.repeat):
-                        received, seconds = curl(url, start=offset)
-                        expected = size - (offset or 0)
-                        assert received == expected, f"{label}: {received} bytes, expected {expected}"
-                        rates.append(received / seconds / 1e6)
-                rows.append((label, part, statistics.median(rates), memory.peak))
+                    received, seconds = curl(url, start=offset)
+                expected = size - (offset or 0)
+                assert received == expected, f"{label}: {received} bytes, expected {expected}"
+                rates[index].append(received / seconds / 1e6)
+                peaks[index] = max(peaks[index], memory.peak)
+        rows = [
+            (label, part, statistics.median(rates[index]), peaks[index])
+            for index, (label, part, _url, _offset, _pid) in enumerate(sources)
+        ]
         print()
         print(f"{'what':34} {'part':16} {'MB/s':>8} {'gunicorn RSS MiB':>17}")
         for label, part, rate, peak in rows:

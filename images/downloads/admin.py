@@ -20,6 +20,14 @@ class DownloadSettingsAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None):
         return False
 
+    def save_model(self, request, obj, form, change):
+        services.download_settings_update(
+            link_validity_hours=form.cleaned_data["link_validity_hours"],
+            export_retention_days=form.cleaned_data["export_retention_days"],
+            actor=request.user,
+            request=request,
+        )
+
     def changelist_view(self, request, extra_context=None):
         DownloadSettings.current()  # the one row exists, so the list always has something to edit
         return super().changelist_view(request, extra_context)

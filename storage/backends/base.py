@@ -304,8 +304,11 @@ class StorageBackend(abc.ABC):
             should_cancel=should_cancel,
         )
 
-    def presigned_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str | None:
-        """A URL that serves the replica without this server (S3 only); None where there is none."""
+    def presigned_url(
+        self, key: str, *, expires_in: int, filename: str | None = None, method: str = "GET"
+    ) -> str | None:
+        """A URL that serves the replica without this server (S3 only) to a `method` ("GET" or "HEAD")
+        request; None where there is none."""
         return None
 
     # Exports: complete files kept beside the replicas, by key (seed 003 "export image"). They are not
@@ -338,8 +341,11 @@ class StorageBackend(abc.ABC):
         """A local file holding the export, for a web server to send as it is; None where there is none."""
         return None
 
-    def export_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str | None:
-        """A URL that serves the export without this server (S3 only); None where there is none."""
+    def export_url(
+        self, key: str, *, expires_in: int, filename: str | None = None, method: str = "GET"
+    ) -> str | None:
+        """A URL that serves the export without this server (S3 only) to a `method` ("GET" or "HEAD")
+        request; None where there is none."""
         return None
 
     @abc.abstractmethod

@@ -347,11 +347,18 @@ class S3Backend(StorageBackend):
             bytes_stored=manifest["size"],
         )
 
-    def presigned_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        params = {"Bucket": self.bucket, "Key": self.data_key(key)}
+    def _presign(self, name: str, *, expires_in: int, filename: str | None, method: str) -> str:
+        # The method is part of what is signed: a URL signed for GET answers a HEAD with 403.
+        params = {"Bucket": self.bucket, "Key": name}
         if filename:
             params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires_in))
+        operation = "head_object" if method.upper() == "HEAD" else "get_object"
+        return self.client.generate_presigned_url(operation, Params=params, ExpiresIn=int(expires_in))
+
+    def presigned_url(
+        self, key: str, *, expires_in: int, filename: str | None = None, method: str = "GET"
+    ) -> str:
+        return self._presign(self.data_key(key), expires_in=expires_in, filename=filename, method=method)
 
     # Exports: one object each under imageconsole/exports/, served by presigned URL
     def export_object(self, key: str) -> str:
@@ -425,11 +432,10 @@ class S3Backend(StorageBackend):
         except (ClientError, BotoCoreError) as error:
             raise self._error(error, _("delete %(key)s") % {"key": key}) from error
 
-    def export_url(self, key: str, *, expires_in: int, filename: str | None = None) -> str:
-        params = {"Bucket": self.bucket, "Key": self.export_object(key)}
-        if filename:
-            params["ResponseContentDisposition"] = f"attachment; filename*=UTF-8''{quote(filename)}"
-        return self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=int(expires_in))
+    def export_url(
+        self, key: str, *, expires_in: int, filename: str | None = None, method: str = "GET"
+    ) -> str:
+        return self._presign(self.export_object(key), expires_in=expires_in, filename=filename, method=method)
 
     def cleanup(self, *, referenced_keys: set[str], grace_seconds: float) -> CleanupResult:
         now = timezone.now()

@@ -13,6 +13,7 @@ from .common import (  # noqa: F401
     PRESIGN_MAX_SECONDS,
     DownloadRefused,
     LinkGone,
+    download_settings_update,
     image_filename,
     ready_replica,
 )

@@ -1,6 +1,11 @@
 """What links and exports share: refusals, file names, the replica a download reads."""
 
-from ...models import DownloadLink, Image, ImageReplica
+from django.db import transaction
+
+from imageconsole.core.words import gettext as _
+from tenants.services import log
+
+from ...models import DownloadLink, DownloadSettings, Image, ImageReplica
 
 # Presigned URLs cannot outlive seven days (S3's limit); links never do either.
 PRESIGN_MAX_SECONDS = 7 * 86400
@@ -37,3 +42,25 @@ def ready_replica(image: Image) -> ImageReplica | None:
     )
     replicas.sort(key=lambda r: (r.storage_id != image.storage_id, r.created_at))
     return replicas[0] if replicas else None
+
+
+def download_settings_update(
+    *, link_validity_hours: int, export_retention_days: int, actor, request=None
+) -> DownloadSettings:
+    """The administrators' link validity and export retention (Django admin), logged. New links and
+    exports use them; existing ones keep the expiry they were given."""
+    with transaction.atomic():
+        row = DownloadSettings.current()
+        row.link_validity_hours = link_validity_hours
+        row.export_retention_days = export_retention_days
+        row.full_clean()
+        row.save()
+        log(
+            action="images.download_settings",
+            actor=actor,
+            target=row,
+            message=_("Download links valid %(hours)d hours; exports kept %(days)d days (0: until deleted)")
+            % {"hours": link_validity_hours, "days": export_retention_days},
+            request=request,
+        )
+    return row

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 from django.db import transaction
 from django.utils import timezone
-from django.utils.translation import gettext as _
 
+from imageconsole.core.words import gettext as _
 from tenants.services import log
 
 from ...models import DownloadLink, DownloadSettings, ExportedImage, Image

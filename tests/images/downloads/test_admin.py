@@ -4,6 +4,7 @@ from django.test import Client
 
 from images.downloads import services
 from images.models import DownloadLink, DownloadSettings
+from tenants.models import OperationLog
 
 from .conftest import MiB
 
@@ -16,6 +17,8 @@ def test_administrator_changes_the_link_validity(admin_client, owner_client, sta
     )
     assert response.status_code == 302
     assert DownloadSettings.current().link_validity_hours == 48
+    entry = OperationLog.objects.get(action="images.download_settings")
+    assert entry.actor.is_staff and "48 hours" in entry.display_message
     image = store_image(standalone, size=1 * MiB)
     assert "48 hours" in owner_client.get(f"/images/{image.pk}/download/").content.decode()
 

@@ -115,6 +115,12 @@ def test_export_on_s3_is_an_object_served_by_presigned_url(
     assert backend.usage().used >= image.size + row.size
     path = exported_file(row, tmp_path)
     assert hashlib.sha256(path.read_bytes()).hexdigest() == row.sha256
+    # Several ranges are answered by the console, read from the object (S3 would send the whole file).
+    link, token = services.link_create(image=image, actor=None, export=row)
+    ranged = Client().get(services.link_path(link, token), HTTP_RANGE="bytes=0-9,-10")
+    assert ranged.status_code == 206 and ranged["Content-Type"].startswith("multipart/byteranges")
+    body, data = b"".join(ranged.streaming_content), path.read_bytes()
+    assert data[:10] in body and data[-10:] in body and f"bytes {row.size - 10}-".encode() in body
     assert (
         subprocess.run(
             ["qemu-img", "compare", "-f", "raw", "-F", "qcow2", str(image.source_path), str(path)]
@@ -299,3 +305,88 @@ def test_an_export_whose_worker_died_fails_in_the_sweep(owner, standalone, store
     services.exports_expire(now=timezone.now() + timedelta(hours=7))
     row.refresh_from_db()
     assert row.status == "failed" and "worker stopped" in row.error
+
+
+def test_expunging_from_the_recycle_bin_deletes_exports_links_and_files(
+    owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks
+):
+    """The recycle bin's expunge job calls the downloads' hook: not only the hook itself works."""
+    from recyclebin.services import image_expunge
+
+    image = store_image(standalone, size=2 * MiB)
+    with django_capture_on_commit_callbacks(execute=True):
+        row = services.export_create(image=image, fmt="vhd", actor=owner)
+    assert run_jobs(("default",)) == 0
+    row.refresh_from_db()
+    file = get_backend(standalone).export_path(row.key)
+    assert file.exists()
+    _link, token = services.link_create(image=image, actor=owner)
+    export_link, export_token = services.link_create(image=image, actor=owner, export=row)
+    Image.objects.filter(pk=image.pk).update(status=Image.Status.DELETED)
+    with django_capture_on_commit_callbacks(execute=True):
+        image_expunge(image=Image.objects.get(pk=image.pk), actor=owner)
+    assert run_jobs(("maintenance",)) == 0
+    assert not Image.objects.filter(pk=image.pk).exists()
+    assert not ExportedImage.objects.filter(pk=row.pk).exists() and not file.exists()
+    assert not DownloadLink.objects.filter(image_id=image.pk).exists()
+    assert Client().get(services.link_path(export_link, export_token)).status_code == 404
+
+
+def test_a_standalone_export_is_handed_to_the_servers_sendfile(
+    owner, standalone, store_image, run_jobs, django_capture_on_commit_callbacks
+):
+    """Through Django's WSGI handler, an export's link answers with a file object for the server's
+    `wsgi.file_wrapper` (gunicorn sends it with sendfile): its descriptor positioned at the range."""
+    import os
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.signals import request_finished, request_started
+    from django.db import close_old_connections
+    from django.test.client import RequestFactory
+
+    image = store_image(standalone, size=2 * MiB)
+    with django_capture_on_commit_callbacks(execute=True):
+        row = services.export_create(image=image, fmt="raw", actor=owner)
+    assert run_jobs(("default",)) == 0
+    row.refresh_from_db()
+    link, token = services.link_create(image=image, actor=owner, export=row)
+    environ = RequestFactory()._base_environ(
+        PATH_INFO=services.link_path(link, token), REQUEST_METHOD="GET", HTTP_RANGE="bytes=1000-"
+    )
+    wrapped, closers = [], []
+
+    def file_wrapper(filelike, block_size):
+        # gunicorn sends from the descriptor's current offset: it must be the range's start.
+        wrapped.append(os.lseek(filelike.fileno(), 0, os.SEEK_CUR))
+        closers.append(filelike.close)
+        return iter(lambda: filelike.read(block_size), b"")
+
+    environ["wsgi.file_wrapper"] = file_wrapper
+    answer = {}
+    # As django.test.Client does: the handler must not close the test's database connection.
+    request_started.disconnect(close_old_connections)
+    request_finished.disconnect(close_old_connections)
+    try:
+        body = WSGIHandler()(environ, lambda status, headers: answer.update(status=status))
+        data = b"".join(body)
+        closers[0]()  # what the server calls when done (the response's close)
+    finally:
+        request_started.connect(close_old_connections)
+        request_finished.connect(close_old_connections)
+    assert answer["status"].startswith("206") and wrapped == [1000]
+    assert data == get_backend(standalone).export_path(row.key).read_bytes()[1000:]
+
+
+def test_a_running_export_shows_its_progress_on_its_row_and_polls(
+    owner, owner_client, standalone, store_image
+):
+    image = store_image(standalone, size=1 * MiB)
+    assert 'data-testid="row-export"' in owner_client.get("/images/").content.decode()
+    row = services.export_create(image=image, fmt="vmdk", actor=owner)  # no worker runs it
+    ExportedImage.objects.filter(pk=row.pk).update(progress=42)
+    page = owner_client.get("/images/exported/").content.decode()
+    assert 'data-status="exporting"' in page and 'data-testid="export-progress"' in page
+    assert 'value="42"' in page and 'hx-trigger="every 2s"' in page
+    ExportedImage.objects.filter(pk=row.pk).update(progress=43)
+    table = owner_client.get("/images/exported/?part=table", HTTP_HX_REQUEST="true").content.decode()
+    assert 'value="43"' in table and "<html" not in table
