@@ -5,6 +5,7 @@ from datetime import datetime
 from urllib.parse import urlencode
 
 from django.db.models import Q
+from django.db.models.fields.json import KeyTextTransform
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext as _
 
@@ -179,9 +180,13 @@ def image_list(request) -> dict:
     known = {"name", "status", "visibility", "member_status", "owner", "tag", "disk_format", "container_format",
              "size_min", "size_max", "protected", "created_at", "updated_at", "changes-since", "sort", "sort_key",
              "sort_dir", "limit", "marker", "os_hidden"}  # fmt: skip
-    for key in params:
-        if key not in known:
-            queryset = queryset.filter(**{f"properties__{key}": params[key]})
+    properties = [key for key in params if key not in known]
+    for index, key in enumerate(properties):
+        # The name is one key of the properties, compared as text; never parsed as a query lookup.
+        alias = f"property_{index}"
+        queryset = queryset.alias(**{alias: KeyTextTransform(key, "properties")}).filter(
+            **{alias: params[key]}
+        )
     ordering = _ordering(params)
     queryset = queryset.order_by(*ordering)
     limit = min(_int(params.get("limit", str(LIMIT_DEFAULT)), "limit"), LIMIT_MAX)
