@@ -15,6 +15,7 @@ from .access import own_image, visible_image
 from .file import accepts_bytes, import_error
 from .serialize import glance_time
 from .staging import is_staged, staged_path
+from .stores import STORE_HEADER, store_chosen
 
 METHODS = ["glance-direct", "web-download"]
 BLOCK = 4 * 1024 * 1024
@@ -89,13 +90,10 @@ class ImportView(OpenStackView):
             raise ApiError(400, _("Import method %(name)s is not supported; use one of: %(methods)s.")
                            % {"name": name, "methods": ", ".join(METHODS)})  # fmt: skip
         stores = body.get("stores") or []
-        if stores:
-            open_ids = {str(s.pk) for s in storage_choices_for_import(tenant=request.tenant)}
-            unknown = [store for store in stores if str(store) not in open_ids]
-            if unknown or len(stores) > 1:
-                raise ApiError(400, _("Give one store of GET /v2/info/stores."))
-            if str(image.storage_id) != str(stores[0]):
-                raise ApiError(409, _("Choose the store when creating the image (X-Image-Meta-Store)."))
+        if not isinstance(stores, list) or len(stores) > 1:
+            raise ApiError(400, _("Give one store of GET /v2/info/stores."))
+        wanted = request.headers.get(STORE_HEADER, "") or (str(stores[0]) if stores else "")
+        image = store_chosen(request, image, wanted)
         if name == "glance-direct":
             if not is_staged(image):
                 raise ApiError(

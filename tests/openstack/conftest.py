@@ -34,6 +34,19 @@ def standalone(db, tmp_path):
 
 
 @pytest.fixture
+def second(standalone, tmp_path):
+    """A second import storage, listed after `standalone`."""
+    (tmp_path / "store2").mkdir()
+    return ImageStorage.objects.create(
+        name=f"zz-{uuid.uuid4().hex[:6]}",
+        kind=ImageStorage.Kind.STANDALONE,
+        mount_path=str(tmp_path / "store2"),
+        reserved_bytes=0,
+        upload_concurrency=2,
+    )
+
+
+@pytest.fixture
 def disks(tmp_path):
     return Disks(tmp_path / "disks")
 
