@@ -206,7 +206,25 @@ def test_view_only_sub_account_lists_and_downloads_but_cannot_change(glance, vie
     assert viewer_glance.delete(f"{V2}/images/{image_id}").status_code == 403
     assert viewer_glance.put(f"{V2}/images/{image_id}/tags/t").status_code == 403
     assert viewer_glance.post(f"{V2}/images/{image_id}/actions/deactivate").status_code == 403
+    member = json.dumps({"member": "globex"})
+    assert (
+        viewer_glance.post(
+            f"{V2}/images/{image_id}/members", member, content_type="application/json"
+        ).status_code
+        == 403
+    )
     assert Image.objects.get(pk=image_id).name == "cirros"
+    # Nor send data to a queued image of the tenant, by any of the three ways.
+    queued = glance.post(f"{V2}/images", json.dumps({"name": "q", "disk_format": "raw"}),
+                         content_type="application/json").json()["id"]  # fmt: skip
+    for url in (f"{V2}/images/{queued}/file", f"{V2}/images/{queued}/stage"):
+        assert viewer_glance.put(url, data, content_type="application/octet-stream").status_code == 403, url
+    web = json.dumps({"method": {"name": "web-download", "uri": "http://example.com/x.raw"}})
+    assert (
+        viewer_glance.post(f"{V2}/images/{queued}/import", web, content_type="application/json").status_code
+        == 403
+    )
+    assert glance.get(f"{V2}/images/{queued}").json()["status"] == "queued"
 
 
 def test_another_tenants_images_are_invisible(glance, other_glance, upload):
@@ -297,3 +315,24 @@ def test_chunked_upload_is_cut_off_at_the_quota(
     assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "killed"
     assert "quota" in Image.objects.get(pk=image_id).error
     assert not Image.objects.get(pk=image_id).replicas.exists()
+
+
+def test_an_ova_container_is_imported(glance, disks, run_jobs, django_capture_on_commit_callbacks):
+    vmdk = disks.convert(disks.raw(size=2 * MiB), "vmdk", None, "-o", "subformat=streamOptimized")
+    ova = disks.ova(vmdk)
+    body = {"name": "appliance", "disk_format": "vmdk", "container_format": "ova"}
+    created = glance.post(f"{V2}/images", json.dumps(body), content_type="application/json").json()
+    assert created["container_format"] == "ova"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = glance.put(f"{V2}/images/{created['id']}/file", ova.read_bytes(),
+                              content_type="application/octet-stream")  # fmt: skip
+    assert response.status_code == 204, response.content
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+    shown = glance.get(f"{V2}/images/{created['id']}").json()
+    assert shown["status"] == "active", Image.objects.get(pk=created["id"]).error
+    assert (shown["container_format"], shown["disk_format"]) == ("ova", "qcow2")
+    assert [i["id"] for i in glance.get(f"{V2}/images?container_format=ova").json()["images"]] == [
+        created["id"]
+    ]

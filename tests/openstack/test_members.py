@@ -40,8 +40,10 @@ def test_member_sees_the_image_only_once_it_accepted(glance, other_glance, share
     answer = json.dumps({"status": "accepted"})
     member_url = f"{V2}/images/{image_id}/members/{other_tenant.pk}"
     assert glance.put(member_url, answer, content_type="application/json").status_code == 403
+    assert other_glance.get(member_url).json()["status"] == "pending"
     response = other_glance.put(member_url, answer, content_type="application/json")
     assert response.status_code == 200 and response.json()["status"] == "accepted"
+    assert glance.get(member_url).json()["status"] == "accepted"  # the owner reads the answer
     assert image_id in ids(other_glance)
     assert b"".join(other_glance.get(f"{V2}/images/{image_id}/file").streaming_content) == data
     # Read-only for the member.
