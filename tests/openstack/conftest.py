@@ -9,6 +9,7 @@ from storage.models import ImageStorage
 from tenants import services
 from tenants.models import Membership
 
+from ..images.fetch.conftest import fetch_settings, http_server  # noqa: F401  (loopback HTTP server)
 from ..images.imports.conftest import Disks  # noqa: F401  (qemu-img disk builders)
 
 MiB = 1024 * 1024
