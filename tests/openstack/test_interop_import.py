@@ -10,6 +10,7 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from images.models import Image
+from openstack.image.staging import staged_path
 
 from ..images.fetch.conftest import FileRoute
 from .conftest import V2, MiB
@@ -140,3 +141,23 @@ def test_web_download_resumes_a_dropped_connection(
     assert shown["os_hash_value"] == hashlib.sha256(data).hexdigest()
     # The second request asked for the rest only.
     assert [r["headers"].get("Range") for r in server.requests] == [None, f"bytes={len(data) // 2}-"]
+
+
+def test_staging_more_than_the_quota_allows_is_refused(glance, tenant, disks):
+    from .test_images import chunked_put
+
+    tenant.quota.max_bytes = 1 * MiB
+    tenant.quota.save()
+    data = disks.raw(size=3 * MiB).read_bytes()
+    image_id = create(glance)
+    # With a Content-Length: refused before a byte is kept; chunked: cut off at the limit.
+    response = glance.put(f"{V2}/images/{image_id}/stage", data, content_type="application/octet-stream")
+    assert response.status_code == 413 and b"quota" in response.content
+    assert chunked_put(glance, f"{V2}/images/{image_id}/stage", data).status_code == 413
+    staged = staged_path(image_id)
+    assert not staged.exists() and not staged.with_suffix(".partial").exists()
+    assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "queued"
+    # Within the quota it is staged.
+    small = data[: MiB // 2]
+    assert chunked_put(glance, f"{V2}/images/{image_id}/stage", small).status_code == 204
+    assert staged.read_bytes() == small
