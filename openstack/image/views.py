@@ -25,7 +25,7 @@ from ..http import ApiError, OpenStackView, json_response, read_json
 from . import listing
 from .access import own_image, visible_image
 from .file import import_error
-from .patch import apply_patch
+from .patch import apply_patch, check_value
 from .serialize import (
     CORE,
     OUR_CONTAINER_FORMATS,
@@ -67,6 +67,9 @@ def shown(request, image: Image) -> dict:
 
 def _create_fields(request, body: dict) -> tuple[dict, dict]:
     """The import form's data from a Glance create body, and the OpenStack metadata to set after."""
+    for key in ("name", "tags"):
+        if body.get(key) is not None:
+            check_value(key, body[key])
     disk_format = body.get("disk_format") or "qcow2"
     container = body.get("container_format") or "bare"
     if disk_format not in OUR_DISK_FORMATS:

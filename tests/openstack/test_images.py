@@ -336,3 +336,23 @@ def test_an_ova_container_is_imported(glance, disks, run_jobs, django_capture_on
     assert [i["id"] for i in glance.get(f"{V2}/images?container_format=ova").json()["images"]] == [
         created["id"]
     ]
+
+
+def test_values_of_the_wrong_type_are_400_not_500(glance):
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "typed", "disk_format": "raw"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    for key, value in [("name", 5), ("name", None), ("name", ["a"]), ("tags", "a,b"), ("tags", [5]),
+                       ("visibility", ["shared"]), ("min_ram", "x"), ("protected", "yes")]:  # fmt: skip
+        ops = json.dumps([{"op": "replace", "path": f"/{key}", "value": value}])
+        assert glance.patch(f"{V2}/images/{image_id}", ops, content_type=PATCH).status_code == 400, (
+            key,
+            value,
+        )
+    image = Image.objects.get(pk=image_id)
+    assert (image.name, image.labels, image.min_ram, image.protected) == ("typed", [], 0, False)
+    for body in ({"name": 5}, {"name": "x", "tags": "a,b"}, {"name": "x", "tags": [1]}):
+        response = glance.post(
+            f"{V2}/images", json.dumps({"disk_format": "raw", **body}), content_type="application/json"
+        )
+        assert response.status_code == 400, body
+    assert Image.objects.count() == 1
