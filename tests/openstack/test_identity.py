@@ -167,3 +167,24 @@ def test_head_validates_a_token(anonymous, owner):
     assert me.head(TOKENS, HTTP_X_SUBJECT_TOKEN=key).status_code == 200
     assert me.head(TOKENS, HTTP_X_SUBJECT_TOKEN="ic-nope").status_code == 404
     assert Client().head(TOKENS, HTTP_X_SUBJECT_TOKEN=key).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ([], 400),
+        ({"auth": []}, 400),
+        ({"auth": {"identity": []}}, 401),
+        ({"auth": {"identity": {"methods": "token"}}}, 401),
+        ({"auth": {"identity": {"methods": ["password"], "password": []}}}, 400),
+        ({"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": "1", "password": "x"}}}}}, 400),
+        ({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": 5, "password": "x"}}}}}, 400),
+        ({"auth": {"identity": json.loads(login_body("acme-owner"))["auth"]["identity"], "scope": {"project": "acme"}}}, 400),
+        ({"auth": {"identity": json.loads(login_body("acme-owner"))["auth"]["identity"], "scope": "acme"}}, 400),
+    ],
+)  # fmt: skip
+def test_malformed_logins_are_answered_in_keystones_shape(anonymous, owner, body, status):
+    response = anonymous.post(TOKENS, json.dumps(body), content_type="application/json")
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == status
+    assert not IdentityToken.objects.exists()
