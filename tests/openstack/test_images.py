@@ -356,3 +356,29 @@ def test_values_of_the_wrong_type_are_400_not_500(glance):
         )
         assert response.status_code == 400, body
     assert Image.objects.count() == 1
+
+
+def test_a_sub_account_scoped_to_a_project_group_sees_only_its_images(tenant, make_user, standalone):
+    from tenants import services
+    from tenants.models import Membership
+
+    from .conftest import token_client
+
+    mine = services.project_group_create(tenant=tenant, name="mine")
+    theirs = services.project_group_create(tenant=tenant, name="theirs")
+    user = make_user("acme-scoped")
+    services.membership_add(
+        tenant=tenant, user=user, permission=Membership.Permission.MANAGE, project_groups=[mine]
+    )
+    seen = Image.objects.create(tenant=tenant, name="seen", disk_format="qcow2", status="available", stage="",
+                                project_group=mine)  # fmt: skip
+    hidden = Image.objects.create(tenant=tenant, name="hidden", disk_format="qcow2", status="available", stage="",
+                                  project_group=theirs)  # fmt: skip
+    client = token_client(user)
+    assert [i["id"] for i in client.get(f"{V2}/images").json()["images"]] == [str(seen.pk)]
+    assert client.get(f"{V2}/images/{seen.pk}").status_code == 200
+    assert client.get(f"{V2}/images/{hidden.pk}").status_code == 404
+    ops = json.dumps([{"op": "replace", "path": "/name", "value": "x"}])
+    assert client.patch(f"{V2}/images/{hidden.pk}", ops, content_type=PATCH).status_code == 404
+    assert client.delete(f"{V2}/images/{hidden.pk}").status_code == 404
+    assert Image.objects.get(pk=hidden.pk).name == "hidden"
