@@ -55,8 +55,10 @@ def apply_patch(request, image: Image, operations) -> Image:
             current = image.disk_format if key == "disk_format" else container_format(image)
             if op == "remove" or value != current:
                 raise ApiError(
-                    403, _("Attribute '%(key)s' can be only replaced for a queued image.") % {"key": key}
-                )
+                    403,
+                    _("Attribute '%(key)s' cannot change: the import was planned for it. Create the image "
+                      "again with the format wanted.") % {"key": key},
+                )  # fmt: skip
             continue
         if key in CHANGEABLE:
             if op == "remove":

@@ -382,3 +382,17 @@ def test_a_sub_account_scoped_to_a_project_group_sees_only_its_images(tenant, ma
     assert client.patch(f"{V2}/images/{hidden.pk}", ops, content_type=PATCH).status_code == 404
     assert client.delete(f"{V2}/images/{hidden.pk}").status_code == 404
     assert Image.objects.get(pk=hidden.pk).name == "hidden"
+
+
+def test_formats_cannot_be_patched_even_while_queued(glance):
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "fmt", "disk_format": "raw"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    for key, value in (("disk_format", "qcow2"), ("container_format", "ova")):
+        ops = json.dumps([{"op": "replace", "path": f"/{key}", "value": value}])
+        response = glance.patch(
+            f"{V2}/images/{image_id}", ops, content_type=PATCH, HTTP_ACCEPT="application/json"
+        )
+        assert response.status_code == 403 and "Create the image again" in response.json()["message"]
+    same = json.dumps([{"op": "replace", "path": "/disk_format", "value": "raw"}])
+    assert glance.patch(f"{V2}/images/{image_id}", same, content_type=PATCH).status_code == 200
+    assert Image.objects.get(pk=image_id).disk_format == "raw"
