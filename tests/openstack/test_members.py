@@ -34,6 +34,11 @@ def test_member_sees_the_image_only_once_it_accepted(glance, other_glance, share
     assert image_id not in ids(other_glance)
     assert other_glance.get(f"{V2}/images/{image_id}").status_code == 404
     assert ids(other_glance, "?member_status=pending") == [image_id]
+    assert ids(other_glance, "?member_status=all") == [image_id]
+    # The other filters narrow the offered images too.
+    assert ids(other_glance, "?member_status=pending&name=golden") == [image_id]
+    assert ids(other_glance, "?member_status=pending&name=other") == []
+    assert ids(other_glance, "?member_status=pending&status=killed") == []
     # The member reads its own membership; only it can answer.
     [member] = other_glance.get(f"{V2}/images/{image_id}/members").json()["members"]
     assert member["status"] == "pending"
