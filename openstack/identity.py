@@ -90,19 +90,22 @@ def _token_body(request, token, membership) -> dict:
 
 
 def _password_credentials(body) -> tuple[str, str, dict]:
-    try:
-        auth = body["auth"]
-        identity = auth["identity"]
-        if "password" not in identity.get("methods", []):
-            raise ApiError(401, _("Only password authentication is supported."))
-        user = identity["password"]["user"]
-        name, password = user["name"], user["password"]
-        scope = auth.get("scope") or {}
-    except (KeyError, TypeError) as error:
-        raise ApiError(400, _("Send auth.identity.password.user with name and password.")) from error
-    if not isinstance(name, str) or not isinstance(password, str) or not isinstance(scope, dict):
+    def member(value, key):
+        if not isinstance(value, dict) or key not in value:
+            raise ApiError(400, _("Send auth.identity.password.user with name and password."))
+        return value[key]
+
+    identity = member(member(body, "auth"), "identity")
+    methods = identity.get("methods") if isinstance(identity, dict) else None
+    if not isinstance(methods, list) or "password" not in methods:
+        raise ApiError(401, _("Only password authentication is supported."))
+    user = member(member(identity, "password"), "user")
+    name, password = member(user, "name"), member(user, "password")
+    scope = body["auth"].get("scope") or {}
+    project = scope.get("project") if isinstance(scope, dict) else scope
+    if not isinstance(name, str) or not isinstance(password, str) or not isinstance(project or {}, dict):
         raise ApiError(400, _("Send auth.identity.password.user with name and password."))
-    return name, password, scope.get("project") or {}
+    return name, password, project or {}
 
 
 class TokensView(OpenStackView):

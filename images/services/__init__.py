@@ -19,6 +19,7 @@ from .imports import (  # noqa: F401
     import_cancel,
     import_cleanup,
     import_fail,
+    import_storage_set,
     needs_conversion,
     upload_begin,
 )

@@ -208,6 +208,44 @@ def upload_begin(
     return session
 
 
+def import_storage_set(*, image: Image, storage, actor=None, request=None) -> Image:
+    """Store a queued upload on another storage, before its first byte (the Image API's
+    `X-Image-Meta-Store` arrives with the data, not with the image). Raises ImportNotAccepted once
+    bytes have arrived; the caller checks that the tenant may import to `storage`."""
+    with transaction.atomic():
+        image = Image.objects.select_for_update(of=("self",)).select_related("storage").get(pk=image.pk)
+        if image.storage_id == storage.pk:
+            return image
+        session = UploadSession.objects.filter(image=image).first()
+        if (
+            image.status != Image.Status.UPLOADING
+            or image.stage != Image.Stage.QUEUED
+            or session is None
+            or session.offset
+            or ImageReplica.objects.filter(image=image).exists()
+        ):
+            raise ImportNotAccepted(
+                _("The image's data is already going to %(storage)s; its storage cannot change now.")
+                % {"storage": image.storage.name if image.storage else "-"}
+            )
+        before = image.storage.name if image.storage else "-"
+        image.storage = storage
+        changed = ["storage", "updated_at"]
+        if needs_conversion(image.source_format):
+            image.disk_format = storage.effective_target_format
+            changed.append("disk_format")
+        image.save(update_fields=changed)
+        log(
+            action="image.update",
+            tenant=image.tenant,
+            actor=actor,
+            target=image,
+            message=f"storage: {before} → {storage.name}",
+            request=request,
+        )
+    return image
+
+
 # --- jobs --------------------------------------------------------------------------------------------
 
 JOBS = {

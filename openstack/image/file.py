@@ -17,6 +17,7 @@ from storage.backends import StorageError, get_backend
 
 from ..http import ApiError, OpenStackView
 from .access import own_image, visible_image
+from .stores import STORE_HEADER, store_chosen
 
 
 def import_error(error) -> ApiError:
@@ -104,6 +105,7 @@ class ImageFileView(OpenStackView):
                 _("The image's data can be sent only once, while it is queued (it is %(status)s).")
                 % {"status": image.get_status_display()},
             )
+        image = store_chosen(request, image, request.headers.get(STORE_HEADER, ""))
         store_body(request, image)
         return HttpResponse(status=204)
 

@@ -4,6 +4,7 @@
 import django_rq
 from django.core.exceptions import ValidationError
 from django.http import HttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
 from images.models import Image
@@ -14,7 +15,8 @@ from ..http import ApiError, OpenStackView, json_response, read_json
 from .access import own_image, visible_image
 from .file import accepts_bytes, import_error
 from .serialize import glance_time
-from .staging import is_staged, staged_path
+from .staging import is_staged, stage_limit, staged_path
+from .stores import STORE_HEADER, store_chosen
 
 METHODS = ["glance-direct", "web-download"]
 BLOCK = 4 * 1024 * 1024
@@ -65,17 +67,34 @@ class StageView(OpenStackView):
             if chunked or not request.META.get("CONTENT_LENGTH")
             else request.read
         )
+        limit = stage_limit(image)
+        too_large = ApiError(
+            413,
+            _("The file is larger than the %(limit)s the tenant's quota and the storage's free space allow.")
+            % {"limit": filesizeformat(limit)},
+        )
+        length = request.META.get("CONTENT_LENGTH") or ""
+        if not chunked and length.isdigit() and int(length) > limit:
+            raise too_large
         partial = path.with_suffix(".partial")
+        staged = False
         try:
             with partial.open("wb") as out:
+                written = 0
                 while data := read(BLOCK):
+                    written += len(data)
+                    if written > limit:
+                        raise too_large
                     out.write(data)
             partial.rename(path)
+            staged = True
         except OSError as error:
-            partial.unlink(missing_ok=True)
             raise ApiError(
                 500, _("Could not stage the data: %(error)s") % {"error": error.strerror or error}
             ) from error
+        finally:
+            if not staged:
+                partial.unlink(missing_ok=True)
         return HttpResponse(status=204)
 
 
@@ -89,13 +108,10 @@ class ImportView(OpenStackView):
             raise ApiError(400, _("Import method %(name)s is not supported; use one of: %(methods)s.")
                            % {"name": name, "methods": ", ".join(METHODS)})  # fmt: skip
         stores = body.get("stores") or []
-        if stores:
-            open_ids = {str(s.pk) for s in storage_choices_for_import(tenant=request.tenant)}
-            unknown = [store for store in stores if str(store) not in open_ids]
-            if unknown or len(stores) > 1:
-                raise ApiError(400, _("Give one store of GET /v2/info/stores."))
-            if str(image.storage_id) != str(stores[0]):
-                raise ApiError(409, _("Choose the store when creating the image (X-Image-Meta-Store)."))
+        if not isinstance(stores, list) or len(stores) > 1:
+            raise ApiError(400, _("Give one store of GET /v2/info/stores."))
+        wanted = request.headers.get(STORE_HEADER, "") or (str(stores[0]) if stores else "")
+        image = store_chosen(request, image, wanted)
         if name == "glance-direct":
             if not is_staged(image):
                 raise ApiError(

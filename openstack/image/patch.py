@@ -20,6 +20,16 @@ def _path(operation) -> str:
     return path[1:].replace("~1", "/").replace("~0", "~")
 
 
+def check_value(key: str, value) -> None:
+    """Glance's schema types for the attributes the console keeps in its own fields (a 400, not a 500)."""
+    if key == "name" and not isinstance(value, str):
+        raise ApiError(400, _("name must be a string."))
+    if key == "tags" and not (isinstance(value, list) and all(isinstance(tag, str) for tag in value)):
+        raise ApiError(400, _("tags must be a list of strings."))
+    if key == "visibility" and not isinstance(value, str):
+        raise ApiError(400, _("Invalid visibility value: %(value)s") % {"value": value})
+
+
 def apply_patch(request, image: Image, operations) -> Image:
     if not isinstance(operations, list):
         raise ApiError(400, _("Send a list of JSON-patch operations."))
@@ -45,12 +55,15 @@ def apply_patch(request, image: Image, operations) -> Image:
             current = image.disk_format if key == "disk_format" else container_format(image)
             if op == "remove" or value != current:
                 raise ApiError(
-                    403, _("Attribute '%(key)s' can be only replaced for a queued image.") % {"key": key}
-                )
+                    403,
+                    _("Attribute '%(key)s' cannot change: the import was planned for it. Create the image "
+                      "again with the format wanted.") % {"key": key},
+                )  # fmt: skip
             continue
         if key in CHANGEABLE:
             if op == "remove":
                 raise ApiError(403, _("Attribute '%(key)s' cannot be removed.") % {"key": key})
+            check_value(key, value)
             state[key] = value
             continue
         if key in CORE:
@@ -63,8 +76,6 @@ def apply_patch(request, image: Image, operations) -> Image:
             raise ApiError(409, _("Property %(key)s does not exist.") % {"key": key})
         else:
             properties[key] = value
-    if not isinstance(state["tags"], list):
-        raise ApiError(400, _("tags must be a list of strings."))
     with transaction.atomic():
         image = image_update(
             image=image, name=state["name"], labels=state["tags"], actor=request.user, request=request

@@ -25,7 +25,7 @@ from ..http import ApiError, OpenStackView, json_response, read_json
 from . import listing
 from .access import own_image, visible_image
 from .file import import_error
-from .patch import apply_patch
+from .patch import apply_patch, check_value
 from .serialize import (
     CORE,
     OUR_CONTAINER_FORMATS,
@@ -34,6 +34,7 @@ from .serialize import (
     image_body,
 )
 from .staging import is_staged
+from .stores import STORE_HEADER, store_for
 
 CURRENT = "v2.16"
 # Versions Glance 33 lists; all are the same API here.
@@ -64,29 +65,11 @@ def shown(request, image: Image) -> dict:
     return image_body(image, tenant=request.tenant, staged=is_staged(image))
 
 
-def _store_for(request, wanted: str = ""):
-    storages = storage_choices_for_import(tenant=request.tenant)
-    if wanted:
-        storage = (
-            storages.filter(pk=int(wanted)).first()
-            if wanted.isdigit()
-            else storages.filter(name=wanted).first()
-        )
-        if storage is None:
-            raise ApiError(
-                400,
-                _("No image storage “%(store)s” is open to imports (see GET /v2/info/stores).")
-                % {"store": wanted},
-            )
-        return storage
-    storage = storages.first()
-    if storage is None:
-        raise ApiError(503, _("No image storage is open to imports; ask an administrator to add one."))
-    return storage
-
-
 def _create_fields(request, body: dict) -> tuple[dict, dict]:
     """The import form's data from a Glance create body, and the OpenStack metadata to set after."""
+    for key in ("name", "tags"):
+        if body.get(key) is not None:
+            check_value(key, body[key])
     disk_format = body.get("disk_format") or "qcow2"
     container = body.get("container_format") or "bare"
     if disk_format not in OUR_DISK_FORMATS:
@@ -114,7 +97,7 @@ def _create_fields(request, body: dict) -> tuple[dict, dict]:
         else "bios",
         "virtio": True,
         "labels": body.get("tags") or [],
-        "storage": _store_for(request, request.headers.get("X-Image-Meta-Store", "")).pk,
+        "storage": store_for(request, request.headers.get(STORE_HEADER, "")).pk,
     }
     if body.get("id"):
         raise ApiError(400, _("Choosing an image's id is not supported; leave id out."))

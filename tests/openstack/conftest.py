@@ -9,6 +9,7 @@ from storage.models import ImageStorage
 from tenants import services
 from tenants.models import Membership
 
+from ..images.fetch.conftest import fetch_settings, http_server  # noqa: F401  (loopback HTTP server)
 from ..images.imports.conftest import Disks  # noqa: F401  (qemu-img disk builders)
 
 MiB = 1024 * 1024
@@ -28,6 +29,19 @@ def standalone(db, tmp_path):
         name=f"local-{uuid.uuid4().hex[:6]}",
         kind=ImageStorage.Kind.STANDALONE,
         mount_path=str(tmp_path / "store"),
+        reserved_bytes=0,
+        upload_concurrency=2,
+    )
+
+
+@pytest.fixture
+def second(standalone, tmp_path):
+    """A second import storage, listed after `standalone`."""
+    (tmp_path / "store2").mkdir()
+    return ImageStorage.objects.create(
+        name=f"zz-{uuid.uuid4().hex[:6]}",
+        kind=ImageStorage.Kind.STANDALONE,
+        mount_path=str(tmp_path / "store2"),
         reserved_bytes=0,
         upload_concurrency=2,
     )

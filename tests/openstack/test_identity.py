@@ -135,3 +135,56 @@ def test_console_api_token_works_as_x_auth_token(owner, tenant):
     assert Client(HTTP_X_AUTH_TOKEN=key).get("/openstack/image/v2/images").status_code == 200
     assert Client(HTTP_X_AUTH_TOKEN="bogus").get("/openstack/image/v2/images").status_code == 401
     assert Client().get("/openstack/image/v2/images").status_code == 401
+
+
+def test_x_tenant_chooses_among_the_users_tenants(owner, tenant, other_tenant, make_user):
+    from images.models import Image
+    from tenants import services
+
+    services.membership_add(tenant=other_tenant, user=owner, role=Membership.Role.SUBACCOUNT)
+    Image.objects.create(
+        tenant=other_tenant, name="globex-image", disk_format="qcow2", status="available", stage=""
+    )
+    _token, key = services.api_token_create(user=owner)
+
+    def names(**headers):
+        response = Client(HTTP_X_AUTH_TOKEN=key, **headers).get("/openstack/image/v2/images")
+        if response.status_code != 200:
+            return response.status_code, []
+        return 200, [image["name"] for image in response.json()["images"]]
+
+    assert names() == (200, [])  # the first tenant by role: acme, where the user is owner
+    assert names(HTTP_X_TENANT="globex") == (200, ["globex-image"])
+    assert names(HTTP_X_TENANT=str(other_tenant.pk)) == (200, ["globex-image"])
+    third = services.tenant_create(name="initech")
+    assert names(HTTP_X_TENANT="initech")[0] == 401
+    assert names(HTTP_X_TENANT=str(third.pk))[0] == 401
+
+
+def test_head_validates_a_token(anonymous, owner):
+    key = login(anonymous, "acme-owner")["X-Subject-Token"]
+    me = Client(HTTP_X_AUTH_TOKEN=key)
+    assert me.head(TOKENS, HTTP_X_SUBJECT_TOKEN=key).status_code == 200
+    assert me.head(TOKENS, HTTP_X_SUBJECT_TOKEN="ic-nope").status_code == 404
+    assert Client().head(TOKENS, HTTP_X_SUBJECT_TOKEN=key).status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("body", "status"),
+    [
+        ([], 400),
+        ({"auth": []}, 400),
+        ({"auth": {"identity": []}}, 401),
+        ({"auth": {"identity": {"methods": "token"}}}, 401),
+        ({"auth": {"identity": {"methods": ["password"], "password": []}}}, 400),
+        ({"auth": {"identity": {"methods": ["password"], "password": {"user": {"id": "1", "password": "x"}}}}}, 400),
+        ({"auth": {"identity": {"methods": ["password"], "password": {"user": {"name": 5, "password": "x"}}}}}, 400),
+        ({"auth": {"identity": json.loads(login_body("acme-owner"))["auth"]["identity"], "scope": {"project": "acme"}}}, 400),
+        ({"auth": {"identity": json.loads(login_body("acme-owner"))["auth"]["identity"], "scope": "acme"}}, 400),
+    ],
+)  # fmt: skip
+def test_malformed_logins_are_answered_in_keystones_shape(anonymous, owner, body, status):
+    response = anonymous.post(TOKENS, json.dumps(body), content_type="application/json")
+    assert response.status_code == status
+    assert response.json()["error"]["code"] == status
+    assert not IdentityToken.objects.exists()

@@ -206,7 +206,25 @@ def test_view_only_sub_account_lists_and_downloads_but_cannot_change(glance, vie
     assert viewer_glance.delete(f"{V2}/images/{image_id}").status_code == 403
     assert viewer_glance.put(f"{V2}/images/{image_id}/tags/t").status_code == 403
     assert viewer_glance.post(f"{V2}/images/{image_id}/actions/deactivate").status_code == 403
+    member = json.dumps({"member": "globex"})
+    assert (
+        viewer_glance.post(
+            f"{V2}/images/{image_id}/members", member, content_type="application/json"
+        ).status_code
+        == 403
+    )
     assert Image.objects.get(pk=image_id).name == "cirros"
+    # Nor send data to a queued image of the tenant, by any of the three ways.
+    queued = glance.post(f"{V2}/images", json.dumps({"name": "q", "disk_format": "raw"}),
+                         content_type="application/json").json()["id"]  # fmt: skip
+    for url in (f"{V2}/images/{queued}/file", f"{V2}/images/{queued}/stage"):
+        assert viewer_glance.put(url, data, content_type="application/octet-stream").status_code == 403, url
+    web = json.dumps({"method": {"name": "web-download", "uri": "http://example.com/x.raw"}})
+    assert (
+        viewer_glance.post(f"{V2}/images/{queued}/import", web, content_type="application/json").status_code
+        == 403
+    )
+    assert glance.get(f"{V2}/images/{queued}").json()["status"] == "queued"
 
 
 def test_another_tenants_images_are_invisible(glance, other_glance, upload):
@@ -297,3 +315,84 @@ def test_chunked_upload_is_cut_off_at_the_quota(
     assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "killed"
     assert "quota" in Image.objects.get(pk=image_id).error
     assert not Image.objects.get(pk=image_id).replicas.exists()
+
+
+def test_an_ova_container_is_imported(glance, disks, run_jobs, django_capture_on_commit_callbacks):
+    vmdk = disks.convert(disks.raw(size=2 * MiB), "vmdk", None, "-o", "subformat=streamOptimized")
+    ova = disks.ova(vmdk)
+    body = {"name": "appliance", "disk_format": "vmdk", "container_format": "ova"}
+    created = glance.post(f"{V2}/images", json.dumps(body), content_type="application/json").json()
+    assert created["container_format"] == "ova"
+    with django_capture_on_commit_callbacks(execute=True):
+        response = glance.put(f"{V2}/images/{created['id']}/file", ova.read_bytes(),
+                              content_type="application/octet-stream")  # fmt: skip
+    assert response.status_code == 204, response.content
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+    shown = glance.get(f"{V2}/images/{created['id']}").json()
+    assert shown["status"] == "active", Image.objects.get(pk=created["id"]).error
+    assert (shown["container_format"], shown["disk_format"]) == ("ova", "qcow2")
+    assert [i["id"] for i in glance.get(f"{V2}/images?container_format=ova").json()["images"]] == [
+        created["id"]
+    ]
+
+
+def test_values_of_the_wrong_type_are_400_not_500(glance):
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "typed", "disk_format": "raw"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    for key, value in [("name", 5), ("name", None), ("name", ["a"]), ("tags", "a,b"), ("tags", [5]),
+                       ("visibility", ["shared"]), ("min_ram", "x"), ("protected", "yes")]:  # fmt: skip
+        ops = json.dumps([{"op": "replace", "path": f"/{key}", "value": value}])
+        assert glance.patch(f"{V2}/images/{image_id}", ops, content_type=PATCH).status_code == 400, (
+            key,
+            value,
+        )
+    image = Image.objects.get(pk=image_id)
+    assert (image.name, image.labels, image.min_ram, image.protected) == ("typed", [], 0, False)
+    for body in ({"name": 5}, {"name": "x", "tags": "a,b"}, {"name": "x", "tags": [1]}):
+        response = glance.post(
+            f"{V2}/images", json.dumps({"disk_format": "raw", **body}), content_type="application/json"
+        )
+        assert response.status_code == 400, body
+    assert Image.objects.count() == 1
+
+
+def test_a_sub_account_scoped_to_a_project_group_sees_only_its_images(tenant, make_user, standalone):
+    from tenants import services
+    from tenants.models import Membership
+
+    from .conftest import token_client
+
+    mine = services.project_group_create(tenant=tenant, name="mine")
+    theirs = services.project_group_create(tenant=tenant, name="theirs")
+    user = make_user("acme-scoped")
+    services.membership_add(
+        tenant=tenant, user=user, permission=Membership.Permission.MANAGE, project_groups=[mine]
+    )
+    seen = Image.objects.create(tenant=tenant, name="seen", disk_format="qcow2", status="available", stage="",
+                                project_group=mine)  # fmt: skip
+    hidden = Image.objects.create(tenant=tenant, name="hidden", disk_format="qcow2", status="available", stage="",
+                                  project_group=theirs)  # fmt: skip
+    client = token_client(user)
+    assert [i["id"] for i in client.get(f"{V2}/images").json()["images"]] == [str(seen.pk)]
+    assert client.get(f"{V2}/images/{seen.pk}").status_code == 200
+    assert client.get(f"{V2}/images/{hidden.pk}").status_code == 404
+    ops = json.dumps([{"op": "replace", "path": "/name", "value": "x"}])
+    assert client.patch(f"{V2}/images/{hidden.pk}", ops, content_type=PATCH).status_code == 404
+    assert client.delete(f"{V2}/images/{hidden.pk}").status_code == 404
+    assert Image.objects.get(pk=hidden.pk).name == "hidden"
+
+
+def test_formats_cannot_be_patched_even_while_queued(glance):
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "fmt", "disk_format": "raw"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    for key, value in (("disk_format", "qcow2"), ("container_format", "ova")):
+        ops = json.dumps([{"op": "replace", "path": f"/{key}", "value": value}])
+        response = glance.patch(
+            f"{V2}/images/{image_id}", ops, content_type=PATCH, HTTP_ACCEPT="application/json"
+        )
+        assert response.status_code == 403 and "Create the image again" in response.json()["message"]
+    same = json.dumps([{"op": "replace", "path": "/disk_format", "value": "raw"}])
+    assert glance.patch(f"{V2}/images/{image_id}", same, content_type=PATCH).status_code == 200
+    assert Image.objects.get(pk=image_id).disk_format == "raw"

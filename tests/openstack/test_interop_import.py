@@ -10,7 +10,9 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from images.models import Image
+from openstack.image.staging import staged_path
 
+from ..images.fetch.conftest import FileRoute
 from .conftest import V2, MiB
 
 
@@ -111,3 +113,51 @@ def test_unknown_method_is_400(glance):
     response = glance.post(f"{V2}/images/{image_id}/import", json.dumps({"method": {"name": "copy-image"}}),
                            content_type="application/json")  # fmt: skip
     assert response.status_code == 400
+
+
+def test_web_download_resumes_a_dropped_connection(
+    glance,
+    disks,
+    http_server,
+    fetch_settings,
+    run_jobs,
+    django_capture_on_commit_callbacks,
+):
+    data = disks.convert(disks.raw(size=4 * MiB), "qcow2").read_bytes()
+    server = http_server()
+    server.routes["/cirros.qcow2"] = FileRoute(data, drop_at=len(data) // 2)
+    image_id = create(glance)
+    body = {"method": {"name": "web-download", "uri": server.url("/cirros.qcow2")}}
+    with django_capture_on_commit_callbacks(execute=True):
+        response = glance.post(
+            f"{V2}/images/{image_id}/import", json.dumps(body), content_type="application/json"
+        )
+    assert response.status_code == 202
+    for _round in range(3):
+        with django_capture_on_commit_callbacks(execute=True):
+            run_jobs()
+    shown = glance.get(f"{V2}/images/{image_id}").json()
+    assert shown["status"] == "active", Image.objects.get(pk=image_id).error
+    assert shown["os_hash_value"] == hashlib.sha256(data).hexdigest()
+    # The second request asked for the rest only.
+    assert [r["headers"].get("Range") for r in server.requests] == [None, f"bytes={len(data) // 2}-"]
+
+
+def test_staging_more_than_the_quota_allows_is_refused(glance, tenant, disks):
+    from .test_images import chunked_put
+
+    tenant.quota.max_bytes = 1 * MiB
+    tenant.quota.save()
+    data = disks.raw(size=3 * MiB).read_bytes()
+    image_id = create(glance)
+    # With a Content-Length: refused before a byte is kept; chunked: cut off at the limit.
+    response = glance.put(f"{V2}/images/{image_id}/stage", data, content_type="application/octet-stream")
+    assert response.status_code == 413 and b"quota" in response.content
+    assert chunked_put(glance, f"{V2}/images/{image_id}/stage", data).status_code == 413
+    staged = staged_path(image_id)
+    assert not staged.exists() and not staged.with_suffix(".partial").exists()
+    assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "queued"
+    # Within the quota it is staged.
+    small = data[: MiB // 2]
+    assert chunked_put(glance, f"{V2}/images/{image_id}/stage", small).status_code == 204
+    assert staged.read_bytes() == small

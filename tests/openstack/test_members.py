@@ -34,14 +34,21 @@ def test_member_sees_the_image_only_once_it_accepted(glance, other_glance, share
     assert image_id not in ids(other_glance)
     assert other_glance.get(f"{V2}/images/{image_id}").status_code == 404
     assert ids(other_glance, "?member_status=pending") == [image_id]
+    assert ids(other_glance, "?member_status=all") == [image_id]
+    # The other filters narrow the offered images too.
+    assert ids(other_glance, "?member_status=pending&name=golden") == [image_id]
+    assert ids(other_glance, "?member_status=pending&name=other") == []
+    assert ids(other_glance, "?member_status=pending&status=killed") == []
     # The member reads its own membership; only it can answer.
     [member] = other_glance.get(f"{V2}/images/{image_id}/members").json()["members"]
     assert member["status"] == "pending"
     answer = json.dumps({"status": "accepted"})
     member_url = f"{V2}/images/{image_id}/members/{other_tenant.pk}"
     assert glance.put(member_url, answer, content_type="application/json").status_code == 403
+    assert other_glance.get(member_url).json()["status"] == "pending"
     response = other_glance.put(member_url, answer, content_type="application/json")
     assert response.status_code == 200 and response.json()["status"] == "accepted"
+    assert glance.get(member_url).json()["status"] == "accepted"  # the owner reads the answer
     assert image_id in ids(other_glance)
     assert b"".join(other_glance.get(f"{V2}/images/{image_id}/file").streaming_content) == data
     # Read-only for the member.

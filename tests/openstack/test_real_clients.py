@@ -146,6 +146,23 @@ def test_glance_cli(server, owner, other_tenant, disks, file_server, client_env,
     assert not bad.replicas.exists()
 
 
+def test_glance_cli_store(
+    server, owner, second, disks, client_env, run_jobs, django_capture_on_commit_callbacks
+):
+    # `--store` is checked against GET /v2/info/stores, then sent as X-Image-Meta-Store with the data.
+    _token, key = services.api_token_create(user=owner)
+    glance = ["glance", "--os-image-url", f"{server.url}/openstack/image", "--os-auth-token", key,
+              "--os-image-api-version", "2"]  # fmt: skip
+    path = disks.convert(disks.raw(size=2 * MiB), "qcow2")
+    out = run(client_env, *glance, "image-create", "--name", "placed", "--disk-format", "qcow2",
+              "--container-format", "bare", "--store", str(second.pk), "--file", str(path)).stdout  # fmt: skip
+    image_id = table_value(out, "id")
+    settle(run_jobs, django_capture_on_commit_callbacks)
+    image = Image.objects.get(pk=image_id)
+    assert image.status == "available" and image.storage == second
+    assert list(image.replicas.values_list("storage", flat=True)) == [second.pk]
+
+
 def test_openstack_cli_logs_in_by_password(server, owner, disks, client_env, run_jobs,
                                            django_capture_on_commit_callbacks, tmp_path):  # fmt: skip
     env = _clouds(server, client_env, tmp_path)
