@@ -150,7 +150,11 @@ class ServerLocationFields(forms.Form):
         label=_("Data network"),
         max_length=64,
         required=False,
-        help_text=_("CIDR of the network compute nodes use to read images from this storage."),
+        help_text=_(
+            "CIDR of the network compute nodes use to read images from this storage; empty: the "
+            "management network. When set, a compute host that cannot reach the server there fails the "
+            "upload instead of using the management network."
+        ),
     )
 
 

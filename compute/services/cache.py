@@ -84,14 +84,25 @@ def _upload(*, entry: ImageCacheEntry, host: ComputeHost, image: Image) -> Image
             ImageCacheEntry.objects.filter(pk=entry.pk).update(bytes_uploaded=done)
 
     try:
+        # The storage's data network, when it has one, carries the image; the control address only
+        # finds the address there.
+        reader = backend.data_reader()
+        if reader is not backend:
+            logger.info(
+                "image %s is read from storage %s over its data network %s",
+                image.pk,
+                replica.storage.name,
+                replica.storage.data_network,
+            )
         path = hypervisor.upload_volume(
             host,
             name=entry.volume,
             size=size,
-            blocks=backend.read_range(replica.key, 0, size),
+            blocks=reader.read_range(replica.key, 0, size),
             progress=progress,
         )
     except (HypervisorError, StorageError) as error:
+        logger.warning("uploading image %s to %s failed: %s", image.pk, host, error)
         ImageCacheEntry.objects.filter(pk=entry.pk).update(
             state=ImageCacheEntry.State.FAILED, error=str(error)
         )

@@ -348,6 +348,11 @@ class StorageBackend(abc.ABC):
         request; None where there is none."""
         return None
 
+    def data_reader(self) -> StorageBackend:
+        """The backend compute hosts read images through (the image cache's uploads): this one, unless
+        the storage reaches them over a data network of its own (a storage server's data network)."""
+        return self
+
     @abc.abstractmethod
     def test_connection(self) -> None:
         """Raise StorageError with the reason when the storage cannot be used."""

@@ -77,6 +77,10 @@ class KeyRefused(Unreachable):
     """The server no longer accepts the console's key (the password can install it again)."""
 
 
+class DataNetworkUnreachable(Unreachable):
+    """The storage has a data network, and its server cannot be reached at its address there."""
+
+
 def host_key_text(key) -> str:
     return f"{key.get_name()} {key.get_base64()}"
 
@@ -118,18 +122,22 @@ def _load_key(private: str):
     return paramiko.Ed25519Key.from_private_key(io.StringIO(private))
 
 
-def open_transport(storage, *, password: str | None = None, pin_host_key: bool = False):
-    """An authenticated paramiko Transport to the storage's server.
+def open_transport(
+    storage, *, address: str | None = None, password: str | None = None, pin_host_key: bool = False
+):
+    """An authenticated paramiko Transport to the storage's server, at `address` (one of the server's
+    own, e.g. in its data network) or the address it was added by.
 
     With `password`, logs in with it (adding the storage, or reconnecting after Update Password);
-    otherwise with the storage's key. The server's host key must be the recorded one; with
-    `pin_host_key` and none recorded yet, the key shown is recorded on the storage (not saved)."""
+    otherwise with the storage's key. The server's host key must be the recorded one whatever the
+    address; with `pin_host_key` and none recorded yet, the key shown is recorded on the storage (not saved)."""
     import paramiko
 
     name = storage.name
-    where = f"{storage.host}:{storage.ssh_port}"
+    address = address or storage.host
+    where = f"{address}:{storage.ssh_port}"
     try:
-        sock = socket.create_connection((storage.host, storage.ssh_port), timeout=CONNECT_TIMEOUT)
+        sock = socket.create_connection((address, storage.ssh_port), timeout=CONNECT_TIMEOUT)
     except OSError as error:
         raise Unreachable(
             _("Cannot reach the storage server %(where)s of “%(name)s”: %(reason)s.")
@@ -244,11 +252,13 @@ def enroll(storage, password: str) -> None:
 
 
 class Connection:
-    """One SSH connection to a storage server, with idle SFTP channels kept for reuse."""
+    """One SSH connection to a storage server (at `address`: the control address it was added by, or
+    its address in the data network), with idle SFTP channels kept for reuse."""
 
-    def __init__(self, storage, transport):
+    def __init__(self, storage, transport, *, address: str | None = None):
         self.storage = storage
         self.transport = transport
+        self.address = address or storage.host
         self._idle: list = []
         self._mutex = threading.Lock()
         self._locker = None
@@ -266,7 +276,7 @@ class Connection:
         return Unreachable(
             _("The storage server %(where)s of “%(name)s” went away: %(reason)s")
             % {
-                "where": f"{self.storage.host}:{self.storage.ssh_port}",
+                "where": f"{self.address}:{self.storage.ssh_port}",
                 "name": self.storage.name,
                 "reason": error or type(error).__name__,
             }
@@ -436,11 +446,11 @@ _connections: dict[tuple, Connection] = {}
 _connections_mutex = threading.Lock()
 
 
-def _connection_key(storage) -> tuple:
+def _connection_key(storage, address: str) -> tuple:
     return (
         os.getpid(),
         storage.pk,
-        storage.host,
+        address,
         storage.ssh_port,
         storage.ssh_username,
         storage.ssh_host_key,
@@ -448,13 +458,17 @@ def _connection_key(storage) -> tuple:
     )
 
 
-def connection_for(storage) -> Connection:
-    key = _connection_key(storage)
+def connection_for(storage, *, address: str | None = None) -> Connection:
+    """The process's connection to the storage's server at `address` (default: the control address).
+    Connections to different addresses of one server are distinct: control and data traffic keep to
+    their own networks."""
+    address = address or storage.host
+    key = _connection_key(storage, address)
     with _connections_mutex:
         existing = _connections.get(key)
         if existing is not None and existing.alive:
             return existing
-    connection = Connection(storage, open_transport(storage))
+    connection = Connection(storage, open_transport(storage, address=address), address=address)
     with _connections_mutex:
         stale = _connections.pop(key, None)
         _connections[key] = connection
@@ -477,10 +491,12 @@ def _q(path) -> str:
 
 
 class ServerBackend(StandaloneBackend):
-    """StandaloneBackend whose file operations go to the storage server over SSH."""
+    """StandaloneBackend whose file operations go to the storage server over SSH, at `address` (default:
+    the control address the storage was added by; `data_reader()` gives one at the data address)."""
 
-    def __init__(self, storage):
+    def __init__(self, storage, *, address: str | None = None):
         super().__init__(storage)
+        self.address = address or storage.host
         self.root = Path(posixpath.normpath(storage.mount_path or "/"))
         self.chunks_dir = self.root / "chunks"
         self.manifests_dir = self.root / "manifests"
@@ -495,7 +511,7 @@ class ServerBackend(StandaloneBackend):
     @property
     def connection(self) -> Connection:
         if self._connection is None or not self._connection.alive:
-            self._connection = connection_for(self.storage)
+            self._connection = connection_for(self.storage, address=self.address)
         return self._connection
 
     def sftp(self):
@@ -954,7 +970,9 @@ class ServerBackend(StandaloneBackend):
 
     def test_connection(self) -> None:
         # A connection of its own, closed afterwards: transfers running on the shared one go on.
-        self._connection = Connection(self.storage, open_transport(self.storage))
+        self._connection = Connection(
+            self.storage, open_transport(self.storage, address=self.address), address=self.address
+        )
         try:
             self._test_connection()
         finally:
@@ -990,6 +1008,30 @@ class ServerBackend(StandaloneBackend):
         if not self.storage.data_network:
             return self.storage.host
         return address_in(self.connection, self.storage.data_network)
+
+    def data_reader(self) -> ServerBackend:
+        """This backend, or with a data network one whose reads go to the server's address in it over a
+        connection of their own (the same pinned host key and storage key).
+
+        No fallback to the control address: an operator sets a data network to keep image traffic off
+        the management network, so a data address that cannot be reached is an error that names it."""
+        network = self.storage.data_network
+        if not network:
+            return self
+        try:
+            address = self.data_address()
+            reader = ServerBackend(self.storage, address=address)
+            reader.connection  # noqa: B018 (connect now: the error names the data network)
+        except StorageError as error:
+            raise DataNetworkUnreachable(
+                _(
+                    "Cannot read from the storage “%(name)s” over its data network %(network)s: %(reason)s "
+                    "Images are not read over the management network instead; repair the data network, or "
+                    "clear it in the storage's settings to read through %(host)s."
+                )
+                % {"name": self.storage.name, "network": network, "reason": error, "host": self.storage.host}
+            ) from error
+        return reader
 
     def copy_to(self, key, target, *, progress=None, should_cancel=None):
         if isinstance(target, ServerBackend) and sync_network_of(self, target):

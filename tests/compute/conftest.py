@@ -19,6 +19,12 @@ from images.models import Image
 from images.services import image_import_create
 from storage.models import ImageStorage
 from tests.images.imports.conftest import send_file
+from tests.storage.conftest import (  # noqa: F401 (storage servers for the image cache's data network)
+    make_image,
+    make_server_storage,
+    make_storage_server,
+    storage_server,
+)
 
 from .bootdisk import build_boot_disk
 

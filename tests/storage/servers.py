@@ -1,7 +1,8 @@
 """Storage servers for the tests: OpenSSH's sshd in a network namespace the test run creates.
 
 Each server is a namespace with a veth pair on a private /30 (10.233.x.0/30, the console's end in the
-root namespace, the server's inside); sshd runs in the namespace in a private mount namespace whose
+root namespace, the server's inside), optionally a second one for its data network (10.235.x.0/30) and
+a link to another server for the image sync network (10.234.x.0/30); sshd runs in the namespace in a private mount namespace whose
 /etc/passwd and /etc/shadow are files of the test (root with a known password and a home under the
 test's directory, and a non-root user), so the host's accounts are never touched. The server shares the
 host's file systems, so tests can look at what the console wrote over SSH. Everything is removed at the
@@ -265,6 +266,45 @@ class StorageServer:
         stats = json.loads(out)[0]["stats64"]
         return stats["rx"]["bytes"], stats["tx"]["bytes"]
 
+    def add_data_network(self) -> str:
+        """A second link between the console and this server (the data network compute hosts read images
+        over): a veth pair on 10.235.x.0/30, the console's end .1 in the root namespace, the server's .2.
+        Returns the CIDR (also `data_network`); `data_address` is the server's address in it."""
+        used = subprocess.run(["ip", "-4", "-o", "addr"], capture_output=True, text=True).stdout
+        third = next(
+            (self.third + step) % 250 + 1
+            for step in range(250)
+            if f" 10.235.{(self.third + step) % 250 + 1}." not in used
+        )
+        self.data_if = f"icd{os.getpid() % 100000}{self.index}"
+        inside = self.data_ns_if = f"ice{os.getpid() % 100000}{self.index}"
+        self._ip("link", "add", self.data_if, "type", "veth", "peer", "name", inside, "netns", self.netns)
+        self._ip("addr", "add", f"10.235.{third}.1/30", "dev", self.data_if)
+        self._ip("link", "set", self.data_if, "up")
+        self._ip("-n", self.netns, "addr", "add", f"10.235.{third}.2/30", "dev", inside)
+        self._ip("-n", self.netns, "link", "set", inside, "up")
+        self.data_address = f"10.235.{third}.2"
+        self.data_network = f"10.235.{third}.0/30"
+        return self.data_network
+
+    def set_data_link(self, *, up: bool) -> None:
+        """Take the server's end of the data network down (its address there stops answering: "no route
+        to host" once ARP gives up) or up again. The console's end stays up, so its route to the data
+        network stays on that veth and nothing is sent to the default route instead."""
+        self._ip("-n", self.netns, "link", "set", self.data_ns_if, "up" if up else "down")
+        route = subprocess.run(
+            [_sbin("ip"), "route", "get", self.data_address], capture_output=True, text=True
+        ).stdout
+        if f" dev {self.data_if} " not in route:
+            raise RuntimeError(
+                f"the data address {self.data_address} is not routed to {self.data_if}: {route}"
+            )
+
+    def data_counters(self) -> tuple[int, int]:
+        """(received, sent) bytes of the console's end of the data network."""
+        base = Path("/sys/class/net") / self.data_if / "statistics"
+        return int((base / "rx_bytes").read_text()), int((base / "tx_bytes").read_text())
+
     def add_loop_disk(self, size: int) -> str:
         """A "free disk": a loop device over a sparse file (no partitions, file system or mounts)."""
         backing = self.directory / f"disk{len(self.loops)}.img"
@@ -286,3 +326,5 @@ class StorageServer:
         shutil.rmtree(self.user_home, ignore_errors=True)
         subprocess.run([_sbin("ip"), "netns", "del", self.netns], capture_output=True)
         subprocess.run([_sbin("ip"), "link", "del", self.host_if], capture_output=True)
+        if getattr(self, "data_if", None):
+            subprocess.run([_sbin("ip"), "link", "del", self.data_if], capture_output=True)

@@ -455,6 +455,7 @@ def test_modify_configuration_of_a_server_storage(admin_client, make_server_stor
 def test_the_data_address_is_the_servers_address_in_the_data_network(make_server_storage, storage_server):
     storage, backend = make_server_storage()
     assert backend.data_address() == storage_server.address
+    assert backend.data_reader() is backend  # no data network: reads go over the control connection
     storage.data_network = f"{storage_server.address}/30"
     assert get_backend(storage).data_address() == storage_server.address
     storage.data_network = "192.0.2.0/24"
