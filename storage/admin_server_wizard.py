@@ -199,6 +199,7 @@ class ServerAddWizard:
             _("Add %(kind)s image storage") % {"kind": ImageStorage.Kind.SERVER.label.lower()},
             form=form,
             step=step,
+            action=self.url(step),
             steps=[
                 {
                     "name": name,

@@ -4,6 +4,7 @@ configuration, update password."""
 from decimal import Decimal
 
 from django import forms
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from .models import GiB, ImageStorage
@@ -34,7 +35,7 @@ class GiBField(forms.DecimalField):
 def _concurrency(name):
     field = _model_field(name)
     return forms.IntegerField(
-        label=field.verbose_name.capitalize(),
+        label=capfirst(field.verbose_name),  # lazy: translated when shown, not at import
         min_value=1,
         max_value=16,
         initial=1,

@@ -77,7 +77,7 @@ def add_through_steps(client, data):
         response = post_step(client, step, data)
         if response.status_code != 302:
             return response
-        assert response.url.endswith("/change/") == (step == "advanced"), response.url
+        assert ("step=" not in response.url) == (step == "advanced"), response.url
     return response
 
 
@@ -230,6 +230,7 @@ def test_the_connection_test_keeps_step_2_until_the_server_lets_the_console_in(
     assert post_step(admin_client, "disk", data, wizard_back="Back").url == step_url("server")
     assert post_step(admin_client, "server", {**data, "password": ""}).url == step_url("disk")
     assert post_step(admin_client, "disk", data).url == step_url("advanced")
+    assert 'name="reserved_bytes" value="1.00"' in admin_client.get(step_url("advanced")).content.decode()
     response = post_step(admin_client, "advanced", {**data, "data_network": "10.0.0"})
     assert "CIDR" in field_errors(response, "data_network")
     assert not ImageStorage.objects.exists()
@@ -243,12 +244,13 @@ def test_a_non_root_user_with_its_own_directory_works(admin_client, storage_serv
     mount.mkdir(exist_ok=True)
     os.chown(mount, USER_UID, USER_UID)
 
-    response = add_through_steps(
-        admin_client, add_form(storage_server, "srv-user", mount, ssh_username=USER, password=USER_PASSWORD)
-    )
+    data = add_form(storage_server, "srv-user", mount, ssh_username=USER, password=USER_PASSWORD)
+    response = add_through_steps(admin_client, {**data, "retrieve_existing": "on"})
 
     assert response.status_code == 302, errors(response)
     storage = ImageStorage.objects.get(name="srv-user")
+    # Retrieve existing images (step 3) goes on to that page of the new storage.
+    assert response.url == f"/admin/storage/imagestorage/{storage.pk}/retrieve/"
     assert storage.ssh_public_key in authorized_keys(storage_server.user_home)
     backend = get_backend(storage)
     data = random_bytes(2 * MiB, seed=51)
