@@ -123,7 +123,7 @@ def test_add_by_password_installs_a_key_then_stores_images_over_ssh(admin_client
     text = " ".join(page.content.decode() for page in pages)
     for label in ("Image storage IP", "SSH port", "Addition method", "Image sync network", "Data network"):
         assert label in text
-    # The password was never sent back to a page nor kept in the session, not even encrypted.
+    # The password was never sent back to a page; the wizard's session state is gone once added.
     assert ROOT_PASSWORD not in text
     assert "storage_server_add" not in admin_client.session
 
@@ -237,6 +237,26 @@ def test_the_connection_test_keeps_step_2_until_the_server_lets_the_console_in(
     response = post_step(admin_client, "advanced", data)
     assert response.url.endswith("/change/"), errors(response)
     assert ImageStorage.objects.get().name == "srv-bad"
+
+
+def test_a_server_gone_before_the_last_step_shows_the_reason_on_the_step_it_concerns(
+    admin_client, make_storage_server, tmp_path
+):
+    server = make_storage_server()
+    data = add_form(server, "srv-gone", tmp_path / "images")
+    admin_client.get(ADD_URL)
+    for step in ("basic", "server", "disk"):
+        assert post_step(admin_client, step, data).status_code == 302
+    server.kill()
+    try:
+        response = post_step(admin_client, "advanced", data)
+        assert response.status_code == 200 and "Step 3 of 4" in response.content.decode()
+        assert "Cannot reach the storage server" in field_errors(response, "mount_path")
+        assert not ImageStorage.objects.exists()
+    finally:
+        server.start()
+    assert post_step(admin_client, "disk", data).url == step_url("advanced")
+    assert post_step(admin_client, "advanced", data).url.endswith("/change/")
 
 
 def test_a_non_root_user_with_its_own_directory_works(admin_client, storage_server):
