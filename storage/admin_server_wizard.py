@@ -89,6 +89,8 @@ class ServerAddWizard:
             self.keep_values(step, form)
             self.step_done(step, form)
         if not form.is_valid():
+            # What a later step would build on is what this page shows now, not what was valid before.
+            self.state["cleaned"].pop(step, None)
             self.save()
             return self.render(step, form)
         self.state["cleaned"][step] = form.cleaned_data

@@ -228,6 +228,9 @@ def test_the_connection_test_keeps_step_2_until_the_server_lets_the_console_in(
     assert field_errors(response, "mount_path")
     # Going back to step 2 and on again without the password logs in with the key installed.
     assert post_step(admin_client, "disk", data, wizard_back="Back").url == step_url("server")
+    # Another server that refuses closes the later steps again, until step 2 is valid once more.
+    post_step(admin_client, "server", {**data, "host": storage_server.host_address, "ssh_port": "2"})
+    assert admin_client.get(step_url("disk")).url == step_url("server")
     assert post_step(admin_client, "server", {**data, "password": ""}).url == step_url("disk")
     assert post_step(admin_client, "disk", data).url == step_url("advanced")
     assert 'name="reserved_bytes" value="1.00"' in admin_client.get(step_url("advanced")).content.decode()
