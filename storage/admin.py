@@ -1,4 +1,4 @@
-"""Image storages in Django admin: add (kind first), edit, modify configuration, update password,
+"""Image storages in Django admin: add (kind first; a storage server in steps, admin_server_wizard.py), edit, modify configuration, update password,
 reconnect, usage, delete (refused while images are stored).
 
 The images app registers this admin with the pages that need images (data cleanup, sync or migrate
@@ -17,18 +17,10 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_POST
 
 from . import selectors, services
-from .backends import StorageError
+from .admin_server_wizard import ServerAddWizard, apply_errors
 from .forms import ADD_FORMS, CONFIGURE_FORMS, ServerPasswordForm, UpdatePasswordForm
 from .models import ImageStorage
 from .services import COMMON_CONFIGURATION_FIELDS, CONFIGURATION_FIELDS
-
-
-def _apply_errors(form, error: ValidationError) -> None:
-    if hasattr(error, "error_dict"):
-        for field, errors in error.error_dict.items():
-            form.add_error(field if field in form.fields else None, errors)
-    else:
-        form.add_error(None, error)
 
 
 class ImageStorageAdmin(admin.ModelAdmin):
@@ -217,6 +209,8 @@ class ImageStorageAdmin(admin.ModelAdmin):
         if not self.has_add_permission(request):
             raise PermissionDenied
         kind = request.GET.get("kind")
+        if kind == ImageStorage.Kind.SERVER:
+            return ServerAddWizard(self, request).dispatch()
         if kind not in ADD_FORMS:
             return TemplateResponse(
                 request,
@@ -224,15 +218,13 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 self._context(request, None, _("Select image storage type"), kinds=ImageStorage.Kind.choices),
             )
         form = ADD_FORMS[kind](request.POST or None)
-        if request.method == "POST" and form.is_valid() and kind == ImageStorage.Kind.SERVER:
-            form = self._server_disk_step(form)
         if request.method == "POST" and form.is_valid():
-            data = dict(form.cleaned_data)
-            data.pop("confirm_erase", None)
             try:
-                storage = services.storage_create(kind=kind, actor=request.user, request=request, **data)
+                storage = services.storage_create(
+                    kind=kind, actor=request.user, request=request, **form.cleaned_data
+                )
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_errors(form, error)
             else:
                 level = (
                     messages.SUCCESS if storage.state == ImageStorage.State.CONNECTED else messages.WARNING
@@ -260,38 +252,6 @@ class ImageStorageAdmin(admin.ModelAdmin):
             ),
         )
 
-    def _server_disk_step(self, form):
-        """Addition method Free disk without a disk chosen yet: log in with the password, list the server's
-        free disks and show the form again to choose one (and confirm it is erased)."""
-        from .backends import server
-        from .forms import ServerAddForm
-
-        data = form.cleaned_data
-        if data["addition_method"] != ImageStorage.AdditionMethod.FREE_DISK or data.get("disk"):
-            return form
-        probe = ImageStorage(
-            kind=ImageStorage.Kind.SERVER,
-            name=data["name"],
-            host=data["host"],
-            ssh_port=data["ssh_port"],
-            ssh_username=data["ssh_username"],
-        )
-        try:
-            disks = server.list_free_disks(probe, password=data["password"])
-        except StorageError as error:
-            form.add_error("host", str(error))
-            return form
-        form = ServerAddForm(form.data, disks=disks)
-        form.fields["password"].widget.render_value = True
-        form.is_valid()
-        form.add_error(
-            "disk",
-            _("Choose the disk to format and mount at the mount path; everything on it is erased.")
-            if disks
-            else _("The server has no free disk (one without partitions, file systems or mounts)."),
-        )
-        return form
-
     def configure_view(self, request, pk):
         storage = self._storage_or_404(request, pk)
         form_class = CONFIGURE_FORMS[storage.kind]
@@ -303,7 +263,7 @@ class ImageStorageAdmin(admin.ModelAdmin):
                     storage=storage, actor=request.user, request=request, **form.cleaned_data
                 )
             except ValidationError as error:
-                _apply_errors(form, error)
+                apply_errors(form, error)
                 storage.refresh_from_db()
             else:
                 self.message_user(

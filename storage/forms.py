@@ -1,8 +1,10 @@
-"""Forms of the storage admin: add (per kind), modify configuration, update password, sync or migrate."""
+"""Forms of the storage admin: add (per kind; a storage server in the steps of SERVER_ADD_STEPS), modify
+configuration, update password."""
 
 from decimal import Decimal
 
 from django import forms
+from django.utils.text import capfirst
 from django.utils.translation import gettext_lazy as _
 
 from .models import GiB, ImageStorage
@@ -33,7 +35,7 @@ class GiBField(forms.DecimalField):
 def _concurrency(name):
     field = _model_field(name)
     return forms.IntegerField(
-        label=field.verbose_name.capitalize(),
+        label=capfirst(field.verbose_name),  # lazy: translated when shown, not at import
         min_value=1,
         max_value=16,
         initial=1,
@@ -158,10 +160,12 @@ class ServerLocationFields(forms.Form):
     )
 
 
-class ServerAddForm(_BasicFields, ServerLocationFields, _ConfigurationFields):
-    """Adding a storage server: the four steps of the product's form as sections of one page. With the
-    addition method Free disk the console first lists the server's free disks; the form comes back with
-    them to choose one and confirm that everything on it is erased."""
+class ServerBasicForm(_BasicFields):
+    """Step 1 of adding a storage server: basic information."""
+
+
+class ServerLoginForm(forms.Form):
+    """Step 2: the server and the credentials; the console logs in with them before step 3."""
 
     host = forms.GenericIPAddressField(label=_("Image storage IP"))
     ssh_port = forms.IntegerField(label=_("SSH port"), initial=22, min_value=1, max_value=65535)
@@ -172,11 +176,17 @@ class ServerAddForm(_BasicFields, ServerLocationFields, _ConfigurationFields):
         help_text=_("root, or a user with the rights the README lists."),
     )
     password = PasswordField(
+        required=False,
         help_text=_(
             "Used once to install a key of the console's own, then kept encrypted for Reconnect after "
             "Update password."
-        )
+        ),
     )
+
+
+class ServerDiskForm(forms.Form):
+    """Step 3: disk configuration. The free disks are those the server listed over the login of step 2."""
+
     addition_method = forms.ChoiceField(
         label=_("Addition method"),
         choices=ImageStorage.AdditionMethod.choices,
@@ -191,51 +201,99 @@ class ServerAddForm(_BasicFields, ServerLocationFields, _ConfigurationFields):
             "All data on the chosen disk is erased: it is partitioned, formatted (ext4) and mounted."
         ),
     )
-
-    sections = [
-        (_("Basic information"), ["name", "description", "data_center"]),
-        (_("Server and credentials"), ["host", "ssh_port", "ssh_username", "password"]),
-        (_("Disk configuration"), ["addition_method", "mount_path", "disk", "confirm_erase"]),
-        (
-            _("Advanced settings"),
-            [
-                "sync_network",
-                "data_network",
-                "reserved_bytes",
-                "upload_concurrency",
-                "download_concurrency",
-                "target_format",
-            ],
+    mount_path = ServerLocationFields.base_fields["mount_path"]
+    retrieve_existing = forms.BooleanField(
+        label=_("Retrieve existing images"),
+        required=False,
+        help_text=_(
+            "Once the storage is added, go on to import the image files already under the mount path."
         ),
-    ]
+    )
 
-    field_order = [name for _title, names in sections for name in names]
+    error_messages = {
+        "choose_disk": _(
+            "Choose the disk to format and mount at the mount path; everything on it is erased."
+        ),
+        "no_free_disk": _("The server has no free disk (one without partitions, file systems or mounts)."),
+        "confirm": _("Confirm that all data on %(disk)s is erased."),
+    }
 
     def __init__(self, *args, disks=None, **kwargs):
         super().__init__(*args, **kwargs)
         from django.template.defaultfilters import filesizeformat
 
-        self.disks_listed = disks is not None
-        if disks:
-            self.fields["disk"].choices = [
-                (disk["path"], f"{disk['path']} ({filesizeformat(disk['size'])})") for disk in disks
-            ]
-        elif self.data and self.data.get("disk"):
-            value = self.data["disk"]
-            self.fields["disk"].choices = [(value, value)]
+        self.disks = disks or []
+        self.fields["disk"].choices = [("", "---------")] + [
+            (disk["path"], f"{disk['path']} ({filesizeformat(disk['size'])})") for disk in self.disks
+        ]
+
+    def clean_mount_path(self):
+        from .backends import StorageError
+        from .backends.standalone import check_mount_path
+
+        value = self.cleaned_data["mount_path"]
+        try:
+            return str(check_mount_path(value, local=False))
+        except StorageError as error:
+            raise forms.ValidationError(str(error), code="mount_path") from error
 
     def clean(self):
         cleaned = super().clean()
-        if cleaned.get("addition_method") == ImageStorage.AdditionMethod.FREE_DISK and cleaned.get("disk"):
-            if not cleaned.get("confirm_erase"):
-                self.add_error(
-                    "confirm_erase",
-                    forms.ValidationError(
-                        _("Confirm that all data on %(disk)s is erased.") % {"disk": cleaned["disk"]},
-                        code="confirm",
-                    ),
-                )
+        if cleaned.get("addition_method") != ImageStorage.AdditionMethod.FREE_DISK:
+            cleaned["disk"] = ""
+            cleaned["confirm_erase"] = False
+            return cleaned
+        if not self.disks:
+            self.add_error(
+                "disk", forms.ValidationError(self.error_messages["no_free_disk"], code="no_free_disk")
+            )
+        elif not cleaned.get("disk"):
+            self.add_error("disk", forms.ValidationError(self.error_messages["choose_disk"], code="required"))
+        elif not cleaned.get("confirm_erase"):
+            self.add_error(
+                "confirm_erase",
+                forms.ValidationError(
+                    self.error_messages["confirm"] % {"disk": cleaned["disk"]}, code="confirm"
+                ),
+            )
         return cleaned
+
+
+class ServerAdvancedForm(_ConfigurationFields):
+    """Step 4: advanced settings."""
+
+    sync_network = ServerLocationFields.base_fields["sync_network"]
+    data_network = ServerLocationFields.base_fields["data_network"]
+
+    field_order = ["sync_network", "data_network"]
+
+    error_messages = {"cidr": _("Enter a network in CIDR notation, such as 10.0.1.0/24.")}
+
+    def _clean_network(self, name):
+        import ipaddress
+
+        value = self.cleaned_data[name]
+        if not value:
+            return value
+        try:
+            return str(ipaddress.ip_network(value, strict=False))
+        except ValueError as error:
+            raise forms.ValidationError(self.error_messages["cidr"], code="cidr") from error
+
+    def clean_sync_network(self):
+        return self._clean_network("sync_network")
+
+    def clean_data_network(self):
+        return self._clean_network("data_network")
+
+
+# The steps of adding a storage server, as the product's Add Image Storage dialog has them (seed 003).
+SERVER_ADD_STEPS = [
+    ("basic", _("Basic information"), ServerBasicForm),
+    ("server", _("Server and credentials"), ServerLoginForm),
+    ("disk", _("Disk configuration"), ServerDiskForm),
+    ("advanced", _("Advanced settings"), ServerAdvancedForm),
+]
 
 
 class ServerConfigureForm(ServerLocationFields, _ConfigurationFields):
@@ -266,7 +324,6 @@ class DistributedConfigureForm(DistributedLocationFields, _ConfigurationFields):
 ADD_FORMS = {
     ImageStorage.Kind.STANDALONE: StandaloneAddForm,
     ImageStorage.Kind.DISTRIBUTED: DistributedAddForm,
-    ImageStorage.Kind.SERVER: ServerAddForm,
 }
 CONFIGURE_FORMS = {
     ImageStorage.Kind.STANDALONE: StandaloneConfigureForm,

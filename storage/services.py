@@ -7,7 +7,7 @@ another storage (sync, migrate), are the images app's (`images/services/storage_
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -82,6 +82,7 @@ def storage_create(
     capacity_bytes: int | None = None,
     target_format: str = "",
     enabled: bool = True,
+    login: ServerLogin | None = None,
     actor=None,
     request=None,
 ) -> ImageStorage:
@@ -90,7 +91,8 @@ def storage_create(
     reason when it fails. A standalone (server) storage is added only when the console can log in with
     the password: it records the server's host key, installs a key of its own, and (addition method
     "free disk") formats `disk` and mounts it at the mount path; the directory must then pass a write
-    test over SSH."""
+    test over SSH. With `login` (the admin's add wizard tested the login at its second step), the key and
+    host key installed then are used and the password is not needed again."""
     storage = ImageStorage(
         kind=kind,
         name=name,
@@ -122,7 +124,9 @@ def storage_create(
         storage.set_secret_key(secret_key)
     storage.full_clean()
     if kind == ImageStorage.Kind.SERVER:
-        _enroll_server(storage, password=password, disk=disk)
+        if login is not None:
+            login.apply_to(storage)
+        _enroll_server(storage, password=password, disk=disk, enrolled=login is not None)
     reason = _check_connection(storage)
     if reason and kind in (ImageStorage.Kind.STANDALONE, ImageStorage.Kind.SERVER):
         raise ValidationError({"mount_path": reason}, code="write_test")
@@ -132,15 +136,16 @@ def storage_create(
     return storage
 
 
-def _enroll_server(storage: ImageStorage, *, password: str, disk: str) -> None:
+def _enroll_server(storage: ImageStorage, *, password: str, disk: str, enrolled: bool = False) -> None:
     from .backends import server
 
-    if not password:
-        raise ValidationError({"password": _("Enter the password.")}, code="required")
-    try:
-        server.enroll(storage, password)
-    except StorageError as error:
-        raise ValidationError({"host": str(error)}, code="unreachable") from error
+    if not enrolled:
+        if not password:
+            raise ValidationError({"password": _("Enter the password.")}, code="required")
+        try:
+            server.enroll(storage, password)
+        except StorageError as error:
+            raise ValidationError({"host": str(error)}, code="unreachable") from error
     if storage.addition_method == ImageStorage.AdditionMethod.FREE_DISK:
         if not disk:
             raise ValidationError({"disk": _("Choose the disk to format.")}, code="required")
@@ -149,6 +154,107 @@ def _enroll_server(storage: ImageStorage, *, password: str, disk: str) -> None:
         except StorageError as error:
             raise ValidationError({"disk": str(error)}, code="free_disk") from error
         storage.disk = disk
+
+
+# The add wizard of a storage server (admin): its second step logs in, its third lists the free disks and
+# checks the mount path, over that login, before anything is saved.
+
+
+@dataclass(frozen=True)
+class ServerLogin:
+    """A tested login to a storage server not added yet: its pinned host key and the console's key
+    installed there, the private key and the password only encrypted (a session may keep this)."""
+
+    host: str
+    ssh_port: int
+    ssh_username: str
+    ssh_host_key: str
+    ssh_public_key: str
+    ssh_private_key_encrypted: str
+    ssh_password_encrypted: str
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ServerLogin:
+        return cls(**{name: data[name] for name in cls.__dataclass_fields__})
+
+    def same_server(self, *, host: str, ssh_port: int, ssh_username: str) -> bool:
+        return (self.host, self.ssh_port, self.ssh_username) == (host, ssh_port, ssh_username)
+
+    def apply_to(self, storage: ImageStorage) -> None:
+        for name, value in self.as_dict().items():
+            setattr(storage, name, value)
+
+    def probe(self, *, name: str = "", mount_path: str = "") -> ImageStorage:
+        """An unsaved storage with this login, to reach the server through the backend's functions."""
+        storage = ImageStorage(kind=ImageStorage.Kind.SERVER, name=name, mount_path=mount_path)
+        self.apply_to(storage)
+        return storage
+
+
+def storage_server_login(
+    *,
+    name: str,
+    host: str,
+    ssh_port: int,
+    ssh_username: str,
+    password: str = "",
+    previous: ServerLogin | None = None,
+) -> ServerLogin:
+    """Test the login to a storage server about to be added: with the password, pin the host key and
+    install the console's key (the key of `previous` when it is the same server, so going back and
+    forth installs one key); without one, log in again with the key `previous` installed."""
+    from .backends import server
+
+    same = previous is not None and previous.same_server(
+        host=host, ssh_port=ssh_port, ssh_username=ssh_username
+    )
+    storage = previous.probe(name=name) if same else ImageStorage(kind=ImageStorage.Kind.SERVER, name=name)
+    storage.host, storage.ssh_port, storage.ssh_username = host, ssh_port, ssh_username
+    try:
+        if password:
+            server.enroll(storage, password)
+        elif same:
+            server.open_transport(storage).close()
+        else:
+            raise ValidationError({"password": _("Enter the password.")}, code="required")
+    except StorageError as error:
+        raise ValidationError({"host": str(error)}, code="unreachable") from error
+    return ServerLogin(
+        host=host,
+        ssh_port=ssh_port,
+        ssh_username=ssh_username,
+        ssh_host_key=storage.ssh_host_key,
+        ssh_public_key=storage.ssh_public_key,
+        ssh_private_key_encrypted=storage.ssh_private_key_encrypted,
+        ssh_password_encrypted=storage.ssh_password_encrypted,
+    )
+
+
+def storage_server_free_disks(*, login: ServerLogin) -> list[dict]:
+    """The server's disks with no partitions, file systems or mounts (`path`, `size`), or StorageError."""
+    from .backends import server
+
+    return server.list_free_disks(login.probe())
+
+
+def storage_server_check_mount_path(*, login: ServerLogin, mount_path: str) -> None:
+    """ValidationError on `mount_path` when it is, or resolves on the server into, a system directory."""
+    from .backends import server
+
+    storage = login.probe(mount_path=mount_path)
+    backend = server.ServerBackend(storage)
+    try:
+        # A connection of its own, closed afterwards: nothing of a storage not added is kept open.
+        backend._connection = server.Connection(storage, server.open_transport(storage))
+        backend.check_remote_mount_path()
+    except StorageError as error:
+        raise ValidationError({"mount_path": str(error)}, code="mount_path") from error
+    finally:
+        if backend._connection is not None:
+            backend._connection.close()
 
 
 def storage_create_default() -> ImageStorage:

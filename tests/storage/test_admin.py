@@ -41,7 +41,8 @@ def test_add_asks_for_the_kind_first(admin_client):
     assert "mount_path" not in body
 
 
-@pytest.mark.parametrize("kind", ["standalone", "distributed", "server"])
+# The server kind's is its fourth step (test_server.py).
+@pytest.mark.parametrize("kind", ["standalone", "distributed"])
 def test_add_form_offers_one_gib_reserved(admin_client, kind):
     body = admin_client.get(ADD + f"?kind={kind}").content.decode()
     assert 'name="reserved_bytes" value="1.00"' in body

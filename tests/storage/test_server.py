@@ -22,6 +22,23 @@ from .conftest import MiB, files_under, random_bytes, read_all
 from .servers import ROOT_PASSWORD, USER, USER_PASSWORD, USER_UID
 
 ADD_URL = "/admin/storage/imagestorage/add/?kind=server"
+STEPS = {
+    "basic": ["name", "description", "data_center"],
+    "server": ["host", "ssh_port", "ssh_username", "password"],
+    "disk": ["addition_method", "disk", "confirm_erase", "mount_path", "retrieve_existing"],
+    "advanced": [
+        "sync_network",
+        "data_network",
+        "reserved_bytes",
+        "upload_concurrency",
+        "download_concurrency",
+        "target_format",
+    ],
+}
+
+
+def step_url(step):
+    return f"{ADD_URL}&step={step}"
 
 
 def add_form(server, name, mount_path, **overrides):
@@ -46,6 +63,36 @@ def add_form(server, name, mount_path, **overrides):
     return data
 
 
+def post_step(client, step, data, **extra):
+    return client.post(step_url(step), {name: data[name] for name in STEPS[step] if name in data} | extra)
+
+
+def add_through_steps(client, data):
+    """Walk the add wizard from its start; the response of the last step posted (a page with errors, or
+    the redirect after the storage was added)."""
+    client.get(ADD_URL)
+    for step in STEPS:
+        if step == "disk":
+            client.get(step_url(step))  # the server's free disks are listed when the step is shown
+        response = post_step(client, step, data)
+        if response.status_code != 302:
+            return response
+        assert ("step=" not in response.url) == (step == "advanced"), response.url
+    return response
+
+
+def field_errors(response, field) -> str:
+    """The error list shown in the row of `field`."""
+    import re
+
+    match = re.search(
+        rf'class="form-row errors field-{field}">\s*<ul class="errorlist[^"]*"[^>]*>(.*?)</ul>',
+        response.content.decode(),
+        re.S,
+    )
+    return re.sub(r"<[^>]+>", " ", match.group(1)) if match else ""
+
+
 def errors(response) -> str:
     import re
 
@@ -66,24 +113,27 @@ def on_server(storage, command: str) -> str:
 def test_add_by_password_installs_a_key_then_stores_images_over_ssh(admin_client, storage_server, tmp_path):
     page = admin_client.get("/admin/storage/imagestorage/add/")
     assert b"?kind=server" in page.content
-    form_page = admin_client.get(ADD_URL)
-    for label in (
-        b"Image storage IP",
-        b"SSH port",
-        b"Addition method",
-        b"Image sync network",
-        b"Data network",
-    ):
-        assert label in form_page.content
+    data = add_form(storage_server, "srv-a", tmp_path / "images")
+    pages = [admin_client.get(ADD_URL)]
+    for step in STEPS:
+        pages.append(admin_client.get(step_url(step)))
+        response = post_step(admin_client, step, data)
+        assert response.status_code == 302, errors(response)
+    assert response.url.endswith("/change/")
+    text = " ".join(page.content.decode() for page in pages)
+    for label in ("Image storage IP", "SSH port", "Addition method", "Image sync network", "Data network"):
+        assert label in text
+    # The password was never sent back to a page; the wizard's session state is gone once added.
+    assert ROOT_PASSWORD not in text
+    assert "storage_server_add" not in admin_client.session
 
-    response = admin_client.post(ADD_URL, add_form(storage_server, "srv-a", tmp_path / "images"))
-
-    assert response.status_code == 302, errors(response)
     storage = ImageStorage.objects.get(name="srv-a")
     assert storage.state == ImageStorage.State.CONNECTED
     assert storage.kind == ImageStorage.Kind.SERVER
     assert storage.ssh_public_key.startswith("ssh-ed25519 ")
     assert storage.ssh_public_key in authorized_keys(storage_server.root_home)
+    # One key installed, however many steps logged in.
+    assert authorized_keys(storage_server.root_home).count("imageconsole-storage-srv-a") == 1
     # The host key is pinned; the password and the private key are kept only encrypted.
     host_key = (storage_server.directory / "ssh_host_ed25519_key.pub").read_text().split()[1]
     assert storage.ssh_host_key.split()[1] == host_key
@@ -117,24 +167,99 @@ def test_add_by_password_installs_a_key_then_stores_images_over_ssh(admin_client
     assert f"host key {shown}" in page and "image sync network 10.9.1.0/24" in page
 
 
-def test_a_wrong_password_or_a_system_directory_adds_nothing(admin_client, storage_server, tmp_path):
-    response = admin_client.post(
-        ADD_URL, add_form(storage_server, "srv-bad", tmp_path / "x", password="wrong")
+def test_each_step_shows_its_errors_next_to_the_fields_and_back_keeps_the_values(
+    admin_client, storage_server
+):
+    start = admin_client.get(ADD_URL).content.decode()
+    assert "Step 1 of 4: Basic information" in start
+    # A later step cannot be reached before the earlier ones are done.
+    assert admin_client.get(step_url("disk")).url == step_url("basic")
+    response = post_step(admin_client, "basic", {"name": "", "data_center": "default"})
+    assert response.status_code == 200 and "This field is required" in field_errors(response, "name")
+    response = post_step(admin_client, "basic", {"name": "srv-steps", "description": "first"})
+    assert response.url == step_url("server")
+    response = post_step(admin_client, "server", {"host": "10.0.0", "ssh_port": "0", "ssh_username": "root"})
+    assert "Enter a valid IPv4 or IPv6 address" in field_errors(response, "host")
+    assert "greater than or equal to 1" in field_errors(response, "ssh_port")
+
+    # Back from step 2 keeps what was typed there (not the password) and shows step 1 as it was.
+    typed = {"host": "10.0.0.9", "ssh_port": "2222", "ssh_username": "keeper", "password": "typed-secret"}
+    response = post_step(admin_client, "server", typed, wizard_back="Back")
+    assert response.url == step_url("basic")
+    page = admin_client.get(response.url).content.decode()
+    assert 'value="srv-steps"' in page and 'value="first"' in page
+    assert post_step(admin_client, "basic", {"name": "srv-steps", "description": "first"}).url == step_url(
+        "server"
     )
-    assert response.status_code == 200
-    assert "refused the user name or password" in response.content.decode()
-    response = admin_client.post(ADD_URL, add_form(storage_server, "srv-proc", "/proc/images"))
-    assert "system directory /proc" in response.content.decode()
-    response = admin_client.post(
-        ADD_URL, add_form(storage_server, "srv-net", tmp_path / "y", data_network="10.0.0")
+    page = admin_client.get(step_url("server")).content.decode()
+    assert 'value="10.0.0.9"' in page and 'value="2222"' in page and 'value="keeper"' in page
+    assert "typed-secret" not in page and "typed-secret" not in str(dict(admin_client.session))
+
+
+def test_the_connection_test_keeps_step_2_until_the_server_lets_the_console_in(
+    admin_client, storage_server, tmp_path
+):
+    data = add_form(storage_server, "srv-bad", tmp_path / "x", password="wrong")
+    response = add_through_steps(admin_client, data)
+    assert response.status_code == 200 and "Step 2 of 4" in response.content.decode()
+    assert "refused the user name or password" in field_errors(response, "host")
+    assert admin_client.get(step_url("disk")).url == step_url("server")
+    refused = post_step(
+        admin_client, "server", {**data, "host": storage_server.host_address, "ssh_port": "2"}
     )
-    assert "CIDR" in response.content.decode()
-    response = admin_client.post(
-        ADD_URL,
-        add_form(storage_server, "srv-gone", tmp_path / "z", host=storage_server.host_address, ssh_port=2),
-    )
-    assert "Cannot reach the storage server" in response.content.decode()
+    assert "Step 2 of 4" in refused.content.decode()
+    assert "Cannot reach the storage server" in field_errors(refused, "host")
+    assert "Connection refused" in field_errors(refused, "host")
+    no_password = post_step(admin_client, "server", {**data, "password": ""})
+    assert "Enter the password" in field_errors(no_password, "password")
+    assert not authorized_keys(storage_server.root_home).count("srv-bad")
+
+    # Logged in: step 3 says so. The disk step checks the system-directory rules, here and on the server.
+    assert post_step(admin_client, "server", {**data, "password": ROOT_PASSWORD}).url == step_url("disk")
+    page = admin_client.get(step_url("disk")).content.decode()
+    assert f"Connected to root@{storage_server.address}:22" in page
+    response = post_step(admin_client, "disk", {**data, "mount_path": "/proc/images"})
+    assert "system directory /proc" in field_errors(response, "mount_path")
+    link = tmp_path / "to-sys"
+    link.symlink_to("/sys")
+    response = post_step(admin_client, "disk", {**data, "mount_path": str(link / "images")})
+    assert "inside the system directory /sys on the server" in field_errors(response, "mount_path")
+    response = post_step(admin_client, "disk", {**data, "mount_path": "relative"})
+    assert field_errors(response, "mount_path")
+    # Going back to step 2 and on again without the password logs in with the key installed.
+    assert post_step(admin_client, "disk", data, wizard_back="Back").url == step_url("server")
+    # Another server that refuses closes the later steps again, until step 2 is valid once more.
+    post_step(admin_client, "server", {**data, "host": storage_server.host_address, "ssh_port": "2"})
+    assert admin_client.get(step_url("disk")).url == step_url("server")
+    assert post_step(admin_client, "server", {**data, "password": ""}).url == step_url("disk")
+    assert post_step(admin_client, "disk", data).url == step_url("advanced")
+    assert 'name="reserved_bytes" value="1.00"' in admin_client.get(step_url("advanced")).content.decode()
+    response = post_step(admin_client, "advanced", {**data, "data_network": "10.0.0"})
+    assert "CIDR" in field_errors(response, "data_network")
     assert not ImageStorage.objects.exists()
+    response = post_step(admin_client, "advanced", data)
+    assert response.url.endswith("/change/"), errors(response)
+    assert ImageStorage.objects.get().name == "srv-bad"
+
+
+def test_a_server_gone_before_the_last_step_shows_the_reason_on_the_step_it_concerns(
+    admin_client, make_storage_server, tmp_path
+):
+    server = make_storage_server()
+    data = add_form(server, "srv-gone", tmp_path / "images")
+    admin_client.get(ADD_URL)
+    for step in ("basic", "server", "disk"):
+        assert post_step(admin_client, step, data).status_code == 302
+    server.kill()
+    try:
+        response = post_step(admin_client, "advanced", data)
+        assert response.status_code == 200 and "Step 3 of 4" in response.content.decode()
+        assert "Cannot reach the storage server" in field_errors(response, "mount_path")
+        assert not ImageStorage.objects.exists()
+    finally:
+        server.start()
+    assert post_step(admin_client, "disk", data).url == step_url("advanced")
+    assert post_step(admin_client, "advanced", data).url.endswith("/change/")
 
 
 def test_a_non_root_user_with_its_own_directory_works(admin_client, storage_server):
@@ -142,12 +267,13 @@ def test_a_non_root_user_with_its_own_directory_works(admin_client, storage_serv
     mount.mkdir(exist_ok=True)
     os.chown(mount, USER_UID, USER_UID)
 
-    response = admin_client.post(
-        ADD_URL, add_form(storage_server, "srv-user", mount, ssh_username=USER, password=USER_PASSWORD)
-    )
+    data = add_form(storage_server, "srv-user", mount, ssh_username=USER, password=USER_PASSWORD)
+    response = add_through_steps(admin_client, {**data, "retrieve_existing": "on"})
 
     assert response.status_code == 302, errors(response)
     storage = ImageStorage.objects.get(name="srv-user")
+    # Retrieve existing images (step 3) goes on to that page of the new storage.
+    assert response.url == f"/admin/storage/imagestorage/{storage.pk}/retrieve/"
     assert storage.ssh_public_key in authorized_keys(storage_server.user_home)
     backend = get_backend(storage)
     data = random_bytes(2 * MiB, seed=51)
@@ -196,7 +322,7 @@ def test_a_server_killed_mid_import_fails_it_with_the_reason_and_keeps_nothing_h
 
 def test_update_password_then_reconnect_installs_the_key_again(admin_client, make_storage_server, tmp_path):
     server = make_storage_server()
-    response = admin_client.post(ADD_URL, add_form(server, "srv-pw", tmp_path / "images"))
+    response = add_through_steps(admin_client, add_form(server, "srv-pw", tmp_path / "images"))
     assert response.status_code == 302, errors(response)
     storage = ImageStorage.objects.get(name="srv-pw")
     change = f"/admin/storage/imagestorage/{storage.pk}/change/"
@@ -238,14 +364,34 @@ def test_free_disk_is_formatted_and_mounted_after_a_confirmation(admin_client, m
     disk = server.add_loop_disk(64 * MiB)
     mount = tmp_path / "disk-images"
     form = add_form(server, "srv-disk", mount, addition_method="free_disk")
+    admin_client.get(ADD_URL)
+    assert post_step(admin_client, "basic", form).url == step_url("server")
+    assert post_step(admin_client, "server", form).url == step_url("disk")
 
-    listed = admin_client.post(ADD_URL, form).content.decode()
-    assert disk in listed and "Choose the disk to format" in listed
-    refused = admin_client.post(ADD_URL, {**form, "disk": disk}).content.decode()
-    assert "Confirm that all data on" in refused
+    # Step 3 lists the server's free disks over the login of step 2, with the warning.
+    listed = admin_client.get(step_url("disk")).content.decode()
+    assert f'<option value="{disk}">' in listed
+    assert "completely clearing all partitions, file systems and data" in listed
+    response = post_step(admin_client, "disk", form)
+    assert "Choose the disk to format" in field_errors(response, "disk")
+    response = post_step(admin_client, "disk", {**form, "disk": "/dev/not-listed"})
+    assert "Select a valid choice" in field_errors(response, "disk")
+    response = post_step(admin_client, "disk", {**form, "disk": disk})
+    assert f"Confirm that all data on {disk} is erased" in field_errors(response, "confirm_erase")
+    assert post_step(admin_client, "disk", {**form, "disk": disk, "confirm_erase": "on"}).url == step_url(
+        "advanced"
+    )
+    review = admin_client.get(step_url("advanced")).content.decode()
+    assert f"{disk}, formatted and mounted at {mount}" in review
+    # Back to step 3: the disk chosen is kept, the confirmation is asked again.
+    assert post_step(admin_client, "advanced", form, wizard_back="Back").url == step_url("disk")
+    page = admin_client.get(step_url("disk")).content.decode()
+    assert f'<option value="{disk}" selected>' in page
+    assert 'name="confirm_erase" id="id_confirm_erase" checked' not in page
     assert not ImageStorage.objects.exists()
+    post_step(admin_client, "disk", {**form, "disk": disk, "confirm_erase": "on"})
 
-    response = admin_client.post(ADD_URL, {**form, "disk": disk, "confirm_erase": "on"})
+    response = post_step(admin_client, "advanced", form)
 
     assert response.status_code == 302, errors(response)
     storage = ImageStorage.objects.get(name="srv-disk")
