@@ -96,8 +96,7 @@ def mismatch_message(expected: Expected, actual: str) -> str:
     )
     return _(
         "Checksum mismatch: the %(algorithm)s of %(what)s is %(actual)s, but %(expected)s was expected. The "
-        "file was damaged on its way or is not the one meant; nothing was kept. Check the file and import it "
-        "again."
+        "file was damaged on its way or is not the one meant. Check the file and import it again."
     ) % {"algorithm": LABELS[expected.algorithm], "what": what, "actual": actual, "expected": expected.value}
 
 

@@ -92,7 +92,7 @@ def _refusals(disks, base_bytes):
         "format": (qcow2, "raw", {}, "not a raw image"),
         "unsafe": (backed, "qcow2", {}, "backing file"),
         "truncated": (truncated, "qcow2", {}, "incomplete"),
-        "sha256": (longer, "raw", {"expected_sha256": "0" * 64}, "nothing was kept"),
+        "sha256": (longer, "raw", {"expected_sha256": "0" * 64}, "Checksum mismatch"),
         "virtual size": (huge, "qcow2", {"target_size": 20 * 1024**3}, "target size"),
         "damaged vmdk": (truncated_vmdk, "vmdk", {}, "damaged or incomplete"),
     }
