@@ -311,6 +311,9 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
             return redirect(self._change_url(storage))
+        return self._password_page(request, storage, form)
+
+    def _password_page(self, request, storage, form):
         return TemplateResponse(
             request,
             "admin/storage/imagestorage/form.html",
@@ -339,17 +342,7 @@ class ImageStorageAdmin(admin.ModelAdmin):
                 messages.SUCCESS,
             )
             return redirect(self._change_url(storage))
-        return TemplateResponse(
-            request,
-            "admin/storage/imagestorage/form.html",
-            self._context(
-                request,
-                storage,
-                _("Update password of “%(name)s”") % {"name": storage.name},
-                form=form,
-                submit=_("Update"),
-            ),
-        )
+        return self._password_page(request, storage, form)
 
     def reconnect_view(self, request, pk):
         storage = self._storage_or_404(request, pk)

@@ -240,7 +240,11 @@ def import_storage_set(*, image: Image, storage, actor=None, request=None) -> Im
             tenant=image.tenant,
             actor=actor,
             target=image,
-            message=f"storage: {before} → {storage.name}",
+            message_code=gettext_noop("Changed %(fields)s: %(values)s"),
+            params={
+                "fields": [word(Image._meta.get_field("storage").verbose_name)],
+                "values": f"{before} → {storage.name}",
+            },
             request=request,
         )
     return image

@@ -179,7 +179,9 @@ class Receiver:
             fcntl.fcntl(self.process.stdin.fileno(), F_SETPIPE_SZ, PIPE_SIZE)
         self.answers = io.BufferedReader(self.process.stdout)
         if self.answers.readline().strip() != b"ready":
-            raise PipeBroken(self._reason())
+            reason = self._reason()
+            self.close()
+            raise PipeBroken(reason)
 
     def _reason(self) -> str:
         with suppress(subprocess.TimeoutExpired):
@@ -231,6 +233,7 @@ class Pipes:
     """The OpenSSH master connection of one storage in this process, and its idle receivers."""
 
     def __init__(self, *, host: str, port: int, user: str, host_key: str, private_key: str):
+        self.master: subprocess.Popen | None = None
         self.directory = tempfile.mkdtemp(prefix="ic-ssh-")
         self.control = os.path.join(self.directory, "cm")
         known = os.path.join(self.directory, "known_hosts")
@@ -305,11 +308,8 @@ class Pipes:
             receiver = Receiver([*self.common, self.receiver_command])
         try:
             yield receiver
-        except PipeBroken:
-            receiver.close()
-            raise
         except BaseException:
-            # A write cut short leaves the receiver mid-request: never reuse it.
+            # A broken channel, or a write cut short that leaves the receiver mid-request: never reused.
             receiver.close()
             raise
         else:
@@ -318,14 +318,14 @@ class Pipes:
 
     @property
     def alive(self) -> bool:
-        return getattr(self, "master", None) is not None and self.master.poll() is None
+        return self.master is not None and self.master.poll() is None
 
     def close(self) -> None:
         with self._mutex:
             idle, self._idle = self._idle, []
         for receiver in idle:
             receiver.close()
-        master = getattr(self, "master", None)
+        master = self.master
         if master is not None:
             with suppress(OSError):
                 master.stdin.close()

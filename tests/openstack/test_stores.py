@@ -3,7 +3,11 @@ import) when they send the data, not when they create the image; a queued image 
 
 import json
 
+from django.utils import translation
+
 from images.models import Image, ImageReplica
+from tenants.models import OperationLog
+from tenants.oplog import render_message
 
 from .conftest import V2, MiB
 
@@ -54,6 +58,14 @@ def test_the_store_named_on_create_upload_or_import_is_used(
         )
     assert response.status_code == 202, response.content
     settle(run_jobs, django_capture_on_commit_callbacks)
+    # The move is in the operation log, worded for each reader.
+    entry = OperationLog.objects.get(action="image.update", target_id=str(on_upload))
+    assert (
+        render_message(entry.message_code, entry.message_params)
+        == f"Changed image storage: {standalone.name} → {second.name}"
+    )
+    with translation.override("zh-hans"):
+        assert "image storage" not in render_message(entry.message_code, entry.message_params)
     for image_id in (on_upload, on_import):
         shown = glance.get(f"{V2}/images/{image_id}").json()
         assert shown["status"] == "active" and shown["stores"] == str(second.pk)
