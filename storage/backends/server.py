@@ -496,6 +496,7 @@ class ServerBackend(StandaloneBackend):
 
     def __init__(self, storage, *, address: str | None = None):
         super().__init__(storage)
+        self.direct = False  # chunks are written by the server (storage.backends.sshpipe)
         self.address = address or storage.host
         self.root = Path(posixpath.normpath(storage.mount_path or "/"))
         self.chunks_dir = self.root / "chunks"
@@ -615,7 +616,7 @@ class ServerBackend(StandaloneBackend):
                 return False
         return True
 
-    def put_chunk(self, digest, data, runs, *, owner: str = "", note=None):
+    def put_chunk(self, digest, data, runs, *, owner: str = "", note=None, aligned: bool = False):
         path = self.chunk_path(digest)
         if self._claim(path):
             return None

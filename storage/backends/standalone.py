@@ -24,6 +24,7 @@ import errno
 import fcntl
 import hashlib
 import json
+import mmap
 import os
 import threading
 import time
@@ -71,6 +72,15 @@ CHUNK_SIZE = 4 * MiB
 # images and the unallocated regions of copies stay sparse.
 SPARSE_BLOCK = 64 * KiB
 _ZERO_BLOCK = bytes(SPARSE_BLOCK)
+
+# Whole chunks are written with O_DIRECT: the bytes go from the writer's page-aligned buffer to the disk,
+# not through the page cache. Measured on this project's machine kind (ext4 on virtio, 1 GiB in 4 MiB
+# writes, fdatasync at the end): buffered 276-429 MB/s with 1.9-3.3 s of CPU in the kernel, direct
+# 670-916 MB/s with 0.4-0.6 s. The CPU is what an import shares with its hashing. Short chunks (an image's
+# last, a checkpoint's tail) and file systems without O_DIRECT (ramfs, some FUSE and network file systems)
+# are written through the cache.
+DIRECT_ALIGN = 4096
+_O_DIRECT = getattr(os, "O_DIRECT", 0)
 
 MANIFEST_FORMAT = "imageconsole-chunks-1"
 TMP_MIN_AGE_SECONDS = 3600
@@ -136,6 +146,11 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
         written = os.pwrite(fd, data, offset)
         data = data[written:]
         offset += written
+
+
+def aligned_buffer(size: int) -> mmap.mmap:
+    """A zeroed, page-aligned buffer: what an O_DIRECT write can take without a copy."""
+    return mmap.mmap(-1, size)
 
 
 def _write_sparse(fd: int, data: memoryview, offset: int, runs: list[tuple[int, int]] | None = None) -> None:
@@ -217,6 +232,7 @@ class StandaloneBackend(StorageBackend):
         # Chunk files are fsynced before they are linked into place: a content-addressed store trusts
         # an existing chunk forever, so one left truncated by a crash would corrupt every image using it.
         self.fsync = getattr(settings, "STORAGE_FSYNC", True)
+        self.direct = bool(_O_DIRECT) and getattr(settings, "STORAGE_DIRECT_IO", True)
         self._layout_ready = False
 
     # Layout and locking
@@ -307,8 +323,36 @@ class StandaloneBackend(StorageBackend):
                 return False
         return True
 
+    def _write_chunk_file(self, tmp: Path, data: memoryview, runs, *, aligned: bool) -> int:
+        """Create `tmp` holding `data` (holes where `runs` leave them); returns its open descriptor.
+        `aligned`: `data` starts on a page (aligned_buffer), so whole chunks may go around the page cache."""
+        direct = self.direct and aligned and len(data) % DIRECT_ALIGN == 0
+        fd = -1
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | (_O_DIRECT if direct else 0), 0o644)
+            os.ftruncate(fd, len(data))
+            _write_sparse(fd, data, 0, runs)
+        except OSError as error:
+            if fd >= 0:
+                os.close(fd)
+            if not direct or error.errno != errno.EINVAL:
+                raise
+            # The file system takes no O_DIRECT (ramfs, some FUSE and network file systems): the cache.
+            self.direct = False
+            with suppress(FileNotFoundError):
+                os.unlink(tmp)
+            return self._write_chunk_file(tmp, data, runs, aligned=False)
+        return fd
+
     def put_chunk(
-        self, digest: str, data: memoryview, runs: list[tuple[int, int]], *, owner: str = "", note=None
+        self,
+        digest: str,
+        data: memoryview,
+        runs: list[tuple[int, int]],
+        *,
+        owner: str = "",
+        note=None,
+        aligned: bool = False,
     ) -> tuple | None:
         """Store a chunk unless it exists. Returns (path, inode, mtime) when this call created it.
         `owner` (a replica key) names the temporary file, so that deleting the key finds it after a kill."""
@@ -318,10 +362,8 @@ class StandaloneBackend(StorageBackend):
         self._ensure_room(len(data))
         tmp = self.tmp_dir / f"{owner}~{uuid.uuid4().hex}.chunk" if owner else self._tmp_file("chunk")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            fd = self._write_chunk_file(tmp, data, runs, aligned=aligned)
             try:
-                os.ftruncate(fd, len(data))
-                _write_sparse(fd, data, 0, runs)
                 if self.fsync:
                     os.fsync(fd)
                 stat = os.fstat(fd)
@@ -772,9 +814,11 @@ class ChunkWriter(ReplicaWriter):
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()
         self._max_in_flight = concurrency + 2
-        self._in_flight: deque[tuple[Future, Future, Future]] = deque()
+        # (store, MD5, SHA256, the buffer they read): the buffer is reused once all three are done.
+        self._in_flight: deque[tuple[Future, Future, Future, mmap.mmap | None]] = deque()
         self._chunk_futures: list[Future] = []
-        self._buffer = bytearray(self.chunk_size)
+        self._buffer = aligned_buffer(self.chunk_size)
+        self._spare: list[mmap.mmap] = []
         self._filled = 0
         self._size = 0
         self._stored = 0
@@ -795,8 +839,10 @@ class ChunkWriter(ReplicaWriter):
         view = memoryview(data).cast("B")
         immutable = isinstance(data, bytes)
         while view:
-            if immutable and self._filled == 0 and len(view) >= self.chunk_size:
-                # The caller cannot change a bytes object, so its chunks are used without a copy.
+            if immutable and not self.backend.direct and self._filled == 0 and len(view) >= self.chunk_size:
+                # The caller cannot change a bytes object, so its chunks are used without a copy (unless
+                # they go to disk directly, which needs them page-aligned: one copy to memory is cheaper
+                # than the page cache's).
                 self._submit(view[: self.chunk_size])
                 view = view[self.chunk_size :]
                 continue
@@ -808,32 +854,43 @@ class ChunkWriter(ReplicaWriter):
                 self._flush_buffer()
 
     def _flush_buffer(self) -> None:
-        chunk = memoryview(self._buffer)[: self._filled]
-        self._buffer = bytearray(self.chunk_size)
+        buffer = self._buffer
+        chunk = memoryview(buffer)[: self._filled]
+        self._buffer = self._spare.pop() if self._spare else aligned_buffer(self.chunk_size)
         self._filled = 0
-        self._submit(chunk)
+        self._submit(chunk, buffer)
 
-    def _submit(self, chunk: memoryview) -> None:
-        future = self._pool.submit(self._store, chunk)
+    def _submit(self, chunk: memoryview, buffer: mmap.mmap | None = None) -> None:
+        future = self._pool.submit(self._store, chunk, aligned=buffer is not None)
         self._chunk_futures.append(future)
         self._in_flight.append(
             (
                 future,
                 self._md5_thread.submit(self._md5.update, chunk),
                 self._sha_thread.submit(self._sha256.update, chunk),
+                buffer,
             )
         )
         self._size += len(chunk)
         while len(self._in_flight) > self._max_in_flight:
-            for pending in self._in_flight.popleft():
-                pending.result()
+            self._settle_oldest()
 
-    def _store(self, chunk: memoryview) -> str | None:
+    def _settle_oldest(self) -> None:
+        """Wait for the oldest chunk in flight (raises its error); its buffer can take new bytes."""
+        *pending, buffer = self._in_flight.popleft()
+        for future in pending:
+            future.result()
+        if buffer is not None:
+            self._spare.append(buffer)
+
+    def _store(self, chunk: memoryview, *, aligned: bool = False) -> str | None:
         runs = nonzero_runs(chunk)
         if not runs:
             return None
         digest = hashlib.sha256(chunk).hexdigest()
-        created = self.backend.put_chunk(digest, chunk, runs, owner=self._journal_key, note=self._note_locked)
+        created = self.backend.put_chunk(
+            digest, chunk, runs, owner=self._journal_key, note=self._note_locked, aligned=aligned
+        )
         if created is not None:
             with self._mutex:
                 self._created.append(created)
@@ -876,8 +933,7 @@ class ChunkWriter(ReplicaWriter):
     def wait(self) -> None:
         """Wait until every complete chunk given so far is stored; raises the first error."""
         while self._in_flight:
-            for pending in self._in_flight.popleft():
-                pending.result()
+            self._settle_oldest()
 
     def commit(self) -> IngestResult:
         if self._closed:

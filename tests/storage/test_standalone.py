@@ -4,11 +4,12 @@ import hashlib
 import io
 import json
 import os
+import subprocess
 
 import pytest
 
 from storage.backends import Cancelled, ReplicaNotFound, StorageError
-from storage.backends.standalone import CHUNK_SIZE, check_mount_path
+from storage.backends.standalone import CHUNK_SIZE, aligned_buffer, check_mount_path
 
 from .conftest import MiB, files_under, random_bytes, read_all
 
@@ -212,3 +213,68 @@ def test_connection_test_creates_the_directory_and_reports_why_it_fails(make_chu
 
     with pytest.raises(StorageError, match="Not a directory"):
         get_backend(storage).test_connection()
+
+
+def _cached_bytes(path) -> int:
+    """How much of the file is in the page cache (util-linux fincore)."""
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(out.strip())
+
+
+def _chunk_of(backend, data: bytes):
+    return backend.chunk_path(hashlib.sha256(data).hexdigest())
+
+
+def test_whole_chunks_go_to_disk_around_the_page_cache(make_standalone):
+    """Whole chunks are written with O_DIRECT (the CPU an import saves goes to its hashing); a short last
+    chunk through the cache. Both read back, holes stay holes, whether a write came as bytes or not."""
+    _storage, backend = make_standalone()
+    data = (
+        random_bytes(2 * CHUNK_SIZE, seed=30)
+        + bytes(CHUNK_SIZE // 2)
+        + random_bytes(CHUNK_SIZE // 2, seed=31)
+    )
+    data += random_bytes(12345, seed=32)
+    writer = backend.open_writer("direct", expected_size=len(data))
+    writer.write(data[:CHUNK_SIZE])  # a whole chunk as bytes
+    view = memoryview(bytearray(data))
+    for offset in range(CHUNK_SIZE, len(data), 1_000_003):
+        writer.write(view[offset : offset + 1_000_003])
+    writer.commit()
+
+    assert backend.direct
+    whole = [data[i : i + CHUNK_SIZE] for i in range(0, 3 * CHUNK_SIZE, CHUNK_SIZE)]
+    for chunk in whole:
+        assert _cached_bytes(_chunk_of(backend, chunk)) == 0
+    assert _cached_bytes(_chunk_of(backend, data[3 * CHUNK_SIZE :])) > 0
+    half_zero = _chunk_of(backend, whole[2])
+    assert half_zero.stat().st_blocks * 512 <= CHUNK_SIZE // 2 + 64 * 1024
+    assert read_all(backend, "direct") == data
+
+
+def test_a_file_system_without_direct_io_is_written_through_the_cache(make_standalone, tmp_path):
+    """ramfs (like some FUSE and network file systems) refuses O_DIRECT: the backend notices once and
+    writes through the page cache from then on."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a ramfs")
+    _storage, backend = make_standalone()
+    directory = tmp_path / "ramfs"
+    directory.mkdir()
+    subprocess.run(["mount", "-t", "ramfs", "ramfs", str(directory)], check=True)
+    try:
+        data = random_bytes(CHUNK_SIZE, seed=33)
+        buffer = aligned_buffer(CHUNK_SIZE)
+        buffer[:] = data
+        fd = backend._write_chunk_file(
+            directory / "chunk", memoryview(buffer), [(0, CHUNK_SIZE)], aligned=True
+        )
+        os.close(fd)
+        assert (directory / "chunk").read_bytes() == data
+        assert backend.direct is False
+    finally:
+        subprocess.run(["umount", str(directory)], check=True)

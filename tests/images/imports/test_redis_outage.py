@@ -11,8 +11,10 @@ import threading
 import time
 
 import pytest
+import redis
 
 from imageconsole.localredis import start_private_redis
+from images.services.receiving import _lock_name
 from tests.livesite import LiveConsole, database_url
 
 MiB = 1024 * 1024
@@ -136,6 +138,16 @@ def _tus_patch(console, image_id, body):
     )
 
 
+def _wait_until_receiving(redis_url, image_ids) -> None:
+    """Until the console holds both uploads' locks: it has begun receiving them (a loaded machine may
+    still be setting up a request whose first MiB sits in the socket's buffers)."""
+    client = redis.Redis.from_url(redis_url)
+    deadline = time.monotonic() + 120
+    while not all(client.exists(_lock_name(image_id)) for image_id in image_ids):
+        assert time.monotonic() < deadline, "the console did not begin receiving"
+        time.sleep(0.02)
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_put_and_a_tus_patch_ride_out_a_redis_restart(console, redis_server):
     put_image, tus_image = _create(console), _create(console)
@@ -156,6 +168,7 @@ def test_a_put_and_a_tus_patch_ride_out_a_redis_restart(console, redis_server):
         sender.start()
     for body in bodies.values():
         assert body.sending.wait(120)
+    _wait_until_receiving(redis_server.url, [put_image, tus_image])
     outage = redis_server.outage(after=0.3, seconds=2.5)  # while both requests are sending
     for thread in [*senders, outage]:
         thread.join(300)
