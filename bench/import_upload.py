@@ -76,6 +76,7 @@ class Deployment:
             **os.environ,
             "VAR_DIR": str(var),
             "DATABASE_URL": f"sqlite:///{var / 'db.sqlite3'}",
+            "DATABASE_CONN_MAX_AGE": "60",  # as the README's Production section recommends
             "STAGING_ROOT": str(root / "staging"),
             "STORAGE_ROOT": str(root / "storage"),
             "REDIS_URL": f"unix://{socket_path}?db=0",

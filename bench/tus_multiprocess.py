@@ -72,6 +72,7 @@ class TwoWebDeployment(Deployment):
                     raise RuntimeError("the second gunicorn did not start; see gunicorn2.log") from None
                 time.sleep(0.2)
         self.port = first_port
+        self.kept: dict[int, tuple] = {}  # port: its kept-alive connection for PATCHes, last used
         # children: redis, gunicorn, rqworker, gunicorn 2
         self.gunicorns = [self.children[1].pid, self.children[3].pid]
         self.worker = self.children[2].pid
@@ -92,7 +93,13 @@ class TwoWebDeployment(Deployment):
         return "/" + headers["Location"].split("/", 3)[3]
 
     def patch(self, path: str, file, offset: int, length: int) -> int:
-        connection = self.connection()
+        """One PATCH on this instance's kept-alive connection (as tus-js-client's browser and tuspy's
+        requests session keep theirs)."""
+        connection, used = self.kept.get(self.port, (None, 0.0))
+        if connection is None or time.monotonic() - used > 1:  # gunicorn closes after 2 s idle
+            if connection is not None:
+                connection.close()
+            connection = self.connection()
         try:
             file.seek(offset)
             connection.putrequest("PATCH", path)
@@ -114,9 +121,12 @@ class TwoWebDeployment(Deployment):
             data = response.read()
             if response.status != 204:
                 raise RuntimeError(f"PATCH at {offset}: {response.status} {data[:500]!r}")
+            self.kept[self.port] = (connection, time.monotonic())
             return int(response.getheader("Upload-Offset"))
-        finally:
+        except BaseException:
             connection.close()
+            self.kept.pop(self.port, None)
+            raise
 
     def bytes_reread(self, image_id: str) -> int:
         out = subprocess.run(
