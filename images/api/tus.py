@@ -205,7 +205,7 @@ class UploadView(TusView):
             new_offset = receive_body(receiver, request._request.read, nbytes=nbytes)
         except HANDLED as error:
             return error_response(error)
-        session.refresh_from_db()
+        session.expires_at = receiver.session.expires_at  # as this request's commit set it
         return Response(status=204, headers={"Upload-Offset": str(new_offset), **self.expires(session)})
 
     @extend_schema(summary="tus termination: cancel the import", responses={204: None, 404: None})

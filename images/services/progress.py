@@ -29,13 +29,21 @@ class StageProgress:
     few seconds of this stage.
     """
 
-    def __init__(self, image_id, stage: str, *, interval: float = PROGRESS_INTERVAL):
+    def __init__(
+        self, image_id, stage: str, *, interval: float = PROGRESS_INTERVAL, current: str | None = None
+    ):
+        """`current`: the stage the row shows now. When it is `stage` already (a resumed upload's next
+        request), the row is left as it is until the first report, which then writes everything at once."""
         self.image_id = image_id
         self.stage = stage
         self.interval = interval
         self._last = 0.0
         self._samples: deque[tuple[float, int]] = deque()
-        self.set_stage(stage)
+        self._rate_unknown = False  # the row's rate is an earlier request's until the first report
+        if current == stage:
+            self._rate_unknown = True
+        else:
+            self.set_stage(stage)
 
     def set_stage(self, stage: str) -> None:
         self.stage = stage
@@ -68,8 +76,9 @@ class StageProgress:
         changes = {"stage": self.stage, "progress": percent, "bytes_done": done, "updated_at": timezone.now()}
         if total:
             changes["bytes_total"] = total
-        if rate is not None:
+        if rate is not None or self._rate_unknown:
             changes["bytes_per_second"] = rate
+            self._rate_unknown = False
         Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(**changes)
 
     def report_percent(self, percent: float, *, final: bool = False) -> None:

@@ -356,7 +356,7 @@ class ImportReceiver:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._open_checksum(compressed=bool(offset and session.compression))
         stage = Image.Stage.RECEIVING if image.source == Image.Source.UPLOAD else Image.Stage.DOWNLOADING
-        self.progress = StageProgress(image.pk, stage)
+        self.progress = StageProgress(image.pk, stage, current=image.stage)
         self.progress.report(offset, self.length, final=True)
         live = _live_take(image.pk) if offset else None
         if live is not None and live.offset != offset:
@@ -471,6 +471,7 @@ class ImportReceiver:
         self._hashers = {}  # MD5 and SHA256 are the storage writer's
         self.backend = get_backend(image.storage)
         previous = ImageReplica.objects.filter(image=image, storage=image.storage).first()
+        self._previous = previous
         self._previous_key = previous.key if previous is not None else None
         if offset and self._previous_key is None:
             raise ImportNotAccepted(_("The part of the upload received so far is missing; start again."))
@@ -781,6 +782,7 @@ class ImportReceiver:
         self._file.flush()
         os.fdatasync(self._file.fileno())
         resumed = 1 if self.start else 0
+        self.session.expires_at = _expiry()
         final = self.length is not None and self.position == self.length
         updated = UploadSession.objects.filter(
             pk=self.session.pk, image__status=Image.Status.UPLOADING, offset=self.start
@@ -790,7 +792,7 @@ class ImportReceiver:
             bytes_reread=F("bytes_reread") + self._reread,
             staging_path=str(self.staging_path),
             resumes=F("resumes") + resumed,
-            expires_at=_expiry(),
+            expires_at=self.session.expires_at,
             updated_at=timezone.now(),
         )
         if not updated:
@@ -812,6 +814,7 @@ class ImportReceiver:
             self._writer = None
         self._result = result
         self._write_head()
+        self.session.expires_at = _expiry()
         with transaction.atomic():
             updated = UploadSession.objects.filter(
                 pk=self.session.pk, image__status=Image.Status.UPLOADING, offset=self.start
@@ -821,14 +824,18 @@ class ImportReceiver:
                 bytes_reread=F("bytes_reread") + self._reread,
                 staging_path=str(self.staging_path),
                 resumes=F("resumes") + (1 if self.start else 0),
-                expires_at=_expiry(),
+                expires_at=self.session.expires_at,
                 updated_at=timezone.now(),
             )
-            if updated:
+            replica = {"key": self._key, "state": ImageReplica.State.SYNCING, "size": self.position}
+            if updated and not (
+                self._previous is not None
+                and ImageReplica.objects.filter(pk=self._previous.pk).update(
+                    **replica, updated_at=timezone.now()
+                )
+            ):
                 ImageReplica.objects.update_or_create(
-                    image=self.image,
-                    storage=self.image.storage,
-                    defaults={"key": self._key, "state": ImageReplica.State.SYNCING, "size": self.position},
+                    image=self.image, storage=self.image.storage, defaults=replica
                 )
         if not updated:
             self._discard_current()

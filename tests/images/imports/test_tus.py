@@ -5,6 +5,7 @@ import base64
 import hashlib
 import http.client
 import time
+from email.utils import format_datetime
 from urllib.parse import urlsplit
 
 import pytest
@@ -84,6 +85,47 @@ def test_protocol_with_the_test_client(
     assert image.status == Image.Status.AVAILABLE, image.error
     assert stored_bytes(image) == data
     assert image.upload.filename == "disk.qcow2"
+
+
+def test_a_resumed_patch_keeps_the_progress_shown_and_sets_the_expiry(
+    client, owner, token, standalone, disks, start_import
+):
+    """The next PATCH of an upload continues the row's progress (it never shows 0% in between) and answers
+    with the expiry its commit set."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from images.models import UploadSession
+
+    headers = {"HTTP_AUTHORIZATION": f"Token {token(owner)}", **TUS}
+    data = disks.convert(disks.raw(size=12 * MiB), "qcow2").read_bytes()
+    image = start_import(standalone, "qcow2")
+    created = client.post(
+        "/api/v1/uploads/",
+        HTTP_UPLOAD_LENGTH=str(len(data)),
+        HTTP_UPLOAD_METADATA=metadata(image_id=str(image.pk)),
+        **headers,
+    )
+    location = urlsplit(created["Location"]).path
+    step = 4 * MiB
+    for offset in (0, step):
+        with CaptureQueriesContext(connection) as queries:
+            response = client.patch(
+                location,
+                data[offset : offset + step],
+                content_type="application/offset+octet-stream",
+                HTTP_UPLOAD_OFFSET=str(offset),
+                **headers,
+            )
+        assert response.status_code == 204
+        image.refresh_from_db()
+        assert (image.stage, image.bytes_done) == (Image.Stage.RECEIVING, offset)  # as its PATCH began
+        session = UploadSession.objects.get(image=image)
+        assert response["Upload-Expires"] == format_datetime(session.expires_at, usegmt=True)
+    progress_writes = [
+        query["sql"] for query in queries.captured_queries if query["sql"].startswith('UPDATE "images_image"')
+    ]
+    assert len(progress_writes) == 1 and '"progress" = 0' not in progress_writes[0], progress_writes
 
 
 def test_creation_checks_the_quota_and_the_owner(
