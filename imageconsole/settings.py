@@ -59,7 +59,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "django_rq",
-    "axes",
+    "imageconsole.axes_app.AxesConfig",
     "imageconsole",
     "tenants",
     "storage",
