@@ -23,6 +23,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework.response import Response
 
+from imageconsole.core.request_body import body_reader
 from tenants.api_base import TenantAPIView, require_manage_api
 
 from .. import conf, selectors
@@ -202,7 +203,7 @@ class UploadView(TusView):
             return Response({"detail": _("More bytes than the upload's length.")}, status=413)
         try:
             receiver = ImportReceiver(image_id=session.image_id, offset=offset)
-            new_offset = receive_body(receiver, request._request.read, nbytes=nbytes)
+            new_offset = receive_body(receiver, body_reader(request), nbytes=nbytes)
         except HANDLED as error:
             return error_response(error)
         session.expires_at = receiver.session.expires_at  # as this request's commit set it

@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework.parsers import BaseParser, FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from imageconsole.core.request_body import body_reader
 from storage.selectors import storage_choices_for_import
 from tenants.api_base import TenantAPIView, require_manage_api
 
@@ -171,7 +172,7 @@ class ImageFileAPIView(TenantAPIView):
         try:
             upload_restart(image_id=image.pk, length=length, filename="")
             receiver = ImportReceiver(image_id=image.pk, offset=0)
-            received = receive_body(receiver, request._request.read, nbytes=length)
+            received = receive_body(receiver, body_reader(request), nbytes=length)
         except HANDLED as error:
             return error_response(error)
         if received < length:

@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
+from imageconsole.core.request_body import body_reader
 from images.downloads.ranges import ranged_response
 from images.inspection import ImportRefused
 from images.models import Image, UploadSession
@@ -61,7 +62,9 @@ def store_body(request, image: Image) -> None:
             except ValueError as error:
                 raise ApiError(400, _("Content-Length is not a number.")) from error
             upload_restart(image_id=image.pk, length=length, filename="")
-            received = receive_body(ImportReceiver(image_id=image.pk, offset=0), request.read, nbytes=length)
+            received = receive_body(
+                ImportReceiver(image_id=image.pk, offset=0), body_reader(request), nbytes=length
+            )
             if received < length:
                 raise ApiError(
                     400,
