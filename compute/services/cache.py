@@ -143,3 +143,24 @@ def cache_cleanup(*, entries, actor=None) -> int:
             removed += 1
             log(action="compute_cache.cleanup", actor=actor, target=entry, message=entry.volume)
     return removed
+
+
+def cache_forget_image(*, image_id, tenant_id=None) -> None:
+    """An image is expunged (images.hooks.before_expunge): its copies in the hosts' caches go with it.
+
+    A copy is keyed by its bytes (SHA256 and format): when another image that is not being expunged has
+    the same bytes, the copy is kept for that image. One a VM still uses stays (the recycle bin refuses
+    to expunge an image with VMs; a VM created from another image with the same bytes may use it); one
+    whose host does not answer stays too, logged, for the cache clean-up of Django admin.
+    """
+    entries = ImageCacheEntry.objects.filter(image_id=image_id)
+    for entry in entries:
+        heir = (
+            Image.objects.filter(sha256=entry.sha256, disk_format=entry.disk_format)
+            .exclude(pk=image_id)
+            .exclude(status=Image.Status.DELETING)
+            .first()
+        )
+        if heir is not None:
+            ImageCacheEntry.objects.filter(pk=entry.pk).update(image=heir, image_name=heir.name)
+    cache_cleanup(entries=ImageCacheEntry.objects.filter(image_id=image_id))
