@@ -12,9 +12,12 @@ tool's own output) is kept as it was.
 
 from __future__ import annotations
 
+import errno
+
 from django.template.defaultfilters import filesizeformat
 from django.utils import translation
 from django.utils.functional import Promise
+from django.utils.translation import gettext_noop
 
 
 def _translate(msgid: str, context: str = "") -> str:
@@ -136,3 +139,40 @@ def render_words(data: dict | None, fallback: str = "") -> str:
         return text % {key: render_value(value) for key, value in (data["p"] or {}).items()}
     except (KeyError, TypeError, ValueError):
         return fallback or text
+
+
+# The operating system's reasons, in the words of glibc's English messages: shown inside the console's own
+# messages ("Cannot write to /srv/images: No space left on device."), they are worded in the reader's
+# language like the rest. Others keep the system's own text.
+_OS_REASONS = {
+    errno.ENOENT: gettext_noop("No such file or directory"),
+    errno.EACCES: gettext_noop("Permission denied"),
+    errno.EPERM: gettext_noop("Operation not permitted"),
+    errno.ENOSPC: gettext_noop("No space left on device"),
+    errno.EDQUOT: gettext_noop("Disk quota exceeded"),
+    errno.EROFS: gettext_noop("Read-only file system"),
+    errno.EIO: gettext_noop("Input/output error"),
+    errno.EEXIST: gettext_noop("File exists"),
+    errno.ENOTDIR: gettext_noop("Not a directory"),
+    errno.EISDIR: gettext_noop("Is a directory"),
+    errno.ENOTEMPTY: gettext_noop("Directory not empty"),
+    errno.ENAMETOOLONG: gettext_noop("File name too long"),
+    errno.ELOOP: gettext_noop("Too many levels of symbolic links"),
+    errno.EBUSY: gettext_noop("Device or resource busy"),
+    errno.EMFILE: gettext_noop("Too many open files"),
+    errno.EINVAL: gettext_noop("Invalid argument"),
+    errno.ECONNREFUSED: gettext_noop("Connection refused"),
+    errno.ECONNRESET: gettext_noop("Connection reset by peer"),
+    errno.ETIMEDOUT: gettext_noop("Connection timed out"),
+    errno.EHOSTUNREACH: gettext_noop("No route to host"),
+    errno.ENETUNREACH: gettext_noop("Network is unreachable"),
+    errno.EPIPE: gettext_noop("Broken pipe"),
+}
+
+
+def os_reason(error: BaseException) -> str:
+    """Why a system call failed (an OSError's errno), as a Message where the console words it."""
+    code = getattr(error, "errno", None)
+    if code in _OS_REASONS:
+        return gettext(_OS_REASONS[code])
+    return getattr(error, "strerror", None) or str(error)

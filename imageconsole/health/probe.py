@@ -14,6 +14,8 @@ from pathlib import Path
 
 from django.conf import settings
 
+from imageconsole.core.words import os_reason
+
 MARKER_DIRECTORY = ".doctor"
 
 
@@ -34,7 +36,7 @@ def _read_marker(name: str, token: str) -> str:
     except FileNotFoundError:
         return f"{path} does not exist here"
     except OSError as error:
-        return f"{path}: {error.strerror or error}"
+        return f"{path}: {os_reason(error)}"
     return "" if content == token else f"{path} holds something else"
 
 
@@ -66,7 +68,7 @@ def _write_probe(mount_path: str) -> str:
             os.close(fd)
         path.unlink()
     except OSError as error:
-        return f"{directory}: {error.strerror or error}"
+        return f"{directory}: {os_reason(error)}"
     return ""
 
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.utils.translation import gettext as _
 from rq import Queue
 
+from imageconsole.core.words import os_reason
 from storage.models import ImageStorage
 
 from . import probe
@@ -40,7 +41,7 @@ def staging_checks(
                 str(staging),
                 Status.PROBLEM,
                 _("The web server cannot write to STAGING_ROOT %(path)s: %(reason)s")
-                % {"path": staging, "reason": error.strerror or error},
+                % {"path": staging, "reason": os_reason(error)},
             )
         ]
     try:

@@ -11,6 +11,7 @@ import stat
 from pathlib import Path
 
 from imageconsole.core.words import gettext as _
+from imageconsole.core.words import os_reason
 
 from . import urls
 from .engine import BLOCK_SIZE, Transfer
@@ -64,7 +65,7 @@ class LocalDriver:
             raise FetchError(_("There is no file at %(path)s.") % {"path": self.url.path}) from None
         except OSError as error:
             raise FetchError(
-                _("%(path)s cannot be read: %(reason)s") % {"path": self.url.path, "reason": error.strerror}
+                _("%(path)s cannot be read: %(reason)s") % {"path": self.url.path, "reason": os_reason(error)}
             ) from error
         try:
             info = os.fstat(fd)

@@ -8,6 +8,7 @@ path). No URL a user types reaches this driver. A dropped connection resumes fro
 from __future__ import annotations
 
 from imageconsole.core.words import gettext as _
+from imageconsole.core.words import os_reason
 
 from .engine import BLOCK_SIZE, Transfer
 from .errors import FetchError
@@ -54,6 +55,5 @@ class StorageFileDriver:
             raise FetchError(str(error)) from error
         except OSError as error:
             raise FetchError(
-                _("%(path)s cannot be read: %(reason)s")
-                % {"path": self.path, "reason": error.strerror or error}
+                _("%(path)s cannot be read: %(reason)s") % {"path": self.path, "reason": os_reason(error)}
             ) from error

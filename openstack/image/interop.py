@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext as _
 
+from imageconsole.core.words import os_reason
 from images.models import Image
 from images.services.imports import ImportNotAccepted, import_from_url
 from storage.selectors import storage_choices_for_import
@@ -90,7 +91,7 @@ class StageView(OpenStackView):
             staged = True
         except OSError as error:
             raise ApiError(
-                500, _("Could not stage the data: %(error)s") % {"error": error.strerror or error}
+                500, _("Could not stage the data: %(error)s") % {"error": os_reason(error)}
             ) from error
         finally:
             if not staged:

@@ -39,6 +39,8 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
+from imageconsole.core.words import os_reason
+
 from .base import (
     Cancelled,
     CleanupResult,
@@ -141,7 +143,7 @@ def open_transport(
     except OSError as error:
         raise Unreachable(
             _("Cannot reach the storage server %(where)s of “%(name)s”: %(reason)s.")
-            % {"where": where, "name": name, "reason": error.strerror or error}
+            % {"where": where, "name": name, "reason": os_reason(error)}
         ) from error
     transport = paramiko.Transport(sock)
     # AES-GCM first: one pass per packet in OpenSSL, where CTR adds an HMAC over every packet.
@@ -677,7 +679,7 @@ class ServerBackend(StandaloneBackend):
             return StorageFull(disk_full_message(self.storage))
         return StorageError(
             _("Cannot write to %(path)s on the server: %(reason)s.")
-            % {"path": self.root, "reason": error.strerror or error}
+            % {"path": self.root, "reason": os_reason(error)}
         )
 
     def _is_full(self) -> bool:
@@ -996,7 +998,7 @@ class ServerBackend(StandaloneBackend):
             except OSError as error:
                 raise StorageError(
                     _("Cannot write to %(path)s on the server: %(reason)s.")
-                    % {"path": self.root, "reason": error.strerror or error}
+                    % {"path": self.root, "reason": os_reason(error)}
                 ) from error
             finally:
                 with suppress(OSError):

@@ -39,6 +39,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from imageconsole.core.words import gettext as _
+from imageconsole.core.words import os_reason
 
 from . import hashstate
 from .base import (
@@ -252,7 +253,7 @@ class StandaloneBackend(StorageBackend):
             self.lock_path.touch(exist_ok=True)
         except OSError as error:
             raise StorageError(
-                _("Cannot prepare %(path)s: %(reason)s.") % {"path": self.root, "reason": error.strerror}
+                _("Cannot prepare %(path)s: %(reason)s.") % {"path": self.root, "reason": os_reason(error)}
             ) from error
         self._layout_ready = True
 
@@ -282,7 +283,7 @@ class StandaloneBackend(StorageBackend):
         except OSError as error:
             raise StorageError(
                 _("Cannot read the mount path %(path)s: %(reason)s.")
-                % {"path": self.root, "reason": error.strerror}
+                % {"path": self.root, "reason": os_reason(error)}
             ) from error
 
     def free_bytes(self) -> int:
@@ -385,7 +386,7 @@ class StandaloneBackend(StorageBackend):
             if _is_full(error):
                 raise StorageFull(disk_full_message(self.storage)) from error
             raise StorageError(
-                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": error.strerror}
+                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": os_reason(error)}
             ) from error
         finally:
             with suppress(FileNotFoundError):
@@ -477,7 +478,7 @@ class StandaloneBackend(StorageBackend):
             if _is_full(error):
                 raise StorageFull(disk_full_message(self.storage)) from error
             raise StorageError(
-                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": error.strerror}
+                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": os_reason(error)}
             ) from error
         finally:
             with suppress(FileNotFoundError):
@@ -654,7 +655,7 @@ class StandaloneBackend(StorageBackend):
             if _is_full(error):
                 raise StorageFull(disk_full_message(self.storage)) from error
             raise StorageError(
-                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": error.strerror}
+                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": os_reason(error)}
             ) from error
         finally:
             with suppress(FileNotFoundError):
@@ -710,7 +711,7 @@ class StandaloneBackend(StorageBackend):
                 raise StorageError(_("What was written to %(path)s did not read back.") % {"path": self.root})
         except OSError as error:
             raise StorageError(
-                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": error.strerror}
+                _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": os_reason(error)}
             ) from error
         finally:
             with suppress(FileNotFoundError):

@@ -278,3 +278,23 @@ def test_a_file_system_without_direct_io_is_written_through_the_cache(make_stand
         assert backend.direct is False
     finally:
         subprocess.run(["umount", str(directory)], check=True)
+
+
+def test_the_systems_reason_is_worded_in_the_readers_language(make_standalone, tmp_path):
+    """An error the operating system gave (here ENOTDIR) is kept with its words, like the console's own: a
+    Chinese reader reads it in Chinese."""
+    from django.utils import translation
+
+    from imageconsole.core.words import render_words, words_of
+    from storage.backends import get_backend
+
+    storage, _backend = make_standalone()
+    (tmp_path / "a-file").write_text("not a directory")
+    storage.mount_path = str(tmp_path / "a-file" / "images")
+    with pytest.raises(StorageError) as raised:
+        get_backend(storage).test_connection()
+    kept = words_of(raised.value.args[0])  # as an import's error is stored
+    with translation.override("zh-hans"):
+        assert "不是目录" in render_words(kept) and "Not a directory" not in render_words(kept)
+    with translation.override("en"):
+        assert "Not a directory" in render_words(kept)
