@@ -139,13 +139,15 @@ def storage_create(
 def _enroll_server(storage: ImageStorage, *, password: str, disk: str, enrolled: bool = False) -> None:
     from .backends import server
 
-    if not enrolled:
-        if not password:
-            raise ValidationError({"password": _("Enter the password.")}, code="required")
-        try:
+    try:
+        if not enrolled:
+            if not password:
+                raise ValidationError({"password": _("Enter the password.")}, code="required")
             server.enroll(storage, password)
-        except StorageError as error:
-            raise ValidationError({"host": str(error)}, code="unreachable") from error
+        else:
+            server.confirm_key(storage)  # the add wizard's login installed it for a day only
+    except StorageError as error:
+        raise ValidationError({"host": str(error)}, code="unreachable") from error
     if storage.addition_method == ImageStorage.AdditionMethod.FREE_DISK:
         if not disk:
             raise ValidationError({"disk": _("Choose the disk to format.")}, code="required")
@@ -215,7 +217,7 @@ def storage_server_login(
     storage.host, storage.ssh_port, storage.ssh_username = host, ssh_port, ssh_username
     try:
         if password:
-            server.enroll(storage, password)
+            server.enroll(storage, password, provisional=True)
         elif same:
             server.open_transport(storage).close()
         else:

@@ -20,6 +20,7 @@ recorded when it was added.
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import io
 import json
@@ -223,13 +224,16 @@ def run(transport, command: str, *, stdin: bytes | None = None, timeout: float =
         channel.close()
 
 
-def install_key(transport, public_key: str) -> None:
-    """Add `public_key` to the login user's authorized_keys (once)."""
-    line = shlex.quote(public_key)
+def install_key(transport, public_key: str, *, options: str = "") -> None:
+    """Authorize `public_key` for the login user, with `options` (authorized_keys(5)): once, replacing a
+    line of the same key with other options."""
+    line = shlex.quote(f"{options} {public_key}" if options else public_key)
+    blob = shlex.quote(public_key.split()[1])
+    keys, tmp = "~/.ssh/authorized_keys", "~/.ssh/authorized_keys.imageconsole"
     status, _out, err = run(
         transport,
-        "umask 077 && mkdir -p ~/.ssh && touch ~/.ssh/authorized_keys && "
-        f"(grep -qxF {line} ~/.ssh/authorized_keys || printf '%s\\n' {line} >> ~/.ssh/authorized_keys)",
+        f"umask 077 && mkdir -p ~/.ssh && touch {keys} && (grep -qxF {line} {keys} || "
+        f"{{ grep -vF -e {blob} {keys} > {tmp}; printf '%s\\n' {line} >> {tmp} && mv {tmp} {keys}; }})",
     )
     if status != 0:
         raise StorageError(
@@ -238,19 +242,41 @@ def install_key(transport, public_key: str) -> None:
         )
 
 
-def enroll(storage, password: str) -> None:
+def enroll(storage, password: str, *, provisional: bool = False) -> None:
     """Log in with the password (recording the server's host key when none is yet), install the
-    storage's key (generated on first use) and keep the password encrypted. The storage is not saved."""
+    storage's key (generated on first use) and keep the password encrypted. The storage is not saved.
+
+    `provisional` (the add wizard's connection test): the key stops logging in after PROVISIONAL_KEY_DAYS
+    (`expiry-time`), so a wizard left before the storage is created leaves no lasting access behind;
+    `confirm_key` makes it permanent when the storage is created."""
     transport = open_transport(storage, password=password, pin_host_key=True)
     try:
         if not storage.ssh_private_key_encrypted:
             private, public = generate_key(f"{KEY_COMMENT}-{storage.name}")
             storage.set_ssh_private_key(private)
             storage.ssh_public_key = public
-        install_key(transport, storage.ssh_public_key)
+        install_key(transport, storage.ssh_public_key, options=_provisional() if provisional else "")
     finally:
         transport.close()
     storage.set_ssh_password(password)
+
+
+PROVISIONAL_KEY_DAYS = 1
+
+
+def _provisional() -> str:
+    # sshd reads the time in the server's own time zone: a day from now in UTC is 10 to 38 hours there.
+    until = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=PROVISIONAL_KEY_DAYS)
+    return f'expiry-time="{until:%Y%m%d%H%M}"'
+
+
+def confirm_key(storage) -> None:
+    """The storage is created: its key, installed provisionally by the add wizard, is made permanent."""
+    transport = open_transport(storage)
+    try:
+        install_key(transport, storage.ssh_public_key)
+    finally:
+        transport.close()
 
 
 class Connection:
@@ -1303,7 +1329,7 @@ def sync_direct(source: ServerBackend, key: str, target: ServerBackend, *, progr
         comment = f"imageconsole-sync-{token}"
         private, public = generate_key(comment)
         command = _READ_CHUNKS.format(chunks=_q(source.chunks_dir))
-        install_key(source.connection.transport, f'restrict,command="{command}" {public}')
+        install_key(source.connection.transport, public, options=f'restrict,command="{command}"')
         key_file = str(target.tmp_dir / f"sync-{token}.key")
         known_file = str(target.tmp_dir / f"sync-{token}.known")
         try:

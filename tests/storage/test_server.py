@@ -6,6 +6,7 @@ backend's chunk-store behaviour (round trips, holes, dedup, cleanup, reserve) ru
 test_standalone.py, test_cleanup_standalone.py and test_capacity.py.
 """
 
+import datetime
 import hashlib
 import io
 import os
@@ -119,7 +120,18 @@ def test_add_by_password_installs_a_key_then_stores_images_over_ssh(admin_client
         pages.append(admin_client.get(step_url(step)))
         response = post_step(admin_client, step, data)
         assert response.status_code == 302, errors(response)
+        if step == "server":
+            # Until the storage is created the key logs in for a day only: a wizard left here leaves no
+            # lasting access behind.
+            (line,) = [k for k in authorized_keys(storage_server.root_home).splitlines() if "srv-a" in k]
+            until = datetime.datetime.strptime(line.split('"')[1], "%Y%m%d%H%M").replace(tzinfo=datetime.UTC)
+            ahead = until - datetime.datetime.now(datetime.UTC)
+            assert line.startswith('expiry-time="') and datetime.timedelta(
+                hours=23
+            ) < ahead <= datetime.timedelta(days=1)
     assert response.url.endswith("/change/")
+    (line,) = [k for k in authorized_keys(storage_server.root_home).splitlines() if "srv-a" in k]
+    assert line.startswith("ssh-ed25519 ")  # created: the key is permanent
     text = " ".join(page.content.decode() for page in pages)
     for label in ("Image storage IP", "SSH port", "Addition method", "Image sync network", "Data network"):
         assert label in text
