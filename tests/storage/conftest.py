@@ -1,4 +1,5 @@
 import os
+import subprocess
 import uuid
 
 import pytest
@@ -82,6 +83,17 @@ def random_bytes(size: int, seed: int) -> bytes:
     import random
 
     return random.Random(seed).randbytes(size)
+
+
+def cached_bytes(path) -> int:
+    """How much of the file is in the page cache (util-linux fincore)."""
+    out = subprocess.run(
+        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    return int(out.strip())
 
 
 def read_all(backend, key, start=0, end=None) -> bytes:

@@ -9,7 +9,7 @@ import pytest
 
 from storage.backends import StorageFull
 
-from .conftest import MiB, files_under, random_bytes, read_all
+from .conftest import MiB, cached_bytes, files_under, random_bytes, read_all
 
 
 def _source(tmp_path, data):
@@ -21,17 +21,6 @@ def _source(tmp_path, data):
 def _receivers(storage_server) -> list[str]:
     found = subprocess.run(["pgrep", "-af", "python3 -u -c"], capture_output=True, text=True).stdout
     return [line for line in found.splitlines() if "import json, mmap, os, struct, sys" in line]
-
-
-def _cached_bytes(path) -> int:
-    """How much of the file is in the page cache (util-linux fincore)."""
-    out = subprocess.run(
-        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return int(out.strip())
 
 
 def test_chunks_are_written_through_openssh_and_read_back(make_server_storage, storage_server, tmp_path):
@@ -46,7 +35,7 @@ def test_chunks_are_written_through_openssh_and_read_back(make_server_storage, s
     )
     result = backend.ingest(_source(tmp_path, data), key="piped")
     # Whole chunks are written by the receiver around the server's page cache (O_DIRECT).
-    assert [_cached_bytes(path) for path in files_under(backend.root / "chunks")] == [0, 0]
+    assert [cached_bytes(path) for path in files_under(backend.root / "chunks")] == [0, 0]
 
     pipes = backend.connection.pipes()
     assert pipes is not None and pipes.alive

@@ -11,7 +11,7 @@ import pytest
 from storage.backends import Cancelled, ReplicaNotFound, StorageError
 from storage.backends.standalone import CHUNK_SIZE, aligned_buffer, check_mount_path
 
-from .conftest import MiB, files_under, random_bytes, read_all
+from .conftest import MiB, cached_bytes, files_under, random_bytes, read_all
 
 
 def chunk_files(backend):
@@ -215,17 +215,6 @@ def test_connection_test_creates_the_directory_and_reports_why_it_fails(make_chu
         get_backend(storage).test_connection()
 
 
-def _cached_bytes(path) -> int:
-    """How much of the file is in the page cache (util-linux fincore)."""
-    out = subprocess.run(
-        ["fincore", "--bytes", "--noheadings", "--output", "RES", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    return int(out.strip())
-
-
 def _chunk_of(backend, data: bytes):
     return backend.chunk_path(hashlib.sha256(data).hexdigest())
 
@@ -250,8 +239,8 @@ def test_whole_chunks_go_to_disk_around_the_page_cache(make_standalone):
     assert backend.direct
     whole = [data[i : i + CHUNK_SIZE] for i in range(0, 3 * CHUNK_SIZE, CHUNK_SIZE)]
     for chunk in whole:
-        assert _cached_bytes(_chunk_of(backend, chunk)) == 0
-    assert _cached_bytes(_chunk_of(backend, data[3 * CHUNK_SIZE :])) > 0
+        assert cached_bytes(_chunk_of(backend, chunk)) == 0
+    assert cached_bytes(_chunk_of(backend, data[3 * CHUNK_SIZE :])) > 0
     half_zero = _chunk_of(backend, whole[2])
     assert half_zero.stat().st_blocks * 512 <= CHUNK_SIZE // 2 + 64 * 1024
     assert read_all(backend, "direct") == data
