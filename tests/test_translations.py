@@ -80,3 +80,4 @@ def test_login_throttling_in_admin_speaks_chinese(client, django_user_model):
     listing = client.get("/admin/axes/accessattempt/").content.decode()
     assert "用户代理" in listing and "尝试时间" in listing and "mallory" in listing
     assert "User Agent" not in listing and "Attempt Time" not in listing
+    assert "状态" in listing and "Status" not in listing  # a column axes names after a method
