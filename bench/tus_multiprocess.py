@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from download import PeakMemory  # noqa: E402
-from import_upload import BASE, PYTHON, Deployment, free_port, warm, write_random  # noqa: E402
+from import_upload import BASE, PYTHON, Deployment, forget, free_port, warm, write_random  # noqa: E402
 
 MiB = 1024 * 1024
 
@@ -213,6 +213,7 @@ def main() -> None:
                 results[mode] = upload(
                     deployment, qcow2, f"{mode}-{size_mib}", patch, alternate=mode != "same"
                 )
+                forget(qcow2)
                 qcow2.unlink()
             for mode, label in (
                 ("one", "one PATCH"),
