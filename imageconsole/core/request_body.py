@@ -17,6 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+def _held_by(body) -> int | None:
+    """How many bytes gunicorn's Body holds already read (None: not the Body this module knows)."""
+    buffered = getattr(body, "buf", None)
+    if buffered is None or not callable(getattr(buffered, "getbuffer", None)):
+        return None
+    with buffered.getbuffer() as view:
+        return view.nbytes
+
+
 def body_reader(request) -> Callable[[int], bytes]:
     """`read(n)`: at most n of the body's next bytes (fewer as they arrive), b"" at its end."""
     request = getattr(request, "_request", request)  # a REST framework request wraps Django's
@@ -25,15 +34,13 @@ def body_reader(request) -> Callable[[int], bytes]:
     body = environ.get("wsgi.input")
     reader = getattr(body, "reader", None)
     unreader = getattr(reader, "unreader", None)
-    buffered = getattr(body, "buf", None)
     if (
         sock is None
         or type(reader).__name__ != "LengthReader"
         or not isinstance(getattr(reader, "length", None), int)
         or not callable(getattr(unreader, "take_buffered", None))
         or not callable(getattr(unreader, "unread", None))
-        or buffered is None
-        or buffered.getbuffer().nbytes
+        or _held_by(body) != 0
         or getattr(request, "_read_started", False)
     ):
         return request.read

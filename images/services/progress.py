@@ -39,10 +39,8 @@ class StageProgress:
         self.interval = interval
         self._last = 0.0
         self._samples: deque[tuple[float, int]] = deque()
-        self._rate_unknown = False  # the row's rate is an earlier request's until the first report
-        if current == stage:
-            self._rate_unknown = True
-        else:
+        self._rate_unknown = current == stage  # the row's rate is an earlier request's until the first report
+        if not self._rate_unknown:
             self.set_stage(stage)
 
     def set_stage(self, stage: str) -> None:
