@@ -130,24 +130,35 @@ def storage_create(
     reason = _check_connection(storage)
     if reason and kind in (ImageStorage.Kind.STANDALONE, ImageStorage.Kind.SERVER):
         raise ValidationError({"mount_path": reason}, code="write_test")
+    if kind == ImageStorage.Kind.SERVER and login is not None:
+        _confirm_key(storage)
     _apply_connection_result(storage, reason)
     storage.save()
     log(action="storage.create", actor=actor, target=storage, request=request, message=storage.state_reason)
     return storage
 
 
-def _enroll_server(storage: ImageStorage, *, password: str, disk: str, enrolled: bool = False) -> None:
+def _confirm_key(storage: ImageStorage) -> None:
+    """The add wizard's login installed the console's key for a day only: the storage is created, the key
+    stays."""
     from .backends import server
 
     try:
-        if not enrolled:
-            if not password:
-                raise ValidationError({"password": _("Enter the password.")}, code="required")
-            server.enroll(storage, password)
-        else:
-            server.confirm_key(storage)  # the add wizard's login installed it for a day only
+        server.confirm_key(storage)
     except StorageError as error:
         raise ValidationError({"host": str(error)}, code="unreachable") from error
+
+
+def _enroll_server(storage: ImageStorage, *, password: str, disk: str, enrolled: bool = False) -> None:
+    from .backends import server
+
+    if not enrolled:
+        if not password:
+            raise ValidationError({"password": _("Enter the password.")}, code="required")
+        try:
+            server.enroll(storage, password)
+        except StorageError as error:
+            raise ValidationError({"host": str(error)}, code="unreachable") from error
     if storage.addition_method == ImageStorage.AdditionMethod.FREE_DISK:
         if not disk:
             raise ValidationError({"disk": _("Choose the disk to format.")}, code="required")
