@@ -153,14 +153,16 @@ def cache_forget_image(*, image_id, tenant_id=None) -> None:
     to expunge an image with VMs; a VM created from another image with the same bytes may use it); one
     whose host does not answer stays too, logged, for the cache clean-up of Django admin.
     """
+    image = Image.objects.filter(pk=image_id).only("sha256", "disk_format").first()
     entries = ImageCacheEntry.objects.filter(image_id=image_id)
-    for entry in entries:
+    if image is not None and image.sha256:
+        # The image's entries all hold its bytes (one per host): one heir serves them all.
         heir = (
-            Image.objects.filter(sha256=entry.sha256, disk_format=entry.disk_format)
+            Image.objects.filter(sha256=image.sha256, disk_format=image.disk_format)
             .exclude(pk=image_id)
             .exclude(status=Image.Status.DELETING)
             .first()
         )
         if heir is not None:
-            ImageCacheEntry.objects.filter(pk=entry.pk).update(image=heir, image_name=heir.name)
+            entries.update(image=heir, image_name=heir.name)
     cache_cleanup(entries=ImageCacheEntry.objects.filter(image_id=image_id))
