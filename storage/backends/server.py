@@ -66,6 +66,10 @@ from .standalone import (
 )
 
 CONNECT_TIMEOUT = 10
+# A new channel on a connection that is up: the server answered already, and a gone one fails at once
+# (the transport closes); a busy one may take longer to start a session than to accept a connection
+# (over 10 s was seen on a loaded 2-core machine running the test suite beside its storage servers).
+CHANNEL_OPEN_TIMEOUT = 60
 CHANNEL_TIMEOUT = 120
 KEY_COMMENT = "imageconsole-storage"
 
@@ -200,7 +204,7 @@ def open_transport(
 
 def run(transport, command: str, *, stdin: bytes | None = None, timeout: float = CHANNEL_TIMEOUT):
     """Run a command on the server: (exit status, stdout, stderr)."""
-    channel = transport.open_session(timeout=CONNECT_TIMEOUT)
+    channel = transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
     try:
         channel.settimeout(timeout)
         channel.exec_command(command)
@@ -402,7 +406,7 @@ class Connection:
         import paramiko
 
         try:
-            channel = self.transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel = self.transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
             channel.settimeout(None)
             channel.exec_command(
                 f"exec 9>>{shlex.quote(lock_path)} || exit 1; echo ready; "
@@ -1361,7 +1365,7 @@ def sync_direct(source: ServerBackend, key: str, target: ServerBackend, *, progr
             )
             names = "".join(f"{digest}\n" for digest in missing).encode()
             script = f"set -o pipefail 2>/dev/null; {ssh} | (set -e; {receive}); rc=$?; rm -f {_q(key_file)} {_q(known_file)}; exit $rc"
-            channel = target.connection.transport.open_session(timeout=CONNECT_TIMEOUT)
+            channel = target.connection.transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
             try:
                 channel.settimeout(CHANNEL_TIMEOUT)
                 channel.exec_command(f"bash -c {_q(script)}")
