@@ -56,6 +56,7 @@ test_packages=(
   "aria2 cmd:aria2c"
   "nginx sbin:nginx"
   "openssh-server sbin:sshd"
+  "b3sum cmd:b3sum"
   "iproute2 sbin:ip"
   "xz-utils cmd:xz"
   "zstd cmd:zstd"

@@ -32,6 +32,10 @@ class ImageStorage(BaseModel):
         CONNECTED = "connected", pgettext_lazy("Image storage state", "Connected")
         DISCONNECTED = "disconnected", pgettext_lazy("Image storage state", "Disconnected")
 
+    class ChunkNames(models.TextChoices):
+        SHA256 = "sha256", "SHA256"
+        BLAKE3 = "blake3", "BLAKE3"
+
     class TargetFormat(models.TextChoices):
         QCOW2 = "qcow2", "qcow2"
         RAW = "raw", "raw"
@@ -123,6 +127,17 @@ class ImageStorage(BaseModel):
         blank=True,
         help_text=_(
             "Format converted images are stored in; empty means qcow2 for standalone, raw for distributed."
+        ),
+    )
+    chunk_names = models.CharField(
+        _("chunk names"),
+        max_length=8,
+        choices=ChunkNames.choices,
+        default=ChunkNames.BLAKE3,
+        editable=False,
+        help_text=_(
+            "The hash that names the chunks new images are cut into (standalone storage). A storage made "
+            "before BLAKE3 keeps SHA256 until it is converted with manage.py convertchunks."
         ),
     )
     state = models.CharField(_("state"), max_length=16, choices=State.choices, default=State.CONNECTED)

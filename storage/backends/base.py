@@ -11,7 +11,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -45,6 +45,17 @@ class IngestResult:
     # Bytes this call physically wrote: new chunks only on a standalone storage (identical chunks are
     # stored once), the whole object on S3, nothing for a server-side copy.
     bytes_stored: int = 0
+
+
+@dataclass
+class ConversionResult:
+    """What converting a store's chunk names did: replicas rewritten, distinct chunks renamed and the bytes
+    read to name them; `changed`: replicas a writer published anew meanwhile (converted by a later run)."""
+
+    replicas: int = 0
+    chunks: int = 0
+    bytes_read: int = 0
+    changed: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -619,8 +619,9 @@ class ServerBackend(StandaloneBackend):
     def usage(self) -> Usage:
         total, free, _frsize = self._statvfs_values()
         out = self.connection.check(
-            f"cd {_q(self.root)} && find chunks manifests exports -type f -printf '%b\\n' 2>/dev/null "
-            "| awk '{s+=$1} END {print s+0}'"
+            # A file with two names (a converted chunk's) counts once.
+            f"cd {_q(self.root)} && find chunks manifests exports -type f -printf '%i %b\\n' 2>/dev/null "
+            "| awk '!seen[$1]++ {s+=$2} END {print s+0}'"
         )
         used = int(out.strip() or 0) * 512
         logical = sum(manifest["size"] for _key, manifest in self._manifests())
@@ -821,6 +822,41 @@ class ServerBackend(StandaloneBackend):
                                 % {"key": key}
                             )
                     sftp.posix_rename(tmp, str(path))
+            except OSError as error:
+                raise self._write_error(error) from error
+            finally:
+                with suppress(OSError):
+                    sftp.remove(tmp)
+
+    # Converting chunk names (see StandaloneBackend.convert_chunk_names)
+    def link_chunks(self, pairs: list[tuple[str, str]]) -> None:
+        if not pairs:
+            return
+        script = "".join(
+            f"ln {_q(self.chunk_path(old))} {_q(self.chunk_path(new))} 2>/dev/null || "
+            f"touch -c {_q(self.chunk_path(new))}; [ -e {_q(self.chunk_path(new))} ]\n"
+            for old, new in pairs
+        )
+        with self._lock():
+            self.connection.check("sh -e", stdin=script.encode())
+
+    def replace_manifest(self, key: str, expected: dict, manifest: dict) -> bool:
+        path = str(self.manifest_path(key))
+        tmp = str(self.tmp_dir / f"{uuid.uuid4().hex}.manifest")
+        payload = json.dumps(manifest, separators=(",", ":")).encode()
+        with self.sftp() as sftp:
+            try:
+                self._write_file(sftp, tmp, payload, [(0, len(payload))])
+                with self._lock(exclusive=True):
+                    try:
+                        with sftp.open(path, "r") as file:
+                            current = json.loads(file.read())
+                    except (FileNotFoundError, ValueError):
+                        return False
+                    if current != expected:
+                        return False
+                    sftp.posix_rename(tmp, path)
+                return True
             except OSError as error:
                 raise self._write_error(error) from error
             finally:
@@ -1118,13 +1154,19 @@ class ServerBackend(StandaloneBackend):
                 mtime, path = line.split(" ", 1)
                 if float(mtime) < cutoff:
                     doomed.append(path)
+            # A file with several names (a chunk converted to BLAKE3 keeps its SHA256 name until now) frees
+            # its bytes only when every name goes.
+            names_left: dict[str, list[int]] = {}  # inode -> [names not yet doomed, its blocks]
             for directory, keep, limit in ((self.chunks_dir, live, cutoff), (self.tmp_dir, (), tmp_cutoff)):
-                for line in self._find(directory, printf="%T@ %b %p\\n"):
-                    mtime, blocks, path = line.split(" ", 2)
+                for line in self._find(directory, printf="%T@ %b %n %i %p\\n"):
+                    mtime, blocks, links, inode, path = line.split(" ", 4)
                     if posixpath.basename(path) in keep or float(mtime) >= limit:
                         continue
                     doomed.append(path)
-                    freed += int(blocks) * 512
+                    left = names_left.setdefault(inode, [int(links), int(blocks) * 512])
+                    left[0] -= 1
+                    if left[0] == 0:
+                        freed += left[1]
                     blobs += 1
             if doomed:
                 payload = b"".join(path.encode(errors="surrogateescape") + b"\0" for path in doomed)
@@ -1277,8 +1319,8 @@ def format_free_disk(storage, disk: str, *, filesystem: str = "ext4") -> None:
 # reading chunk files by name: a forced command) and removes afterwards. The console only orchestrates.
 
 _READ_CHUNKS = (
-    "cd {chunks} || exit 3; while read -r d; do case $d in *[!0-9a-f]*) exit 2;; esac; "
-    "[ ${{#d}} -eq 64 ] || exit 2; f=${{d%${{d#??}}}}/$d; s=$(stat -c %s $f) || exit 3; "
+    "cd {chunks} || exit 3; while read -r d; do h=${{d%.b3}}; case $h in *[!0-9a-f]*) exit 2;; esac; "
+    "[ ${{#h}} -eq 64 ] || exit 2; f=${{d%${{d#??}}}}/$d; s=$(stat -c %s $f) || exit 3; "
     "echo $s $d; cat $f || exit 3; done"
 )
 
@@ -1353,7 +1395,11 @@ def sync_direct(source: ServerBackend, key: str, target: ServerBackend, *, progr
                 f"t=tmp/sync~{token}~$d.chunk; "
                 "dd of=$t ibs=$size count=1 obs=65536 iflag=fullblock conv=sparse,fsync status=none || exit 5; "
                 '[ "$(stat -c %s $t)" = "$size" ] || { echo "short chunk $d" >&2; exit 6; }; '
-                '[ "$(sha256sum < $t | cut -c1-64)" = "$d" ] || { echo "chunk $d does not match its name" >&2; exit 7; }; '
+                # A chunk is checked against its name: by sha256sum, or b3sum for a BLAKE3 name (Debian's
+                # package b3sum; a server without it checks the length only).
+                "case $d in *.b3) if command -v b3sum >/dev/null; then h=$(b3sum --no-names < $t); else h=${d%.b3}; fi; "
+                "h=$h.b3;; *) h=$(sha256sum < $t | cut -c1-64);; esac; "
+                '[ "$h" = "$d" ] || { echo "chunk $d does not match its name" >&2; exit 7; }; '
                 "p=chunks/${d%${d#??}}/$d; "
                 'if ln $t $p 2>/dev/null; then echo "new $d $size $(stat -c %Y $p)"; else touch $p; echo "had $d $size 0"; fi; '
                 "rm -f $t; done"

@@ -2,7 +2,8 @@
 
 Layout under the mount path:
 
-    chunks/ab/<sha256>     one file per distinct chunk, named by the SHA256 of its bytes
+    chunks/ab/<name>       one file per distinct chunk, named by a hash of its bytes (chunknames.py:
+                           BLAKE3, or SHA256 in a store made before BLAKE3 and not yet converted)
     manifests/<key>.json   one per replica: size, MD5, SHA256, chunk size and the chunk list
                            (null for an all-zero chunk, which is a hole: never written)
     exports/<key>          exported images: complete files, served as they are (sendfile)
@@ -41,10 +42,11 @@ from django.utils import timezone
 from imageconsole.core.words import gettext as _
 from imageconsole.core.words import os_reason
 
-from . import hashstate
+from . import chunknames, hashstate
 from .base import (
     Cancelled,
     CleanupResult,
+    ConversionResult,
     IngestResult,
     ReplicaNotFound,
     ReplicaWriter,
@@ -267,6 +269,11 @@ class StandaloneBackend(StorageBackend):
         finally:
             os.close(fd)
 
+    @property
+    def chunk_names(self) -> str:
+        """The scheme that names the chunks this store's writers create (chunknames.py)."""
+        return self.storage.chunk_names or chunknames.BLAKE3
+
     def chunk_path(self, digest: str) -> Path:
         return self.chunks_dir / digest[:2] / digest
 
@@ -293,10 +300,16 @@ class StandaloneBackend(StorageBackend):
     def usage(self) -> Usage:
         stat = self._statvfs()
         used = 0
+        counted: set[int] = set()  # a file with two names (a converted chunk's) counts once
         for directory in (self.chunks_dir, self.manifests_dir, self.exports_dir):
             for path in _walk_files(directory):
                 with suppress(FileNotFoundError):
-                    used += path.stat().st_blocks * 512
+                    file = path.stat()
+                    if file.st_nlink > 1:
+                        if file.st_ino in counted:
+                            continue
+                        counted.add(file.st_ino)
+                    used += file.st_blocks * 512
         logical = 0
         for _key, manifest in self._manifests():
             logical += manifest["size"]
@@ -717,6 +730,85 @@ class StandaloneBackend(StorageBackend):
             with suppress(FileNotFoundError):
                 probe.unlink()
 
+    # Converting chunk names (SHA256 to BLAKE3)
+    def link_chunks(self, pairs: list[tuple[str, str]]) -> None:
+        """Give each chunk `old` the second name `new` (a hard link: no byte is copied), or claim `new`
+        when it exists already, so that no cleanup removes it before a manifest names it."""
+        with self._lock():
+            for old, new in pairs:
+                target = self.chunk_path(new)
+                try:
+                    os.link(self.chunk_path(old), target)
+                except FileExistsError:
+                    now = time.time_ns()
+                    os.utime(target, ns=(now, now))
+
+    def replace_manifest(self, key: str, expected: dict, manifest: dict) -> bool:
+        """Publish `manifest` for `key` if its manifest is still `expected` (a writer may have published a
+        newer one meanwhile: a resumable upload checkpoints hers). Returns whether it was replaced."""
+        path = self.manifest_path(key)
+        tmp = self._tmp_file("manifest")
+        try:
+            with open(tmp, "w") as file:
+                json.dump(manifest, file, separators=(",", ":"))
+                file.flush()
+                if self.fsync:
+                    os.fsync(file.fileno())
+            with self._lock(exclusive=True):
+                try:
+                    with open(path, "rb") as file:
+                        current = json.load(file)
+                except (FileNotFoundError, ValueError):
+                    return False
+                if current != expected:
+                    return False
+                os.replace(tmp, path)
+            if self.fsync:
+                _fsync_dir(path.parent)
+            return True
+        finally:
+            with suppress(FileNotFoundError):
+                tmp.unlink()
+
+    def convert_chunk_names(self, *, progress: Callable[[str], None] | None = None) -> ConversionResult:
+        """Name every chunk a manifest lists by SHA256 by its BLAKE3 as well and rewrite the manifests with
+        the new names; each chunk is read once and checked against its old name on the way. Unreferenced
+        old names go with the next data cleanup (the bytes stay: both names are one file)."""
+        self.ensure_layout()
+        renamed: dict[str, str] = {}
+        result = ConversionResult()
+        for key, manifest in list(self._manifests()):
+            if manifest.get("format") != MANIFEST_FORMAT:
+                continue
+            chunk_size, size, chunks = manifest["chunk_size"], manifest["size"], manifest["chunks"]
+            pairs = []
+            for index, name in enumerate(chunks):
+                if not name or chunknames.scheme_of(name) != chunknames.SHA256 or name in renamed:
+                    continue
+                data = self._read_chunk(name, min(chunk_size, size - index * chunk_size))
+                if not chunknames.matches(name, data):
+                    raise StorageError(
+                        _(
+                            "Chunk %(digest)s on storage “%(name)s” does not match its name; the storage is damaged."
+                        )
+                        % {"digest": name, "name": self.storage.name}
+                    )
+                renamed[name] = chunknames.name_of(data, chunknames.BLAKE3)
+                pairs.append((name, renamed[name]))
+                result.chunks += 1
+                result.bytes_read += len(data)
+            if not any(name in renamed for name in chunks if name):
+                continue
+            self.link_chunks(pairs)
+            converted = dict(manifest, chunks=[renamed.get(name, name) if name else name for name in chunks])
+            if self.replace_manifest(key, manifest, converted):
+                result.replicas += 1
+            else:
+                result.changed.append(key)
+            if progress is not None:
+                progress(key)
+        return result
+
     def cleanup(self, *, referenced_keys: set[str], grace_seconds: float) -> CleanupResult:
         self.ensure_layout()
         cutoff_ns = time.time_ns() - int(grace_seconds * 1e9)
@@ -753,7 +845,8 @@ class StandaloneBackend(StorageBackend):
                         stat = path.stat()
                         if stat.st_mtime_ns < cutoff:
                             path.unlink()
-                            freed += stat.st_blocks * 512
+                            if stat.st_nlink == 1:  # else the bytes stay under its other name
+                                freed += stat.st_blocks * 512
                             blobs += 1
         return CleanupResult(bytes_freed=freed, replicas_removed=replicas, blobs_removed=blobs)
 
@@ -808,6 +901,7 @@ class ChunkWriter(ReplicaWriter):
         self.backend = backend
         self.key = key
         self.chunk_size = backend.chunk_size
+        self._names = backend.chunk_names
         concurrency = backend.storage.upload_concurrency
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="chunk-write")
         self._md5_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chunk-md5")
@@ -888,7 +982,7 @@ class ChunkWriter(ReplicaWriter):
         runs = nonzero_runs(chunk)
         if not runs:
             return None
-        digest = hashlib.sha256(chunk).hexdigest()
+        digest = chunknames.name_of(chunk, self._names)
         created = self.backend.put_chunk(
             digest, chunk, runs, owner=self._journal_key, note=self._note_locked, aligned=aligned
         )
@@ -1055,7 +1149,7 @@ def _sync_chunks(
 
     def copy(digest: str) -> tuple[int, tuple | None]:
         data = memoryview(source._read_chunk(digest, lengths[digest]))
-        if hashlib.sha256(data).hexdigest() != digest:
+        if not chunknames.matches(digest, data):
             raise StorageError(
                 _("Chunk %(digest)s on storage “%(name)s” does not match its name; the source is damaged.")
                 % {"digest": digest, "name": source.storage.name}

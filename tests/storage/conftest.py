@@ -78,6 +78,13 @@ def make_chunk_store(request, db):
     )
 
 
+def chunk_name(data: bytes, backend=None) -> str:
+    """The name a chunk holding `data` gets in `backend` (BLAKE3 in a store made now)."""
+    from storage.backends import chunknames
+
+    return chunknames.name_of(data, backend.chunk_names if backend is not None else chunknames.BLAKE3)
+
+
 def random_bytes(size: int, seed: int) -> bytes:
     """Deterministic pseudo-random bytes (different seeds share no 4 MiB chunk)."""
     import random

@@ -1,7 +1,6 @@
 """Data cleanup on a standalone storage frees exactly what nothing references, and never a chunk an
 ingest in flight relies on."""
 
-import hashlib
 import io
 import os
 import threading
@@ -9,7 +8,7 @@ import time
 
 from storage.backends.standalone import CHUNK_SIZE
 
-from .conftest import files_under, random_bytes, read_all
+from .conftest import chunk_name, files_under, random_bytes, read_all
 
 DAY = 86400
 
@@ -25,7 +24,7 @@ def chunk_names(backend):
 
 
 def sha(data):
-    return hashlib.sha256(data).hexdigest()
+    return chunk_name(data)
 
 
 def test_cleanup_frees_exactly_the_unreferenced_chunks_and_spares_an_ingest_in_flight(make_chunk_store):

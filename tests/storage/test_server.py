@@ -19,7 +19,7 @@ from storage.backends import StorageError, get_backend
 from storage.models import ImageStorage
 from storage.selectors import storage_choices_for_import
 
-from .conftest import MiB, files_under, random_bytes, read_all
+from .conftest import MiB, chunk_name, files_under, random_bytes, read_all
 from .servers import ROOT_PASSWORD, USER, USER_PASSWORD, USER_UID
 
 ADD_URL = "/admin/storage/imagestorage/add/?kind=server"
@@ -542,7 +542,7 @@ def test_the_sync_key_can_only_read_chunks_by_name(make_server_storage, storage_
     storage, backend = make_server_storage()
     data = random_bytes(MiB, 80)
     backend.ingest(io.BytesIO(data), key="img")
-    digest = hashlib.sha256(data).hexdigest()
+    digest = chunk_name(data)
     private, public = generate_key("imageconsole-sync-test")
     command = _READ_CHUNKS.format(chunks=_q(backend.chunks_dir))
     install_key(connection_for(storage).transport, f'restrict,command="{command}" {public}')
@@ -575,6 +575,8 @@ def test_the_sync_key_can_only_read_chunks_by_name(make_server_storage, storage_
     assert status == 2 and b"root:" not in out
     status, out = ask("sh", b"0" * 64 + b"\n")
     assert status == 3 and out == b""
+    status, out = ask("sh", b"0" * 64 + b".b3/../../x\n")
+    assert status == 2 and out == b""
 
 
 def test_modify_configuration_of_a_server_storage(admin_client, make_server_storage):

@@ -11,7 +11,7 @@ import pytest
 from storage.backends import Cancelled, ReplicaNotFound, StorageError
 from storage.backends.standalone import CHUNK_SIZE, aligned_buffer, check_mount_path
 
-from .conftest import MiB, cached_bytes, files_under, random_bytes, read_all
+from .conftest import MiB, cached_bytes, chunk_name, files_under, random_bytes, read_all
 
 
 def chunk_files(backend):
@@ -39,17 +39,15 @@ def test_ingest_reads_back_with_hashes_from_the_same_pass(make_chunk_store, tmp_
     copy = tmp_path / "copy.raw"
     backend.copy_to_path("img-1", copy)
     assert copy.read_bytes() == data
-    # Chunks are named by the SHA256 of their bytes: 3 full chunks and a tail.
+    # Chunks are named by the BLAKE3 of their bytes: 3 full chunks and a tail.
     names = sorted(os.path.basename(path) for path in chunk_files(backend))
     expected = sorted(
-        hashlib.sha256(data[offset : offset + CHUNK_SIZE]).hexdigest()
-        for offset in range(0, len(data), CHUNK_SIZE)
+        chunk_name(data[offset : offset + CHUNK_SIZE]) for offset in range(0, len(data), CHUNK_SIZE)
     )
     assert names == expected
     manifest = json.loads((backend.manifests_dir / "img-1.json").read_text())
     assert manifest["chunks"] == [
-        hashlib.sha256(data[offset : offset + CHUNK_SIZE]).hexdigest()
-        for offset in range(0, len(data), CHUNK_SIZE)
+        chunk_name(data[offset : offset + CHUNK_SIZE]) for offset in range(0, len(data), CHUNK_SIZE)
     ]
 
 
@@ -183,7 +181,7 @@ def test_abort_keeps_a_chunk_another_writer_claimed(make_chunk_store):
 
     assert read_all(backend, "second") == shared
     names = {os.path.basename(path) for path in chunk_files(backend)}
-    assert names == {hashlib.sha256(shared).hexdigest()}
+    assert names == {chunk_name(shared)}
     assert not backend.exists("first")
 
 
@@ -216,7 +214,7 @@ def test_connection_test_creates_the_directory_and_reports_why_it_fails(make_chu
 
 
 def _chunk_of(backend, data: bytes):
-    return backend.chunk_path(hashlib.sha256(data).hexdigest())
+    return backend.chunk_path(chunk_name(data))
 
 
 def test_whole_chunks_go_to_disk_around_the_page_cache(make_standalone):
