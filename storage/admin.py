@@ -37,6 +37,7 @@ class ImageStorageAdmin(admin.ModelAdmin):
         "state_reason",
         "settings_summary",
         "server_summary",
+        "chunk_names_summary",
         "last_cleanup",
     ]
     change_form_template = "admin/storage/imagestorage/change_form.html"
@@ -103,6 +104,14 @@ class ImageStorageAdmin(admin.ModelAdmin):
             "sync": obj.sync_network or "—",
             "data": obj.data_network or "—",
         }
+
+    @admin.display(description=_("chunk names"))
+    def chunk_names_summary(self, obj):
+        if not obj.uses_chunks:
+            return "—"
+        if obj.chunk_names == ImageStorage.ChunkNames.SHA256:
+            return _("SHA256 (convert to BLAKE3 with manage.py convertchunks %(name)s)") % {"name": obj.name}
+        return obj.get_chunk_names_display()
 
     @admin.display(description=_("last data cleanup"))
     def last_cleanup(self, obj):

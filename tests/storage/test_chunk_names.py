@@ -169,3 +169,17 @@ def test_direct_sync_checks_blake3_names_on_the_target(make_storage_server, make
     with pytest.raises(StorageError, match="does not match its name"):
         source_backend.copy_to("bad", target_backend)
     assert not target_backend.exists("bad")
+
+
+def test_the_storage_page_shows_the_chunk_names_and_how_to_convert(admin_client, make_standalone, make_s3):
+    old, _backend = make_standalone("older", chunk_names=ImageStorage.ChunkNames.SHA256)
+    new, _backend = make_standalone("newer")
+    s3, _backend = make_s3()
+
+    def shown(storage):
+        page = admin_client.get(f"/admin/storage/imagestorage/{storage.pk}/change/").content.decode()
+        return page.split("Chunk names", 1)[1][:300]
+
+    assert "SHA256 (convert to BLAKE3 with manage.py convertchunks older)" in shown(old)
+    assert "BLAKE3" in shown(new) and "convertchunks" not in shown(new)
+    assert "BLAKE3" not in shown(s3) and "SHA256" not in shown(s3)
