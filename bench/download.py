@@ -55,7 +55,13 @@ def wait_for_port(port: int, what: str) -> None:
 
 def rss_of_tree(pid: int) -> int:
     """Resident bytes of a process and its children (gunicorn's master and worker)."""
-    total = 0
+    return sum(rss_of_each(pid))
+
+
+def rss_of_each(pid: int) -> list[int]:
+    """Resident bytes of a process and of each of its children, one figure per process (a forked child
+    counts the pages it shares with its parent again)."""
+    sizes = []
     pids = [pid]
     try:
         for task in os.listdir(f"/proc/{pid}/task"):
@@ -68,16 +74,17 @@ def rss_of_tree(pid: int) -> int:
             with open(f"/proc/{each}/status") as file:
                 for line in file:
                     if line.startswith("VmRSS:"):
-                        total += int(line.split()[1]) * 1024
+                        sizes.append(int(line.split()[1]) * 1024)
         except OSError:
             pass
-    return total
+    return sizes
 
 
 class PeakMemory:
     def __init__(self, pid: int | None):
         self.pid = pid
-        self.peak = 0
+        self.peak = 0  # the whole tree's
+        self.each = 0  # the largest single process's
         self._stop = threading.Event()
 
     def __enter__(self):
@@ -88,7 +95,9 @@ class PeakMemory:
 
     def _run(self):
         while not self._stop.is_set():
-            self.peak = max(self.peak, rss_of_tree(self.pid))
+            sizes = rss_of_each(self.pid)
+            self.peak = max(self.peak, sum(sizes))
+            self.each = max([self.each, *sizes])
             time.sleep(0.05)
 
     def __exit__(self, *exc):
