@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from rq import get_current_job
 
 from imageconsole.core.words import gettext as _
 from imageconsole.core.words import message_of
@@ -21,6 +22,7 @@ from ..decompress import DecompressError, DecompressingSink
 from ..inspection import ImportRefused
 from ..models import Image, UploadSession
 from .imports import ImportNotAccepted, import_fail
+from .pipeline import import_finish
 from .progress import Heartbeat
 
 logger = logging.getLogger("images.fetching")
@@ -144,9 +146,11 @@ def import_fetch(*, image_id) -> None:
         overrides["file_roots"] = (Path(image.storage.mount_path).resolve(),)
         allow_file = True
     policy = FetchPolicy.from_settings(sftp_host_key_check=trust_on_first_use, **overrides)
+    job = get_current_job()
+    finish_here = False
     with Heartbeat(image.pk):
         try:
-            sink = ImportSink(image.pk)
+            sink = ImportSink(image.pk, job_id=job.id if job is not None else None)
         except (ImportNotAccepted, ImportRefused):
             return
         glue = _CompressedFetch(sink)
@@ -199,6 +203,7 @@ def import_fetch(*, image_id) -> None:
                 )
                 verify_sent(image, stream)
             sink.finish()
+            finish_here = sink.finish_here
         except FetchCancelled:
             sink.abort()
         except ImportRefused:
@@ -221,3 +226,6 @@ def import_fetch(*, image_id) -> None:
                 image_id=image.pk,
                 message=_("The download failed unexpectedly (%(error)s).") % {"error": type(error).__name__},
             )
+    if finish_here:
+        # Stored as it arrived: this job inspects it and makes it available, as the finish job would.
+        import_finish(image_id=image.pk)

@@ -268,8 +268,15 @@ def enqueue_job(kind: str, *, image_id, job_id: str) -> None:
     )
 
 
-def import_hand_over(*, image_id, kind: str, enqueue: bool = True) -> None:
-    """The bytes are in: the image waits for its job (`finish` or `convert`) in stage inspecting."""
+def import_hand_over(*, image_id, kind: str, enqueue: bool = True, job_id: str | None = None) -> None:
+    """The bytes are in: the image waits for its job (`finish` or `convert`) in stage inspecting.
+    `job_id`: the running job that takes the next step itself (a URL fetch finishing what it stored):
+    nothing is enqueued, and the reconciler watches that job."""
+    if job_id is not None:
+        Image.objects.filter(pk=image_id, status=Image.Status.UPLOADING).update(
+            stage=Image.Stage.INSPECTING, progress=0, job_id=job_id, updated_at=timezone.now()
+        )
+        return
     job_id = uuid.uuid4().hex
     updated = Image.objects.filter(pk=image_id, status=Image.Status.UPLOADING).update(
         stage=Image.Stage.INSPECTING, progress=0, job_id=job_id, updated_at=timezone.now()

@@ -284,9 +284,15 @@ class ImportReceiver:
         detect_compression: bool = True,
         unknown_length: bool = False,
         decompressed: bool = False,
+        continue_in_job: str | None = None,
     ):
         """`unknown_length`: an upload whose length comes with its end (a chunked PUT); `finish()` ends it.
-        `decompressed`: the bytes are a compressed file's decompressed ones (see `set_decompressed`)."""
+        `decompressed`: the bytes are a compressed file's decompressed ones (see `set_decompressed`).
+        `continue_in_job`: the id of the running job that receives (a fetch), which finishes an image
+        stored as it arrived itself (`finish_here`) instead of enqueueing a job for it: a fork and a
+        queue hop less between the last byte and `available`."""
+        self.continue_in_job = continue_in_job
+        self.finish_here = False
         self.image_id = image_id_of(image_id)
         self.unknown_length = unknown_length
         self.sent_bytes = not decompressed
@@ -875,8 +881,12 @@ class ImportReceiver:
             Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
                 bytes_done=self.position, progress=100, **verified
             )
+            self.finish_here = self.continue_in_job is not None and not self.staged
             import_hand_over(
-                image_id=self.image_id, kind="convert" if self.staged else "finish", enqueue=self.enqueue
+                image_id=self.image_id,
+                kind="convert" if self.staged else "finish",
+                enqueue=self.enqueue,
+                job_id=self.continue_in_job if self.finish_here else None,
             )
 
     def _verify_checksum(self, *, md5: str, sha256: str) -> dict:
@@ -977,8 +987,8 @@ class ImportSink:
     The bytes take the same path as an upload's (stored as they arrive, or staged for a conversion).
     """
 
-    def __init__(self, image_id):
-        self.receiver = ImportReceiver(image_id=image_id, offset=0, lock=False)
+    def __init__(self, image_id, *, job_id: str | None = None):
+        self.receiver = ImportReceiver(image_id=image_id, offset=0, lock=False, continue_in_job=job_id)
         self._cancel_check = CancelCheck(self.receiver.image_id)
 
     def write(self, data: bytes) -> None:
@@ -995,6 +1005,11 @@ class ImportSink:
 
     def finish(self) -> int:
         return self.receiver.finish()
+
+    @property
+    def finish_here(self) -> bool:
+        """The image was stored as it arrived and the fetch's own job makes it available (ImportReceiver)."""
+        return self.receiver.finish_here
 
     def abort(self) -> None:
         self.receiver.abort()

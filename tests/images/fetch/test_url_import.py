@@ -101,6 +101,33 @@ def test_http_import_resumes_a_dropped_connection_to_available(
     assert [r["headers"].get("Range") for r in server.requests] == [None, f"bytes={len(qcow2) // 2}-"]
 
 
+def test_the_fetch_job_itself_makes_an_image_stored_as_it_arrived_available(
+    api, owner, standalone, qcow2, http_server, django_capture_on_commit_callbacks, run_jobs
+):
+    """No second job (a fork and a queue hop) between the last byte and `available`."""
+    import django_rq
+    from rq.job import Job
+    from rq.registry import FinishedJobRegistry
+
+    server = http_server()
+    server.routes["/centos.qcow2"] = FileRoute(qcow2)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = api(owner, body(standalone, server.url("/centos.qcow2")))
+    queue = django_rq.get_queue("imports")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_jobs(queues=("imports",)) == 0
+
+    image = Image.objects.get(pk=response.json()["id"])
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert stored_bytes(image) == qcow2
+    ran = [
+        Job.fetch(job_id, connection=queue.connection).func_name
+        for job_id in FinishedJobRegistry(queue=queue).get_job_ids()
+    ]
+    assert ran == ["images.jobs.import_fetch_job"]
+    assert queue.count == 0
+
+
 def test_server_that_cannot_resume_restarts_the_import_from_zero(
     api,
     owner,
