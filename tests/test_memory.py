@@ -1,0 +1,46 @@
+"""The web and worker processes limit glibc's malloc arenas (imageconsole/core/memory.py): an import's
+threads would otherwise each keep an arena of freed megabytes."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE = Path(__file__).resolve().parents[1]
+
+# Eight threads allocate at once (as an import's do), then glibc prints one "Arena N:" block per arena.
+COUNT_ARENAS = """
+import ctypes, threading
+{setup}
+barrier = threading.Barrier(8)
+def work():
+    barrier.wait()
+    kept = [bytes(1000 + i) for i in range(2000)]
+    barrier.wait()
+threads = [threading.Thread(target=work) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+ctypes.CDLL("libc.so.6").malloc_stats()
+"""
+
+
+def arenas(setup: str, **env) -> int:
+    result = subprocess.run(
+        [sys.executable, "-c", COUNT_ARENAS.format(setup=setup)],
+        cwd=BASE,
+        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "imageconsole.settings", **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return result.stderr.count("Arena ")
+
+
+@pytest.mark.skipif(not Path("/lib/x86_64-linux-gnu/libc.so.6").exists(), reason="glibc only")
+def test_the_web_and_worker_entry_points_keep_two_arenas():
+    assert arenas("") > 2  # what a process gets without the limit
+    assert arenas("import imageconsole.wsgi") <= 2
+    assert arenas("import sys; sys.argv = ['manage.py', 'check']; import manage; manage.main()") <= 2
+    # An operator's MALLOC_ARENA_MAX is left to glibc.
+    assert arenas("import imageconsole.wsgi", MALLOC_ARENA_MAX="4") > 2
