@@ -337,5 +337,6 @@ LOGGING = {
     },
 }
 
-# django-rq: enqueue jobs only once the surrounding transaction commits.
-RQ = {"COMMIT_MODE": "on_db_commit"}
+# django-rq: enqueue jobs only once the surrounding transaction commits; `manage.py rqworker` runs
+# imageconsole.worker.Worker (rq's, with the jobs' modules imported before it forks a horse per job).
+RQ = {"COMMIT_MODE": "on_db_commit", "WORKER_CLASS": "imageconsole.worker.Worker"}
