@@ -26,16 +26,20 @@ ctypes.CDLL("libc.so.6").malloc_stats()
 """
 
 
-def arenas(setup: str, **env) -> int:
-    result = subprocess.run(
-        [sys.executable, "-c", COUNT_ARENAS.format(setup=setup)],
+def run_python(code: str, **env) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter of this venv, with the project's settings and nothing else set."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
         cwd=BASE,
         env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "imageconsole.settings", **env},
         capture_output=True,
         text=True,
         check=True,
     )
-    return result.stderr.count("Arena ")
+
+
+def arenas(setup: str, **env) -> int:
+    return run_python(COUNT_ARENAS.format(setup=setup), **env).stderr.count("Arena ")
 
 
 @pytest.mark.skipif(not Path("/lib/x86_64-linux-gnu/libc.so.6").exists(), reason="glibc only")
@@ -57,12 +61,5 @@ def test_the_rq_worker_imports_the_jobs_modules_before_it_forks_a_horse():
         "get_worker_class()(['imports'], connection=redis.Redis()); "
         "print(before, all(name in sys.modules for name in __import__('imageconsole.worker').worker.PRELOAD))"
     )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        cwd=BASE,
-        env={"PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "imageconsole.settings"},
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    result = run_python(script)
     assert result.stdout.split() == ["False", "True"]

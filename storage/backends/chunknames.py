@@ -15,7 +15,6 @@ Both keep the first two hex digits in front: the fan-out directory is `chunks/<f
 from __future__ import annotations
 
 import hashlib
-import re
 
 import blake3
 
@@ -23,7 +22,6 @@ SHA256 = "sha256"
 BLAKE3 = "blake3"
 SCHEMES = (SHA256, BLAKE3)
 BLAKE3_SUFFIX = ".b3"
-NAME = re.compile(r"[0-9a-f]{64}(\.b3)?")
 
 
 def name_of(data, scheme: str) -> str:
@@ -43,7 +41,3 @@ def scheme_of(name: str) -> str:
 def matches(name: str, data) -> bool:
     """Whether `data` is what a chunk called `name` must hold."""
     return name_of(data, scheme_of(name)) == name
-
-
-def is_name(name: str) -> bool:
-    return NAME.fullmatch(name) is not None

@@ -276,7 +276,7 @@ class StandaloneBackend(StorageBackend):
     @property
     def chunk_names(self) -> str:
         """The scheme that names the chunks this store's writers create (chunknames.py)."""
-        return self.storage.chunk_names or chunknames.BLAKE3
+        return self.storage.chunk_names
 
     def chunk_path(self, digest: str) -> Path:
         return self.chunks_dir / digest[:2] / digest
