@@ -225,13 +225,15 @@ class StreamInspector:
         self._tail = b""
         self._head = b""  # the first bytes: a header cut short is told from no header at all
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | memoryview) -> None:
+        """The stream's next bytes. A memoryview is read during the call only (what the inspectors keep
+        they copy), so it may be a buffer reused afterwards."""
         if not data:
             return
         if not isinstance(data, bytes):
-            data = bytes(data)
+            data = memoryview(data).cast("B")
         if len(self._head) < 8:
-            self._head = (self._head + data)[:8]
+            self._head = (self._head + bytes(data[:8]))[:8]
         self.position += len(data)
         self._tail = (self._tail + data[-512:])[-512:]
         for inspector in self._inspectors:

@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from tenants.models import Membership, Tenant
 from tenants.selectors import scope_q
 
-from .models import Image, ImageCount, ImageShare
+from .models import Image, ImageCount, ImageShare, UploadSession
 
 # The list's two tabs (seed 000): self-made images (system and volume) and ISO images.
 SELF_MADE_KINDS = (Image.Kind.SYSTEM, Image.Kind.VOLUME)
@@ -39,6 +39,18 @@ def images_owned(*, tenant: Tenant, membership: Membership | None) -> QuerySet[I
         Image.objects.for_tenant(tenant)
         .filter(scope_q(membership, field="project_group"))
         .exclude(status=Image.Status.DELETED)
+    )
+
+
+def upload_session_owned(*, pk, tenant: Tenant, membership: Membership | None) -> UploadSession | None:
+    """The upload (tus) of one of `images_owned`, with its image; None when there is none such. One join,
+    not a subquery: every PATCH of an upload sent in pieces asks."""
+    return (
+        UploadSession.objects.select_related("image")
+        .filter(pk=pk, image__tenant=tenant)
+        .filter(scope_q(membership, field="image__project_group"))
+        .exclude(image__status=Image.Status.DELETED)
+        .first()
     )
 
 

@@ -3,11 +3,11 @@ the image storage in constant memory), keyed by SHA256; every VM's disk is a qco
 
 import logging
 
-import django_rq
 from django.db import transaction
 from django.db.models import Count
 from django.utils import timezone
 
+from imageconsole.core.queues import connection
 from imageconsole.core.words import gettext as _
 from images.models import Image, ImageReplica
 from storage.backends import StorageError, get_backend
@@ -45,7 +45,7 @@ def cache_ensure(*, host: ComputeHost, image: Image) -> ImageCacheEntry:
     """
     if not image.sha256:
         raise CacheError(_("The image “%(name)s” has no SHA256 yet.") % {"name": image.name})
-    lock = django_rq.get_connection("default").lock(
+    lock = connection("default").lock(
         f"compute-cache:{host.pk}:{image.sha256}", timeout=LOCK_TIMEOUT, blocking_timeout=LOCK_TIMEOUT
     )
     with lock:

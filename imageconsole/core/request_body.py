@@ -2,6 +2,7 @@
 
     read = body_reader(request)
     while data := read(4 * MiB): ...
+    n = read.readinto(buffer)       # or straight into a buffer of the caller's: 0 at the end
 
 Under gunicorn (its HTTP/1 worker, a body with Content-Length) the bytes come straight from the client's
 socket: gunicorn's own reader assembles every read in two BytesIO buffers, copying each byte four times
@@ -26,8 +27,27 @@ def _held_by(body) -> int | None:
         return view.nbytes
 
 
-def body_reader(request) -> Callable[[int], bytes]:
-    """`read(n)`: at most n of the body's next bytes (fewer as they arrive), b"" at its end."""
+class BodyReader:
+    """`read(n)`: at most n of the body's next bytes (fewer as they arrive), b"" at its end;
+    `read.readinto(view)`: the same into `view`, returning how many (0 at the end)."""
+
+    def __init__(self, read: Callable[[int], bytes], readinto: Callable[[memoryview], int] | None = None):
+        self._read = read
+        self._readinto = readinto
+
+    def __call__(self, size: int) -> bytes:
+        return self._read(size)
+
+    def readinto(self, view: memoryview) -> int:
+        if self._readinto is not None:
+            return self._readinto(view)
+        data = self._read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+def body_reader(request) -> BodyReader:
+    """The request's body as a BodyReader (see the module's docstring)."""
     request = getattr(request, "_request", request)  # a REST framework request wraps Django's
     environ = request.META
     sock = environ.get("gunicorn.socket")
@@ -43,7 +63,7 @@ def body_reader(request) -> Callable[[int], bytes]:
         or _held_by(body) != 0
         or getattr(request, "_read_started", False)
     ):
-        return request.read
+        return BodyReader(request.read)
     # What gunicorn read past the headers comes first; anything beyond this body is given back.
     held = unreader.take_buffered()
     if len(held) > reader.length:
@@ -71,4 +91,20 @@ def body_reader(request) -> Callable[[int], bytes]:
         reader.length -= len(data)
         return data
 
-    return read
+    def readinto(view: memoryview) -> int:
+        if pending:
+            data = read(len(view))
+            view[: len(data)] = data
+            return len(data)
+        size = min(len(view), reader.length)
+        if size <= 0:
+            return 0
+        try:
+            received = sock.recv_into(view, size)
+        except OSError:
+            body.failed = True
+            raise
+        reader.length -= received
+        return received
+
+    return BodyReader(read, readinto)

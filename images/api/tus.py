@@ -78,8 +78,7 @@ class TusView(TenantAPIView):
         return response
 
     def session_or_404(self, request, pk) -> UploadSession:
-        images = selectors.images_owned(tenant=request.tenant, membership=request.membership)
-        session = UploadSession.objects.select_related("image").filter(pk=pk, image__in=images).first()
+        session = selectors.upload_session_owned(pk=pk, tenant=request.tenant, membership=request.membership)
         if session is None:
             raise Http404(_("No such upload."))
         return session

@@ -9,8 +9,9 @@ import threading
 import time
 from collections import deque
 
-import django_rq
 from django.utils import timezone
+
+from imageconsole.core.queues import connection
 
 from .. import conf
 from ..models import Image
@@ -30,17 +31,25 @@ class StageProgress:
     """
 
     def __init__(
-        self, image_id, stage: str, *, interval: float = PROGRESS_INTERVAL, current: str | None = None
+        self, image_id, stage: str, *, interval: float = PROGRESS_INTERVAL, row: Image | None = None
     ):
-        """`current`: the stage the row shows now. When it is `stage` already (a resumed upload's next
-        request), the row is left as it is until the first report, which then writes everything at once."""
+        """`row`: the image as read now. When it shows `stage` already (a resumed upload's next request),
+        it is left as it is until a report is due (a second after the row's last one: an upload sent in
+        many short requests writes its progress once a second too), and the rate is measured from the
+        row's bytes and time."""
         self.image_id = image_id
         self.stage = stage
         self.interval = interval
         self._last = 0.0
         self._samples: deque[tuple[float, int]] = deque()
-        self._rate_unknown = current == stage  # the row's rate is an earlier request's until the first report
-        if not self._rate_unknown:
+        continued = row is not None and row.stage == stage
+        self._rate_unknown = continued  # the row's rate is an earlier request's until the first report
+        if continued:
+            now = time.monotonic()
+            self._last = now - max(0.0, (timezone.now() - row.updated_at).total_seconds())
+            if row.bytes_done:
+                self._samples.append((self._last, row.bytes_done))
+        else:
             self.set_stage(stage)
 
     def set_stage(self, stage: str) -> None:
@@ -88,7 +97,7 @@ class StageProgress:
 
 
 def _connection():
-    return django_rq.get_connection("imports")
+    return connection("imports")
 
 
 def heartbeat_key(name) -> str:

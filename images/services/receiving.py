@@ -42,7 +42,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import django_rq
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -50,6 +49,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockError, LockNotOwnedError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from imageconsole.core.queues import connection as redis_connection
 from imageconsole.core.words import gettext as _
 from imageconsole.core.words import message_of
 from storage.backends import StorageError, get_backend, hashstate
@@ -210,7 +210,7 @@ def _expiry():
 def upload_in_progress(image_id) -> bool:
     """True while a request holds the image's upload lock (it is receiving bytes right now)."""
     try:
-        return bool(django_rq.get_connection("imports").exists(_lock_name(image_id)))
+        return bool(redis_connection("imports").exists(_lock_name(image_id)))
     except REDIS_DOWN:
         return True  # cannot tell: assume the upload goes on
 
@@ -220,7 +220,7 @@ def _lock_name(image_id) -> str:
 
 
 def _lock_for(image_id):
-    connection = django_rq.get_connection("imports")
+    connection = redis_connection("imports")
     return connection.lock(_lock_name(image_id), timeout=LOCK_SECONDS)
 
 
@@ -305,7 +305,7 @@ class ImportReceiver:
         self._hash_pool: ThreadPoolExecutor | None = None
         self._hashing: deque[Future] = deque()
         self._committed = False
-        self._last_tick = 0.0
+        self._last_tick = time.monotonic()  # the lock is taken and the cancel checked as it opens
         self._reread = 0  # bytes this request read back to rebuild the state (see bytes_reread)
         self._head_on_disk = False
         if lock:
@@ -331,8 +331,8 @@ class ImportReceiver:
             raise UploadBusy(_("Another request is sending this image's bytes; try again in a moment."))
 
     def _open(self, offset: int) -> None:
-        image = Image.objects.select_related("storage").get(pk=self.image_id)
-        session = UploadSession.objects.get(image=image)
+        session = UploadSession.objects.select_related("image__storage").get(image_id=self.image_id)
+        image = session.image
         if image.status != Image.Status.UPLOADING or session.cancel_requested:
             raise ImportCancelled(image.error or _("The import was cancelled."))
         receiving = (Image.Stage.QUEUED, Image.Stage.RECEIVING, Image.Stage.DOWNLOADING)
@@ -362,8 +362,8 @@ class ImportReceiver:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._open_checksum(compressed=bool(offset and session.compression))
         stage = Image.Stage.RECEIVING if image.source == Image.Source.UPLOAD else Image.Stage.DOWNLOADING
-        self.progress = StageProgress(image.pk, stage, current=image.stage)
-        self.progress.report(offset, self.length, final=True)
+        self.progress = StageProgress(image.pk, stage, row=image)
+        self.progress.report(offset, self.length)
         live = _live_take(image.pk) if offset else None
         if live is not None and live.offset != offset:
             _live_release(live)
@@ -622,8 +622,42 @@ class ImportReceiver:
             and self.image.source == Image.Source.UPLOAD
         ):
             self._begin_compressed(data)
-        try:
+        with self._refusing():
             self._consume(data)
+        self.tick()
+
+    def write_area(self) -> memoryview | None:
+        """Where the next bytes may be received in place (a socket's recv_into), then `wrote(n)`: the
+        storage writer's chunk buffer (ReplicaWriter.write_area), which saves write()'s copy of every
+        byte. None (use write()) for the first bytes (they decide compression), a staged file, or an
+        expected checksum's hasher (it reads the bytes on a thread of its own, after the call)."""
+        if self.staged or self._writer is None or self._extra is not None or self.position == 0:
+            return None
+        area = self._writer.write_area()
+        if area is None or self.length is None:
+            return area
+        area = area[: self.length - self.position]
+        return area if len(area) else None
+
+    def wrote(self, area: memoryview, n: int) -> None:
+        """The first `n` bytes of `area` (this receiver's write_area()) are the upload's next bytes."""
+        if not n:
+            return
+        data = area[:n]
+        with self._refusing():
+            if self.inspector is not None:
+                self.inspector.feed(data)
+            if not self._head_on_disk and len(self._head) < HEAD_BYTES:
+                self._head += data[: HEAD_BYTES - len(self._head)]
+            self._writer.wrote(n)
+        self.position += n
+        self.tick()
+
+    @contextmanager
+    def _refusing(self):
+        """A file found unacceptable, or a storage failing, fails the image (ImportRefused)."""
+        try:
+            yield
         except ImportRefused as refused:
             self.refuse(refused)
             raise
@@ -631,7 +665,6 @@ class ImportReceiver:
             refused = ImportRefused(message_of(error), code="storage")
             self.refuse(refused)
             raise refused from error
-        self.tick()
 
     def _begin_compressed(self, data: bytes) -> None:
         """The first bytes of an upload decide whether it is compressed (images.decompress): if so it is
@@ -957,23 +990,34 @@ class ImportReceiver:
 
 
 def receive_body(receiver: ImportReceiver, read, *, nbytes: int) -> int:
-    """Feed up to `nbytes` from `read(n)` (a request body) to the receiver and commit.
+    """Feed up to `nbytes` from `read(n)` (a request body) to the receiver and commit. Where `read` has
+    a `readinto` (imageconsole.core.request_body) the bytes are received straight into the storage
+    writer's buffer.
 
     A body that ends early (the client went away, the network dropped) keeps what arrived: the client
     resumes from the returned offset.
     """
     remaining = nbytes
+    readinto = getattr(read, "readinto", None)
     with receiver:
         while remaining > 0:
+            area = receiver.write_area() if readinto is not None else None
             try:
-                data = read(min(BLOCK_SIZE, remaining))
+                if area is not None:
+                    received = readinto(area[:remaining])
+                else:
+                    data = read(min(BLOCK_SIZE, remaining))
+                    received = len(data)
             except OSError:
                 logger.info("upload of %s interrupted after %d bytes", receiver.image_id, nbytes - remaining)
                 break
-            if not data:
+            if not received:
                 break
-            receiver.write(data)
-            remaining -= len(data)
+            if area is not None:
+                receiver.wrote(area, received)
+            else:
+                receiver.write(data)
+            remaining -= received
         return receiver.commit()
 
 

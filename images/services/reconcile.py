@@ -19,12 +19,12 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 
-import django_rq
 from django.db.models import F
 from django.utils import timezone
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
 
+from imageconsole.core.queues import connection as redis_connection
 from imageconsole.core.words import gettext as _
 
 from .. import conf, hooks
@@ -70,7 +70,7 @@ def job_liveness(job_id: str, heartbeat: str) -> str:
     process beats under the name `heartbeat` (an image id, or `replica_heartbeat(pk)`)."""
     if not job_id:
         return MISSING
-    connection = django_rq.get_connection("imports")
+    connection = redis_connection("imports")
     try:
         job = Job.fetch(job_id, connection=connection)
     except NoSuchJobError:

@@ -158,6 +158,15 @@ class ReplicaWriter(abc.ABC):
     def bytes_written(self) -> int:
         """Bytes given to write() so far."""
 
+    def write_area(self) -> memoryview | None:
+        """Where the stream's next bytes may be placed directly (a socket's recv_into), saving write()'s
+        copy: then `wrote(n)` takes the first n. None where the writer has no such buffer."""
+        return None
+
+    def wrote(self, n: int) -> None:
+        """The first `n` bytes of `write_area()` are the stream's next bytes."""
+        raise NotImplementedError
+
     # A writer that can publish what it has so far and go on writing (a resumable upload keeps its hash
     # state between requests that way). Backends that cannot say False.
     can_checkpoint = False

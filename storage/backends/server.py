@@ -1220,15 +1220,6 @@ class ServerChunkWriter(ChunkWriter):
             if not self._own or len(self._created) == len(self._own):
                 self.backend._unlink(self.backend.journal_path(self._journal_key))
 
-    def _close(self, *, cancel: bool = False) -> None:
-        self._closed = True
-        for pool in (self._pool, self._md5_thread, self._sha_thread):
-            pool.shutdown(wait=True, cancel_futures=cancel)
-        self._in_flight.clear()
-        self._chunk_futures = []
-        with self._mutex:
-            self._close_journal()
-
 
 # Free disk: a disk of the server with no partitions, file systems or mounts, formatted and mounted at the
 # mount path on the administrator's confirmation.

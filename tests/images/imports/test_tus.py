@@ -90,10 +90,14 @@ def test_protocol_with_the_test_client(
 def test_a_resumed_patch_keeps_the_progress_shown_and_sets_the_expiry(
     client, owner, token, standalone, disks, start_import
 ):
-    """The next PATCH of an upload continues the row's progress (it never shows 0% in between) and answers
+    """The next PATCH of an upload continues the row's progress (it never shows 0% in between), writes it
+    at most once a second (an upload sent in many short PATCHes costs no row update for each), and answers
     with the expiry its commit set."""
+    from datetime import timedelta
+
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
 
     from images.models import UploadSession
 
@@ -107,8 +111,11 @@ def test_a_resumed_patch_keeps_the_progress_shown_and_sets_the_expiry(
         **headers,
     )
     location = urlsplit(created["Location"]).path
-    step = 4 * MiB
-    for offset in (0, step):
+    step = 2 * MiB
+    assert len(data) > 3 * step
+    for offset, shown in ((0, 0), (step, 0), (2 * step, 2 * step)):
+        if offset == 2 * step:  # the row's last report is more than a second old now
+            Image.objects.filter(pk=image.pk).update(updated_at=timezone.now() - timedelta(seconds=2))
         with CaptureQueriesContext(connection) as queries:
             response = client.patch(
                 location,
@@ -119,13 +126,19 @@ def test_a_resumed_patch_keeps_the_progress_shown_and_sets_the_expiry(
             )
         assert response.status_code == 204
         image.refresh_from_db()
-        assert (image.stage, image.bytes_done) == (Image.Stage.RECEIVING, offset)  # as its PATCH began
+        assert (image.stage, image.bytes_done) == (Image.Stage.RECEIVING, shown)
         session = UploadSession.objects.get(image=image)
         assert response["Upload-Expires"] == format_datetime(session.expires_at, usegmt=True)
-    progress_writes = [
-        query["sql"] for query in queries.captured_queries if query["sql"].startswith('UPDATE "images_image"')
-    ]
-    assert len(progress_writes) == 1 and '"progress" = 0' not in progress_writes[0], progress_writes
+        progress_writes = [
+            query["sql"]
+            for query in queries.captured_queries
+            if query["sql"].startswith('UPDATE "images_image"')
+        ]
+        if offset == step:
+            assert progress_writes == []  # within a second of the row's last report
+        if offset == 2 * step:
+            assert len(progress_writes) == 1 and '"progress" = 0' not in progress_writes[0], progress_writes
+            assert image.progress == 2 * step * 100 // len(data)
 
 
 def test_creation_checks_the_quota_and_the_owner(

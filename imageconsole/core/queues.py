@@ -1,0 +1,29 @@
+"""One Redis client per queue configuration in each process.
+
+django_rq.get_connection builds a new client, with a connection pool of its own, on every call: a
+request that takes an upload lock, reports progress and releases the lock opened a TCP connection to
+Redis for each. The client kept here reuses its pool's connections (redis-py's pools are thread-safe and
+start afresh in a forked child, such as an RQ work horse).
+
+    connection("imports").set(...)
+"""
+
+import threading
+
+import django_rq
+from django.conf import settings
+
+_clients: dict = {}
+_mutex = threading.Lock()
+
+
+def connection(queue: str = "default"):
+    """The Redis client of `queue`'s configuration (settings.RQ_QUEUES), kept for this process."""
+    key = (queue, repr(sorted(settings.RQ_QUEUES[queue].items())))
+    client = _clients.get(key)
+    if client is None:
+        with _mutex:
+            client = _clients.get(key)
+            if client is None:
+                client = _clients[key] = django_rq.get_connection(queue)
+    return client
