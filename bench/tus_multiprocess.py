@@ -17,7 +17,7 @@ to qcow2 (one per upload, so that no import finds its chunks stored already):
 Printed: first byte to available in MB/s (10^6 bytes per second) for each, the chunked rate as a share
 of the one-PATCH rate (issue 19's goal: at least 90%; before it, about 10%), the bytes read again
 (UploadSession.bytes_reread; 0 is the goal), and the peak resident memory of each gunicorn instance and
-of the RQ worker (with its work horse) during each import. The machine is shared: compare figures of one run.
+of the RQ worker or its work horse (the largest single process of each) during each import. The machine is shared: compare figures of one run.
 """
 
 import argparse
@@ -178,7 +178,7 @@ def upload(
         "total": total,
         "mbps": size / total / 1e6,
         "reread": deployment.bytes_reread(image_id),
-        "rss": [memory.peak for memory in memories],
+        "rss": [memory.each for memory in memories],
     }
 
 

@@ -802,7 +802,7 @@ class ServerBackend(StandaloneBackend):
             raise StorageError(_("The manifest of %(key)s has an unknown format.") % {"key": key})
         return manifest
 
-    def write_manifest(self, key: str, manifest: dict) -> None:
+    def write_manifest(self, key: str, manifest: dict, *, verified: int = 0) -> None:
         path = self.manifest_path(key)
         tmp = str(self.tmp_dir / f"{uuid.uuid4().hex}.manifest")
         payload = json.dumps(manifest, separators=(",", ":")).encode()
@@ -812,7 +812,7 @@ class ServerBackend(StandaloneBackend):
                     self.connection.check(f"mkdir -p {_q(path.parent)}")
                 self._write_file(sftp, tmp, payload, [(0, len(payload))] if payload else [])
                 with self._lock():
-                    for digest in {digest for digest in manifest["chunks"] if digest}:
+                    for digest in {digest for digest in manifest["chunks"][verified:] if digest}:
                         if not self._exists(sftp, self.chunk_path(digest)):
                             raise StorageError(
                                 _(

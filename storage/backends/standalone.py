@@ -513,8 +513,9 @@ class StandaloneBackend(StorageBackend):
             raise StorageError(_("The manifest of %(key)s has an unknown format.") % {"key": key})
         return manifest
 
-    def write_manifest(self, key: str, manifest: dict) -> None:
-        """Publish a replica, after checking under the lock that every chunk it names is there."""
+    def write_manifest(self, key: str, manifest: dict, *, verified: int = 0) -> None:
+        """Publish a replica, after checking under the lock that every chunk it names is there (but the
+        first `verified`, which a manifest still published names: a data cleanup keeps them)."""
         path = self.manifest_path(key)
         tmp = self._tmp_file("manifest")
         try:
@@ -525,7 +526,7 @@ class StandaloneBackend(StorageBackend):
                 if self.fsync:
                     os.fsync(file.fileno())
             with self._lock():
-                for digest in {digest for digest in manifest["chunks"] if digest}:
+                for digest in {digest for digest in manifest["chunks"][verified:] if digest}:
                     if not self.chunk_path(digest).exists():
                         raise StorageError(
                             _(
@@ -594,6 +595,7 @@ class StandaloneBackend(StorageBackend):
         writer = ChunkWriter(self, key)
         writer._md5, writer._sha256 = hashers["md5"], hashers["sha256"]
         writer._digests = list(manifest["chunks"][: complete // self.chunk_size])
+        writer._verified = len(writer._digests)  # `previous_key` names them until this writer publishes
         writer._size = complete
         writer._journal_key = previous_key  # chunks it creates join the journal of the stream so far
         tail = manifest["size"] - complete
@@ -965,6 +967,9 @@ class ChunkWriter(ReplicaWriter):
         self._hashed_to = 0  # of the buffer: what the MD5 and SHA256 threads were given
         self._piece_hashes: list[Future] = []  # their updates of the buffer so far
         self._digests: list[str | None] = []  # of the chunks stored so far, in stream order (None: zeros)
+        # How many of them a manifest published by this stream names (a checkpoint's): the next publish
+        # checks only the chunks after them (write_manifest), not every chunk of a long upload again.
+        self._verified = 0
         self._buffer = take_buffer(self.chunk_size)
         self._spare: list[mmap.mmap] = []
         self._filled = 0
@@ -1190,7 +1195,9 @@ class ChunkWriter(ReplicaWriter):
                 "chunks": digests,
                 "created_at": timezone.now().isoformat(),
             },
+            verified=self._verified,
         )
+        self._verified = len(self._digests)  # (the short last chunk of a checkpoint is replaced later)
 
     def abort(self) -> None:
         if self._closed:

@@ -6,6 +6,8 @@ import hashlib
 import os
 import threading
 
+import pytest
+
 from storage.backends import lanes
 from storage.backends.standalone import CHUNK_SIZE, HASH_PIECE
 
@@ -153,3 +155,27 @@ def test_a_forked_child_writes_with_threads_of_its_own(make_standalone):
     _pid, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
     assert read_all(backend, "child") == data
+
+
+def test_a_chunk_removed_after_a_checkpoint_is_found_missing_at_the_next(make_chunk_store):
+    """Each publish checks under the lock that the chunks it names are there (a data cleanup may have
+    taken one a long write stored before its grace period ended); a checkpoint's next publish checks only
+    the chunks stored since, which no published manifest protects."""
+    from storage.backends import StorageError
+
+    from .conftest import chunk_name
+
+    _storage, backend = make_chunk_store()
+    data = random_bytes(4 * CHUNK_SIZE, seed=18)
+    writer = backend.open_writer("long", expected_size=len(data))
+    writer.write(data[: 2 * CHUNK_SIZE])
+    writer.checkpoint("long-1")
+    writer.write(data[2 * CHUNK_SIZE :])
+    writer.wait()
+    taken = chunk_name(data[3 * CHUNK_SIZE :], backend)
+    os.unlink(str(backend.chunk_path(taken)))  # (a storage server's files are this machine's here)
+    try:
+        with pytest.raises(StorageError, match="removed by a data cleanup"):
+            writer.checkpoint("long-2")
+    finally:
+        writer.abort()
