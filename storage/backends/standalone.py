@@ -779,7 +779,7 @@ class StandaloneBackend(StorageBackend):
                 _("Cannot write to %(path)s: %(reason)s.") % {"path": self.root, "reason": os_reason(error)}
             ) from error
         finally:
-            with suppress(FileNotFoundError):
+            with suppress(OSError):  # (not there; on a read-only file system that too is EROFS)
                 probe.unlink()
 
     # Converting chunk names (SHA256 to BLAKE3)
