@@ -1,4 +1,5 @@
-"""Fewer malloc arenas in the console's long-lived processes (gunicorn workers, RQ workers).
+"""Fewer malloc arenas in the console's long-lived processes (gunicorn workers, RQ workers), and what they
+load at startup kept out of the garbage collector's way.
 
 glibc gives each thread that allocates its own arena, up to eight per core, and memory freed in one
 stays with it. An import's threads (the request's, MD5, SHA256, the chunk writers, a fetch) allocate
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import gc
 import os
 
 M_ARENA_MAX = -8  # mallopt(3)
@@ -26,3 +28,12 @@ def limit_malloc_arenas(count: int = ARENAS) -> bool:
         return bool(libc.mallopt(M_ARENA_MAX, count))
     except (OSError, AttributeError):  # not glibc (musl has no arenas to limit)
         return False
+
+
+def freeze_startup_objects() -> int:
+    """Move everything allocated so far (Django, the apps, the preloaded modules) to the collector's
+    permanent generation; returns how many objects. A full collection walked them all: 94 ms in every
+    RQ work horse, measured between a URL import's last byte and `available`, and in a forked horse it
+    also wrote to the parent's pages it shared. Call when start-up is done (a worker: before it forks)."""
+    gc.freeze()
+    return gc.get_freeze_count()
