@@ -216,7 +216,9 @@ class HttpDriver:
         transfer.announce(total)
 
         while True:
-            data = response.read(BLOCK_SIZE)
+            # Up to a block from one read of the socket: read() assembles each block in a buffer of
+            # http.client's and copies it out again, two copies of every byte where one does.
+            data = response.read1(BLOCK_SIZE)
             if not data:
                 break
             transfer.deliver(data)
