@@ -47,6 +47,7 @@ def upload_session_owned(*, pk, tenant: Tenant, membership: Membership | None) -
     not a subquery: every PATCH of an upload sent in pieces asks."""
     return (
         UploadSession.objects.select_related("image")
+        .defer("receive_state")  # (40 KB a PATCH need not read twice: its receiver reads it)
         .filter(pk=pk, image__tenant=tenant)
         .filter(scope_q(membership, field="image__project_group"))
         .exclude(image__status=Image.Status.DELETED)
