@@ -376,6 +376,11 @@ class DecompressingSink:
         else:
             self.target.write(data)
 
+    @property
+    def handed_block_size(self) -> int | None:
+        """The target's (images.fetch hands buffers over in such blocks), until a decompressor is between."""
+        return None if self.decompressor is not None else getattr(self.target, "handed_block_size", None)
+
     def _decide(self, head: bytes) -> None:
         codec = detect(head)
         self.decided = True

@@ -27,6 +27,7 @@ logger = logging.getLogger("images.fetch")
 
 BLOCK_SIZE = 1 << 20
 QUEUE_BLOCKS = 8
+HANDED_QUEUE_BLOCKS = 4  # of a storage chunk's size (4 MiB)
 CANCEL_POLL_SECONDS = 0.5
 PROGRESS_INTERVAL = 1.0
 
@@ -69,6 +70,9 @@ class Sink:
                 raise TypeError("sink must be callable or have a write() method")
             write = target
         self.write = write
+        # Blocks of this size may be written as whole views of a storage.backends.standalone.HandedBuffer
+        # that the sink then owns (a chunk writer stores it without a copy); None: any bytes.
+        self.handed_block_size = getattr(target, "handed_block_size", None)
         self.reset = getattr(target, "reset", None)
         if (
             self.reset is None
@@ -103,9 +107,19 @@ class Transfer:
     """What a protocol driver sees: the resume offset and the calls that hand bytes over."""
 
     def __init__(
-        self, *, url: str, resettable: bool, max_bytes: int | None, retries: int, retry_delay: float
+        self,
+        *,
+        url: str,
+        resettable: bool,
+        max_bytes: int | None,
+        retries: int,
+        retry_delay: float,
+        handed_block: int | None = None,
     ):
         self.url = url  # redacted, for messages
+        # A driver that can read into buffers of its own delivers whole HandedBuffers of this size (the
+        # sink keeps them); None: bytes.
+        self.handed_block = handed_block
         self.offset = 0
         self.total: int | None = None
         self.announced = False
@@ -115,7 +129,7 @@ class Transfer:
         self._max_bytes = max_bytes
         self._retries = retries
         self._retry_delay = retry_delay
-        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_BLOCKS)
+        self._queue: queue.Queue = queue.Queue(maxsize=HANDED_QUEUE_BLOCKS if handed_block else QUEUE_BLOCKS)
         self._stop = threading.Event()
         self._verdict = threading.Event()
         self._verdict_ok = False
@@ -276,7 +290,12 @@ def run(
 ) -> FetchResult:
     target = Sink(sink)
     transfer = Transfer(
-        url=url, resettable=target.resettable, max_bytes=max_bytes, retries=retries, retry_delay=retry_delay
+        url=url,
+        resettable=target.resettable,
+        max_bytes=max_bytes,
+        retries=retries,
+        retry_delay=retry_delay,
+        handed_block=target.handed_block_size,
     )
     thread = threading.Thread(target=transfer.run, args=(driver,), name="image-fetch", daemon=True)
     done = 0

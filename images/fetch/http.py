@@ -9,7 +9,9 @@ Range request guarded by If-Range; a server that answers 200 instead of 206 cann
 from __future__ import annotations
 
 import base64
+import http.client
 import re
+import time
 from urllib.parse import urljoin
 
 import urllib3
@@ -22,6 +24,7 @@ from urllib3.exceptions import (
 )
 
 from imageconsole.core.words import gettext as _
+from storage.backends.standalone import HandedBuffer, give_back_buffers, take_buffer
 
 from . import guard, urls
 from .engine import BLOCK_SIZE, Transfer
@@ -33,6 +36,8 @@ USER_AGENT = "imageconsole-import/1"
 _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _REDIRECTS = {301, 302, 303, 307, 308}
 _RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
+HANDED_FLUSH_SECONDS = 0.25
+HANDED_READ = 256 * 1024
 
 
 def transient_reason(error: BaseException | None, *, stall_timeout: float) -> str:
@@ -215,6 +220,10 @@ class HttpDriver:
             self._validator = _validator(response.headers)
         transfer.announce(total)
 
+        fp = getattr(response, "_fp", None)  # urllib3's http.client response (its readinto: no copy)
+        if transfer.handed_block and isinstance(fp, http.client.HTTPResponse):
+            self._read_handed(transfer, fp)
+            return
         while True:
             # Up to a block from one read of the socket: read() assembles each block in a buffer of
             # http.client's and copies it out again, two copies of every byte where one does.
@@ -222,6 +231,39 @@ class HttpDriver:
             if not data:
                 break
             transfer.deliver(data)
+
+    @staticmethod
+    def _read_handed(transfer: Transfer, fp: http.client.HTTPResponse) -> None:
+        """The body straight from the socket into buffers the sink keeps (HandedBuffer): whole ones, on
+        the sink's chunk boundaries, are stored as chunks without a copy. A slow server's bytes go on
+        as copies every HANDED_FLUSH_SECONDS, so that progress shows them (and the blocks after them
+        keep to the boundaries). (Created with decode_content=False, the bytes are the body's as sent.)"""
+        size = transfer.handed_block
+        buffer = None
+        while True:
+            if buffer is None:
+                buffer = take_buffer(size, HandedBuffer)
+            want = size - transfer.offset % size  # to the next chunk boundary
+            view = memoryview(buffer)[:want]
+            filled, started = 0, time.monotonic()
+            while filled < want:
+                transfer.check_stop()
+                # (http.client's readinto waits until its buffer is full: a slow server's bytes are
+                # taken a quarter MiB at a time, so that they can go on before the block is full.)
+                received = fp.readinto(view[filled : filled + HANDED_READ])
+                if not received:
+                    break
+                filled += received
+                if filled < want and time.monotonic() - started >= HANDED_FLUSH_SECONDS:
+                    break
+            if filled == size:
+                transfer.deliver(view)  # the sink's now
+                buffer = None
+            elif filled:
+                transfer.deliver(bytes(view[:filled]))
+            if not received:  # the end of the body
+                give_back_buffers([buffer] if buffer is not None else [])
+                return
 
 
 def _validator(headers) -> str:

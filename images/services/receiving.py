@@ -588,8 +588,8 @@ class ImportReceiver:
     def _consume(self, data: bytes, *, store: bool = True) -> None:
         if self.inspector is not None:
             self.inspector.feed(data)
-        if self._extra is not None:
-            self._extra.update(data)
+        if self._extra is not None:  # (it reads on a thread of its own: a handed buffer goes back sooner)
+            self._extra.update(data if isinstance(data, bytes) else bytes(data))
         if self.staged:
             if store:
                 self._file.write(data)
@@ -625,6 +625,15 @@ class ImportReceiver:
         with self._refusing():
             self._consume(data)
         self.tick()
+
+    @property
+    def handed_block_size(self) -> int | None:
+        """The size of the buffers a producer may give away with their bytes (a whole one each write,
+        storage.backends.standalone.HandedBuffer): the storage writer stores them without a copy. None
+        where they would be copied anyway (staged, an expected checksum's hasher, no such writer)."""
+        if self.staged or self._writer is None or self._extra is not None:
+            return None
+        return getattr(self._writer, "handed_block_size", None)
 
     def write_area(self) -> memoryview | None:
         """Where the next bytes may be received in place (a socket's recv_into), then `wrote(n)`: the
@@ -1037,6 +1046,10 @@ class ImportSink:
 
     def write(self, data: bytes) -> None:
         self.receiver.write(data)
+
+    @property
+    def handed_block_size(self) -> int | None:
+        return self.receiver.handed_block_size
 
     def reset(self) -> None:
         self.receiver.reset()

@@ -165,21 +165,29 @@ def aligned_buffer(size: int) -> mmap.mmap:
     return mmap.mmap(-1, size)
 
 
+class HandedBuffer(mmap.mmap):
+    """A page-aligned buffer whose bytes go to a chunk writer with the buffer itself: a producer that
+    fills one whole (a URL fetch reading the socket into it) and writes a view of all of it gives it
+    away, and the writer stores it as a chunk without copying it, then gives it back (take_buffer)."""
+
+
 # Chunk buffers a closed writer left, for the next writer of this process: a fresh 4 MiB mapping costs a
 # thousand page faults at its first fill, and a tus upload sent in PATCHes to several processes opens a
-# writer for each PATCH (about 5 ms of a 16 MiB PATCH's 40, measured).
-_free_buffers: dict[int, list[mmap.mmap]] = {}
+# writer for each PATCH (about 5 ms of a 16 MiB PATCH's 40, measured). Handed buffers come back as soon as
+# their chunk is stored, to the fetch that fills the next ones.
+_free_buffers: dict[tuple[type, int], list[mmap.mmap]] = {}
 _free_mutex = threading.Lock()
-FREE_BUFFERS_KEPT = MAX_IN_FLIGHT + 2  # per chunk size: what one writer uses at most
+FREE_BUFFERS_KEPT = MAX_IN_FLIGHT + 2  # per kind and chunk size: what one writer uses at most
+HANDED_KEPT = 16  # a fetch's queue and a writer's chunks in flight
 
 
-def take_buffer(size: int) -> mmap.mmap:
+def take_buffer(size: int, kind: type[mmap.mmap] = mmap.mmap) -> mmap.mmap:
     """A page-aligned buffer of `size` bytes (not zeroed when it was used before)."""
     with _free_mutex:
-        free = _free_buffers.get(size)
+        free = _free_buffers.get((kind, size))
         if free:
             return free.pop()
-    return aligned_buffer(size)
+    return kind(-1, size)
 
 
 def give_back_buffers(buffers: Iterable[mmap.mmap | None]) -> None:
@@ -188,8 +196,9 @@ def give_back_buffers(buffers: Iterable[mmap.mmap | None]) -> None:
         for buffer in buffers:
             if buffer is None:
                 continue
-            free = _free_buffers.setdefault(len(buffer), [])
-            if len(free) < FREE_BUFFERS_KEPT:
+            kind = type(buffer)
+            free = _free_buffers.setdefault((kind, len(buffer)), [])
+            if len(free) < (HANDED_KEPT if kind is HandedBuffer else FREE_BUFFERS_KEPT):
                 free.append(buffer)
 
 
@@ -990,6 +999,13 @@ class ChunkWriter(ReplicaWriter):
         if self._closed:
             raise StorageError("write() after commit() or abort()")
         view = memoryview(data).cast("B")
+        if (
+            self._filled == 0
+            and isinstance(view.obj, HandedBuffer)
+            and len(view) == len(view.obj) == self.chunk_size
+        ):
+            self._submit(view, view.obj)  # a whole chunk given with its buffer: stored as it is
+            return
         immutable = isinstance(data, bytes)
         while view:
             if immutable and not self.backend.direct and self._filled == 0 and len(view) >= self.chunk_size:
@@ -1004,6 +1020,11 @@ class ChunkWriter(ReplicaWriter):
             self._filled += take
             view = view[take:]
             self._placed()
+
+    @property
+    def handed_block_size(self) -> int:
+        """The size of a HandedBuffer this writer stores without a copy (see write)."""
+        return self.chunk_size
 
     def write_area(self) -> memoryview | None:
         if self._closed:
@@ -1060,7 +1081,9 @@ class ChunkWriter(ReplicaWriter):
         self._digests.append(stored.result())
         for future in hashes:
             future.result()
-        if buffer is not None:
+        if isinstance(buffer, HandedBuffer):
+            give_back_buffers([buffer])  # to the producer that fills the next
+        elif buffer is not None:
             self._spare.append(buffer)
 
     def _store(self, chunk: memoryview, *, aligned: bool = False) -> str | None:
