@@ -267,3 +267,65 @@ def test_http_user_and_password_go_only_to_the_same_origin(http_server, payload,
     fetch(server.url("/moved").replace("http://", "http://carol:s3cr%3Aet@"), sink=MemorySink())
     assert "Authorization" in server.requests[-1]["headers"]
     assert "Authorization" not in other.requests[-1]["headers"]
+
+
+class ChunkStoreSink:
+    """A storage writer as an import's sink is (images.services.receiving.ImportSink): it takes whole
+    buffers of its chunk size from the fetch and stores them without a copy."""
+
+    def __init__(self, writer):
+        from storage.backends.standalone import HandedBuffer
+
+        self.writer = writer
+        self.handed_block_size = writer.handed_block_size
+        self.handed = 0
+        self._kind = HandedBuffer
+
+    def write(self, data):
+        if isinstance(data, memoryview) and isinstance(data.obj, self._kind):
+            self.handed += 1
+        self.writer.write(data)
+
+
+@pytest.mark.django_db
+def test_blocks_handed_to_a_chunk_store_arrive_whole_on_its_boundaries(http_server, standalone):
+    """The fetch reads the body into buffers the storage writer keeps; after a drop in the middle of a
+    chunk it resumes on the chunk boundaries again, and a slow server's bytes go on before a buffer is
+    full. The stored replica is the file, byte for byte."""
+    import hashlib
+    import os
+
+    from storage.backends import get_backend
+
+    payload = os.urandom(5 * 4 * 1024 * 1024 + 777)
+    server = http_server()
+    server.routes["/disk.raw"] = FileRoute(payload, drop_at=9 * 1024 * 1024 + 5)
+    backend = get_backend(standalone)
+    sink = ChunkStoreSink(backend.open_writer("fetched", expected_size=len(payload)))
+
+    result = fetch(server.url("/disk.raw"), sink=sink)
+    stored = sink.writer.commit()
+
+    assert result.resumed == 1
+    assert stored.md5 == hashlib.md5(payload).hexdigest()
+    assert b"".join(backend.read_range("fetched")) == payload
+    assert sink.handed >= 3  # whole chunks before the drop and after the resume
+
+    slow = http_server()
+    slow.routes["/slow.raw"] = FileRoute(payload[: 1024 * 1024], pace=(128 * 1024, 0.1))
+    pieces = CountingSink()
+    fetch(slow.url("/slow.raw"), sink=pieces)
+    assert bytes(pieces.buffer) == payload[: 1024 * 1024]
+    assert pieces.writes >= 2  # as they came, not all at the end
+
+
+class CountingSink(MemorySink):
+    handed_block_size = 4 * 1024 * 1024
+
+    def __init__(self):
+        super().__init__()
+        self.writes = 0
+
+    def write(self, data):
+        self.writes += 1
+        super().write(data)
