@@ -1161,10 +1161,21 @@ class ChunkWriter(ReplicaWriter):
 
     def checkpoint(self, key: str) -> IngestResult:
         """The complete chunks so far, plus the partly filled one stored as a short last chunk (which the
-        stream's later bytes complete in memory: the full chunk is stored when it fills). The hashes
-        then cover every byte written."""
+        stream's later bytes complete in memory: the full chunk is stored when it fills). The returned
+        hashes cover every byte written.
+
+        The manifest is published as soon as the chunks are stored, while MD5 and SHA256 still drain
+        (the slowest part: a tus PATCH waits for both): a replica still being received carries no
+        checksums in it (the receive state keeps the hash midstates; commit() writes the checksums)."""
         if self._closed:
             raise StorageError("checkpoint() after commit() or abort()")
+        digests = self._digests + [stored.result() for stored, _hashes, _buffer in self._in_flight]
+        complete = len(digests)
+        if self._filled:
+            digests.append(self._store(memoryview(bytes(self._buffer[: self._filled]))))
+        size = self.bytes_written
+        self._publish(key, IngestResult(key=key, size=size, md5="", sha256="", bytes_stored=0), digests)
+        self._verified = complete  # (the short last chunk is replaced when it fills)
         self.wait()
         while self._piece_hashes:
             self._piece_hashes.pop().result()
@@ -1173,17 +1184,13 @@ class ChunkWriter(ReplicaWriter):
             self._md5.update(tail)
             self._sha256.update(tail)
             self._hashed_to = self._filled
-        digests = list(self._digests)
-        if self._filled:
-            digests.append(self._store(memoryview(bytes(self._buffer[: self._filled]))))
         result = IngestResult(
             key=key,
-            size=self.bytes_written,
+            size=size,
             md5=self._md5.hexdigest(),
             sha256=self._sha256.hexdigest(),
             bytes_stored=self._stored,
         )
-        self._publish(key, result, digests)
         self._journal_to(key)
         with self._mutex:
             self._created = []  # published: a later abort() leaves these chunks alone
