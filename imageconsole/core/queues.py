@@ -8,6 +8,7 @@ start afresh in a forked child, such as an RQ work horse).
     connection("imports").set(...)
 """
 
+import os
 import threading
 
 import django_rq
@@ -15,6 +16,16 @@ from django.conf import settings
 
 _clients: dict = {}
 _mutex = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # The clients' pools reconnect in a child by themselves; the mutex may have been held by a thread
+    # the child does not have.
+    global _mutex
+    _mutex = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def connection(queue: str = "default"):

@@ -181,6 +181,16 @@ FREE_BUFFERS_KEPT = MAX_IN_FLIGHT + 2  # per kind and chunk size: what one write
 HANDED_KEPT = 16  # a fetch's queue and a writer's chunks in flight
 
 
+def _buffers_after_fork_in_child() -> None:
+    # A forked child (an RQ work horse) may have been forked while another thread held the mutex.
+    global _free_mutex
+    _free_mutex = threading.Lock()
+    _free_buffers.clear()
+
+
+os.register_at_fork(after_in_child=_buffers_after_fork_in_child)
+
+
 def take_buffer(size: int, kind: type[mmap.mmap] = mmap.mmap) -> mmap.mmap:
     """A page-aligned buffer of `size` bytes (not zeroed when it was used before)."""
     with _free_mutex:
