@@ -45,9 +45,9 @@ class StageProgress:
         continued = row is not None and row.stage == stage
         self._rate_unknown = continued  # the row's rate is an earlier request's until the first report
         if continued:
-            now = time.monotonic()
-            self._last = now - max(0.0, (timezone.now() - row.updated_at).total_seconds())
-            if row.bytes_done:
+            age = max(0.0, (timezone.now() - row.updated_at).total_seconds())
+            self._last = time.monotonic() - age
+            if age <= RATE_WINDOW_SECONDS:  # the rate over the last few seconds, across requests
                 self._samples.append((self._last, row.bytes_done))
         else:
             self.set_stage(stage)

@@ -139,6 +139,9 @@ def test_a_resumed_patch_keeps_the_progress_shown_and_sets_the_expiry(
         if offset == 2 * step:
             assert len(progress_writes) == 1 and '"progress" = 0' not in progress_writes[0], progress_writes
             assert image.progress == 2 * step * 100 // len(data)
+            # The rate since the row's last report (2 * step bytes in about 2 s), not unknown: an upload
+            # in short PATCHes shows its speed too.
+            assert 0.6 * step < image.bytes_per_second < 1.1 * step
 
 
 def test_creation_checks_the_quota_and_the_owner(
