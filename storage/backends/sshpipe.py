@@ -29,6 +29,7 @@ When the server has no python3 or this machine no `ssh`, chunks go over SFTP as 
 
 from __future__ import annotations
 
+import atexit
 import fcntl
 import io
 import json
@@ -266,12 +267,40 @@ class Receiver:
         return self.process.poll() is None
 
 
+DIRECTORY_PREFIX = "ic-ssh-"
+
+
+def sweep_orphaned_directories() -> int:
+    """Remove the private directories (known_hosts, the control socket) of processes that are gone: an
+    RQ work horse ends with os._exit and never closes its connections, which left one directory in the
+    temporary directory per job that wrote to a storage server. Returns how many."""
+    removed = 0
+    if not os.path.isdir("/proc/self"):
+        return removed
+    with suppress(OSError), os.scandir(tempfile.gettempdir()) as entries:
+        for entry in entries:
+            pid = entry.name[len(DIRECTORY_PREFIX) :].split("-", 1)[0]
+            if not entry.name.startswith(DIRECTORY_PREFIX) or not pid.isdigit():
+                continue
+            with suppress(OSError):
+                if (
+                    entry.is_dir(follow_symlinks=False)
+                    and entry.stat(follow_symlinks=False).st_uid == os.getuid()
+                ):
+                    if not os.path.exists(f"/proc/{pid}"):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                        removed += 1
+    return removed
+
+
 class Pipes:
     """The OpenSSH master connection of one storage in this process, and its idle receivers."""
 
     def __init__(self, *, host: str, port: int, user: str, host_key: str, private_key: str):
         self.master: subprocess.Popen | None = None
-        self.directory = tempfile.mkdtemp(prefix="ic-ssh-")
+        sweep_orphaned_directories()
+        self.directory = tempfile.mkdtemp(prefix=f"{DIRECTORY_PREFIX}{os.getpid()}-")
+        atexit.register(shutil.rmtree, self.directory, ignore_errors=True)  # (a process that ends normally)
         self.control = os.path.join(self.directory, "cm")
         known = os.path.join(self.directory, "known_hosts")
         with open(known, "w") as file:
