@@ -47,7 +47,11 @@ def remove_pool(pool_name: str, domain_prefix: str = "ic-") -> None:
             return
         path = pool.XMLDesc(0).split("<path>")[1].split("</path>")[0]
         for domain in conn.listAllDomains(0):
-            if path in domain.XMLDesc(0):
+            try:
+                description = domain.XMLDesc(0)
+            except libvirt.libvirtError:
+                continue  # gone since the listing (another test's VM, removed meanwhile)
+            if path in description:
                 with contextlib.suppress(libvirt.libvirtError):
                     domain.destroy()
                 with contextlib.suppress(libvirt.libvirtError):
