@@ -262,7 +262,7 @@ class HttpDriver:
             elif filled:
                 transfer.deliver(bytes(view[:filled]))
             if not received:  # the end of the body
-                give_back_buffers([buffer] if buffer is not None else [])
+                give_back_buffers([buffer])  # (None when the last one went to the sink)
                 return
 
 

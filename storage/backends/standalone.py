@@ -160,9 +160,9 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
         offset += written
 
 
-def aligned_buffer(size: int) -> mmap.mmap:
+def aligned_buffer(size: int, kind: type[mmap.mmap] = mmap.mmap) -> mmap.mmap:
     """A zeroed, page-aligned buffer: what an O_DIRECT write can take without a copy."""
-    return mmap.mmap(-1, size)
+    return kind(-1, size)
 
 
 class HandedBuffer(mmap.mmap):
@@ -197,7 +197,7 @@ def take_buffer(size: int, kind: type[mmap.mmap] = mmap.mmap) -> mmap.mmap:
         free = _free_buffers.get((kind, size))
         if free:
             return free.pop()
-    return kind(-1, size)
+    return aligned_buffer(size, kind)
 
 
 def give_back_buffers(buffers: Iterable[mmap.mmap | None]) -> None:
@@ -1237,7 +1237,6 @@ class ChunkWriter(ReplicaWriter):
             },
             verified=self._verified,
         )
-        self._verified = len(self._digests)  # (the short last chunk of a checkpoint is replaced later)
 
     def abort(self) -> None:
         if self._closed:
