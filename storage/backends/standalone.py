@@ -976,7 +976,12 @@ class ChunkWriter(ReplicaWriter):
         self.chunk_size = backend.chunk_size
         self._names = backend.chunk_names
         concurrency = backend.storage.upload_concurrency
-        self._lanes = (("chunk-write", concurrency), ("chunk-md5", 1), ("chunk-sha256", 1))
+        # MD5 sets the pace; the helpers give way to it (lanes.HELPER_NICE).
+        self._lanes = (
+            ("chunk-write", concurrency, lanes.HELPER_NICE),
+            ("chunk-md5", 1, 0),
+            ("chunk-sha256", 1, lanes.HELPER_NICE),
+        )
         self._pool, self._md5_thread, self._sha_thread = (lanes.borrow(*lane) for lane in self._lanes)
         self._md5 = hashlib.md5(usedforsecurity=False)
         self._sha256 = hashlib.sha256()

@@ -129,6 +129,27 @@ def test_writers_one_after_another_hash_and_store_on_the_same_threads(make_stand
         assert lent <= writer_threads()  # none of them ended
 
 
+def test_the_md5_thread_keeps_its_priority_and_the_helpers_give_way_to_it(make_chunk_store):
+    """MD5 of the whole file cannot be split, so its thread sets the pace of an import: the SHA256 and
+    chunk-storing threads run niced (lanes.HELPER_NICE) and take a CPU from it only when one is free."""
+    _storage, backend = make_chunk_store()
+    data = random_bytes(2 * CHUNK_SIZE + 5, seed=19)
+    writer = backend.open_writer("paced", expected_size=len(data))
+    writer.write(data)
+    result = writer.commit()
+    assert result.md5 == hashlib.md5(data).hexdigest()
+    assert result.sha256 == hashlib.sha256(data).hexdigest()
+
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    niceness: dict[str, set[int]] = {}
+    for thread in threading.enumerate():
+        if thread.name.startswith("chunk-"):
+            lane = thread.name.rsplit("_", 1)[0]
+            niceness.setdefault(lane, set()).add(os.getpriority(os.PRIO_PROCESS, thread.native_id))
+    helper = min(base + lanes.HELPER_NICE, 19)
+    assert niceness == {"chunk-md5": {base}, "chunk-sha256": {helper}, "chunk-write": {helper}}
+
+
 def test_a_forked_child_writes_with_threads_of_its_own(make_standalone):
     """An RQ work horse is a fork of a process that may hold idle lent threads: they do not exist in the
     child, which must start its own instead of waiting on them forever."""
