@@ -40,7 +40,7 @@ def borrow(name: str, workers: int, nice: int = 0) -> ThreadPoolExecutor:
             return idle.pop()
     if nice:
         return ThreadPoolExecutor(
-            max_workers=workers, thread_name_prefix=name, initializer=_lower_priority, initargs=(nice,)
+            max_workers=workers, thread_name_prefix=name, initializer=lower_priority, initargs=(nice,)
         )
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix=name)
 
@@ -55,8 +55,9 @@ def give_back(executor: ThreadPoolExecutor, name: str, workers: int, nice: int =
     executor.shutdown(wait=False)
 
 
-def _lower_priority(nice: int) -> None:
-    # Linux keeps the niceness per thread: os.nice in a thread changes that thread alone (setpriority(2)).
+def lower_priority(nice: int = HELPER_NICE) -> None:
+    """The calling thread `nice` steps lower (Linux keeps the niceness per thread: setpriority(2));
+    never raised again, so for threads that end with their work or keep doing helper work."""
     try:
         os.nice(nice)
     except OSError:  # a sandbox that refuses it: the lane runs at the base priority

@@ -1,8 +1,12 @@
 import io
+import os
+import threading
 
 import pytest
 
 from images.fetch import FetchCancelled, FetchError, TooLarge, fetch, split_secret
+
+from storage.backends import lanes
 
 from .conftest import FileRoute, MemorySink, Redirect, RequireBasicAuth, sha256
 
@@ -329,3 +333,26 @@ class CountingSink(MemorySink):
     def write(self, data):
         self.writes += 1
         super().write(data)
+
+
+def test_the_reading_thread_gives_way_to_the_hashing_that_sets_the_pace(http_server):
+    """The thread that reads the socket runs ahead of the MD5 thread into a queue: it is niced
+    (storage.backends.lanes.HELPER_NICE) so that on a busy machine the MD5 thread gets the CPU first."""
+    payload = os.urandom(16 * 1024 * 1024)  # more blocks than the queue holds: the reader waits, alive
+    server = http_server()
+    server.routes["/disk.raw"] = FileRoute(payload)
+    seen = []
+
+    class Sink(MemorySink):
+        def write(self, data):
+            if not seen:
+                (reader,) = (thread for thread in threading.enumerate() if thread.name == "image-fetch")
+                seen.append(os.getpriority(os.PRIO_PROCESS, reader.native_id))
+            super().write(data)
+
+    sink = Sink()
+    fetch(server.url("/disk.raw"), sink=sink)
+
+    assert sink.buffer == payload
+    base = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+    assert seen == [min(base + lanes.HELPER_NICE, 19)]
