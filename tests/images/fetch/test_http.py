@@ -5,7 +5,6 @@ import threading
 import pytest
 
 from images.fetch import FetchCancelled, FetchError, TooLarge, fetch, split_secret
-
 from storage.backends import lanes
 
 from .conftest import FileRoute, MemorySink, Redirect, RequireBasicAuth, sha256
