@@ -81,8 +81,12 @@ def rss_of_each(pid: int) -> list[int]:
 
 
 class PeakMemory:
-    def __init__(self, pid: int | None):
+    """The peak resident memory of a process tree, sampled every `interval` seconds on a thread (each
+    sample reads /proc for every thread and child: often enough, it takes CPU from what it watches)."""
+
+    def __init__(self, pid: int | None, interval: float = 0.05):
         self.pid = pid
+        self.interval = interval
         self.peak = 0  # the whole tree's
         self.each = 0  # the largest single process's
         self._stop = threading.Event()
@@ -98,7 +102,7 @@ class PeakMemory:
             sizes = rss_of_each(self.pid)
             self.peak = max(self.peak, sum(sizes))
             self.each = max([self.each, *sizes])
-            time.sleep(0.05)
+            time.sleep(self.interval)
 
     def __exit__(self, *exc):
         self._stop.set()
