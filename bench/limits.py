@@ -13,8 +13,8 @@ each step at the faster of the tool and hashlib (OpenSSL) / a Python read into o
 Rounds interleave the steps so that drift (other work on the shared cores) hits all of them alike;
 medians are printed. One untimed PUT and URL import come first (a process's first import maps its
 buffers), and every step starts after `sync` with the file resident (Glance's store and dd leave a GiB
-for the kernel to write back). On a machine whose disk syncs slower than MD5 (`dd conv=fdatasync`
-below `md5sum`), the imports are bound by the disk: give --dir a tmpfs mount to measure the pipeline.
+for the kernel to write back). Where the disk syncs slower than MD5 (`dd conv=fdatasync` below
+`md5sum`) or its speed varies, give --dir a tmpfs mount to take it out of the figures.
 Goal (issue 17): uploads and URL import first byte to `available` >= 90% of md5sum.
 Peak RSS of the web and worker processes during the run is printed too (the largest single process,
 and each process tree), and with --memory-gib that of one PUT of a file that large (goal: under 200 MB).
@@ -66,6 +66,8 @@ def load_glance():
             try:
                 return request(method, path, *args, **kwargs)
             except urllib.error.HTTPError as error:
+                if method == "DELETE" and attempt and error.code in (400, 404):
+                    return None  # the locked try had deleted it after all
                 if method != "DELETE" or error.code != 500 or attempt == 19:
                     raise
                 time.sleep(1)
