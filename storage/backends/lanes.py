@@ -15,9 +15,11 @@ the process. The whole-file MD5 cannot be split, so its one thread sets the pace
 SHA256 and chunk lanes finish sooner and wait for it. When there are more runnable threads than CPUs
 (the web process's receiving thread, a client or source server on the same machine, a second import),
 every moment the MD5 thread waits for a CPU behind work that has time to spare makes the import longer.
-On a 2-CPU machine the MD5 thread waited 0.6 s of a 2.5 s upload of 1 GiB; with the helpers niced the
-upload took 2.3 s (bench/limits.py). Console requests and database work keep their priority over the
-helpers too. A CPU with nothing else to do still runs a niced thread at full speed.
+On a 2-CPU machine the MD5 thread of a 1 GiB PUT waited 0.6 s of 2.5 s for a CPU (its schedstat);
+with the helpers niced it waited 0.3 s and the upload took 2.2-2.3 s. Console requests and database
+work keep their priority over the helpers too. A CPU with nothing else to do still runs a niced thread
+at full speed. A lane's threads start niced from the thread that first submits to it (a writer's
+owner: a request's or a job's thread).
 """
 
 import os
