@@ -185,6 +185,16 @@ class Deployment:
                     raise RuntimeError("gunicorn did not start; see gunicorn.log") from None
                 time.sleep(0.2)
 
+    def forget_chunks(self) -> None:
+        """Remove every chunk the storage holds, so that the next import of the same file stores all of
+        its chunks again. A store keeps one copy of a chunk and does not write one it already has
+        (deduplication): a bench importing one file over and over would otherwise time imports that
+        write nothing after the first. The images already imported lose their data (a bench's)."""
+        for chunks in (self.root / "storage").rglob("chunks"):
+            for chunk in chunks.glob("*/*"):
+                chunk.unlink(missing_ok=True)
+        os.sync()
+
     def start(self, command: list[str], *, log: str) -> None:
         output = open(self.root / log, "wb")  # noqa: SIM115 - closed with the process
         self.children.append(
@@ -348,6 +358,7 @@ def import_once(
     deployment: Deployment, file: Path, fmt: str, protocol: str, label: str
 ) -> tuple[float, float]:
     image_id = deployment.create(label, fmt)
+    deployment.forget_chunks()
     warm(file)
     start = time.perf_counter()
     (deployment.tus if protocol == "tus" else deployment.put)(image_id, file)

@@ -81,6 +81,7 @@ def import_once(deployment: Deployment, url: str, label: str) -> float:
             "url": url,
         }
     )
+    deployment.forget_chunks()  # (the same file again: see Deployment.forget_chunks)
     start = time.perf_counter()
     status, _h, data = deployment.request(
         "POST", "/api/v1/images/", body, {"Content-Type": "application/json"}

@@ -11,7 +11,9 @@ request share the other. The bound is the slower of the two:
     bound = min(md5, 1 / (1 / sha256 + 1 / blake3 + 1 / read))
 each step at the faster of the tool and hashlib (OpenSSL) / a Python read into one buffer.
 Rounds interleave the steps so that drift (other work on the shared cores) hits all of them alike;
-medians are printed. One untimed PUT and URL import come first (a process's first import maps its
+medians are printed. Every import stores all of its chunks: the storage's chunks are removed before
+each (Deployment.forget_chunks; a store does not write a chunk it has, so the same file imported again
+would write nothing). One untimed PUT and URL import come first (a process's first import maps its
 buffers), and every step starts after `sync` with the file resident (Glance's store and dd leave a GiB
 for the kernel to write back). Where the disk syncs slower than MD5 (`dd conv=fdatasync` below
 `md5sum`) or its speed varies, give --dir a tmpfs mount to take it out of the figures.

@@ -154,6 +154,7 @@ def upload(
     size = file.stat().st_size
     image_id = deployment.on(0).create(label, "qcow2")
     path = deployment.tus_create(image_id, size)
+    deployment.forget_chunks()  # (the same file again: see Deployment.forget_chunks)
     warm(file)
     memories = [PeakMemory(pid) for pid in (*deployment.gunicorns, deployment.worker)]
     for memory in memories:
