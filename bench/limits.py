@@ -171,11 +171,11 @@ def main() -> None:
             os.sync()
             warm(qcow2)
 
-        # One untimed import of each kind first: a process's first import maps its buffers and imports
-        # what it had not needed yet, once per process (a console serving imports is past that).
+        # One untimed PUT (the web process) and URL import (the worker) first: a process's first import
+        # maps its buffers and imports what it had not needed yet (a console serving imports is past that).
         import_once(deployment, qcow2, "qcow2", "put", "warm-up")
         url_import_once(deployment, url, "warm-up-url")
-        # Sampled four times a second: twenty took 4% of a CPU from the imports measured.
+        # Sampled four times a second: each sample reads /proc for every thread, CPU the imports need.
         with PeakMemory(web_pid, 0.25) as web_memory, PeakMemory(worker_pid, 0.25) as worker_memory:
             for round_number in range(arguments.rounds):
                 for tool in ("md5sum", "sha256sum", "cat"):
