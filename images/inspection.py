@@ -468,11 +468,22 @@ def qemu_img_measure(path: str, *, fmt: str, target_format: str) -> Measure:
     return Measure(required=required, fully_allocated=int(data.get("fully-allocated") or required))
 
 
-def qemu_img_allocated(path: str, *, fmt: str) -> int:
+def qemu_img_map(path: str, *, fmt: str) -> list[dict]:
+    """`qemu-img map --output=json`: the guest's extents, each with `start`, `length`, `data`, `zero`."""
+    return qemu_img_json(["map", "-f", QEMU_FORMATS.get(fmt, fmt), str(path)], what="map")
+
+
+def qemu_img_allocated(path: str, *, fmt: str, extents: list[dict] | None = None) -> int:
     """Bytes of the image's guest data that are allocated and not known to be zero (`qemu-img map`):
     what qemu-img convert counts its progress against."""
-    extents = qemu_img_json(["map", "-f", QEMU_FORMATS.get(fmt, fmt), str(path)], what="map")
+    extents = qemu_img_map(path, fmt=fmt) if extents is None else extents
     return sum(int(e["length"]) for e in extents if e.get("data") and not e.get("zero"))
+
+
+def map_knows_allocation(extents: list[dict]) -> bool:
+    """Whether the format driver told qemu-img map where the data is. One that cannot (VHDX in qemu 7)
+    calls the whole disk data, with no offsets in the file."""
+    return any(not e.get("data") or "offset" in e for e in extents)
 
 
 def info_encrypted(info: dict) -> bool:

@@ -4,12 +4,16 @@
   storage; the qcow2 layout is checked against the stored length (a truncated file is refused) and
   qemu-img reads the header and tables from a sparse shadow. Queue `imports`.
 - `import_convert`: a staged VMDK, VHD, VHDX or OVA. The OVA's members are checked and its disk taken
-  out; `qemu-img check` and `info` read the file; `qemu-img convert` writes the storage's target
-  format; the result is stored (MD5 and SHA256 in the same pass). Queue `convert`.
+  out; `qemu-img check` and `info` read the file. A qcow2 target is written front to back straight
+  into the storage from the guest data qemu-nbd reads (images.qcow2stream: no scratch file, one pass);
+  a raw one is stored while `qemu-img convert` writes it (OutputFollower); a VHDX, whose data qemu
+  cannot locate, is converted by qemu-img and stored after. MD5 and SHA256 are taken as the bytes are
+  stored. Queue `convert`.
 
 Both are safe to run twice (a second run finds the image no longer in their stage and returns) and
 end in `available`, or in `failed` with a message through `import_fail`. A cancel is noticed within two
-seconds (the checks between steps, qemu-img's progress loop and the storage's `should_cancel`).
+seconds (the checks between steps, qemu-img's progress loop, the qcow2 writer's blocks and the storage's
+`should_cancel`).
 """
 
 from __future__ import annotations
@@ -39,13 +43,17 @@ from ..inspection import (
     check_qcow2_layout,
     check_virtual_size,
     info_encrypted,
+    map_knows_allocation,
     qemu_img_allocated,
     qemu_img_check,
     qemu_img_info,
+    qemu_img_map,
     qemu_img_measure,
     write_shadow,
 )
 from ..models import Image, ImageReplica, UploadSession
+from ..nbd import NbdError, NbdExport
+from ..qcow2stream import CLUSTER, Layout, data_runs, nonzero_runs, write_qcow2
 from .imports import (
     CancelCheck,
     cancel_requested,
@@ -215,8 +223,12 @@ def _convert(image: Image) -> None:
     target_format = image.storage.effective_target_format
     measure = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
     needed = measure.required
+    extents = qemu_img_map(str(source), fmt=source_format) if target_format == "qcow2" else []
+    # A qcow2 is written by images.qcow2stream straight into the storage, unless the format's driver
+    # cannot say where its data is (then qemu-img convert finds the zeros, into a scratch file).
+    streamed = bool(extents) and map_knows_allocation(extents)
     free = shutil.disk_usage(directory).free
-    if free < needed:
+    if not streamed and free < needed:
         needed_shown, free_shown = sizes_apart(needed, free)
         raise ImportRefused(
             _(
@@ -240,9 +252,11 @@ def _convert(image: Image) -> None:
         storage=image.storage,
         defaults={"key": key, "state": ImageReplica.State.SYNCING, "size": 0},
     )
-    options = _follow_options(target_format, measure)
+    options = _follow_options(target_format)
     progress.set_stage(Image.Stage.CONVERTING)
-    if options is None:
+    if streamed:
+        result = _stream_qcow2(image, source, source_format, info, extents, backend, key, progress, timings)
+    elif options is None:
         _convert_file(image, source, source_format, output, target_format, progress.report_percent)
         progress.report_percent(100, final=True)
         timings.mark("convert")
@@ -272,19 +286,13 @@ def _convert(image: Image) -> None:
     )
 
 
-def _follow_options(target_format: str, measure) -> list[str] | None:
+def _follow_options(target_format: str) -> list[str] | None:
     """qemu-img creation options under which the output can be stored while it is written, or None.
 
-    A raw output is written in order, each byte once. A qcow2 is, when its metadata is preallocated
-    (`preallocation=metadata`): but then every cluster has its place, so the file is as long as a fully
-    allocated one; that is chosen only when it costs (almost) nothing, i.e. when the image is dense. A
-    sparse image keeps the compact layout and is stored after the conversion.
-    """
-    if target_format == "raw":
-        return []
-    if target_format == "qcow2" and measure.fully_allocated <= measure.required * 1.01 + 1024 * 1024:
-        return ["preallocation=metadata"]
-    return None
+    A raw output is written in order, each byte once, so it is followed (OutputFollower). A compact qcow2
+    is not: qemu-img fills in its tables as it goes. It is stored after the conversion, unless it was
+    streamed (images.qcow2stream)."""
+    return [] if target_format == "raw" else None
 
 
 def _convert_file(image, source, source_format, output, target_format, report, options=None) -> None:
@@ -349,6 +357,59 @@ def _convert_and_store(
     result = _store_file(image, backend, output, key, progress)
     timings.mark("store again")
     return result
+
+
+def _stream_qcow2(image, source, source_format, info, extents, backend, key, progress, timings):
+    """Write the qcow2 front to back into the storage (images.qcow2stream), reading the guest's data
+    through qemu-nbd: hashing and storing are the conversion, and nothing is written to staging.
+
+    Where the source's blocks are larger than a qcow2 cluster (a VHD's 2 MiB, a raw disk taken out of an
+    OVA), its data is read once first to leave out the clusters that hold only zeros, as qemu-img does."""
+    virtual_size = int(info["virtual-size"])
+    runs = data_runs(extents, virtual_size)
+    scan = int(info.get("cluster-size") or 0) not in range(1, CLUSTER + 1)
+    cancel = CancelCheck(image.pk)
+    try:
+        with NbdExport(source, fmt=source_format, directory=staging_dir(image.pk)) as export:
+            if scan:
+                scanning = _Counter(sum(count for _first, count in runs) * CLUSTER, progress, 0, 30)
+                runs = nonzero_runs(
+                    runs, virtual_size, export.read_into, should_stop=cancel, on_read=scanning
+                )
+                timings.mark("find the zero clusters")
+            if cancel():
+                raise ConversionCancelled()
+            layout = Layout.of(virtual_size, runs)
+            writer = backend.open_writer(key, expected_size=layout.size)
+            try:
+                writing = _Counter(layout.data_clusters * CLUSTER, progress, 30 if scan else 0, 100)
+                if not write_qcow2(layout, export.read_into, writer, on_data=writing, should_stop=cancel):
+                    raise ConversionCancelled()
+                progress.report_percent(100, final=True)
+                progress.set_stage(Image.Stage.STORING)
+                result = writer.commit()
+            except BaseException:
+                writer.abort()
+                raise
+    except NbdError as error:
+        raise ImportRefused(
+            _("qemu-img could not convert the image: %(error)s") % {"error": str(error)[:500]},
+            code="convert_failed",
+        ) from error
+    timings.mark(f"convert and store {filesizeformat(layout.size)} in one pass")
+    return result
+
+
+class _Counter:
+    """Bytes done of `total`, shown as the stage's percent between `low` and `high`."""
+
+    def __init__(self, total: int, progress: StageProgress, low: float, high: float):
+        self.total, self.progress, self.low, self.high = max(total, 1), progress, low, high
+        self.done = 0
+
+    def __call__(self, n: int) -> None:
+        self.done += n
+        self.progress.report_percent(self.low + (self.high - self.low) * min(1.0, self.done / self.total))
 
 
 def _ova_disk(image: Image, path, progress: StageProgress):

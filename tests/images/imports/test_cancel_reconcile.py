@@ -3,9 +3,11 @@ in `failed` with a message or resumed, and nothing it received stays behind."""
 
 import os
 import signal
+import tempfile
 import threading
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import django_rq
 import pytest
@@ -21,12 +23,24 @@ from storage.backends import get_backend
 from .conftest import MiB, send_file
 
 
-def wait_for(predicate, *, timeout=60.0, what="condition"):
+def wait_for(predicate, *, timeout=60.0, what="condition", interval=0.05):
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+        time.sleep(interval)
+
+
+def qemu_nbd_serving(directory) -> bool:
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                command = file.read()
+        except OSError:
+            continue
+        if b"qemu-nbd" in command and str(directory).encode() in command:
+            return True
+    return False
 
 
 def test_cancel_while_receiving_stops_the_upload_and_removes_what_arrived(
@@ -85,7 +99,7 @@ def test_cancel_during_conversion(standalone, disks, start_import, owner, run_jo
     image.refresh_from_db()
     assert image.status == Image.Status.FAILED and "cancelled" in image.error
     assert not ImageReplica.objects.filter(image=image).exists()
-    # Dense data is stored while it is converted: the chunks already written go with the cancel.
+    # The qcow2 is stored while it is converted: the chunks already written go with the cancel.
     usage = get_backend(standalone).usage()
     assert usage.logical == 0 and usage.used == 0
     assert not (settings.STAGING_ROOT / str(image.pk)).exists()
@@ -98,6 +112,10 @@ def test_worker_killed_mid_import_ends_in_failed_after_reconcile(
     """A real RQ worker (a forked copy of this process) runs the conversion and is killed with SIGKILL."""
     from rq import SimpleWorker
 
+    # A staging path short enough to hold qemu-nbd's socket, as in production: the socket's directory then
+    # goes with the staging directory when the killed worker cannot remove it.
+    short = tempfile.mkdtemp(prefix="st-")
+    settings.STAGING_ROOT = Path(short)
     raw = disks.root / "big.raw"
     raw.write_bytes(os.urandom(512 * MiB))
     vmdk = disks.convert(raw, "vmdk")
@@ -114,7 +132,9 @@ def test_worker_killed_mid_import_ends_in_failed_after_reconcile(
         finally:
             os._exit(0)
     try:
-        wait_for(lambda: (staging / "converted.qcow2").exists(), what="the conversion to start")
+        # The qcow2 is written into the storage as qemu-nbd reads the VMDK. (The database connection is
+        # the worker's too now, so this process asks /proc, not the database.)
+        wait_for(lambda: qemu_nbd_serving(staging), what="the conversion to start", interval=0.01)
         assert heartbeat_of(image.pk) is not None
     finally:
         os.kill(pid, signal.SIGKILL)
@@ -132,6 +152,7 @@ def test_worker_killed_mid_import_ends_in_failed_after_reconcile(
     assert get_backend(standalone).usage().logical == 0
     # Running it again changes nothing.
     assert not reconcile().failed
+    os.rmdir(short)  # empty
 
 
 def test_a_job_lost_before_it_ran_is_enqueued_again(
