@@ -2,7 +2,10 @@
 it arrives, no conversion) and a VMDK (staged, converted to qcow2), beside `dd conv=fdatasync` of the
 same bytes and bare `qemu-img convert` of the VMDK, all in one run.
 
-    .venv/bin/python bench/import_upload.py [--size-mib 1024] [--dir /tmp] [--repeat 1]
+    .venv/bin/python bench/import_upload.py [--size-mib 1024] [--dir /tmp] [--repeat 1] [--spread 4]
+
+With `--spread N` the disk is sparse: the same data in 16 MiB stretches over a disk N times as large, as
+in a real VM's disk (the VMDK, then, is one that qemu-img convert would store in a compact layout).
 
 It starts everything a deployment runs, on this machine: a private redis-server, gunicorn (gthread)
 serving the console, and an RQ worker, with a SQLite database, a standalone storage and a staging
@@ -44,13 +47,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def write_random(path: Path, size: int) -> None:
+def write_random(path: Path, size: int, *, spread: int = 1) -> None:
+    """`size` bytes of random data; with `spread` > 1, a disk `spread` times as large that holds them in
+    16 MiB stretches, one at the start of every `16 * spread` MiB, and zeros (holes) between."""
     with open(path, "wb") as file:
+        file.truncate(size * spread)
         remaining = size
         while remaining:
             block = min(remaining, 16 * MiB)
             file.write(os.urandom(block))
             remaining -= block
+            if spread > 1:
+                file.seek((spread - 1) * 16 * MiB, os.SEEK_CUR)
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -372,6 +380,12 @@ def main() -> None:
     parser.add_argument("--size-mib", type=int, default=1024)
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where files, storage and staging go")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=1,
+        help="a sparse disk: the data in 16 MiB stretches over a disk this many times its size",
+    )
     arguments = parser.parse_args()
     size = arguments.size_mib * MiB
     root = Path(tempfile.mkdtemp(prefix="import-bench-", dir=arguments.dir))
@@ -380,7 +394,7 @@ def main() -> None:
     deployment = None
     try:
         raw = files / "random.raw"
-        write_random(raw, size)
+        write_random(raw, size, spread=arguments.spread)
         qcow2 = files / "random.qcow2"
         vmdk = files / "random.vmdk"
         subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "qcow2", str(raw), str(qcow2)], check=True)
@@ -416,8 +430,9 @@ def main() -> None:
             rows.append((dd, bare, md5, results))
 
         qsize, vsize = qcow2.stat().st_size, vmdk.stat().st_size
+        spread = f" over a {arguments.size_mib * arguments.spread} MiB disk" if arguments.spread > 1 else ""
         print(
-            f"import_upload: {arguments.size_mib} MiB of random data; qcow2 file {qsize / 1e6:.0f} MB, vmdk file {vsize / 1e6:.0f} MB"
+            f"import_upload: {arguments.size_mib} MiB of random data{spread}; qcow2 file {qsize / 1e6:.0f} MB, vmdk file {vsize / 1e6:.0f} MB"
         )
         print(f"machine: {os.cpu_count()} CPUs (shared with other work: figures are noisy)")
         for dd, bare, md5, results in rows:

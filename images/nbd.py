@@ -108,7 +108,19 @@ class NbdExport:
                     raise NbdError("qemu-nbd did not open its socket") from None
                 time.sleep(0.005)
         self._socket = sock
-        self._handshake()
+        try:
+            self._handshake()
+        except (OSError, NbdError) as error:
+            # qemu-nbd may open its socket before it finds that it cannot read the file: its own words.
+            raise self._exit_reason(error) from error
+
+    def _exit_reason(self, error: Exception) -> NbdError:
+        try:
+            self._process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return error if isinstance(error, NbdError) else NbdError(f"qemu-nbd stopped answering: {error}")
+        lines = self._process.stderr.read().decode("utf-8", "replace").strip().splitlines()
+        return NbdError(lines[-1] if lines else f"qemu-nbd exited with {self._process.returncode}")
 
     def _recv_exactly(self, n: int) -> bytes:
         data = bytearray(n)
@@ -135,6 +147,12 @@ class NbdExport:
             self._recv_exactly(124)
 
     def read_into(self, offset: int, view: memoryview) -> None:
+        try:
+            self._read_into(offset, view)
+        except OSError as error:
+            raise self._exit_reason(error) from error
+
+    def _read_into(self, offset: int, view: memoryview) -> None:
         """Fill `view` with the guest bytes from `offset` on.
 
         The read is asked for in pieces of `PIECE` bytes, all at once: qemu-nbd works on them side by

@@ -194,3 +194,30 @@ def tus_uploader(live_server, owner, token):
         )
 
     return make
+
+
+def qemu_nbd_serving(directory) -> bool:
+    """A qemu-nbd reads a file in `directory` (a conversion to qcow2 is under way); asks /proc, not the
+    database, so a test may call it while a forked worker uses the connection."""
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as file:
+                command = file.read()
+        except OSError:
+            continue
+        if b"qemu-nbd" in command and str(directory).encode() in command:
+            return True
+    return False
+
+
+@pytest.fixture
+def short_staging_root(settings):
+    """A staging root with a path as short as production's, so that qemu-nbd's socket goes into the
+    import's staging directory (and with it when a killed worker cannot remove it), not into /tmp."""
+    import shutil
+    import tempfile
+
+    root = tempfile.mkdtemp(prefix="st-")
+    settings.STAGING_ROOT = Path(root)
+    yield settings.STAGING_ROOT
+    shutil.rmtree(root, ignore_errors=True)

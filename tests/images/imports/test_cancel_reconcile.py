@@ -3,11 +3,9 @@ in `failed` with a message or resumed, and nothing it received stays behind."""
 
 import os
 import signal
-import tempfile
 import threading
 import time
 from datetime import timedelta
-from pathlib import Path
 
 import django_rq
 import pytest
@@ -20,7 +18,7 @@ from images.services.receiving import ImportCancelled, ImportReceiver
 from images.services.reconcile import reconcile
 from storage.backends import get_backend
 
-from .conftest import MiB, send_file
+from .conftest import MiB, qemu_nbd_serving, send_file
 
 
 def wait_for(predicate, *, timeout=60.0, what="condition", interval=0.05):
@@ -29,18 +27,6 @@ def wait_for(predicate, *, timeout=60.0, what="condition", interval=0.05):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(interval)
-
-
-def qemu_nbd_serving(directory) -> bool:
-    for entry in os.listdir("/proc"):
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as file:
-                command = file.read()
-        except OSError:
-            continue
-        if b"qemu-nbd" in command and str(directory).encode() in command:
-            return True
-    return False
 
 
 def test_cancel_while_receiving_stops_the_upload_and_removes_what_arrived(
@@ -107,15 +93,11 @@ def test_cancel_during_conversion(standalone, disks, start_import, owner, run_jo
 
 @pytest.mark.django_db(transaction=True)
 def test_worker_killed_mid_import_ends_in_failed_after_reconcile(
-    standalone, disks, start_import, rq_redis, settings
+    standalone, disks, start_import, rq_redis, settings, short_staging_root
 ):
     """A real RQ worker (a forked copy of this process) runs the conversion and is killed with SIGKILL."""
     from rq import SimpleWorker
 
-    # A staging path short enough to hold qemu-nbd's socket, as in production: the socket's directory then
-    # goes with the staging directory when the killed worker cannot remove it.
-    short = tempfile.mkdtemp(prefix="st-")
-    settings.STAGING_ROOT = Path(short)
     raw = disks.root / "big.raw"
     raw.write_bytes(os.urandom(512 * MiB))
     vmdk = disks.convert(raw, "vmdk")
@@ -152,7 +134,6 @@ def test_worker_killed_mid_import_ends_in_failed_after_reconcile(
     assert get_backend(standalone).usage().logical == 0
     # Running it again changes nothing.
     assert not reconcile().failed
-    os.rmdir(short)  # empty
 
 
 def test_a_job_lost_before_it_ran_is_enqueued_again(

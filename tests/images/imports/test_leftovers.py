@@ -22,7 +22,7 @@ from storage.backends import get_backend
 from storage.models import ImageStorage
 from tenants.models import Quota
 
-from .conftest import MiB, qemu_img, send_file, stored_bytes
+from .conftest import MiB, qemu_img, qemu_nbd_serving, send_file, stored_bytes
 
 
 def snapshot(storage: ImageStorage) -> dict:
@@ -170,10 +170,11 @@ def _stored_something(storage, before):
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("stage", ["converting", "storing"])
 def test_a_worker_killed_mid_import_leaves_nothing_after_reconcile(
-    stage, storage, disks, start_import, rq_redis, settings
+    stage, storage, disks, start_import, rq_redis, settings, short_staging_root
 ):
     """A real RQ worker (a forked copy of this process) converts a VMDK and is killed with SIGKILL while
-    qemu-img writes, or once the storage holds part of the result; the reconciler removes all of it."""
+    qemu-img writes (or qemu-nbd reads), or once the storage holds part of the result; the reconciler
+    removes all of it."""
     from rq import SimpleWorker
 
     raw = disks.root / "big.raw"
@@ -197,7 +198,10 @@ def test_a_worker_killed_mid_import_leaves_nothing_after_reconcile(
             os._exit(0)
     try:
         if stage == "converting":
-            _wait(lambda: any(staging.glob("converted.*")), "the conversion to start")
+            _wait(
+                lambda: any(staging.glob("converted.*")) or qemu_nbd_serving(staging),
+                "the conversion to start",
+            )
         else:
             _wait(_stored_something(storage, before), "the first stored bytes")
     finally:
