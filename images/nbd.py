@@ -39,9 +39,9 @@ REPLY = struct.Struct(">IIQ")
 PIECE = 1024 * 1024
 START_SECONDS = 10.0
 SOCKET_PATH_MAX = 107
-# glibc gives each buffer of 128 KiB or more its own mmap and unmaps it when freed, so every request
-# qemu-nbd serves would fault its buffer's pages in again: that cost it 1.2-1.7 s of CPU per GiB of a VMDK
-# here, against 0.7-0.9 s with its buffers kept on the heap.
+# glibc gives each buffer of 128 KiB or more a mapping of its own and unmaps it when it is freed, so every
+# request qemu-nbd serves would fault its buffer's pages in again: qemu-nbd used 1.0-1.3 s of CPU per GiB
+# of a VMDK here that way, and 0.7-0.9 s with its buffers kept on the heap.
 NBD_ENV = {"MALLOC_MMAP_THRESHOLD_": str(64 * 1024 * 1024), "MALLOC_TRIM_THRESHOLD_": str(128 * 1024 * 1024)}
 
 
@@ -155,9 +155,9 @@ class NbdExport:
     def _read_into(self, offset: int, view: memoryview) -> None:
         """Fill `view` with the guest bytes from `offset` on.
 
-        The read is asked for in pieces of `PIECE` bytes, all at once: qemu-nbd works on them side by
-        side (a VMDK's grains, one 64 KiB read each, would otherwise be read one after the other) and
-        answers each as it is done, in any order, into its own place in `view`."""
+        The read is asked for in pieces of `PIECE` bytes, all at once, so that qemu-nbd may work on them
+        side by side; it answers each when it is done, in any order, and each lands in its own place in
+        `view`."""
         waiting: dict[int, tuple[int, memoryview]] = {}
         requests = []
         for start in range(0, len(view), PIECE):

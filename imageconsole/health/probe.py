@@ -47,12 +47,20 @@ def qemu_img_version() -> str:
 
 
 def _qemu_img() -> tuple[str, bool]:
+    """A worker's qemu-img, and its qemu-nbd: conversions to qcow2 read the source through qemu-nbd."""
     try:
-        return qemu_img_version(), True
+        version = qemu_img_version()
     except FileNotFoundError:
         return "qemu-img is not installed (apt-get install qemu-utils)", False
     except (OSError, subprocess.SubprocessError) as error:
         return str(error), False
+    try:
+        subprocess.run(["qemu-nbd", "--version"], capture_output=True, timeout=10, check=True)
+    except FileNotFoundError:
+        return "qemu-nbd is not installed (apt-get install qemu-utils)", False
+    except (OSError, subprocess.SubprocessError) as error:
+        return f"qemu-nbd: {error}", False
+    return version, True
 
 
 def _write_probe(mount_path: str) -> str:

@@ -207,6 +207,18 @@ def test_qemu_img_missing_is_reported(db, monkeypatch, tmp_path):
     assert check.status == Status.PROBLEM and "apt-get install qemu-utils" in check.detail
 
 
+def test_a_worker_without_qemu_nbd_is_reported(monkeypatch, tmp_path):
+    """A worker converts VMDKs to qcow2 through qemu-nbd: qemu-img alone is not enough."""
+    import shutil
+
+    from imageconsole.health import probe
+
+    (tmp_path / "qemu-img").symlink_to(shutil.which("qemu-img"))
+    monkeypatch.setenv("PATH", str(tmp_path))
+    detail, ok = probe._qemu_img()
+    assert not ok and "qemu-nbd is not installed (apt-get install qemu-utils)" in detail
+
+
 def test_libvirt_hosts_are_checked_only_when_compute_has_hosts(db):
     from django.apps import apps
 
