@@ -110,17 +110,22 @@ def import_converted(storage, source, fmt, start_import, run_jobs, django_captur
     return image
 
 
+def import_vmdk_logged(storage, vmdk, start_import, run_jobs, callbacks, caplog):
+    """import_converted with the pipeline's log captured (it names the way the image was stored)."""
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(storage, vmdk, "vmdk", start_import, run_jobs, callbacks)
+    assert image.status == Image.Status.AVAILABLE, image.error
+    return image
+
+
 def test_a_dense_vmdk_is_stored_in_one_pass_with_no_preallocated_length(
     standalone, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
 ):
     raw = dense_raw(disks, 48 * MiB)
     vmdk = disks.convert(raw, "vmdk")
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_converted(
-            standalone, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
-        )
-
-    assert image.status == Image.Status.AVAILABLE, image.error
+    image = import_vmdk_logged(
+        standalone, vmdk, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    )
     assert "in one pass" in caplog.text
     assert_stored_qcow2_of(image, raw, tmp_path)
     assert image.size < 48 * MiB * 1.02
@@ -131,12 +136,9 @@ def test_a_dense_vmdk_to_raw_is_stored_while_qemu_img_writes_it(
 ):
     raw = dense_raw(disks, 48 * MiB)
     vmdk = disks.convert(raw, "vmdk")
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_converted(
-            distributed, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
-        )
-
-    assert image.status == Image.Status.AVAILABLE, image.error
+    image = import_vmdk_logged(
+        distributed, vmdk, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    )
     assert "storing alongside" in caplog.text
     assert stored_bytes(image) == raw.read_bytes()
     assert image.md5 == hashlib.md5(raw.read_bytes()).hexdigest()
@@ -150,12 +152,9 @@ def test_a_sparse_vmdk_keeps_the_compact_layout(
         file.truncate(256 * MiB)
         file.write(os.urandom(4 * MiB))
     vmdk = disks.convert(raw, "vmdk")
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_converted(
-            standalone, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
-        )
-
-    assert image.status == Image.Status.AVAILABLE, image.error
+    image = import_vmdk_logged(
+        standalone, vmdk, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    )
     assert "in one pass" in caplog.text
     assert image.virtual_size == 256 * MiB
     assert image.size < 8 * MiB  # not a 256 MiB file of holes
@@ -176,12 +175,9 @@ def test_a_changed_output_is_stored_again_from_the_start(
     monkeypatch.setattr(OutputFollower, "finish", lambda self: real_finish(self) and False)
     raw = dense_raw(disks, 24 * MiB)
     vmdk = disks.convert(raw, "vmdk")
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_converted(
-            distributed, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
-        )
-
-    assert image.status == Image.Status.AVAILABLE, image.error
+    image = import_vmdk_logged(
+        distributed, vmdk, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    )
     assert stored_bytes(image) == raw.read_bytes()
     assert "storing it again" in caplog.text
     assert get_backend(distributed).usage().logical == image.size
