@@ -473,17 +473,16 @@ def qemu_img_map(path: str, *, fmt: str) -> list[dict]:
     return qemu_img_json(["map", "-f", QEMU_FORMATS.get(fmt, fmt), str(path)], what="map")
 
 
-def qemu_img_allocated(path: str, *, fmt: str, extents: list[dict] | None = None) -> int:
+def qemu_img_allocated(path: str, *, fmt: str) -> int:
     """Bytes of the image's guest data that are allocated and not known to be zero (`qemu-img map`):
     what qemu-img convert counts its progress against."""
-    extents = qemu_img_map(path, fmt=fmt) if extents is None else extents
+    extents = qemu_img_map(path, fmt=fmt)
     return sum(int(e["length"]) for e in extents if e.get("data") and not e.get("zero"))
 
 
-def map_knows_allocation(extents: list[dict]) -> bool:
-    """Whether the format driver told qemu-img map where the data is. One that cannot (VHDX in qemu 7)
-    calls the whole disk data, with no offsets in the file."""
-    return any(not e.get("data") or "offset" in e for e in extents)
+# Formats whose qemu driver cannot say where the data is: qemu-img map calls the whole disk data (and
+# measure calls it dense), so only reading every byte finds the zeros.
+ALLOCATION_UNKNOWN = frozenset({"vhdx"})
 
 
 def info_encrypted(info: dict) -> bool:

@@ -36,6 +36,7 @@ from tenants.oplog import size as oplog_size
 
 from ..conversion import ConversionCancelled, OutputFollower, convert, extract_member, ova_disk
 from ..inspection import (
+    ALLOCATION_UNKNOWN,
     HEAD_BYTES,
     ImportRefused,
     Inspection,
@@ -43,7 +44,6 @@ from ..inspection import (
     check_qcow2_layout,
     check_virtual_size,
     info_encrypted,
-    map_knows_allocation,
     qemu_img_allocated,
     qemu_img_check,
     qemu_img_info,
@@ -223,10 +223,10 @@ def _convert(image: Image) -> None:
     target_format = image.storage.effective_target_format
     measure = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
     needed = measure.required
-    extents = qemu_img_map(str(source), fmt=source_format) if target_format == "qcow2" else []
     # A qcow2 is written by images.qcow2stream straight into the storage, unless the format's driver
     # cannot say where its data is (then qemu-img convert finds the zeros, into a scratch file).
-    streamed = bool(extents) and map_knows_allocation(extents)
+    streamed = target_format == "qcow2" and source_format not in ALLOCATION_UNKNOWN
+    extents = qemu_img_map(str(source), fmt=source_format) if streamed else []
     free = shutil.disk_usage(directory).free
     if not streamed and free < needed:
         needed_shown, free_shown = sizes_apart(needed, free)

@@ -221,6 +221,27 @@ def test_a_sparse_disk_is_stored_as_it_is_converted_without_a_scratch_file(
     assert get_backend(standalone).usage().logical == image.size
 
 
+def test_a_dense_stream_optimized_vmdk_is_stored_in_one_pass(
+    standalone, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+):
+    """Its grains are compressed, so qemu-img map gives no offsets in the file, and it has no holes: it
+    looks like a format that cannot say where its data is, and is not one."""
+    raw = disks.root / "dense.raw"
+    raw.write_bytes(os.urandom(16 * MiB))
+    source = disks.convert(raw, "vmdk", None, "-o", "subformat=streamOptimized")
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(
+            standalone, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
+        )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert "in one pass" in caplog.text
+    stored = tmp_path / "stored.qcow2"
+    stored.write_bytes(stored_bytes(image))
+    assert_clean(stored)
+    assert qemu_compare(stored, "qcow2", raw, "raw")
+
+
 def test_a_sparse_vhdx_whose_data_qemu_cannot_locate_is_stored_compact(
     standalone, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
 ):
@@ -249,3 +270,36 @@ def test_a_vhdx_still_needs_staging_room_for_its_conversion(
     )
     assert image.status == Image.Status.FAILED
     assert "in the staging area" in image.error
+
+
+def test_qemu_nbd_dying_mid_conversion_fails_the_import_and_keeps_nothing(
+    standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks, monkeypatch, settings
+):
+    """qemu-nbd is killed after its first answer: the import fails with qemu's reason, and neither the
+    chunks written so far nor the staged file stay."""
+    real_read = NbdExport._read_into
+    calls = []
+
+    def read_then_die(self, offset, view):
+        if calls:
+            self._process.kill()
+            self._process.wait()
+        calls.append(offset)
+        real_read(self, offset, view)
+
+    monkeypatch.setattr(NbdExport, "_read_into", read_then_die)
+    raw = disks.root / "dense.raw"
+    raw.write_bytes(os.urandom(32 * MiB))
+    vmdk = disks.convert(raw, "vmdk")
+    image = import_converted(
+        standalone, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        run_jobs()  # the cleanup the failure enqueued
+
+    assert len(calls) == 2
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED
+    assert image.error.startswith("qemu-img could not convert the image")
+    assert get_backend(standalone).usage().logical == 0
+    assert not (settings.STAGING_ROOT / str(image.pk)).exists()
