@@ -4,12 +4,14 @@
 turns its progress output into calls of `progress(percent)`; `should_cancel()` is asked about twice a
 second and stops qemu-img. `ova_disk()` reads an OVA (a tar) without extracting it: every member is
 checked (no absolute paths, no `..`, no links, devices or fifos), the OVF descriptor is parsed without
-entities or network access, and the disk it names is located; `extract_member()` copies that disk out.
+entities or network access, and the disk it names is located; `read_member()` shows that disk's bytes to
+the format inspector, and `member_source()` names it for qemu in place (nothing is copied out).
 """
 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import re
 import select
@@ -368,36 +370,36 @@ def _ovf_disk(xml: bytes) -> tuple[str, str, int, str]:
     return href, hint, len(disks), compression if compression not in ("", "identity") else ""
 
 
-def extract_member(
+def member_source(path: str, disk: OvaDisk) -> str:
+    """A filename qemu-img and qemu-nbd read the OVA's disk through in place (with `-f FORMAT`): the raw
+    driver over the member's window of the tar, so that nothing reads outside it and nothing is copied."""
+    window = {"driver": "raw", "offset": disk.offset, "size": disk.size}
+    return "json:" + json.dumps({"file": {**window, "file": {"driver": "file", "filename": str(path)}}})
+
+
+def read_member(
     path: str,
     disk: OvaDisk,
-    target: str,
     *,
-    on_block: Callable[[bytes], None] | None = None,
+    on_block: Callable[[bytes], None],
     progress: Callable[[int], None] | None = None,
     should_cancel: Callable[[], bool] | None = None,
 ) -> None:
-    """Copy the disk's bytes out of the OVA to `target`, showing each block to `on_block`."""
+    """Show the disk's bytes inside the OVA to `on_block` (the format inspector), in order."""
     done = 0
     last_check = 0.0
-    try:
-        with open(path, "rb") as source, open(target, "wb") as out:
-            source.seek(disk.offset)
-            while done < disk.size:
-                data = source.read(min(4 * MiB, disk.size - done))
-                if not data:
-                    raise ImportRefused(_("The OVA ends in the middle of its disk."), code="ova_truncated")
-                out.write(data)
-                if on_block is not None:
-                    on_block(data)
-                done += len(data)
-                if progress is not None:
-                    progress(done)
-                now = time.monotonic()
-                if should_cancel is not None and now - last_check >= CANCEL_POLL_SECONDS:
-                    last_check = now
-                    if should_cancel():
-                        raise ConversionCancelled()
-    except BaseException:
-        _remove(target)
-        raise
+    with open(path, "rb") as source:
+        source.seek(disk.offset)
+        while done < disk.size:
+            data = source.read(min(4 * MiB, disk.size - done))
+            if not data:
+                raise ImportRefused(_("The OVA ends in the middle of its disk."), code="ova_truncated")
+            on_block(data)
+            done += len(data)
+            if progress is not None:
+                progress(done)
+            now = time.monotonic()
+            if should_cancel is not None and now - last_check >= CANCEL_POLL_SECONDS:
+                last_check = now
+                if should_cancel():
+                    raise ConversionCancelled()

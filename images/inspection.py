@@ -397,9 +397,22 @@ def qemu_img_info(path: str, *, fmt: str) -> dict:
     if specific.get("data-file"):
         raise ImportRefused(_safety_message("data_file", fmt, ""), code="unsafe")
     extents = specific.get("extents") or []
-    if len(extents) > 1 or any(e.get("filename") not in (None, str(path)) for e in extents):
+    if len(extents) > 1 or any(not _is_itself(e.get("filename"), str(path)) for e in extents):
         raise ImportRefused(_safety_message("descriptor", fmt, ""), code="unsafe")
     return info
+
+
+def _is_itself(extent: str | None, path: str) -> bool:
+    """Whether a VMDK extent's filename names the image's own file. A disk read in place in an OVA
+    (`json:{"file": {...}}`, conversion.member_source) has that node, written out by qemu, as its extent."""
+    if extent is None or extent == path:
+        return True
+    if not (path.startswith("json:") and extent.startswith("json:")):
+        return False
+    try:
+        return json.loads(extent[5:]) == json.loads(path[5:])["file"]
+    except (ValueError, KeyError, TypeError):
+        return False
 
 
 def qemu_img_check(path: str, *, fmt: str) -> None:

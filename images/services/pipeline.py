@@ -34,7 +34,7 @@ from storage.backends import Cancelled, StorageError, get_backend
 from tenants.models import OperationLog
 from tenants.oplog import size as oplog_size
 
-from ..conversion import ConversionCancelled, OutputFollower, convert, extract_member, ova_disk
+from ..conversion import ConversionCancelled, OutputFollower, convert, member_source, ova_disk, read_member
 from ..inspection import (
     ALLOCATION_UNKNOWN,
     HEAD_BYTES,
@@ -413,14 +413,12 @@ class _Counter:
 
 
 def _ova_disk(image: Image, path, progress: StageProgress):
-    """Check the OVA, take its disk out into staging (inspected as it is copied); (path, format)."""
+    """Check the OVA and inspect its disk where it lies in the tar; (what qemu reads it as, format)."""
     disk = ova_disk(str(path))
     inspector = StreamInspector(disk.format_hint if disk.format_hint in CONVERTIBLE else None)
-    target = staging_dir(image.pk) / "disk"
-    extract_member(
+    read_member(
         str(path),
         disk,
-        str(target),
         on_block=inspector.feed,
         progress=lambda done: progress.report(done, disk.size),
         should_cancel=CancelCheck(image.pk),
@@ -434,9 +432,7 @@ def _ova_disk(image: Image, path, progress: StageProgress):
     fmt = "raw" if found.format == "gpt" else found.format
     if disk.disks > 1:
         logger.info("OVA of %s names %d disks; importing the first", image.pk, disk.disks)
-    # The OVA itself is no longer needed: free its space before the conversion writes.
-    (staging_dir(image.pk) / "upload").unlink(missing_ok=True)
-    return target, fmt
+    return member_source(str(path), disk), fmt
 
 
 # --- the end -------------------------------------------------------------------------------------
