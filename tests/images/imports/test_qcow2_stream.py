@@ -1,6 +1,7 @@
 """A qcow2 written front to back (images.qcow2stream) from data read through qemu-nbd (images.nbd): what
 qemu-img reads back from it, how compact it is, and conversions that store it without a scratch file."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -303,3 +304,26 @@ def test_qemu_nbd_dying_mid_conversion_fails_the_import_and_keeps_nothing(
     assert image.error.startswith("qemu-img could not convert the image")
     assert get_backend(standalone).usage().logical == 0
     assert not (settings.STAGING_ROOT / str(image.pk)).exists()
+
+
+def test_a_sparse_vmdk_streams_into_object_storage_as_a_compact_qcow2(
+    distributed, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+):
+    """An S3 storage set to keep qcow2: its writer has no buffer to read into, so the writer's own
+    write() takes each block (and copies it)."""
+    distributed.target_format = "qcow2"
+    distributed.save()
+    raw, source = sparse_disk(disks, "vmdk")
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(
+            distributed, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
+        )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert "in one pass" in caplog.text
+    stored = tmp_path / "stored.qcow2"
+    stored.write_bytes(stored_bytes(image))
+    assert_clean(stored)
+    assert qemu_compare(stored, "qcow2", raw, "raw")
+    assert image.size == compact_size(source, "vmdk", tmp_path)
+    assert image.md5 == hashlib.md5(stored.read_bytes()).hexdigest()
