@@ -157,6 +157,22 @@ def test_qemu_nbd_refusing_the_file_is_an_error_with_its_reason(tmp_path):
 # --- through the import pipeline ----------------------------------------------------------------------
 
 
+def import_logged(storage, source, fmt, start_import, run_jobs, callbacks, caplog):
+    """import_converted with the pipeline's log captured (it says whether the image went in one pass)."""
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        return import_converted(storage, source, fmt, start_import, run_jobs, callbacks)
+
+
+def stored_copy_of(image, raw, tmp_path):
+    """The image is available and its stored file a sound qcow2 of `raw`'s content; the file's path."""
+    assert image.status == Image.Status.AVAILABLE, image.error
+    stored = tmp_path / "stored.qcow2"
+    stored.write_bytes(stored_bytes(image))
+    assert_clean(stored)
+    assert qemu_compare(stored, "qcow2", raw, "raw")
+    return stored
+
+
 @pytest.fixture
 def staging_room(settings, monkeypatch):
     """`staging_room(MiB)`: from now on the staging area says it has that much free."""
@@ -211,12 +227,8 @@ def test_a_sparse_disk_is_stored_as_it_is_converted_without_a_scratch_file(
             standalone, source, fmt, start_import, run_jobs, django_capture_on_commit_callbacks, staging_room
         )
 
-    assert image.status == Image.Status.AVAILABLE, image.error
+    stored = stored_copy_of(image, raw, tmp_path)
     assert "in one pass" in caplog.text
-    stored = tmp_path / "stored.qcow2"
-    stored.write_bytes(stored_bytes(image))
-    assert_clean(stored)
-    assert qemu_compare(stored, "qcow2", raw, "raw")
     assert image.size == stored.stat().st_size == compact_size(source, fmt, tmp_path)
     assert image.virtual_size >= 256 * MiB
     assert get_backend(standalone).usage().logical == image.size
@@ -230,17 +242,12 @@ def test_a_dense_stream_optimized_vmdk_is_stored_in_one_pass(
     raw = disks.root / "dense.raw"
     raw.write_bytes(os.urandom(16 * MiB))
     source = disks.convert(raw, "vmdk", None, "-o", "subformat=streamOptimized")
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_converted(
-            standalone, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
-        )
+    image = import_logged(
+        standalone, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    )
 
-    assert image.status == Image.Status.AVAILABLE, image.error
+    stored_copy_of(image, raw, tmp_path)
     assert "in one pass" in caplog.text
-    stored = tmp_path / "stored.qcow2"
-    stored.write_bytes(stored_bytes(image))
-    assert_clean(stored)
-    assert qemu_compare(stored, "qcow2", raw, "raw")
 
 
 def test_a_sparse_vhdx_whose_data_qemu_cannot_locate_is_stored_compact(
@@ -249,16 +256,12 @@ def test_a_sparse_vhdx_whose_data_qemu_cannot_locate_is_stored_compact(
     """qemu 7's VHDX driver calls the whole disk data, so `qemu-img measure` calls any VHDX dense. Such an
     image is not given a preallocated layout (as long as the disk); qemu-img convert finds its zeros."""
     raw, source = sparse_disk(disks, "vhdx")
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_converted(
-            standalone, source, "vhdx", start_import, run_jobs, django_capture_on_commit_callbacks
-        )
+    image = import_logged(
+        standalone, source, "vhdx", start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    )
 
-    assert image.status == Image.Status.AVAILABLE, image.error
+    stored_copy_of(image, raw, tmp_path)
     assert "in one pass" not in caplog.text
-    stored = tmp_path / "stored.qcow2"
-    stored.write_bytes(stored_bytes(image))
-    assert qemu_compare(stored, "qcow2", raw, "raw")
     assert image.size == compact_size(source, "vhdx", tmp_path) < 8 * MiB
 
 
@@ -314,16 +317,11 @@ def test_a_sparse_vmdk_streams_into_object_storage_as_a_compact_qcow2(
     distributed.target_format = "qcow2"
     distributed.save()
     raw, source = sparse_disk(disks, "vmdk")
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_converted(
-            distributed, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
-        )
+    image = import_logged(
+        distributed, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    )
 
-    assert image.status == Image.Status.AVAILABLE, image.error
+    stored = stored_copy_of(image, raw, tmp_path)
     assert "in one pass" in caplog.text
-    stored = tmp_path / "stored.qcow2"
-    stored.write_bytes(stored_bytes(image))
-    assert_clean(stored)
-    assert qemu_compare(stored, "qcow2", raw, "raw")
     assert image.size == compact_size(source, "vmdk", tmp_path)
     assert image.md5 == hashlib.md5(stored.read_bytes()).hexdigest()
