@@ -494,7 +494,7 @@ def qemu_img_allocated(path: str, *, fmt: str) -> int:
 
 
 # Formats whose qemu driver cannot say where the data is: qemu-img map calls the whole disk data (and
-# measure calls it dense), so only reading every byte finds the zeros.
+# measure calls it dense). images.vhdx reads a VHDX's allocation table instead.
 ALLOCATION_UNKNOWN = frozenset({"vhdx"})
 
 

@@ -3,12 +3,13 @@
 - `import_finish`: an image stored as it arrived (qcow2, raw, ISO). Its bytes are already in the
   storage; the qcow2 layout is checked against the stored length (a truncated file is refused) and
   qemu-img reads the header and tables from a sparse shadow. Queue `imports`.
-- `import_convert`: a staged VMDK, VHD, VHDX or OVA. The OVA's members are checked and its disk taken
-  out; `qemu-img check` and `info` read the file. A qcow2 target is written front to back straight
-  into the storage from the guest data qemu-nbd reads (images.qcow2stream: no scratch file, one pass);
-  a raw one is stored while `qemu-img convert` writes it (OutputFollower); a VHDX, whose data qemu
-  cannot locate, is converted by qemu-img and stored after. MD5 and SHA256 are taken as the bytes are
-  stored. Queue `convert`.
+- `import_convert`: a staged VMDK, VHD, VHDX or OVA. The OVA's members are checked and its disk read
+  where it lies in the tar; `qemu-img check` and `info` read the disk. A qcow2 target is written front
+  to back straight into the storage from the guest data qemu-nbd reads (images.qcow2stream: no scratch
+  file, one pass); where the data is comes from `qemu-img map`, or for a VHDX from its own allocation
+  table (images.vhdx). A raw target is stored while `qemu-img convert` writes it (OutputFollower). A
+  VHDX whose table cannot be read plainly is converted by qemu-img and stored after. MD5 and SHA256 are
+  taken as the bytes are stored. Queue `convert`.
 
 Both are safe to run twice (a second run finds the image no longer in their stage and returns) and
 end in `available`, or in `failed` with a message through `import_fail`. A cancel is noticed within two
@@ -54,6 +55,7 @@ from ..inspection import (
 from ..models import Image, ImageReplica, UploadSession
 from ..nbd import NbdError, NbdExport
 from ..qcow2stream import CLUSTER, Layout, data_runs, nonzero_runs, write_qcow2
+from ..vhdx import allocated_extents as vhdx_extents
 from .imports import (
     CancelCheck,
     cancel_requested,
@@ -223,10 +225,12 @@ def _convert(image: Image) -> None:
     target_format = image.storage.effective_target_format
     measure = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
     needed = measure.required
-    # A qcow2 is written by images.qcow2stream straight into the storage, unless the format's driver
-    # cannot say where its data is (then qemu-img convert finds the zeros, into a scratch file).
-    streamed = target_format == "qcow2" and source_format not in ALLOCATION_UNKNOWN
-    extents = qemu_img_map(str(source), fmt=source_format) if streamed else []
+    # A qcow2 is written by images.qcow2stream straight into the storage, unless nothing can say where the
+    # source's data is (then qemu-img convert finds the zeros, into a scratch file).
+    extents = _allocation(source, source_format, virtual_size) if target_format == "qcow2" else None
+    streamed = extents is not None
+    if streamed:  # at most this long (measure calls a VHDX as long as its disk)
+        needed = min(needed, Layout.of(virtual_size, data_runs(extents, virtual_size)).size)
     free = shutil.disk_usage(directory).free
     if not streamed and free < needed:
         needed_shown, free_shown = sizes_apart(needed, free)
@@ -284,6 +288,16 @@ def _convert(image: Image) -> None:
             "disk_format": target_format,
         },
     )
+
+
+def _allocation(source, source_format: str, virtual_size: int) -> list[dict] | None:
+    """Where the source's data is, as `qemu-img map` extents: qemu's own answer, or for a VHDX (whose qemu
+    driver calls the whole disk data) its block allocation table's. None when neither can tell."""
+    if source_format not in ALLOCATION_UNKNOWN:
+        return qemu_img_map(str(source), fmt=source_format)
+    if source_format == "vhdx" and not str(source).startswith("json:"):  # not a disk inside an OVA
+        return vhdx_extents(str(source), virtual_size=virtual_size)
+    return None
 
 
 def _follow_options(target_format: str) -> list[str] | None:
