@@ -346,3 +346,20 @@ def test_a_sparse_vmdk_streams_into_object_storage_as_a_compact_qcow2(
     assert "in one pass" in caplog.text
     assert image.size == compact_size(source, "vmdk", tmp_path)
     assert image.md5 == hashlib.md5(stored.read_bytes()).hexdigest()
+
+
+def test_a_sparse_vhdx_asks_the_storage_for_room_for_its_data_not_its_disk(
+    standalone, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks
+):
+    """`qemu-img measure` calls a VHDX as large as its disk (256 MiB); it holds 5 MiB, and the storage
+    has 100 MiB above its reserve."""
+    raw, source = sparse_disk(disks, "vhdx")
+    image = start_import(standalone, "vhdx")
+    with django_capture_on_commit_callbacks(execute=True):
+        send_file(image, source)
+    standalone.reserved_bytes = get_backend(standalone).free_bytes() - 100 * MiB
+    standalone.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_jobs() == 0
+    image.refresh_from_db()
+    stored_copy_of(image, raw, tmp_path)
