@@ -68,7 +68,7 @@ class NbdExport:
         try:
             self._start()
         except BaseException:
-            self.close()
+            self.close(stop=True)
             raise
         return self
 

@@ -9,9 +9,11 @@ for clusters that are all zeros), and the file is then emitted in order:
     header | refcount table | refcount blocks | L1 table | L2 tables | data clusters in guest order
 
 Every cluster has refcount 1 and the "copied" flag, as in a freshly converted image; `qemu-img check`
-finds nothing to repair and `qemu-img compare` finds the guest data equal. A cluster is stored when any of
-its bytes is not zero, which is qemu-img's own rule for a qcow2 target, so the result is as compact as
-qemu-img's. The data is read through qemu-nbd (images.nbd) straight into the storage writer's buffer.
+finds nothing to repair and `qemu-img compare` finds the guest data equal. Where the source's blocks are
+scanned, a cluster is stored when any of its bytes is not zero, qemu-img's own rule for a qcow2 target, so
+the result is as compact as qemu-img's. Where they are not (a VMDK's 64 KiB grains match the clusters), a
+grain the guest filled with zeros is stored too. The data is read through qemu-nbd (images.nbd) straight
+into the storage writer's buffer.
 """
 
 from __future__ import annotations
