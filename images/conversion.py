@@ -54,7 +54,7 @@ def convert(
 ) -> None:
     """Convert `source` to `target`; raises ImportRefused (with qemu-img's reason) or ConversionCancelled.
 
-    `options` are the target's creation options (`["preallocation=metadata"]`)."""
+    `options` are the target's creation options (qemu-img's `-o`)."""
     command = qemu_img_command(
         [
             "convert",
