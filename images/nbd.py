@@ -38,6 +38,7 @@ REPLY = struct.Struct(">IIQ")
 # A read is asked for in pieces of this size (qemu-nbd takes up to 32 MiB per request).
 PIECE = 1024 * 1024
 START_SECONDS = 10.0
+DIE_WITH_PARENT = ["setpriv", "--pdeathsig", "KILL", "--"]  # util-linux, as prlimit
 SOCKET_PATH_MAX = 107
 # glibc gives each buffer of 128 KiB or more a mapping of its own and unmaps it when it is freed, so every
 # request qemu-nbd serves would fault its buffer's pages in again: qemu-nbd used 1.0-1.3 s of CPU per GiB
@@ -77,6 +78,9 @@ class NbdExport:
 
     def _start(self) -> None:
         command = [
+            # qemu-nbd exits when its client leaves, but waits for ever for one that never came (a worker
+            # killed before it connected): it is killed with the thread that started it.
+            *DIE_WITH_PARENT,
             *_prlimit(address_space=conf.convert_address_space(), cpu_seconds=None),
             "qemu-nbd",
             "--read-only",

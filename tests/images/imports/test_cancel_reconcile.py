@@ -121,6 +121,8 @@ def test_worker_killed_mid_import_ends_in_failed_after_reconcile(
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    # qemu-nbd goes with the worker that started it, whether or not it had connected yet.
+    wait_for(lambda: not qemu_nbd_serving(staging), timeout=10, what="qemu-nbd to go with the worker")
 
     # Nothing has noticed yet: the row still says the import is in progress.
     image.refresh_from_db()

@@ -207,6 +207,8 @@ def test_a_worker_killed_mid_import_leaves_nothing_after_reconcile(
     finally:
         os.kill(pid, signal.SIGKILL)
         os.waitpid(pid, 0)
+    # qemu-nbd goes with the worker that started it, whether or not it had connected yet.
+    _wait(lambda: not qemu_nbd_serving(staging), "qemu-nbd to go with the worker", timeout=10)
 
     report = reconcile()
     assert str(image.pk) in report.failed
