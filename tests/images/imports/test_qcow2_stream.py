@@ -15,7 +15,6 @@ from images.qcow2stream import CLUSTER, Layout, data_runs, nonzero_runs, write_q
 from storage.backends import get_backend
 
 from .conftest import MiB, send_file, stored_bytes
-from .test_convert_follow import import_converted
 from .test_pipeline import qemu_compare
 
 
@@ -157,12 +156,6 @@ def test_qemu_nbd_refusing_the_file_is_an_error_with_its_reason(tmp_path):
 # --- through the import pipeline ----------------------------------------------------------------------
 
 
-def import_logged(storage, source, fmt, start_import, run_jobs, callbacks, caplog):
-    """import_converted with the pipeline's log captured (it says whether the image went in one pass)."""
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        return import_converted(storage, source, fmt, start_import, run_jobs, callbacks)
-
-
 def stored_copy_of(image, raw, tmp_path):
     """The image is available and its stored file a sound qcow2 of `raw`'s content; the file's path."""
     assert image.status == Image.Status.AVAILABLE, image.error
@@ -192,16 +185,30 @@ def staging_room(settings, monkeypatch):
     return set_free
 
 
-def import_with_staging_full(storage, source, fmt, start_import, run_jobs, callbacks, staging_room):
-    """Uploaded while the staging area has room; converted once it has 1 MiB left (less than the output)."""
-    image = start_import(storage, fmt)
-    with callbacks(execute=True):
-        send_file(image, source)
-    staging_room(MiB)
-    with callbacks(execute=True):
-        assert run_jobs() == 0
-    image.refresh_from_db()
-    return image
+class Importer:
+    """Imports a file to the end of its conversion job, with the pipeline's log captured (it says whether
+    the image went in one pass)."""
+
+    def __init__(self, start_import, run_jobs, callbacks, caplog, staging_room):
+        self.start_import, self.run_jobs, self.callbacks = start_import, run_jobs, callbacks
+        self.caplog, self.staging_room = caplog, staging_room
+
+    def __call__(self, storage, source, fmt, *, staging_full=False):
+        """With `staging_full`, the staging area has 1 MiB left (less than any output) once the file is in."""
+        image = self.start_import(storage, fmt)
+        with self.callbacks(execute=True):
+            send_file(image, source)
+        if staging_full:
+            self.staging_room(MiB)
+        with self.caplog.at_level("INFO", logger="images.pipeline"), self.callbacks(execute=True):
+            assert self.run_jobs() == 0
+        image.refresh_from_db()
+        return image
+
+
+@pytest.fixture
+def importer(start_import, run_jobs, django_capture_on_commit_callbacks, caplog, staging_room):
+    return Importer(start_import, run_jobs, django_capture_on_commit_callbacks, caplog, staging_room)
 
 
 def sparse_disk(disks, fmt):
@@ -211,21 +218,10 @@ def sparse_disk(disks, fmt):
 
 @pytest.mark.parametrize("fmt", ["vmdk", "vhd", "vhdx"])
 def test_a_sparse_disk_is_stored_as_it_is_converted_without_a_scratch_file(
-    fmt,
-    standalone,
-    disks,
-    tmp_path,
-    start_import,
-    run_jobs,
-    django_capture_on_commit_callbacks,
-    staging_room,
-    caplog,
+    fmt, standalone, disks, tmp_path, importer, caplog
 ):
     raw, source = sparse_disk(disks, fmt)
-    with caplog.at_level("INFO", logger="images.pipeline"):
-        image = import_with_staging_full(
-            standalone, source, fmt, start_import, run_jobs, django_capture_on_commit_callbacks, staging_room
-        )
+    image = importer(standalone, source, fmt, staging_full=True)
 
     stored = stored_copy_of(image, raw, tmp_path)
     assert "in one pass" in caplog.text
@@ -234,17 +230,13 @@ def test_a_sparse_disk_is_stored_as_it_is_converted_without_a_scratch_file(
     assert get_backend(standalone).usage().logical == image.size
 
 
-def test_a_dense_stream_optimized_vmdk_is_stored_in_one_pass(
-    standalone, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
-):
+def test_a_dense_stream_optimized_vmdk_is_stored_in_one_pass(standalone, disks, tmp_path, importer, caplog):
     """Its grains are compressed, so qemu-img map gives no offsets in the file, and it has no holes: it
     looks like a format that cannot say where its data is, and is not one."""
     raw = disks.root / "dense.raw"
     raw.write_bytes(os.urandom(16 * MiB))
     source = disks.convert(raw, "vmdk", None, "-o", "subformat=streamOptimized")
-    image = import_logged(
-        standalone, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks, caplog
-    )
+    image = importer(standalone, source, "vmdk")
 
     stored_copy_of(image, raw, tmp_path)
     assert "in one pass" in caplog.text
@@ -259,21 +251,12 @@ def vhdx_table_unreadable(monkeypatch):
 
 
 def test_a_vhdx_whose_allocation_cannot_be_read_is_converted_by_qemu_img_and_stays_compact(
-    standalone,
-    disks,
-    tmp_path,
-    start_import,
-    run_jobs,
-    django_capture_on_commit_callbacks,
-    caplog,
-    vhdx_table_unreadable,
+    standalone, disks, tmp_path, importer, caplog, vhdx_table_unreadable
 ):
     """qemu 7's VHDX driver calls the whole disk data, so `qemu-img measure` calls any VHDX dense. Such an
     image is not given a preallocated layout (as long as the disk); qemu-img convert finds its zeros."""
     raw, source = sparse_disk(disks, "vhdx")
-    image = import_logged(
-        standalone, source, "vhdx", start_import, run_jobs, django_capture_on_commit_callbacks, caplog
-    )
+    image = importer(standalone, source, "vhdx")
 
     stored_copy_of(image, raw, tmp_path)
     assert "in one pass" not in caplog.text
@@ -281,24 +264,16 @@ def test_a_vhdx_whose_allocation_cannot_be_read_is_converted_by_qemu_img_and_sta
 
 
 def test_such_a_vhdx_still_needs_staging_room_for_its_conversion(
-    standalone,
-    disks,
-    start_import,
-    run_jobs,
-    django_capture_on_commit_callbacks,
-    staging_room,
-    vhdx_table_unreadable,
+    standalone, disks, importer, vhdx_table_unreadable
 ):
     _raw, source = sparse_disk(disks, "vhdx")
-    image = import_with_staging_full(
-        standalone, source, "vhdx", start_import, run_jobs, django_capture_on_commit_callbacks, staging_room
-    )
+    image = importer(standalone, source, "vhdx", staging_full=True)
     assert image.status == Image.Status.FAILED
     assert "in the staging area" in image.error
 
 
 def test_qemu_nbd_dying_mid_conversion_fails_the_import_and_keeps_nothing(
-    standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks, monkeypatch, settings
+    standalone, disks, importer, run_jobs, django_capture_on_commit_callbacks, monkeypatch, settings
 ):
     """qemu-nbd is killed after its first answer: the import fails with qemu's reason, and neither the
     chunks written so far nor the staged file stay."""
@@ -316,9 +291,7 @@ def test_qemu_nbd_dying_mid_conversion_fails_the_import_and_keeps_nothing(
     raw = disks.root / "dense.raw"
     raw.write_bytes(os.urandom(32 * MiB))
     vmdk = disks.convert(raw, "vmdk")
-    image = import_converted(
-        standalone, vmdk, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks
-    )
+    image = importer(standalone, vmdk, "vmdk")
     with django_capture_on_commit_callbacks(execute=True):
         run_jobs()  # the cleanup the failure enqueued
 
@@ -331,16 +304,14 @@ def test_qemu_nbd_dying_mid_conversion_fails_the_import_and_keeps_nothing(
 
 
 def test_a_sparse_vmdk_streams_into_object_storage_as_a_compact_qcow2(
-    distributed, disks, tmp_path, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+    distributed, disks, tmp_path, importer, caplog
 ):
     """An S3 storage set to keep qcow2: its writer has no buffer to read into, so the writer's own
     write() takes each block (and copies it)."""
     distributed.target_format = "qcow2"
     distributed.save()
     raw, source = sparse_disk(disks, "vmdk")
-    image = import_logged(
-        distributed, source, "vmdk", start_import, run_jobs, django_capture_on_commit_callbacks, caplog
-    )
+    image = importer(distributed, source, "vmdk")
 
     stored = stored_copy_of(image, raw, tmp_path)
     assert "in one pass" in caplog.text
