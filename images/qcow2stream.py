@@ -238,28 +238,77 @@ def write_qcow2(
     False when `should_stop()` said so before the end."""
     for piece in layout.metadata():
         writer.write(piece)
-    own = None
-    for first, count in layout.runs:
-        offset = first * CLUSTER
-        end = (first + count) * CLUSTER
-        while offset < end:
-            area = writer.write_area()
-            if area is None or not len(area):
-                own = own if own is not None else memoryview(bytearray(SCAN_BLOCK))
-                area = own
-            n = min(len(area), end - offset, SCAN_BLOCK)
-            guest = max(0, min(n, layout.virtual_size - offset))
-            if guest:
-                read_into(offset, area[:guest])
-            if guest < n:  # the last cluster reaches past the disk's end
-                area[guest:n] = bytes(n - guest)
-            if area is own:
-                writer.write(own[:n])
-            else:
-                writer.wrote(n)
-            offset += n
-            if on_data is not None:
-                on_data(n)
-            if should_stop is not None and should_stop():
+    copier = _GuestCopier(layout.virtual_size, read_into, writer, on_data, should_stop)
+    return all(copier.copy(first * CLUSTER, (first + count) * CLUSTER) for first, count in layout.runs)
+
+
+def write_raw(
+    extents: Iterable[dict],
+    virtual_size: int,
+    read_into: Callable[[int, memoryview], None],
+    writer,
+    *,
+    on_data: Callable[[int], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> bool:
+    """Emit the raw disk to `writer`: the data extents (`qemu-img map`'s) read with `read_into`, zeros for
+    the rest without asking qemu for them. As write_qcow2 otherwise."""
+    copier = _GuestCopier(virtual_size, read_into, writer, on_data, should_stop)
+    zeros = bytes(SCAN_BLOCK)
+    position = 0
+    for extent in extents:
+        start = int(extent["start"])
+        end = min(start + int(extent["length"]), virtual_size)
+        if start != position or end <= start:
+            raise ValueError(f"the extents do not follow each other at {position}")
+        if extent.get("data") and not extent.get("zero"):
+            if not copier.copy(start, end):
                 return False
+        else:
+            while start < end:
+                n = min(SCAN_BLOCK, end - start)
+                writer.write(zeros[:n])
+                start += n
+                if not copier.done(n):
+                    return False
+        position = end
+    if position != virtual_size:
+        raise ValueError(f"the extents end at {position}, the disk at {virtual_size}")
     return True
+
+
+class _GuestCopier:
+    """Copies guest bytes read with `read_into` to a storage writer, into its own buffer where it has one."""
+
+    def __init__(self, virtual_size, read_into, writer, on_data, should_stop):
+        self.virtual_size, self.read_into, self.writer = virtual_size, read_into, writer
+        self.on_data, self.should_stop = on_data, should_stop
+        self._own: memoryview | None = None
+
+    def done(self, n: int) -> bool:
+        if self.on_data is not None:
+            self.on_data(n)
+        return not (self.should_stop is not None and self.should_stop())
+
+    def copy(self, offset: int, end: int) -> bool:
+        """The guest's bytes from `offset` to `end`, zeros past the disk's end (a last partial cluster)."""
+        while offset < end:
+            area = self.writer.write_area()
+            if area is None or not len(area):
+                if self._own is None:
+                    self._own = memoryview(bytearray(SCAN_BLOCK))
+                area = self._own
+            n = min(len(area), end - offset, SCAN_BLOCK)
+            guest = max(0, min(n, self.virtual_size - offset))
+            if guest:
+                self.read_into(offset, area[:guest])
+            if guest < n:
+                area[guest:n] = bytes(n - guest)
+            if area is self._own:
+                self.writer.write(area[:n])
+            else:
+                self.writer.wrote(n)
+            offset += n
+            if not self.done(n):
+                return False
+        return True

@@ -4,12 +4,12 @@
   storage; the qcow2 layout is checked against the stored length (a truncated file is refused) and
   qemu-img reads the header and tables from a sparse shadow. Queue `imports`.
 - `import_convert`: a staged VMDK, VHD, VHDX or OVA. The OVA's members are checked and its disk read
-  where it lies in the tar; `qemu-img check` and `info` read the disk. A qcow2 target is written front
-  to back straight into the storage from the guest data qemu-nbd reads (images.qcow2stream: no scratch
-  file, one pass); where the data is comes from `qemu-img map`, or for a VHDX from its own allocation
-  table (images.vhdx). A raw target is stored while `qemu-img convert` writes it (OutputFollower). A
-  VHDX whose table cannot be read plainly is converted by qemu-img and stored after. MD5 and SHA256 are
-  taken as the bytes are stored. Queue `convert`.
+  where it lies in the tar; `qemu-img check` and `info` read the disk. The target (qcow2, or raw) is
+  written front to back straight into the storage from the guest data qemu-nbd reads
+  (images.qcow2stream: no scratch file, one pass); where the data is comes from `qemu-img map`, or for
+  a VHDX from its own allocation table (images.vhdx). A VHDX whose table cannot be read plainly is
+  converted by qemu-img: a raw target is stored while qemu-img writes it (OutputFollower), a qcow2
+  after. MD5 and SHA256 are taken as the bytes are stored. Queue `convert`.
 
 Both are safe to run twice (a second run finds the image no longer in their stage and returns) and
 end in `available`, or in `failed` with a message through `import_fail`. A cancel is noticed within two
@@ -54,7 +54,7 @@ from ..inspection import (
 )
 from ..models import Image, ImageReplica, UploadSession
 from ..nbd import NbdError, NbdExport
-from ..qcow2stream import CLUSTER, Layout, data_runs, nonzero_runs, write_qcow2
+from ..qcow2stream import CLUSTER, Layout, data_runs, nonzero_runs, write_qcow2, write_raw
 from ..vhdx import allocated_extents as vhdx_extents
 from .imports import (
     CancelCheck,
@@ -225,11 +225,12 @@ def _convert(image: Image) -> None:
     target_format = image.storage.effective_target_format
     measure = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
     needed = measure.required
-    # A qcow2 is written by images.qcow2stream straight into the storage, unless nothing can say where the
-    # source's data is (then qemu-img convert finds the zeros, into a scratch file).
-    extents = _allocation(source, source_format, virtual_size) if target_format == "qcow2" else None
+    # A qcow2 or raw disk is written by images.qcow2stream straight into the storage, unless nothing can
+    # say where the source's data is (then qemu-img convert writes it, into a scratch file).
+    streamable = target_format in ("qcow2", "raw")
+    extents = _allocation(source, source_format, virtual_size) if streamable else None
     streamed = extents is not None
-    if streamed:  # at most this long (measure calls a VHDX as long as its disk)
+    if streamed and target_format == "qcow2":  # at most this long (measure calls a VHDX as long as its disk)
         needed = min(needed, Layout.of(virtual_size, data_runs(extents, virtual_size)).size)
     free = shutil.disk_usage(directory).free
     if not streamed and free < needed:
@@ -259,7 +260,9 @@ def _convert(image: Image) -> None:
     options = _follow_options(target_format)
     progress.set_stage(Image.Stage.CONVERTING)
     if streamed:
-        result = _stream_qcow2(image, source, source_format, info, extents, backend, key, progress, timings)
+        result = _stream(
+            image, source, source_format, info, extents, target_format, backend, key, progress, timings
+        )
     elif options is None:
         _convert_file(image, source, source_format, output, target_format, progress.report_percent)
         progress.report_percent(100, final=True)
@@ -303,9 +306,9 @@ def _allocation(source, source_format: str, virtual_size: int) -> list[dict] | N
 def _follow_options(target_format: str) -> list[str] | None:
     """qemu-img creation options under which the output can be stored while it is written, or None.
 
-    A raw output is written in order, each byte once, so it is followed (OutputFollower). A compact qcow2
-    is not: qemu-img fills in its tables as it goes. It is stored after the conversion, unless it was
-    streamed (images.qcow2stream)."""
+    Only for an image that was not streamed (images.qcow2stream). A raw output is written in order, each
+    byte once, so it is followed (OutputFollower). A compact qcow2 is not: qemu-img fills in its tables
+    as it goes, so it is stored after the conversion."""
     return [] if target_format == "raw" else None
 
 
@@ -373,15 +376,17 @@ def _convert_and_store(
     return result
 
 
-def _stream_qcow2(image, source, source_format, info, extents, backend, key, progress, timings):
-    """Write the qcow2 front to back into the storage (images.qcow2stream), reading the guest's data
-    through qemu-nbd: hashing and storing are the conversion, and nothing is written to staging.
+def _stream(image, source, source_format, info, extents, target_format, backend, key, progress, timings):
+    """Write the qcow2 front to back into the storage (images.qcow2stream), or the raw disk, reading the
+    guest's data through qemu-nbd: hashing and storing are the conversion, and nothing is written to
+    staging.
 
     Where the source's blocks are larger than a qcow2 cluster (a VHD's 2 MiB, a raw disk taken out of an
-    OVA), its data is read once first to leave out the clusters that hold only zeros, as qemu-img does."""
+    OVA), its data is read once first to leave out the clusters that hold only zeros, as qemu-img does.
+    A raw disk holds its zeros anyway: they are written without asking qemu for them."""
     virtual_size = int(info["virtual-size"])
     runs = data_runs(extents, virtual_size)
-    scan = int(info.get("cluster-size") or 0) not in range(1, CLUSTER + 1)
+    scan = target_format == "qcow2" and int(info.get("cluster-size") or 0) not in range(1, CLUSTER + 1)
     cancel = CancelCheck(image.pk)
     try:
         with NbdExport(source, fmt=source_format, directory=staging_dir(image.pk)) as export:
@@ -393,11 +398,25 @@ def _stream_qcow2(image, source, source_format, info, extents, backend, key, pro
                 timings.mark("find the zero clusters")
             if cancel():
                 raise ConversionCancelled()
-            layout = Layout.of(virtual_size, runs)
-            writer = backend.open_writer(key, expected_size=layout.size)
-            try:
+            if target_format == "raw":
+                size = virtual_size
+                writing = _Counter(virtual_size, progress, 0, 100)
+
+                def write(writer) -> bool:
+                    return write_raw(
+                        extents, virtual_size, export.read_into, writer, on_data=writing, should_stop=cancel
+                    )
+            else:
+                layout = Layout.of(virtual_size, runs)
+                size = layout.size
                 writing = _Counter(layout.data_clusters * CLUSTER, progress, 30 if scan else 0, 100)
-                if not write_qcow2(layout, export.read_into, writer, on_data=writing, should_stop=cancel):
+
+                def write(writer) -> bool:
+                    return write_qcow2(layout, export.read_into, writer, on_data=writing, should_stop=cancel)
+
+            writer = backend.open_writer(key, expected_size=size)
+            try:
+                if not write(writer):
                     raise ConversionCancelled()
                 progress.report_percent(100, final=True)
                 progress.set_stage(Image.Stage.STORING)
@@ -410,7 +429,7 @@ def _stream_qcow2(image, source, source_format, info, extents, backend, key, pro
             _("qemu-img could not convert the image: %(error)s") % {"error": str(error)[:500]},
             code="convert_failed",
         ) from error
-    timings.mark(f"convert and store {filesizeformat(layout.size)} in one pass")
+    timings.mark(f"convert and store {filesizeformat(size)} in one pass")
     return result
 
 

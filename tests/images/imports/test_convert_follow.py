@@ -1,5 +1,6 @@
 """Storing a conversion's output while qemu-img writes it (images.conversion.OutputFollower), which a raw
-target uses; a qcow2 target is written front to back instead (test_qcow2_stream), dense or sparse."""
+target uses when the source's data cannot be located (a VHDX whose table cannot be read); every other
+conversion is written front to back (test_qcow2_stream), dense or sparse."""
 
 import hashlib
 import os
@@ -131,14 +132,23 @@ def test_a_dense_vmdk_is_stored_in_one_pass_with_no_preallocated_length(
     assert image.size < 48 * MiB * 1.02
 
 
-def test_a_dense_vmdk_to_raw_is_stored_while_qemu_img_writes_it(
-    distributed, disks, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
+def test_a_dense_vhdx_to_raw_is_stored_while_qemu_img_writes_it(
+    distributed,
+    disks,
+    start_import,
+    run_jobs,
+    django_capture_on_commit_callbacks,
+    caplog,
+    vhdx_table_unreadable,
 ):
     raw = dense_raw(disks, 48 * MiB)
-    vmdk = disks.convert(raw, "vmdk")
-    image = import_vmdk_logged(
-        distributed, vmdk, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
-    )
+    vhdx = disks.convert(raw, "vhdx")
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(
+            distributed, vhdx, "vhdx", start_import, run_jobs, django_capture_on_commit_callbacks
+        )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
     assert "storing alongside" in caplog.text
     assert stored_bytes(image) == raw.read_bytes()
     assert image.md5 == hashlib.md5(raw.read_bytes()).hexdigest()
@@ -169,15 +179,19 @@ def test_a_changed_output_is_stored_again_from_the_start(
     django_capture_on_commit_callbacks,
     monkeypatch,
     caplog,
+    vhdx_table_unreadable,
 ):
     # As if qemu-img had rewritten a region it had written: the follower's check fails.
     real_finish = OutputFollower.finish
     monkeypatch.setattr(OutputFollower, "finish", lambda self: real_finish(self) and False)
     raw = dense_raw(disks, 24 * MiB)
-    vmdk = disks.convert(raw, "vmdk")
-    image = import_vmdk_logged(
-        distributed, vmdk, start_import, run_jobs, django_capture_on_commit_callbacks, caplog
-    )
+    vhdx = disks.convert(raw, "vhdx")
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image = import_converted(
+            distributed, vhdx, "vhdx", start_import, run_jobs, django_capture_on_commit_callbacks
+        )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
     assert stored_bytes(image) == raw.read_bytes()
     assert "storing it again" in caplog.text
     assert get_backend(distributed).usage().logical == image.size

@@ -242,14 +242,6 @@ def test_a_dense_stream_optimized_vmdk_is_stored_in_one_pass(standalone, disks, 
     assert "in one pass" in caplog.text
 
 
-@pytest.fixture
-def vhdx_table_unreadable(monkeypatch):
-    """As for a VHDX inside an OVA, or one whose log must be replayed: images.vhdx cannot tell."""
-    from images.services import pipeline
-
-    monkeypatch.setattr(pipeline, "vhdx_extents", lambda path, *, virtual_size: None)
-
-
 def test_a_vhdx_whose_allocation_cannot_be_read_is_converted_by_qemu_img_and_stays_compact(
     standalone, disks, tmp_path, importer, caplog, vhdx_table_unreadable
 ):
@@ -334,3 +326,17 @@ def test_a_sparse_vhdx_asks_the_storage_for_room_for_its_data_not_its_disk(
         assert run_jobs() == 0
     image.refresh_from_db()
     stored_copy_of(image, raw, tmp_path)
+
+
+def test_a_sparse_vmdk_to_raw_is_stored_in_one_pass_with_its_zeros(distributed, disks, importer, caplog):
+    """A raw target (the S3 storage's default) holds the disk's zeros: they are written without reading
+    them through qemu, and nothing goes to staging first."""
+    raw, source = sparse_disk(disks, "vmdk")
+    image = importer(distributed, source, "vmdk", staging_full=True)
+
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert "in one pass" in caplog.text
+    assert image.disk_format == "raw"
+    assert stored_bytes(image) == raw.read_bytes()
+    assert image.md5 == hashlib.md5(raw.read_bytes()).hexdigest()
+    assert image.sha256 == hashlib.sha256(raw.read_bytes()).hexdigest()
