@@ -493,11 +493,6 @@ def qemu_img_allocated(path: str, *, fmt: str) -> int:
     return sum(int(e["length"]) for e in extents if e.get("data") and not e.get("zero"))
 
 
-# Formats whose qemu driver cannot say where the data is: qemu-img map calls the whole disk data (and
-# measure calls it dense). images.vhdx reads a VHDX's allocation table instead.
-ALLOCATION_UNKNOWN = frozenset({"vhdx"})
-
-
 def info_encrypted(info: dict) -> bool:
     return bool(info.get("encrypted")) or bool(
         ((info.get("format-specific") or {}).get("data") or {}).get("encrypt")

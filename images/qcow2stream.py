@@ -152,10 +152,6 @@ class Layout:
         """The length of the file."""
         return self.clusters * CLUSTER
 
-    @property
-    def metadata_size(self) -> int:
-        return self.data_offset
-
     def header(self) -> bytes:
         header = HEADER.pack(
             b"QFI\xfb",

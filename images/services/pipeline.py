@@ -37,7 +37,6 @@ from tenants.oplog import size as oplog_size
 
 from ..conversion import ConversionCancelled, OutputFollower, convert, member_source, ova_disk, read_member
 from ..inspection import (
-    ALLOCATION_UNKNOWN,
     HEAD_BYTES,
     ImportRefused,
     Inspection,
@@ -225,10 +224,9 @@ def _convert(image: Image) -> None:
     target_format = image.storage.effective_target_format
     measure = qemu_img_measure(str(source), fmt=source_format, target_format=target_format)
     needed = measure.required
-    # A qcow2 or raw disk is written by images.qcow2stream straight into the storage, unless nothing can
-    # say where the source's data is (then qemu-img convert writes it, into a scratch file).
-    streamable = target_format in ("qcow2", "raw")
-    extents = _allocation(source, source_format, virtual_size) if streamable else None
+    # The target (qcow2 or raw) is written by images.qcow2stream straight into the storage, unless nothing
+    # can say where the source's data is (then qemu-img convert writes it, into a scratch file).
+    extents = _allocation(source, source_format, virtual_size)
     streamed = extents is not None
     if streamed and target_format == "qcow2":  # at most this long (measure calls a VHDX as long as its disk)
         needed = min(needed, Layout.of(virtual_size, data_runs(extents, virtual_size)).size)
@@ -296,11 +294,11 @@ def _convert(image: Image) -> None:
 def _allocation(source, source_format: str, virtual_size: int) -> list[dict] | None:
     """Where the source's data is, as `qemu-img map` extents: qemu's own answer, or for a VHDX (whose qemu
     driver calls the whole disk data) its block allocation table's. None when neither can tell."""
-    if source_format not in ALLOCATION_UNKNOWN:
+    if source_format != "vhdx":
         return qemu_img_map(str(source), fmt=source_format)
-    if source_format == "vhdx" and not str(source).startswith("json:"):  # not a disk inside an OVA
-        return vhdx_extents(str(source), virtual_size=virtual_size)
-    return None
+    if str(source).startswith("json:"):  # a disk inside an OVA: images.vhdx reads plain files only
+        return None
+    return vhdx_extents(str(source), virtual_size=virtual_size)
 
 
 def _follow_options(target_format: str) -> list[str] | None:
@@ -381,8 +379,8 @@ def _stream(image, source, source_format, info, extents, target_format, backend,
     guest's data through qemu-nbd: hashing and storing are the conversion, and nothing is written to
     staging.
 
-    Where the source's blocks are larger than a qcow2 cluster (a VHD's 2 MiB, a raw disk taken out of an
-    OVA), its data is read once first to leave out the clusters that hold only zeros, as qemu-img does.
+    Where the source's blocks are larger than a qcow2 cluster (a VHD's 2 MiB, a VHDX's, a raw disk inside
+    an OVA), its data is read once first to leave out the clusters that hold only zeros, as qemu-img does.
     A raw disk holds its zeros anyway: they are written without asking qemu for them."""
     virtual_size = int(info["virtual-size"])
     runs = data_runs(extents, virtual_size)
