@@ -10,6 +10,10 @@ it takes one core; SHA256 of the file, BLAKE3 of each chunk (the store's chunk n
 request share the other. The bound is the slower of the two:
     bound = min(md5, 1 / (1 / sha256 + 1 / blake3 + 1 / read))
 each step at the faster of the tool and hashlib (OpenSSL) / a Python read into one buffer.
+Every import also writes every byte to the store's disk: "the store's writes" times that alone (4 MiB
+chunk files, O_DIRECT, fsync each, four at a time, as storage/backends/standalone.py writes them). Where
+the disk takes them slower than the hash bound, the run says so, and each import's fraction of that rate
+is printed too: the disk, not the hashing, is the limit there.
 Rounds interleave the steps so that drift (other work on the shared cores) hits all of them alike;
 medians are printed. Every import stores all of its chunks: the storage's chunks are removed before
 each (Deployment.forget_chunks; a store does not write a chunk it has, so the same file imported again
@@ -32,6 +36,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 from pathlib import Path
@@ -103,6 +108,49 @@ def read_rate(path: Path) -> float:
         while file.readinto(buffer):
             pass
     return time.perf_counter() - start
+
+
+def store_write_rate(path: Path, directory: Path, *, concurrency: int = 4) -> float:
+    """Seconds to write the file's bytes the way the standalone store writes an import's chunks
+    (storage/backends/standalone.py): 4 MiB page-aligned buffers, a file each, O_DIRECT where the file
+    system takes it, fsync each, `concurrency` at a time (the deployment's upload concurrency). Every
+    import writes every byte so: where the disk is slower than MD5 it, not the hashing, is the limit."""
+    import mmap
+    from concurrent.futures import ThreadPoolExecutor
+
+    directory.mkdir(exist_ok=True)
+    size = path.stat().st_size
+    chunk = 4 * MiB
+    direct = getattr(os, "O_DIRECT", 0)
+
+    local = threading.local()
+
+    def write(index: int) -> None:
+        buffer = getattr(local, "buffer", None)  # a writer's buffers are reused, as the store's are
+        if buffer is None:
+            buffer = local.buffer = mmap.mmap(-1, chunk)
+        with open(path, "rb", buffering=0) as source:
+            source.seek(index * chunk)
+            count = source.readinto(buffer)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+        aligned = count % 4096 == 0
+        try:
+            fd = os.open(directory / f"{index}.chunk", flags | (direct if aligned else 0), 0o644)
+        except OSError:  # no O_DIRECT here (tmpfs)
+            fd = os.open(directory / f"{index}.chunk", flags, 0o644)
+        try:
+            os.ftruncate(fd, count)
+            os.pwrite(fd, memoryview(buffer)[:count], 0)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(max_workers=concurrency) as pool:
+        list(pool.map(write, range((size + chunk - 1) // chunk)))
+    seconds = time.perf_counter() - start
+    shutil.rmtree(directory)
+    return seconds
 
 
 def download_once(deployment: Deployment, image_id: str) -> float:
@@ -198,6 +246,8 @@ def main() -> None:
                     ),
                 )
                 dd_out.unlink()
+                settle()
+                note("the store's writes", store_write_rate(qcow2, root / "storage" / "writes"))
                 for protocol in ("put", "tus"):
                     settle()
                     _received, total = import_once(
@@ -222,6 +272,7 @@ def main() -> None:
         blake3 = medians["blake3 (chunk names)"]
         other = 1 / (1 / sha256 + 1 / blake3 + 1 / read)
         bound = min(md5, other)
+        writes = medians["the store's writes"]
         print(
             f"limits: {arguments.size_mib} MiB of random data as qcow2 ({size / 1e6:.0f} MB), "
             f"medians of {arguments.rounds} interleaved rounds, {time.strftime('%Y-%m-%d')}"
@@ -233,10 +284,18 @@ def main() -> None:
             f"hash bound: min(md5 {md5:.0f}, other core 1/(1/sha256 {sha256:.0f} + 1/blake3 {blake3:.0f} + "
             f"1/read {read:.0f}) = {other:.0f}) = {bound:.0f} MB/s"
         )
+        if writes < bound:
+            print(
+                f"store bound: the disk takes the store's writes at {writes:.0f} MB/s, below the hash bound: "
+                f"here the disk, not the hashing, limits every import (give --dir a tmpfs mount to measure "
+                f"the rest)"
+            )
         for name, value in medians.items():
             extra = ""
             if name.startswith(("upload", "URL import")):
                 extra = f"  {value / medians['md5sum'] * 100:4.0f}% of md5sum (goal >= 90%)"
+                if writes < bound:
+                    extra += f", {value / writes * 100:.0f}% of the store's writes"
             rounds = "/".join(f"{each:.0f}" for each in figures[name])
             print(f"  {name:34s} {value:8.0f} MB/s  {value / bound * 100:5.0f}% of bound{extra}  ({rounds})")
         if glance is not None:
