@@ -30,7 +30,9 @@ logger = logging.getLogger("images.fetching")
 
 def fetch_limit(image: Image) -> int | None:
     """The most a fetch may bring when its server announces no length: the tenant's quota headroom and
-    the storage's free space; the fetch is cut off beyond it."""
+    the storage's free space; the fetch is cut off beyond it. (The free space only: a storage's usage()
+    lists every chunk it holds, seconds on a large store, at the start of every URL import and Glance
+    upload.)"""
     from storage.backends import StorageError, get_backend
     from tenants.models import Quota
     from tenants.services import tenant_usage
@@ -43,8 +45,7 @@ def fetch_limit(image: Image) -> int | None:
         # This image's own reserved size is in the usage; it is what the fetch may fill.
         limits.append(max(quota.max_bytes - tenant_usage(tenant=image.tenant).bytes + image.size, 0))
     try:
-        usage = get_backend(image.storage).usage()
-        limits.append(max(usage.free - image.storage.reserved_bytes, 0))
+        limits.append(max(get_backend(image.storage).free_bytes() - image.storage.reserved_bytes, 0))
     except StorageError:
         pass
     if image.source_format in ("raw", "iso"):

@@ -287,6 +287,35 @@ def test_unannounced_length_is_cut_off_at_the_quota(
     assert not ImageReplica.objects.exists()
 
 
+def test_a_url_import_reads_the_free_space_without_listing_the_storage(
+    api,
+    owner,
+    standalone,
+    qcow2,
+    http_server,
+    django_capture_on_commit_callbacks,
+    run_jobs,
+    monkeypatch,
+):
+    # A storage's usage() lists every chunk it holds: seconds on a large store, before every URL import's
+    # first byte. The limit of a fetch of unannounced length needs only the free space.
+    from storage.backends.standalone import StandaloneBackend
+
+    def listed(self):
+        raise AssertionError("the import listed every chunk of the storage")
+
+    monkeypatch.setattr(StandaloneBackend, "usage", listed)
+    server = http_server()
+    server.routes["/centos.qcow2"] = FileRoute(qcow2, length=False)
+
+    image = import_url(
+        api, owner, standalone, server.url("/centos.qcow2"), django_capture_on_commit_callbacks, run_jobs
+    )
+
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert image.size == len(qcow2)
+
+
 def test_ssrf_refusal_is_a_400_naming_the_rule_and_nothing_is_created(
     api,
     owner,
