@@ -111,6 +111,29 @@ def forget(path) -> None:
         _libc.munmap(held[1], held[2])  # unmapping unlocks
 
 
+def quiet_disk(path, *, still: float = 0.3, limit: float = 10.0) -> float:
+    """Wait until the block device under `path` has no I/O in flight and its counters
+    (/sys/dev/block/M:m/stat) stood still for `still` seconds, at most `limit` seconds; return the wait.
+    After a deletion a sync is not the end of it: on a filesystem mounted with `discard` (this machine's
+    ext4) the freed blocks are trimmed once the journal commits, and the fsyncs of whatever came next
+    waited behind that (a URL import's first 0.17 s were idle CPUs in iowait after the bench deleted the
+    previous import's GiB of chunks). A tmpfs has no device: no wait."""
+    device = os.stat(path).st_dev
+    stat = Path(f"/sys/dev/block/{os.major(device)}:{os.minor(device)}/stat")
+    if os.major(device) == 0 or not stat.exists():
+        return 0.0
+    start = time.monotonic()
+    before, since = None, start
+    while time.monotonic() - start < limit:
+        now = stat.read_text().split()
+        if now != before or int(now[8]):  # (the ninth field: I/Os in flight)
+            before, since = now, time.monotonic()
+        elif time.monotonic() - since >= still:
+            break
+        time.sleep(0.02)
+    return time.monotonic() - start
+
+
 def timed_command(command: list[str]) -> float:
     start = time.perf_counter()
     subprocess.run(command, check=True, capture_output=True)
@@ -202,6 +225,7 @@ class Deployment:
             for chunk in chunks.glob("*/*"):
                 chunk.unlink(missing_ok=True)
         os.sync()
+        quiet_disk(self.root)  # the trim of what was deleted, before the next import's first fsync
 
     def start(self, command: list[str], *, log: str) -> None:
         output = open(self.root / log, "wb")  # noqa: SIM115 - closed with the process

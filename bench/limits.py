@@ -19,7 +19,8 @@ medians are printed. Every import stores all of its chunks: the storage's chunks
 each (Deployment.forget_chunks; a store does not write a chunk it has, so the same file imported again
 would write nothing). One untimed PUT and URL import come first (a process's first import maps its
 buffers), and every step starts after `sync` with the file resident (Glance's store and dd leave a GiB
-for the kernel to write back). Where the disk syncs slower than MD5 (`dd conv=fdatasync` below
+for the kernel to write back) and the disk quiet (a deletion's trim, on a filesystem mounted with
+`discard`, delayed the next step's first fsyncs). Where the disk syncs slower than MD5 (`dd conv=fdatasync` below
 `md5sum`) or its speed varies, give --dir a tmpfs mount to take it out of the figures.
 Goal (issue 17): uploads and URL import first byte to `available` >= 90% of md5sum.
 Peak RSS of the web and worker processes during the run is printed too (the largest single process,
@@ -44,7 +45,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from download import PeakMemory  # noqa: E402
-from import_upload import Deployment, import_once, timed_command, warm, write_random  # noqa: E402
+from import_upload import Deployment, import_once, quiet_disk, timed_command, warm, write_random  # noqa: E402
 from import_url import import_once as url_import_once  # noqa: E402
 from import_url import serve  # noqa: E402
 
@@ -215,8 +216,10 @@ def main() -> None:
 
         def settle() -> None:
             # Each step starts with the file resident and nothing dirty waiting to be written: Glance's
-            # store and dd leave a GiB for the kernel to write back, which took CPU from the next step.
+            # store and dd leave a GiB for the kernel to write back, which took CPU from the next step;
+            # and with the disk quiet (import_upload.quiet_disk: the trim of what a step deleted).
             os.sync()
+            quiet_disk(root)
             warm(qcow2)
 
         # One untimed PUT (the web process) and URL import (the worker) first: a process's first import
