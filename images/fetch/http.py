@@ -37,7 +37,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _REDIRECTS = {301, 302, 303, 307, 308}
 _RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 HANDED_FLUSH_SECONDS = 0.25
-HANDED_READ = 256 * 1024
+HANDED_READ = 256 * 1024  # (a chunked or until-close body: see _readinto_some)
 
 
 def transient_reason(error: BaseException | None, *, stall_timeout: float) -> str:
@@ -248,9 +248,7 @@ class HttpDriver:
             filled, started = 0, time.monotonic()
             while filled < want:
                 transfer.check_stop()
-                # (http.client's readinto waits until its buffer is full: a slow server's bytes are
-                # taken a quarter MiB at a time, so that they can go on before the block is full.)
-                received = fp.readinto(view[filled : filled + HANDED_READ])
+                received = _readinto_some(fp, view[filled:])
                 if not received:
                     break
                 filled += received
@@ -264,6 +262,27 @@ class HttpDriver:
             if not received:  # the end of the body
                 give_back_buffers([buffer])  # (None when the last one went to the sink)
                 return
+
+
+def _readinto_some(fp: http.client.HTTPResponse, view: memoryview) -> int:
+    """Bytes of the body into `view` as they come: what is buffered, else one read of the socket (as
+    many bytes as it holds, up to the view). http.client's readinto waits until the view is full: a
+    slow server's bytes could not go on (to progress) before the block was full, and reading a quarter
+    MiB at a time instead cost the receiving thread twice the CPU of an upload's (0.33 s against 0.15 s
+    per GiB here: more reads, each waking it for a little). A chunked body or one that ends with the
+    connection is read by http.client, a quarter MiB at a time."""
+    buffered = getattr(fp, "fp", None)
+    if fp.chunked or fp.length is None or not hasattr(buffered, "readinto1"):
+        return fp.readinto(view[:HANDED_READ])
+    view = view[: fp.length]
+    received = buffered.readinto1(view)
+    if not received and len(view):
+        fp._close_conn()  # (as http.client's readinto does: the connection ended before the length)
+    else:
+        fp.length -= received
+        if not fp.length:
+            fp._close_conn()
+    return received
 
 
 def _validator(headers) -> str:

@@ -1,6 +1,7 @@
 import io
 import os
 import threading
+import time
 
 import pytest
 
@@ -320,6 +321,30 @@ def test_blocks_handed_to_a_chunk_store_arrive_whole_on_its_boundaries(http_serv
     fetch(slow.url("/slow.raw"), sink=pieces)
     assert bytes(pieces.buffer) == payload[: 1024 * 1024]
     assert pieces.writes >= 2  # as they came, not all at the end
+
+
+def test_a_slow_servers_bytes_go_on_as_they_come_not_when_a_read_is_full(http_server):
+    """A server that trickles 40 KiB every 0.2 s: its bytes reach the sink (and the import's progress)
+    within about the flush interval (0.25 s) of their coming, a few times a second. The fetch reads
+    what the socket holds, one read at a time, into the sink's buffers; a read that waited for a
+    quarter MiB held them for 1.2 s."""
+    payload = os.urandom(400 * 1024)
+    server = http_server()
+    server.routes["/slow.raw"] = FileRoute(payload, pace=(40 * 1024, 0.2))
+    arrivals = []
+
+    class Sink(CountingSink):
+        def write(self, data):
+            arrivals.append(round(time.monotonic() - start, 2))
+            super().write(data)
+
+    sink = Sink()
+    start = time.monotonic()
+    fetch(server.url("/slow.raw"), sink=sink)
+
+    assert bytes(sink.buffer) == payload
+    assert arrivals[0] < 0.9, arrivals
+    assert len(arrivals) >= 4, arrivals
 
 
 class CountingSink(MemorySink):
