@@ -41,6 +41,7 @@ class SendfileHandler(BaseHTTPRequestHandler):
         pass
 
     def do_GET(self):
+        self.server.requests.append(time.perf_counter())
         path = self.server.file
         size = path.stat().st_size
         start = 0
@@ -66,11 +67,16 @@ def serve(file: Path) -> ThreadingHTTPServer:
     server = ThreadingHTTPServer(("127.0.0.1", 0), SendfileHandler)
     server.daemon_threads = True
     server.file = file
+    server.requests = []  # when each GET came (perf_counter): a URL import's first byte follows its first
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
 
-def import_once(deployment: Deployment, url: str, label: str) -> float:
+def import_once(deployment: Deployment, url: str, label: str, server=None) -> tuple[float, float | None]:
+    """One URL import: seconds from the API call to `available`, and from the source's first byte to
+    `available` (None without the `server` serving `url`). The second is the issue's "first byte to
+    available", as an upload's is timed from its first byte sent (the image already created): it leaves
+    out the API call and the job's start, which the first includes."""
     body = json.dumps(
         {
             "name": label,
@@ -82,6 +88,8 @@ def import_once(deployment: Deployment, url: str, label: str) -> float:
         }
     )
     deployment.forget_chunks()  # (the same file again: see Deployment.forget_chunks)
+    if server is not None:
+        server.requests.clear()
     start = time.perf_counter()
     status, _h, data = deployment.request(
         "POST", "/api/v1/images/", body, {"Content-Type": "application/json"}
@@ -89,7 +97,9 @@ def import_once(deployment: Deployment, url: str, label: str) -> float:
     if status != 201:
         raise RuntimeError(f"create: {status} {data[:500]!r}")
     deployment.wait_available(json.loads(data)["id"])
-    return time.perf_counter() - start
+    end = time.perf_counter()
+    first = min(server.requests) if server is not None and server.requests else None
+    return end - start, (end - first if first is not None else None)
 
 
 def main() -> None:
@@ -125,7 +135,7 @@ def main() -> None:
             curl = timed_command(["curl", "-sS", "--fail", "-o", str(target), url])
             target.unlink()
             warm(qcow2)
-            total = import_once(deployment, url, f"url-{run}")
+            total, _first = import_once(deployment, url, f"url-{run}")
             print(f"  curl -o                               {mb(curl):8.0f} MB/s  {curl:6.2f} s")
             print(
                 f"  URL import, API call to available     {mb(total):8.0f} MB/s  {total:6.2f} s"

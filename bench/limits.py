@@ -22,7 +22,10 @@ buffers), and every step starts after `sync` with the file resident (Glance's st
 for the kernel to write back) and the disk quiet (a deletion's trim, on a filesystem mounted with
 `discard`, delayed the next step's first fsyncs). Where the disk syncs slower than MD5 (`dd conv=fdatasync` below
 `md5sum`) or its speed varies, give --dir a tmpfs mount to take it out of the figures.
-Goal (issue 17): uploads and URL import first byte to `available` >= 90% of md5sum.
+Goal (issue 17): uploads and URL import first byte to `available` >= 90% of md5sum. An upload is timed
+from its first byte sent (the image created before), a URL import from the first byte its source sends
+(the source's first GET) and, beside it, from the API call that asked for it (with the job's start);
+the latter is set against Glance's web-download, timed from its API calls too.
 Peak RSS of the web and worker processes during the run is printed too (the largest single process,
 and each process tree), and with --memory-gib that of one PUT of a file that large (goal: under 200 MB).
 """
@@ -258,7 +261,9 @@ def main() -> None:
                     )
                     note(f"upload {protocol.upper()} to available", total)
                 settle()
-                note("URL import to available", url_import_once(deployment, url, f"url-{round_number}"))
+                from_call, from_first_byte = url_import_once(deployment, url, f"url-{round_number}", server)
+                note("URL import, API call to available", from_call)
+                note("URL import, first byte to available", from_first_byte)
                 settle()
                 note("download link (curl)", download_once(deployment, latest_image(deployment)))
                 if glance is not None:
@@ -296,15 +301,16 @@ def main() -> None:
         for name, value in medians.items():
             extra = ""
             if name.startswith(("upload", "URL import")):
-                extra = f"  {value / medians['md5sum'] * 100:4.0f}% of md5sum (goal >= 90%)"
+                goal = "" if "API call" in name else " (goal >= 90%)"
+                extra = f"  {value / medians['md5sum'] * 100:4.0f}% of md5sum{goal}"
                 if writes < bound:
                     extra += f", {value / writes * 100:.0f}% of the store's writes"
             rounds = "/".join(f"{each:.0f}" for each in figures[name])
-            print(f"  {name:34s} {value:8.0f} MB/s  {value / bound * 100:5.0f}% of bound{extra}  ({rounds})")
+            print(f"  {name:38s} {value:8.0f} MB/s  {value / bound * 100:5.0f}% of bound{extra}  ({rounds})")
         if glance is not None:
             for ours, theirs in (
                 ("upload PUT to available", "Glance upload to active"),
-                ("URL import to available", "Glance web-download to active"),
+                ("URL import, API call to available", "Glance web-download to active"),
             ):
                 print(f"  {ours} / {theirs}: {medians[ours] / medians[theirs]:.2f}x (goal >= 3.5x)")
         print(
