@@ -217,12 +217,14 @@ def main() -> None:
         def note(name: str, seconds: float) -> None:
             figures.setdefault(name, []).append(size / seconds / 1e6)
 
+        waits: list[float] = []
+
         def settle() -> None:
             # Each step starts with the file resident and nothing dirty waiting to be written: Glance's
             # store and dd leave a GiB for the kernel to write back, which took CPU from the next step;
             # and with the disk quiet (import_upload.quiet_disk: the trim of what a step deleted).
             os.sync()
-            quiet_disk(root)
+            waits.append(quiet_disk(root))
             warm(qcow2)
 
         # One untimed PUT (the web process) and URL import (the worker) first: a process's first import
@@ -317,6 +319,10 @@ def main() -> None:
             f"peak RSS, largest process: web {web_memory.each / MiB:.0f} MiB, worker "
             f"{worker_memory.each / MiB:.0f} MiB (each process tree: web {web_memory.peak / MiB:.0f} MiB, "
             f"worker {worker_memory.peak / MiB:.0f} MiB; a forked child counts its parent's pages again)"
+        )
+        print(
+            f"before the steps: waited {sum(waits):.1f} s in all for a quiet disk (at most {max(waits):.1f} s "
+            f"at once)"
         )
         if arguments.memory_gib:
             qcow2.unlink()
