@@ -43,7 +43,8 @@ worker: prerequisites-run setup
 cron: setup
 	$(MANAGE) rqcron imageconsole.cron
 
-# One pytest worker per CPU (pytest-xdist), a test file's tests in one worker; `PYTEST_ARGS=-n0` runs serially.
+# One pytest worker per CPU and one more (pytest-xdist; tests/plugin.py), a test file's tests in one worker;
+# `PYTEST_ARGS=-n0` runs serially.
 PYTEST_ARGS ?= -n auto --dist loadfile --durations=25
 test: prerequisites-test setup
 	$(PY) -m pytest $(PYTEST_ARGS)
