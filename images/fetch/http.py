@@ -37,7 +37,7 @@ _CONTENT_RANGE = re.compile(r"^bytes (\d+)-(\d+)/(\d+|\*)$")
 _REDIRECTS = {301, 302, 303, 307, 308}
 _RETRY_STATUSES = {408, 429, 500, 502, 503, 504}
 HANDED_FLUSH_SECONDS = 0.25
-HANDED_READ = 256 * 1024  # (a chunked or until-close body: see _readinto_some)
+HANDED_READ = 256 * 1024  # (over TLS, or a chunked or until-close body: see _readinto_some)
 
 
 def transient_reason(error: BaseException | None, *, stall_timeout: float) -> str:
@@ -222,7 +222,7 @@ class HttpDriver:
 
         fp = getattr(response, "_fp", None)  # urllib3's http.client response (its readinto: no copy)
         if transfer.handed_block and isinstance(fp, http.client.HTTPResponse):
-            self._read_handed(transfer, fp)
+            self._read_handed(transfer, fp, one_read=url.scheme == "http")
             return
         while True:
             # Up to a block from one read of the socket: read() assembles each block in a buffer of
@@ -233,7 +233,7 @@ class HttpDriver:
             transfer.deliver(data)
 
     @staticmethod
-    def _read_handed(transfer: Transfer, fp: http.client.HTTPResponse) -> None:
+    def _read_handed(transfer: Transfer, fp: http.client.HTTPResponse, *, one_read: bool) -> None:
         """The body straight from the socket into buffers the sink keeps (HandedBuffer): whole ones, on
         the sink's chunk boundaries, are stored as chunks without a copy. A slow server's bytes go on
         as copies every HANDED_FLUSH_SECONDS, so that progress shows them (and the blocks after them
@@ -248,7 +248,7 @@ class HttpDriver:
             filled, started = 0, time.monotonic()
             while filled < want:
                 transfer.check_stop()
-                received = _readinto_some(fp, view[filled:])
+                received = _readinto_some(fp, view[filled:], one_read=one_read)
                 if not received:
                     break
                 filled += received
@@ -264,15 +264,16 @@ class HttpDriver:
                 return
 
 
-def _readinto_some(fp: http.client.HTTPResponse, view: memoryview) -> int:
-    """Bytes of the body into `view` as they come: what is buffered, else one read of the socket (as
-    many bytes as it holds, up to the view). http.client's readinto waits until the view is full: a
-    slow server's bytes could not go on (to progress) before the block was full, and reading a quarter
-    MiB at a time instead cost the receiving thread twice the CPU of an upload's (0.33 s against 0.15 s
-    per GiB here: more reads, each waking it for a little). A chunked body or one that ends with the
-    connection is read by http.client, a quarter MiB at a time."""
+def _readinto_some(fp: http.client.HTTPResponse, view: memoryview, *, one_read: bool) -> int:
+    """Bytes of the body into `view` as they come. Over plain HTTP (`one_read`): what is buffered, else
+    one read of the socket, as many bytes as it holds up to the view. http.client's readinto waits
+    until its view is full: reading a quarter MiB at a time that way cost the receiving thread twice
+    the CPU of an upload's (0.33 s against 0.15 s per GiB here: a wake-up for every small read), and a
+    trickling server's bytes went on only when a quarter MiB had come. Over TLS one read is one record
+    (16 KiB), so there http.client gathers a quarter MiB in C, as it does for a chunked body or one that
+    ends with the connection."""
     buffered = getattr(fp, "fp", None)
-    if fp.chunked or fp.length is None or not hasattr(buffered, "readinto1"):
+    if not one_read or fp.chunked or fp.length is None or not hasattr(buffered, "readinto1"):
         return fp.readinto(view[:HANDED_READ])
     view = view[: fp.length]
     received = buffered.readinto1(view)
