@@ -343,8 +343,8 @@ def test_a_slow_servers_bytes_go_on_as_they_come_not_when_a_read_is_full(http_se
     fetch(server.url("/slow.raw"), sink=sink)
 
     assert bytes(sink.buffer) == payload
-    assert arrivals[0] < 0.9, arrivals
-    assert len(arrivals) >= 4, arrivals
+    assert arrivals[0] < 1.0, arrivals  # (a quarter MiB: seven pieces, the last sent at 1.2 s)
+    assert len(arrivals) >= 3, arrivals  # (a quarter MiB at a time: two)
 
 
 class CountingSink(MemorySink):
