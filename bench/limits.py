@@ -20,8 +20,9 @@ each (Deployment.forget_chunks; a store does not write a chunk it has, so the sa
 would write nothing). One untimed PUT and URL import come first (a process's first import maps its
 buffers), and every step starts after `sync` with the file resident (Glance's store and dd leave a GiB
 for the kernel to write back) and the disk quiet (a deletion's trim, on a filesystem mounted with
-`discard`, delayed the next step's first fsyncs). Where the disk syncs slower than MD5 (`dd conv=fdatasync` below
-`md5sum`) or its speed varies, give --dir a tmpfs mount to take it out of the figures.
+`discard`, delayed the next step's first fsyncs). Where the disk syncs slower than MD5 (`dd
+conv=fdatasync` below `md5sum`) or its speed varies, give --dir a tmpfs mount to take it out of the
+figures.
 Goal (issue 17): uploads and URL import first byte to `available` >= 90% of md5sum. An upload is timed
 from its first byte sent (the image created before), a URL import from the first byte its source sends
 (the source's first GET) and, beside it, from the API call that asked for it (with the job's start);
@@ -230,7 +231,7 @@ def main() -> None:
         # One untimed PUT (the web process) and URL import (the worker) first: a process's first import
         # maps its buffers and imports what it had not needed yet (a console serving imports is past that).
         import_once(deployment, qcow2, "qcow2", "put", "warm-up")
-        url_import_once(deployment, url, "warm-up-url")
+        url_import_once(deployment, url, "warm-up-url", server)
         # Sampled four times a second: each sample reads /proc for every thread, CPU the imports need.
         with PeakMemory(web_pid, 0.25) as web_memory, PeakMemory(worker_pid, 0.25) as worker_memory:
             for round_number in range(arguments.rounds):

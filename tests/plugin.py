@@ -62,11 +62,11 @@ def _strict_url_tag():
 @pytest.hookimpl(tryfirst=True)  # (before xdist's own: one per CPU)
 def pytest_xdist_auto_num_workers(config):
     """`-n auto` starts one pytest worker more than there are CPUs (PYTEST_XDIST_AUTO_NUM_WORKERS sets
-    the number). The suite spends much of its time waiting on other processes (guests booting under
-    emulation, browsers, RQ workers, qemu-img): with one worker per CPU the two CPUs here sat 34% idle
-    and the suite took 10 min; with three workers, 19% idle and 8 min."""
+    the number: then xdist's own hook answers). The suite spends much of its time waiting on other
+    processes (guests booting under emulation, browsers, RQ workers, qemu-img): with one worker per CPU
+    the two CPUs here sat 34% idle and the suite took 10 min; with three workers, 19% idle and 8 min."""
     if os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS"):
-        return int(os.environ["PYTEST_XDIST_AUTO_NUM_WORKERS"])
+        return None
     return (os.cpu_count() or 1) + 1
 
 
