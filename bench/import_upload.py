@@ -350,6 +350,18 @@ class Deployment:
         if status != 204:
             raise RuntimeError(f"tus PATCH: {status} {data[:500]!r}")
 
+    @staticmethod
+    def _log_says(log: Path, seen: list, marker: bytes) -> bool:
+        """Whether what `log` gained since `seen` ([offset, tail]) holds `marker`."""
+        with suppress(FileNotFoundError), open(log, "rb") as file:
+            file.seek(seen[0])
+            data = file.read()
+            seen[0] += len(data)
+            if marker in seen[1] + data:
+                return True
+            seen[1] = data[-len(marker) :] if data else seen[1]
+        return False
+
     def image(self, image_id: str) -> dict:
         _status, _h, data = self.request("GET", f"/api/v1/images/{image_id}/")
         image = json.loads(data)
@@ -358,21 +370,17 @@ class Deployment:
         return image
 
     def wait_available(self, image_id: str) -> dict:
-        """Until the image is available. The worker's log line that ends an import is watched every 5 ms
-        and the API asked only every 2 s until it appears (for a failed import): a GET costs the web
-        process 20 ms of CPU, which polling would take from an import running on the same two cores (a
-        URL import runs while the bench waits; at twice a second, 0.1 s of CPU in its 2.5 s)."""
-        log = self.root / "worker.log"
+        """Until the image is available. The log line that ends an import (the worker's, or the web
+        process's for an upload finished in its last request) is watched every 5 ms and the API asked
+        only every 2 s until it appears (for a failed import): a GET costs the web process 20 ms of CPU,
+        which polling would take from an import running on the same two cores (a URL import runs while
+        the bench waits; at twice a second, 0.1 s of CPU in its 2.5 s)."""
+        logs = {self.root / "worker.log": [0, b""], self.root / "gunicorn.log": [0, b""]}
         marker = f"images.pipeline: import {image_id} ".encode()
-        offset, tail, asked = 0, b"", 0.0
+        asked = 0.0
         while True:
-            with suppress(FileNotFoundError), open(log, "rb") as file:
-                file.seek(offset)
-                data = file.read()
-                offset += len(data)
-                if marker in tail + data:
-                    break
-                tail = data[-len(marker) :] if data else tail
+            if any(self._log_says(log, seen, marker) for log, seen in logs.items()):
+                break
             if time.monotonic() - asked > 2:
                 asked = time.monotonic()
                 image = self.image(image_id)

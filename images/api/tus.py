@@ -158,14 +158,21 @@ class UploadView(TusView):
 
     @extend_schema(
         summary="tus: the upload's offset (where to continue)",
-        responses={200: OpenApiResponse(description="Upload-Offset and Upload-Length headers"), 404: None},
+        responses={
+            200: OpenApiResponse(description="Upload-Offset and Upload-Length headers (equal: complete)"),
+            404: None,
+            410: OpenApiResponse(description="The import was cancelled or failed"),
+        },
     )
     def head(self, request, pk):
         if self.tus_error is not None:
             return self.tus_error
         session = self.session_or_404(request, pk)
-        if session.image.status != Image.Status.UPLOADING:
+        complete = session.image.status == Image.Status.AVAILABLE and session.offset == session.length
+        if session.image.status != Image.Status.UPLOADING and not complete:
             return Response(status=410)
+        # A complete upload (its last PATCH made the image available) says so, as tus asks: a client
+        # resuming it from a stored URL finds the offset at the length, and is done.
         headers = {"Upload-Offset": str(session.offset), **self.expires(session)}
         if session.length is not None:
             headers["Upload-Length"] = str(session.length)
@@ -201,7 +208,7 @@ class UploadView(TusView):
         if session.length is not None and offset + nbytes > session.length:
             return Response({"detail": _("More bytes than the upload's length.")}, status=413)
         try:
-            receiver = ImportReceiver(image_id=session.image_id, offset=offset)
+            receiver = ImportReceiver(image_id=session.image_id, offset=offset, finish_in_request=True)
             new_offset = receive_body(receiver, body_reader(request), nbytes=nbytes)
         except HANDLED as error:
             return error_response(error)

@@ -149,7 +149,10 @@ class ImageFileAPIView(TenantAPIView):
         description=(
             "`curl -T disk.qcow2 -H 'Authorization: Token KEY' https://HOST/api/v1/images/ID/file`. "
             "A PUT replaces whatever an earlier upload of this image received. A body that ends early "
-            "keeps what arrived (400 with `offset` and `tus_url`): continue with tus PATCHes from there."
+            "keeps what arrived (400 with `offset` and `tus_url`): continue with tus PATCHes from there. "
+            "The answer shows the image as the upload left it: an image stored as it arrived (qcow2, raw, "
+            "ISO) is already `available` (or `failed`, with the reason); one to convert or decompress is "
+            "`inspecting` while its job runs."
         ),
         request={"application/octet-stream": OpenApiTypes.BINARY},
         parameters=[OpenApiParameter("Content-Length", int, OpenApiParameter.HEADER, required=True)],
@@ -171,7 +174,7 @@ class ImageFileAPIView(TenantAPIView):
             return Response({"detail": _("Send the file with a Content-Length header.")}, status=411)
         try:
             upload_restart(image_id=image.pk, length=length, filename="")
-            receiver = ImportReceiver(image_id=image.pk, offset=0)
+            receiver = ImportReceiver(image_id=image.pk, offset=0, finish_in_request=True)
             received = receive_body(receiver, body_reader(request), nbytes=length)
         except HANDLED as error:
             return error_response(error)

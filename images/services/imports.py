@@ -268,10 +268,20 @@ def enqueue_job(kind: str, *, image_id, job_id: str) -> None:
     )
 
 
+# The job id of an image that the web request which sent its last byte finishes itself (an upload stored
+# as it arrived): no RQ job has it. The reconciler takes the request's upload lock, or the heartbeat of
+# its finish, for the job being alive (reconcile.job_liveness).
+REQUEST_JOB_PREFIX = "request-"
+
+
+def request_job_id() -> str:
+    return REQUEST_JOB_PREFIX + uuid.uuid4().hex
+
+
 def import_hand_over(*, image_id, kind: str, enqueue: bool = True, job_id: str | None = None) -> None:
     """The bytes are in: the image waits for its job (`finish` or `convert`) in stage inspecting.
-    `job_id`: the running job that takes the next step itself (a URL fetch finishing what it stored):
-    nothing is enqueued, and the reconciler watches that job."""
+    `job_id`: the running job, or the request (REQUEST_JOB_PREFIX), that takes the next step itself (a URL
+    fetch or an upload finishing what it stored): nothing is enqueued, and the reconciler watches it."""
     if job_id is not None:
         Image.objects.filter(pk=image_id, status=Image.Status.UPLOADING).update(
             stage=Image.Stage.INSPECTING, progress=0, job_id=job_id, updated_at=timezone.now()

@@ -25,6 +25,14 @@ hashstate cannot carry) what was received is read again, and UploadSession.bytes
         for block in blocks:
             receiver.write(block)
         receiver.commit()      # on the last byte: checks, then the follow-up job is enqueued
+
+A web request that sends an upload's last byte (`finish_in_request=True`: PUT, tus PATCH, Glance's file
+PUT) makes an image stored as it arrived available itself before it answers, still holding the upload's
+lock, instead of enqueueing the finish: the client sees the image available in the answer, and no
+queue hop and work-horse fork stand between the last byte and `available`. The image's job id then
+names the request (imports.REQUEST_JOB_PREFIX); the reconciler leaves it alone while the lock is held
+or the finish's heartbeat beats, and enqueues the finish once if the request's process died before it.
+A file to convert (staged) or decompress still goes to its job.
 """
 
 from __future__ import annotations
@@ -65,9 +73,11 @@ from .imports import (
     import_fail,
     import_hand_over,
     needs_conversion,
+    request_job_id,
     staging_dir,
     upload_begin,
 )
+from .pipeline import import_finish
 from .progress import StageProgress
 
 logger = logging.getLogger("images.receiving")
@@ -285,13 +295,17 @@ class ImportReceiver:
         unknown_length: bool = False,
         decompressed: bool = False,
         continue_in_job: str | None = None,
+        finish_in_request: bool = False,
     ):
         """`unknown_length`: an upload whose length comes with its end (a chunked PUT); `finish()` ends it.
         `decompressed`: the bytes are a compressed file's decompressed ones (see `set_decompressed`).
         `continue_in_job`: the id of the running job that receives (a fetch), which finishes an image
         stored as it arrived itself (`finish_here`) instead of enqueueing a job for it: a fork and a
-        queue hop less between the last byte and `available`."""
+        queue hop less between the last byte and `available`.
+        `finish_in_request`: the receiver serves a web request, which finishes such an image itself (see
+        the module's docstring): `commit()` returns once it is available (or failed)."""
         self.continue_in_job = continue_in_job
+        self.finish_in_request = finish_in_request and continue_in_job is None
         self.finish_here = False
         self.image_id = image_id_of(image_id)
         self.unknown_length = unknown_length
@@ -762,24 +776,39 @@ class ImportReceiver:
         """
         if self.position == self.start:
             self._discard_current()
-            self._close()
-            if self.length is not None and self.position == self.length and self.length == 0:
-                self._complete()
+            self._close(keep_lock=self.finish_in_request)
+            with self._finishing():
+                if self.length is not None and self.position == self.length and self.length == 0:
+                    self._complete()
             return self.position
         final = self.length is not None and self.position == self.length
-        try:
-            if self.staged:
-                self._commit_staged()
-            else:
-                self._commit_stored(final=final)
-            self._committed = True
-            if final:
-                self._complete()
-            else:
-                self._keep_live()
-        finally:
-            self._close()
+        with self._finishing():
+            try:
+                if self.staged:
+                    self._commit_staged()
+                else:
+                    self._commit_stored(final=final)
+                self._committed = True
+                if final:
+                    self._complete()
+                else:
+                    self._keep_live()
+            finally:
+                self._close(keep_lock=self.finish_in_request)
         return self.position
+
+    @contextmanager
+    def _finishing(self):
+        """Around the commit of a request that finishes what it stored (`finish_in_request`): the lock,
+        kept by `_close`, is held until the image is available (or failed), then released."""
+        try:
+            yield
+            if self.finish_here and self.finish_in_request:
+                import_finish(image_id=self.image_id)  # never raises: a refusal fails the image
+        finally:
+            if self._lock is not None:
+                _release(self._lock)
+                self._lock = None
 
     def _keep_live(self) -> None:
         """A part of the upload is committed and more will come: leave this process's state to the next
@@ -923,12 +952,14 @@ class ImportReceiver:
             Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
                 bytes_done=self.position, progress=100, **verified
             )
-            self.finish_here = self.continue_in_job is not None and not self.staged
+            self.finish_here = (
+                self.continue_in_job is not None or self.finish_in_request
+            ) and not self.staged
             import_hand_over(
                 image_id=self.image_id,
                 kind="convert" if self.staged else "finish",
                 enqueue=self.enqueue,
-                job_id=self.continue_in_job if self.finish_here else None,
+                job_id=(self.continue_in_job or request_job_id()) if self.finish_here else None,
             )
 
     def _verify_checksum(self, *, md5: str, sha256: str) -> dict:
@@ -978,7 +1009,7 @@ class ImportReceiver:
         self._discard_current()
         self._close()
 
-    def _close(self) -> None:
+    def _close(self, *, keep_lock: bool = False) -> None:
         if self._file is not None:
             self._file.close()
             self._file = None
@@ -986,7 +1017,7 @@ class ImportReceiver:
             self._hash_pool.shutdown(wait=True, cancel_futures=True)
             self._hash_pool = None
         self._close_extra()
-        if self._lock is not None:
+        if self._lock is not None and not keep_lock:
             _release(self._lock)
             self._lock = None
 

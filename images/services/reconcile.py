@@ -29,7 +29,14 @@ from imageconsole.core.words import gettext as _
 
 from .. import conf, hooks
 from ..models import Image, ImageReplica, UploadSession
-from .imports import FETCHED_SOURCES, enqueue_job, import_cleanup, import_fail, needs_conversion
+from .imports import (
+    FETCHED_SOURCES,
+    REQUEST_JOB_PREFIX,
+    enqueue_job,
+    import_cleanup,
+    import_fail,
+    needs_conversion,
+)
 from .progress import heartbeat_of, process_alive
 from .receiving import upload_in_progress
 
@@ -90,6 +97,18 @@ def job_liveness(job_id: str, heartbeat: str) -> str:
     return ALIVE if process_alive(*beat) else DEAD
 
 
+def request_liveness(image_id: str) -> str:
+    """ALIVE or MISSING for an image that the web request which sent its last byte finishes itself
+    (imports.REQUEST_JOB_PREFIX): alive while that request holds the upload's lock, or while the finish's
+    heartbeat beats from a process that exists. Once neither does, the finish either ended (the image
+    is no longer importing, and nothing is done) or its process died before it made the image available:
+    MISSING, and the finish is enqueued as for a job Redis lost, with nobody left to race it."""
+    if upload_in_progress(image_id):
+        return ALIVE
+    beat = heartbeat_of(image_id)
+    return ALIVE if beat is not None and process_alive(*beat) else MISSING
+
+
 def _aware(moment):
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment, timezone.utc)
 
@@ -133,12 +152,19 @@ def reconcile(*, now=None) -> ReconcileReport:
                 if import_fail(image_id=image.pk, message=message):
                     report.expired.append(str(image.pk))
             continue
-        state = job_liveness(image.job_id, str(image.pk))
+        if image.job_id.startswith(REQUEST_JOB_PREFIX):
+            state = request_liveness(str(image.pk))
+        else:
+            state = job_liveness(image.job_id, str(image.pk))
         if state == ALIVE:
             continue
         if state == MISSING and session is not None and session.attempts < MAX_RESUMES:
             job_id = uuid.uuid4().hex
-            Image.objects.filter(pk=image.pk, status=Image.Status.UPLOADING).update(job_id=job_id)
+            resumed = Image.objects.filter(
+                pk=image.pk, status=Image.Status.UPLOADING, job_id=image.job_id
+            ).update(job_id=job_id)
+            if not resumed:
+                continue  # its job or request ended meanwhile (available, failed, cancelled)
             UploadSession.objects.filter(pk=session.pk).update(attempts=F("attempts") + 1)
             enqueue_job(_job_kind(image), image_id=image.pk, job_id=job_id)
             report.resumed.append(str(image.pk))

@@ -63,7 +63,9 @@ def store_body(request, image: Image) -> None:
                 raise ApiError(400, _("Content-Length is not a number.")) from error
             upload_restart(image_id=image.pk, length=length, filename="")
             received = receive_body(
-                ImportReceiver(image_id=image.pk, offset=0), body_reader(request), nbytes=length
+                ImportReceiver(image_id=image.pk, offset=0, finish_in_request=True),
+                body_reader(request),
+                nbytes=length,
             )
             if received < length:
                 raise ApiError(
@@ -77,7 +79,7 @@ def store_body(request, image: Image) -> None:
         UploadSession.objects.filter(image=image, offset=0).update(length=None)
         limit = fetch_limit(image)
         read = chunked_reader(request) if chunked else request.read
-        receiver = ImportReceiver(image_id=image.pk, offset=0, unknown_length=True)
+        receiver = ImportReceiver(image_id=image.pk, offset=0, unknown_length=True, finish_in_request=True)
         with receiver:
             received = 0
             while data := read(BLOCK_SIZE):

@@ -4,6 +4,7 @@ download (Content-MD5, Range), tags, deactivate/reactivate, protected, delete.""
 import hashlib
 import json
 
+import django_rq
 import pytest
 
 from images.models import Image
@@ -396,3 +397,22 @@ def test_formats_cannot_be_patched_even_while_queued(glance):
     same = json.dumps([{"op": "replace", "path": "/disk_format", "value": "raw"}])
     assert glance.patch(f"{V2}/images/{image_id}", same, content_type=PATCH).status_code == 200
     assert Image.objects.get(pk=image_id).disk_format == "raw"
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["content-length", "chunked"])
+def test_an_image_is_active_when_its_upload_answers(glance, disks, rq_redis, chunked):
+    """As with Glance, whose PUT answers once the image is active: no job stands between the 204 and
+    `active` for an image stored as it arrived (glance image-upload, then at once server create)."""
+    data = disks.convert(disks.raw(size=4 * MiB), "qcow2").read_bytes()
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "at-once", "disk_format": "qcow2"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    url = f"{V2}/images/{image_id}/file"
+    if chunked:
+        response = chunked_put(glance, url, data)
+    else:
+        response = glance.put(url, data, content_type="application/octet-stream")
+    assert response.status_code == 204, response.content
+    shown = glance.get(f"{V2}/images/{image_id}").json()
+    assert shown["status"] == "active"
+    assert shown["os_hash_value"] == hashlib.sha256(data).hexdigest()
+    assert django_rq.get_queue("imports").count == 0

@@ -59,7 +59,7 @@ def test_create_then_put_the_file_then_available(
     with django_capture_on_commit_callbacks(execute=True):
         response = client.put(put_url, data=data, content_type="application/octet-stream", **headers)
     assert response.status_code == 202, response.content
-    assert response.json()["stage"] == "inspecting"
+    assert response.json()["status"] == "available"  # made available by the PUT itself: no job queued
     with django_capture_on_commit_callbacks(execute=True):
         assert run_jobs() == 0
 

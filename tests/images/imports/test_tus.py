@@ -267,7 +267,11 @@ def test_a_dropped_connection_keeps_what_arrived(
     uploader.upload()
     image.refresh_from_db()
     assert image.upload.offset == len(data)
-    assert image.stage == "inspecting"
+    assert image.status == Image.Status.AVAILABLE, image.error  # the last PATCH finished it
+    # Found again from its URL (a reload, a second client), the upload says it is complete.
+    again = tus_uploader(qcow2, image, chunk_size=len(data))
+    again.set_url(uploader.url)
+    assert again.get_offset() == len(data)
 
 
 @pytest.mark.parametrize("fmt", ["qcow2", "vmdk"])

@@ -1,0 +1,161 @@
+"""An upload stored as it arrived is made available by the request that sends its last byte: the answer
+already shows it available, no job is queued for it, and the reconciler still finishes it when that
+request's process dies first."""
+
+import hashlib
+import subprocess
+
+import django_rq
+import pytest
+
+from images.models import Image
+from images.services.imports import REQUEST_JOB_PREFIX
+from images.services.progress import Heartbeat
+from images.services.receiving import upload_lock
+from images.services.reconcile import reconcile
+from storage.backends import get_backend
+
+from .conftest import MiB, send_file
+
+
+@pytest.fixture
+def auth(token):
+    return lambda user: {"HTTP_AUTHORIZATION": f"Token {token(user)}"}
+
+
+def queued(*names):
+    return sum(django_rq.get_queue(name).count for name in names)
+
+
+def test_a_put_answers_with_the_image_available_and_queues_nothing(
+    client, owner, auth, standalone, disks, start_import, rq_redis, django_capture_on_commit_callbacks
+):
+    data = disks.convert(disks.raw(size=4 * MiB), "qcow2").read_bytes()
+    image = start_import(standalone, "qcow2")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.put(
+            f"/api/v1/images/{image.pk}/file",
+            data=data,
+            content_type="application/octet-stream",
+            **auth(owner),
+        )
+    assert response.status_code == 202, response.content
+    body = response.json()
+    assert body["status"] == "available", body["error"]
+    assert body["sha256"] == hashlib.sha256(data).hexdigest()
+    assert body["virtual_size"] == 4 * MiB
+    assert queued("imports", "convert") == 0
+    image.refresh_from_db()
+    assert image.job_id.startswith(REQUEST_JOB_PREFIX)
+
+
+def test_a_put_of_a_file_to_convert_still_goes_to_its_job(
+    client, owner, auth, standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+):
+    data = disks.convert(disks.raw(size=4 * MiB), "vmdk").read_bytes()
+    image = start_import(standalone, "vmdk")
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.put(
+            f"/api/v1/images/{image.pk}/file",
+            data=data,
+            content_type="application/octet-stream",
+            **auth(owner),
+        )
+    assert response.status_code == 202, response.content
+    assert response.json()["stage"] == "inspecting"
+    assert queued("convert") == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_jobs() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+
+
+def test_a_file_the_finish_refuses_fails_in_the_answer(
+    client, owner, auth, standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+):
+    # A virtual size past the target size is found by the finish (qemu-img info of the shadow).
+    image = start_import(standalone, "qcow2", target_size=20 * 10**9)
+    big = disks.root / "big.qcow2"
+    big.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(big), "30G"], check=True)
+    data = big.read_bytes()
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.put(
+            f"/api/v1/images/{image.pk}/file",
+            data=data,
+            content_type="application/octet-stream",
+            **auth(owner),
+        )
+    body = response.json()
+    assert body["status"] == "failed"
+    assert "virtual size" in body["error"].lower()
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_jobs() == 0  # the cleanup: what it stored goes
+    assert not image.replicas.exists()
+    assert get_backend(standalone).usage().logical == 0
+
+
+def inspecting_with_a_request_job(image, path):
+    """The state a request leaves when its process dies between the last byte and the finish."""
+    send_file(image, path, enqueue=False)
+    job_id = REQUEST_JOB_PREFIX + "0" * 32
+    Image.objects.filter(pk=image.pk).update(job_id=job_id)
+    image.refresh_from_db()
+    assert image.stage == "inspecting"
+    return image
+
+
+def test_the_reconciler_leaves_a_request_that_is_finishing_alone(standalone, disks, start_import, rq_redis):
+    image = inspecting_with_a_request_job(
+        start_import(standalone, "qcow2"), disks.convert(disks.raw(), "qcow2")
+    )
+    with upload_lock(image.pk):  # the request still holds the upload's lock
+        report = reconcile()
+    assert not report.resumed and not report.failed
+    with Heartbeat(image.pk):  # or its finish beats (past the lock's minute)
+        report = reconcile()
+    assert not report.resumed and not report.failed
+    image.refresh_from_db()
+    assert image.status == Image.Status.UPLOADING and image.stage == "inspecting"
+    assert queued("imports") == 0
+
+
+def test_a_request_that_died_before_the_finish_is_finished_by_a_job(
+    standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+):
+    image = inspecting_with_a_request_job(
+        start_import(standalone, "qcow2"), disks.convert(disks.raw(), "qcow2")
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        report = reconcile()
+    assert report.resumed == [str(image.pk)]
+    with django_capture_on_commit_callbacks(execute=True):
+        assert run_jobs() == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert image.replicas.get().state == "ready"
+
+
+def test_a_finish_that_ends_while_the_reconciler_looks_is_not_enqueued_again(
+    standalone, disks, start_import, rq_redis, monkeypatch
+):
+    """The request makes the image available between the reconciler's query and its decision: nothing is
+    enqueued (a second finish would race the first, and the one that lost would delete the replica)."""
+    from images.services import pipeline
+    from images.services import reconcile as reconcile_module
+
+    image = inspecting_with_a_request_job(
+        start_import(standalone, "qcow2"), disks.convert(disks.raw(), "qcow2")
+    )
+
+    def finished_meanwhile(image_id):
+        pipeline.import_finish(image_id=image_id)
+        return reconcile_module.MISSING
+
+    monkeypatch.setattr(reconcile_module, "request_liveness", finished_meanwhile)
+    report = reconcile()
+    assert not report.resumed and not report.failed
+    assert queued("imports") == 0
+    image.refresh_from_db()
+    assert image.status == Image.Status.AVAILABLE, image.error
+    assert image.replicas.get().state == "ready"
