@@ -151,8 +151,8 @@ class ImageFileAPIView(TenantAPIView):
             "A PUT replaces whatever an earlier upload of this image received. A body that ends early "
             "keeps what arrived (400 with `offset` and `tus_url`): continue with tus PATCHes from there. "
             "The answer shows the image as the upload left it: an image stored as it arrived (qcow2, raw, "
-            "ISO) is already `available` (or `failed`, with the reason); one to convert or decompress is "
-            "`inspecting` while its job runs."
+            "ISO) is already `available` (a file refused after its last byte is a 422, as one refused "
+            "while it arrived); one to convert or decompress is `inspecting` while its job runs."
         ),
         request={"application/octet-stream": OpenApiTypes.BINARY},
         parameters=[OpenApiParameter("Content-Length", int, OpenApiParameter.HEADER, required=True)],

@@ -29,7 +29,9 @@ hashstate cannot carry) what was received is read again, and UploadSession.bytes
 A web request that sends an upload's last byte (`finish_in_request=True`: PUT, tus PATCH, Glance's file
 PUT) makes an image stored as it arrived available itself before it answers, still holding the upload's
 lock, instead of enqueueing the finish: the client sees the image available in the answer, and no
-queue hop and work-horse fork stand between the last byte and `available`. The image's job id then
+queue hop and work-horse fork stand between the last byte and `available`. A file the finish refuses
+(its tables, its virtual size) is failed and cleaned up as by the job, and `commit()` raises ImportRefused
+with the reason, so the request answers as for a file refused while it arrived. The image's job id then
 names the request (imports.REQUEST_JOB_PREFIX); the reconciler leaves it alone while the lock is held
 or the finish's heartbeat beats, and enqueues the finish once if the request's process died before it.
 A file to convert (staged) or decompress still goes to its job.
@@ -804,7 +806,14 @@ class ImportReceiver:
         try:
             yield
             if self.finish_here and self.finish_in_request:
-                import_finish(image_id=self.image_id)  # never raises: a refusal fails the image
+                import_finish(image_id=self.image_id)  # a refusal fails the image, and cleans up
+                error = (
+                    Image.objects.filter(pk=self.image_id, status=Image.Status.FAILED)
+                    .values_list("error", flat=True)
+                    .first()
+                )
+                if error is not None:  # the request says why, as for a file refused while it arrived
+                    raise ImportRefused(error)
         finally:
             if self._lock is not None:
                 _release(self._lock)

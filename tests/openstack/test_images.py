@@ -416,3 +416,20 @@ def test_an_image_is_active_when_its_upload_answers(glance, disks, rq_redis, chu
     assert shown["status"] == "active"
     assert shown["os_hash_value"] == hashlib.sha256(data).hexdigest()
     assert django_rq.get_queue("imports").count == 0
+
+
+def test_a_file_the_finish_refuses_is_a_400_and_the_image_killed(glance, disks):
+    """A virtual size past the console's largest (found by qemu-img info after the last byte) is refused
+    in the upload's answer, as Glance refuses a file that fails its format checks."""
+    from ..images.imports.conftest import qemu_img
+
+    path = disks.root / "huge.qcow2"
+    qemu_img("create", "-f", "qcow2", str(path), "600G")
+    image_id = glance.post(f"{V2}/images", json.dumps({"name": "huge", "disk_format": "qcow2"}),
+                           content_type="application/json").json()["id"]  # fmt: skip
+    response = glance.put(
+        f"{V2}/images/{image_id}/file", path.read_bytes(), content_type="application/octet-stream"
+    )
+    assert response.status_code == 400, response.content
+    assert "virtual size" in response.content.decode()
+    assert glance.get(f"{V2}/images/{image_id}").json()["status"] == "killed"

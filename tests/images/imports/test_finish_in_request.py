@@ -2,8 +2,10 @@
 already shows it available, no job is queued for it, and the reconciler still finishes it when that
 request's process dies first."""
 
+import base64
 import hashlib
 import subprocess
+from urllib.parse import urlsplit
 
 import django_rq
 import pytest
@@ -70,25 +72,59 @@ def test_a_put_of_a_file_to_convert_still_goes_to_its_job(
     assert image.status == Image.Status.AVAILABLE, image.error
 
 
-def test_a_file_the_finish_refuses_fails_in_the_answer(
-    client, owner, auth, standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+def too_large(disks):
+    """A qcow2 of 30 GB virtual size: refused by the finish (qemu-img info) for a 20 GB target size."""
+    path = disks.root / "big.qcow2"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(path), "30G"], check=True)
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("protocol", ["put", "tus"])
+def test_a_file_the_finish_refuses_is_refused_in_the_answer(
+    protocol,
+    client,
+    owner,
+    auth,
+    standalone,
+    disks,
+    start_import,
+    run_jobs,
+    django_capture_on_commit_callbacks,
 ):
-    # A virtual size past the target size is found by the finish (qemu-img info of the shadow).
-    image = start_import(standalone, "qcow2", target_size=20 * 10**9)
-    big = disks.root / "big.qcow2"
-    big.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(big), "30G"], check=True)
-    data = big.read_bytes()
+    """As a file refused while it arrives: a 422 that says why (the browser shows it on the upload's
+    panel, with Import again and Delete), the image failed, and what it stored removed."""
+    image = start_import(standalone, "qcow2", target_size=20 * 1024**3)
+    data = too_large(disks)
+    headers = auth(owner)
     with django_capture_on_commit_callbacks(execute=True):
-        response = client.put(
-            f"/api/v1/images/{image.pk}/file",
-            data=data,
-            content_type="application/octet-stream",
-            **auth(owner),
-        )
-    body = response.json()
-    assert body["status"] == "failed"
-    assert "virtual size" in body["error"].lower()
+        if protocol == "put":
+            response = client.put(
+                f"/api/v1/images/{image.pk}/file",
+                data=data,
+                content_type="application/octet-stream",
+                **headers,
+            )
+        else:
+            tus = {"HTTP_TUS_RESUMABLE": "1.0.0", **headers}
+            created = client.post(
+                "/api/v1/uploads/",
+                HTTP_UPLOAD_LENGTH=str(len(data)),
+                HTTP_UPLOAD_METADATA="image_id " + base64.b64encode(str(image.pk).encode()).decode(),
+                **tus,
+            )
+            assert created.status_code == 201, created.content
+            response = client.patch(
+                urlsplit(created["Location"]).path,
+                data=data,
+                content_type="application/offset+octet-stream",
+                HTTP_UPLOAD_OFFSET="0",
+                **tus,
+            )
+    assert response.status_code == 422, response.content
+    assert "virtual size is 30.0\xa0GB, more than the target size of 20.0\xa0GB" in response.json()["detail"]
+    image.refresh_from_db()
+    assert image.status == Image.Status.FAILED and "virtual size" in image.error
     with django_capture_on_commit_callbacks(execute=True):
         assert run_jobs() == 0  # the cleanup: what it stored goes
     assert not image.replicas.exists()
