@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from images.models import Image, ImageReplica, UploadSession
 from images.services import import_cancel
+from images.services.imports import REQUEST_JOB_PREFIX
 from images.services.progress import heartbeat_of
 from images.services.receiving import ImportCancelled, ImportReceiver
 from images.services.reconcile import reconcile
@@ -138,12 +139,17 @@ def test_worker_killed_mid_import_ends_in_failed_after_reconcile(
     assert not reconcile().failed
 
 
+@pytest.mark.parametrize("lost", ["job", "request"])
 def test_a_job_lost_before_it_ran_is_enqueued_again(
-    standalone, disks, start_import, run_jobs, rq_redis, django_capture_on_commit_callbacks
+    lost, standalone, disks, start_import, run_jobs, rq_redis, django_capture_on_commit_callbacks
 ):
+    """A finish job Redis lost, or the request that was to finish the upload (imports.REQUEST_JOB_PREFIX)
+    dead before it did: its lock expired and no heartbeat beats."""
     qcow2 = disks.convert(disks.raw(size=2 * MiB), "qcow2")
     image = start_import(standalone, "qcow2")
     send_file(image, qcow2, enqueue=False)  # as if Redis lost the job: nothing is queued
+    if lost == "request":
+        Image.objects.filter(pk=image.pk).update(job_id=REQUEST_JOB_PREFIX + "0" * 32)
     image.refresh_from_db()
     assert image.stage == "inspecting"
     with django_capture_on_commit_callbacks(execute=True):

@@ -1,6 +1,6 @@
 """An upload stored as it arrived is made available by the request that sends its last byte: the answer
-already shows it available, no job is queued for it, and the reconciler still finishes it when that
-request's process dies first."""
+already shows it available, no job is queued for it, and the reconciler leaves that request alone (when
+its process dies first, the reconciler finishes the image: test_cancel_reconcile)."""
 
 import base64
 import hashlib
@@ -29,20 +29,29 @@ def queued(*names):
     return sum(django_rq.get_queue(name).count for name in names)
 
 
-def test_a_put_answers_with_the_image_available_and_queues_nothing(
-    client, owner, auth, standalone, disks, start_import, rq_redis, django_capture_on_commit_callbacks
-):
-    data = disks.convert(disks.raw(size=4 * MiB), "qcow2").read_bytes()
-    image = start_import(standalone, "qcow2")
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.put(
-            f"/api/v1/images/{image.pk}/file",
-            data=data,
-            content_type="application/octet-stream",
-            **auth(owner),
-        )
-    assert response.status_code == 202, response.content
-    body = response.json()
+def put(client, headers, image, data):
+    return client.put(
+        f"/api/v1/images/{image.pk}/file", data=data, content_type="application/octet-stream", **headers
+    )
+
+
+@pytest.fixture
+def put_new(client, owner, auth, standalone, disks, start_import, django_capture_on_commit_callbacks):
+    """PUT a new 4 MiB image of `fmt`: (the image, its bytes, the answer's body)."""
+
+    def run(fmt):
+        data = disks.convert(disks.raw(size=4 * MiB), fmt).read_bytes()
+        image = start_import(standalone, fmt)
+        with django_capture_on_commit_callbacks(execute=True):
+            response = put(client, auth(owner), image, data)
+        assert response.status_code == 202, response.content
+        return image, data, response.json()
+
+    return run
+
+
+def test_a_put_answers_with_the_image_available_and_queues_nothing(put_new, rq_redis):
+    image, data, body = put_new("qcow2")
     assert body["status"] == "available", body["error"]
     assert body["sha256"] == hashlib.sha256(data).hexdigest()
     assert body["virtual_size"] == 4 * MiB
@@ -52,19 +61,10 @@ def test_a_put_answers_with_the_image_available_and_queues_nothing(
 
 
 def test_a_put_of_a_file_to_convert_still_goes_to_its_job(
-    client, owner, auth, standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
+    put_new, run_jobs, django_capture_on_commit_callbacks
 ):
-    data = disks.convert(disks.raw(size=4 * MiB), "vmdk").read_bytes()
-    image = start_import(standalone, "vmdk")
-    with django_capture_on_commit_callbacks(execute=True):
-        response = client.put(
-            f"/api/v1/images/{image.pk}/file",
-            data=data,
-            content_type="application/octet-stream",
-            **auth(owner),
-        )
-    assert response.status_code == 202, response.content
-    assert response.json()["stage"] == "inspecting"
+    image, _data, body = put_new("vmdk")
+    assert body["stage"] == "inspecting"
     assert queued("convert") == 1
     with django_capture_on_commit_callbacks(execute=True):
         assert run_jobs() == 0
@@ -99,12 +99,7 @@ def test_a_file_the_finish_refuses_is_refused_in_the_answer(
     headers = auth(owner)
     with django_capture_on_commit_callbacks(execute=True):
         if protocol == "put":
-            response = client.put(
-                f"/api/v1/images/{image.pk}/file",
-                data=data,
-                content_type="application/octet-stream",
-                **headers,
-            )
+            response = put(client, headers, image, data)
         else:
             tus = {"HTTP_TUS_RESUMABLE": "1.0.0", **headers}
             created = client.post(
@@ -154,22 +149,6 @@ def test_the_reconciler_leaves_a_request_that_is_finishing_alone(standalone, dis
     image.refresh_from_db()
     assert image.status == Image.Status.UPLOADING and image.stage == "inspecting"
     assert queued("imports") == 0
-
-
-def test_a_request_that_died_before_the_finish_is_finished_by_a_job(
-    standalone, disks, start_import, run_jobs, django_capture_on_commit_callbacks
-):
-    image = inspecting_with_a_request_job(
-        start_import(standalone, "qcow2"), disks.convert(disks.raw(), "qcow2")
-    )
-    with django_capture_on_commit_callbacks(execute=True):
-        report = reconcile()
-    assert report.resumed == [str(image.pk)]
-    with django_capture_on_commit_callbacks(execute=True):
-        assert run_jobs() == 0
-    image.refresh_from_db()
-    assert image.status == Image.Status.AVAILABLE, image.error
-    assert image.replicas.get().state == "ready"
 
 
 def test_a_finish_that_ends_while_the_reconciler_looks_is_not_enqueued_again(
