@@ -270,7 +270,7 @@ def enqueue_job(kind: str, *, image_id, job_id: str) -> None:
 
 # The job id of an image that the web request which sent its last byte finishes itself (an upload stored
 # as it arrived): no RQ job has it. The reconciler takes the request's upload lock, or the heartbeat of
-# its finish, for the job being alive (reconcile.job_liveness).
+# its finish, for the job being alive (reconcile.request_liveness).
 REQUEST_JOB_PREFIX = "request-"
 
 
