@@ -143,8 +143,10 @@ def timed_command(command: list[str]) -> float:
 class Deployment:
     """redis-server, gunicorn and an RQ worker over a temporary VAR_DIR; stopped on exit."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, *, upload_concurrency: int = 4):
+        """`upload_concurrency`: the storage's chunk-writing threads (a new storage has 1)."""
         self.root = root
+        self.upload_concurrency = upload_concurrency
         self.children: list[subprocess.Popen] = []
         self.port = free_port()
         var = root / "var"
@@ -243,7 +245,7 @@ class Deployment:
             "t.membership_add(tenant=tenant, user=user, role=Membership.Role.OWNER)\n"
             "storage = storage_create_default()\n"
             "storage.reserved_bytes = 0\n"
-            "storage.upload_concurrency = 4\n"
+            f"storage.upload_concurrency = {self.upload_concurrency}\n"
             "storage.save()\n"
             "print(t.api_token_create(user=user)[1], storage.pk)\n"
         )

@@ -190,6 +190,12 @@ def main() -> None:
     parser.add_argument("--dir", default=tempfile.gettempdir(), help="where files, storage and staging go")
     parser.add_argument("--glance", action="store_true", help="time Glance too (its peer must be running)")
     parser.add_argument(
+        "--upload-concurrency",
+        type=int,
+        default=4,
+        help="the storage's chunk-writing threads (default 4, as every run in the README; a new storage has 1)",
+    )
+    parser.add_argument(
         "--memory-gib", type=int, default=0, help="then one PUT of a file this large, for the peak memory"
     )
     arguments = parser.parse_args()
@@ -212,7 +218,7 @@ def main() -> None:
         raw.unlink()
         size = qcow2.stat().st_size
         os.environ.update(IMPORT_ALLOWED_NETWORKS="127.0.0.1/32", IMPORT_ALLOWED_PORTS="*")
-        deployment = Deployment(root)
+        deployment = Deployment(root, upload_concurrency=arguments.upload_concurrency)
         server = serve(qcow2)
         url = f"http://127.0.0.1:{server.server_address[1]}/random.qcow2"
         web_pid, worker_pid = deployment.children[1].pid, deployment.children[2].pid
@@ -289,7 +295,8 @@ def main() -> None:
         writes = medians["the store's writes"]
         print(
             f"limits: {arguments.size_mib} MiB of random data as qcow2 ({size / 1e6:.0f} MB), "
-            f"medians of {arguments.rounds} interleaved rounds, {time.strftime('%Y-%m-%d')}"
+            f"medians of {arguments.rounds} interleaved rounds, {time.strftime('%Y-%m-%d')}; upload "
+            f"concurrency {arguments.upload_concurrency}"
         )
         print(
             f"machine: {os.cpu_count()} CPUs (shared with other work: figures are noisy), {socket.gethostname()}"
