@@ -815,9 +815,7 @@ class ImportReceiver:
                 if error is not None:  # the request says why, as for a file refused while it arrived
                     raise ImportRefused(error)
         finally:
-            if self._lock is not None:
-                _release(self._lock)
-                self._lock = None
+            self._release_lock()
 
     def _keep_live(self) -> None:
         """A part of the upload is committed and more will come: leave this process's state to the next
@@ -1026,7 +1024,11 @@ class ImportReceiver:
             self._hash_pool.shutdown(wait=True, cancel_futures=True)
             self._hash_pool = None
         self._close_extra()
-        if self._lock is not None and not keep_lock:
+        if not keep_lock:
+            self._release_lock()
+
+    def _release_lock(self) -> None:
+        if self._lock is not None:
             _release(self._lock)
             self._lock = None
 
