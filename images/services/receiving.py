@@ -806,7 +806,8 @@ class ImportReceiver:
         try:
             yield
             if self.finish_here and self.finish_in_request:
-                import_finish(image_id=self.image_id)  # a refusal fails the image, and cleans up
+                # (a refusal fails the image, and cleans up)
+                import_finish(image_id=self.image_id, head=self.head)
                 error = (
                     Image.objects.filter(pk=self.image_id, status=Image.Status.FAILED)
                     .values_list("error", flat=True)
@@ -816,6 +817,20 @@ class ImportReceiver:
                     raise ImportRefused(error)
         finally:
             self._release_lock()
+
+    @property
+    def _finishes_itself(self) -> bool:
+        """An image stored as it arrived, which this receiver's job or request makes available itself
+        (`continue_in_job`, `finish_in_request`) once the last byte is committed."""
+        return (self.continue_in_job is not None or self.finish_in_request) and not self.staged
+
+    @property
+    def head(self) -> bytes | None:
+        """The file's first HEAD_BYTES (all of a shorter file) when this receiver holds them, for the
+        finish's layout check; None when they are only in the staging file (a resumed upload's)."""
+        if self.staged or self._head_on_disk or len(self._head) != min(HEAD_BYTES, self.position):
+            return None
+        return bytes(self._head)
 
     def _keep_live(self) -> None:
         """A part of the upload is committed and more will come: leave this process's state to the next
@@ -897,7 +912,8 @@ class ImportReceiver:
         if not keep_open:
             self._writer = None
         self._result = result
-        self._write_head()
+        if not (final and self._finishes_itself and self.head is not None):
+            self._write_head()  # (else the finish takes the head from this receiver: see `head`)
         self.session.expires_at = _expiry()
         with transaction.atomic():
             updated = UploadSession.objects.filter(
@@ -959,9 +975,7 @@ class ImportReceiver:
             Image.objects.filter(pk=self.image_id, status=Image.Status.UPLOADING).update(
                 bytes_done=self.position, progress=100, **verified
             )
-            self.finish_here = (
-                self.continue_in_job is not None or self.finish_in_request
-            ) and not self.staged
+            self.finish_here = self._finishes_itself
             import_hand_over(
                 image_id=self.image_id,
                 kind="convert" if self.staged else "finish",
@@ -1109,6 +1123,11 @@ class ImportSink:
     def finish_here(self) -> bool:
         """The image was stored as it arrived and the fetch's own job makes it available (ImportReceiver)."""
         return self.receiver.finish_here
+
+    @property
+    def head(self) -> bytes | None:
+        """The file's first bytes, for the finish (ImportReceiver.head)."""
+        return self.receiver.head
 
     def abort(self) -> None:
         self.receiver.abort()

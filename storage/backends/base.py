@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import chain, islice
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
@@ -106,15 +107,18 @@ def ordered_map(func: Callable[[T], R], items: Iterable[T], *, concurrency: int)
     """func(item) for every item, results in order, with up to `concurrency` calls running at once.
 
     At most `concurrency` results are held ahead of the consumer, so memory stays bounded; closing the
-    iterator early cancels what has not started.
+    iterator early cancels what has not started. A single item (a range within one chunk: a qcow2
+    table the finish reads) runs on the calling thread: starting a pool's thread cost more than it.
     """
-    if concurrency <= 1:
-        for item in items:
+    source = iter(items)
+    first = list(islice(source, 2))
+    if concurrency <= 1 or len(first) < 2:
+        for item in chain(first, source):
             yield func(item)
         return
+    source = chain(first, source)
     pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="storage-read")
     pending = deque()
-    source = iter(items)
     try:
         for item in source:
             pending.append(pool.submit(func, item))

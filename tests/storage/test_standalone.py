@@ -285,3 +285,32 @@ def test_the_systems_reason_is_worded_in_the_readers_language(make_standalone, t
         assert "不是目录" in render_words(kept) and "Not a directory" not in render_words(kept)
     with translation.override("en"):
         assert "Not a directory" in render_words(kept)
+
+
+def test_a_range_within_one_chunk_is_read_without_starting_threads(make_standalone):
+    """The import's finish reads a qcow2's tables as small ranges; a pool of reading threads started for
+    one chunk's read cost more than the read. Several chunks are still read by the pool, in order."""
+    import threading
+
+    _storage, backend = make_standalone(concurrency=4)
+    data = random_bytes(3 * CHUNK_SIZE, seed=40)
+    writer = backend.open_writer("img-ranges", expected_size=len(data))
+    writer.write(data)
+    writer.commit()
+    threads = []
+    read_chunk = backend._read_chunk
+
+    def spying(*args, **kwargs):
+        threads.append(threading.current_thread())
+        return read_chunk(*args, **kwargs)
+
+    backend._read_chunk = spying
+
+    assert (
+        read_all(backend, "img-ranges", CHUNK_SIZE + 100, CHUNK_SIZE + 200)
+        == data[CHUNK_SIZE + 100 : CHUNK_SIZE + 200]
+    )
+    assert threads == [threading.current_thread()]
+    threads.clear()
+    assert read_all(backend, "img-ranges", 10, 3 * CHUNK_SIZE - 10) == data[10:-10]
+    assert len(threads) == 3 and threading.current_thread() not in threads

@@ -102,12 +102,20 @@ def test_http_import_resumes_a_dropped_connection_to_available(
 
 
 def test_the_fetch_job_itself_makes_an_image_stored_as_it_arrived_available(
-    api, owner, standalone, qcow2, http_server, django_capture_on_commit_callbacks, run_jobs
+    api, owner, standalone, qcow2, http_server, django_capture_on_commit_callbacks, run_jobs, monkeypatch
 ):
-    """No second job (a fork and a queue hop) between the last byte and `available`."""
+    """No second job (a fork and a queue hop) between the last byte and `available`; and the job's
+    finish takes the file's head from the receiver, not written to staging and read back."""
     import django_rq
     from rq.job import Job
     from rq.registry import FinishedJobRegistry
+
+    from images.services.receiving import ImportReceiver
+
+    def no_staging(receiver):
+        raise AssertionError("the head was written to staging")
+
+    monkeypatch.setattr(ImportReceiver, "_write_head", no_staging)
 
     server = http_server()
     server.routes["/centos.qcow2"] = FileRoute(qcow2)

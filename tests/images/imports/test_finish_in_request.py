@@ -60,6 +60,24 @@ def test_a_put_answers_with_the_image_available_and_queues_nothing(put_new, rq_r
     assert image.job_id.startswith(REQUEST_JOB_PREFIX)
 
 
+def test_the_finish_checks_the_head_the_request_holds_without_writing_it_to_staging(
+    put_new, monkeypatch, caplog
+):
+    """The 4 MiB head went to the staging area at the last commit and was read back by the finish; the
+    request that finishes the image hands it over in memory (and logs when the image is available)."""
+    from images.services.receiving import ImportReceiver
+
+    def no_staging(receiver):
+        raise AssertionError("the head was written to staging")
+
+    monkeypatch.setattr(ImportReceiver, "_write_head", no_staging)
+    with caplog.at_level("INFO", logger="images.pipeline"):
+        image, _data, body = put_new("qcow2")
+    assert body["status"] == "available", body["error"]
+    assert body["virtual_size"] == 4 * MiB
+    assert f"import {image.pk} available" in caplog.messages
+
+
 def test_a_put_of_a_file_to_convert_still_goes_to_its_job(
     put_new, run_jobs, django_capture_on_commit_callbacks
 ):
