@@ -95,8 +95,7 @@ def import_once(deployment: Deployment, url: str, label: str, server) -> tuple[f
     )
     if status != 201:
         raise RuntimeError(f"create: {status} {data[:500]!r}")
-    deployment.wait_available(json.loads(data)["id"])
-    end = time.perf_counter()
+    end = deployment.wait_available(json.loads(data)["id"])
     return end - start, end - min(server.requests)
 
 
