@@ -825,12 +825,14 @@ class ImportReceiver:
         return (self.continue_in_job is not None or self.finish_in_request) and not self.staged
 
     @property
+    def _holds_head(self) -> bool:
+        return not (self.staged or self._head_on_disk) and len(self._head) == min(HEAD_BYTES, self.position)
+
+    @property
     def head(self) -> bytes | None:
         """The file's first HEAD_BYTES (all of a shorter file) when this receiver holds them, for the
         finish's layout check; None when they are only in the staging file (a resumed upload's)."""
-        if self.staged or self._head_on_disk or len(self._head) != min(HEAD_BYTES, self.position):
-            return None
-        return bytes(self._head)
+        return bytes(self._head) if self._holds_head else None
 
     def _keep_live(self) -> None:
         """A part of the upload is committed and more will come: leave this process's state to the next
@@ -912,7 +914,7 @@ class ImportReceiver:
         if not keep_open:
             self._writer = None
         self._result = result
-        if not (final and self._finishes_itself and self.head is not None):
+        if not (final and self._finishes_itself and self._holds_head):
             self._write_head()  # (else the finish takes the head from this receiver: see `head`)
         self.session.expires_at = _expiry()
         with transaction.atomic():
