@@ -496,7 +496,7 @@ def main() -> None:
         steps = [
             line.split("images.pipeline: ", 1)[1]
             for line in (root / "worker.log").read_text().splitlines()
-            if "images.pipeline: import" in line and not line.endswith(" available")
+            if "images.pipeline: import" in line
         ]
         if steps:
             print("  worker's steps after the last byte:")

@@ -179,10 +179,10 @@ def _finish(image: Image, *, head: bytes | None = None) -> None:
     check_virtual_size(virtual_size=virtual_size, limit=size_limit(image))
     _check_cancel(image.pk)
     timings.mark("layout+info")
-    logger.info("import %s stored as it arrived (%s): %s", image.pk, inspection.format, timings)
     details = session.inspection
     _make_available(
         image,
+        done=f"stored as it arrived ({inspection.format}): {timings}",
         replica=replica,
         changes={
             "size": size,
@@ -279,9 +279,9 @@ def _convert(image: Image) -> None:
         storage=image.storage,
         defaults={"key": key, "state": ImageReplica.State.SYNCING, "size": result.size},
     )
-    logger.info("import %s converted %s -> %s: %s", image.pk, source_format, target_format, timings)
     _make_available(
         image,
+        done=f"converted {source_format} -> {target_format}: {timings}",
         replica=replica,
         changes={
             "size": result.size,
@@ -472,8 +472,9 @@ def _ova_disk(image: Image, path, progress: StageProgress):
 # --- the end -------------------------------------------------------------------------------------
 
 
-def _make_available(image: Image, *, replica: ImageReplica, changes: dict) -> None:
-    """Replica ready and image available in one transaction; then the staging files go."""
+def _make_available(image: Image, *, replica: ImageReplica, changes: dict, done: str) -> None:
+    """Replica ready and image available in one transaction; then the staging files go. `done`: what
+    the import did, for the log."""
     try:
         with transaction.atomic():
             ImageReplica.objects.filter(pk=replica.pk).update(
@@ -504,7 +505,8 @@ def _make_available(image: Image, *, replica: ImageReplica, changes: dict) -> No
         delete_stored(storage=image.storage, key=replica.key)
         import_cleanup(image_id=image.pk)
         return
-    logger.info("import %s available", image.pk)  # (bench/import_upload.py times imports by this line)
+    # One line per import, once the image is available (bench/import_upload.py times imports by it).
+    logger.info("import %s available: %s", image.pk, done)
     shutil.rmtree(staging_dir(image.pk), ignore_errors=True)
     UploadSession.objects.filter(image_id=image.pk).update(staging_path="", secret_encrypted="")
     try:

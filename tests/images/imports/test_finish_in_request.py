@@ -75,7 +75,8 @@ def test_the_finish_checks_the_head_the_request_holds_without_writing_it_to_stag
         image, _data, body = put_new("qcow2")
     assert body["status"] == "available", body["error"]
     assert body["virtual_size"] == 4 * MiB
-    assert f"import {image.pk} available" in caplog.messages
+    (line,) = [message for message in caplog.messages if message.startswith(f"import {image.pk} ")]
+    assert line.startswith(f"import {image.pk} available: stored as it arrived (qcow2)")
 
 
 def test_a_put_of_a_file_to_convert_still_goes_to_its_job(
