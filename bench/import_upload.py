@@ -373,13 +373,14 @@ class Deployment:
 
     def wait_available(self, image_id: str, *, answered: float | None = None) -> float:
         """Until the image is available; returns the perf_counter() when that was seen, or `answered`
-        (the time a request that may have finished the image answered) when the line is in the log at
-        the first look: the image was available before that answer. The line the
-        pipeline logs once the image is available (from the worker, or from the web process for an
-        upload finished in its last request) is watched for every 5 ms, and the API asked only every
-        2 s until it appears (for a failed import): a GET costs the web process 5-20 ms of CPU, which
-        polling would take from an import running on the same two cores, and would add its own time to
-        what is measured. Once the line is seen, a GET (not timed) confirms the status."""
+        (when a request that may have finished the image answered) if the line is in the log at the
+        first look: the image was available before that answer.
+
+        The line the pipeline logs once the image is available (from the worker, or from the web
+        process for an upload finished in its last request) is watched for every 5 ms, and the API is
+        asked only every 2 s until it appears (for a failed import): a GET costs the web process 5-20 ms
+        of CPU, which polling would take from an import running on the same two cores, and would add
+        its own time to what is measured. Once the line is seen, a GET (not timed) confirms the status."""
         logs = {self.root / "worker.log": [0, b""], self.root / "gunicorn.log": [0, b""]}
         marker = f"images.pipeline: import {image_id} available".encode()
         asked = 0.0
