@@ -148,7 +148,7 @@ def import_fetch(*, image_id) -> None:
         allow_file = True
     policy = FetchPolicy.from_settings(sftp_host_key_check=trust_on_first_use, **overrides)
     job = get_current_job()
-    finish_here, head = False, None
+    finish_here = False
     with Heartbeat(image.pk):
         try:
             sink = ImportSink(image.pk, job_id=job.id if job is not None else None)
@@ -205,7 +205,6 @@ def import_fetch(*, image_id) -> None:
                 verify_sent(image, stream)
             sink.finish()
             finish_here = sink.finish_here
-            head = sink.head if finish_here else None  # (the finish's layout check reads it)
         except FetchCancelled:
             sink.abort()
         except ImportRefused:
@@ -230,4 +229,4 @@ def import_fetch(*, image_id) -> None:
             )
     if finish_here:
         # Stored as it arrived: this job inspects it and makes it available, as the finish job would.
-        import_finish(image_id=image.pk, head=head)
+        import_finish(image_id=image.pk, head=sink.head)  # (the receiver's, not read back)
