@@ -6,15 +6,19 @@ document.addEventListener("change", (event) => {
 
 // Ask before an action that cannot be undone: consoleConfirm(text, okLabel) resolves to true or false,
 // in the page's dialog (#confirm-dialog in base.html), or the browser's when the dialog is missing.
+// One question at a time: a question asked while the last one's dialog is still going away waits for it
+// to be gone. Bootstrap hides the dialog before its backdrop has faded, and only then says "hidden"; a
+// question shown in between took that late "hidden" for its own answer, and its OK then did nothing.
+let lastQuestion = Promise.resolve(false);
 window.consoleConfirm = function consoleConfirm(text, okLabel) {
   const dialog = document.getElementById("confirm-dialog");
   if (!dialog || !window.bootstrap) return Promise.resolve(window.confirm(text));
-  dialog.querySelector("[data-confirm-text]").textContent = text;
-  const ok = dialog.querySelector("[data-confirm-ok]");
-  if (!ok.dataset.defaultLabel) ok.dataset.defaultLabel = ok.textContent;
-  ok.textContent = okLabel || ok.dataset.defaultLabel;
-  const modal = window.bootstrap.Modal.getOrCreateInstance(dialog);
-  return new Promise((resolve) => {
+  const ask = () => new Promise((resolve) => {
+    dialog.querySelector("[data-confirm-text]").textContent = text;
+    const ok = dialog.querySelector("[data-confirm-ok]");
+    if (!ok.dataset.defaultLabel) ok.dataset.defaultLabel = ok.textContent;
+    ok.textContent = okLabel || ok.dataset.defaultLabel;
+    const modal = window.bootstrap.Modal.getOrCreateInstance(dialog);
     let answer = false;
     ok.onclick = () => {
       answer = true;
@@ -23,6 +27,8 @@ window.consoleConfirm = function consoleConfirm(text, okLabel) {
     dialog.addEventListener("hidden.bs.modal", () => resolve(answer), { once: true });
     modal.show();
   });
+  lastQuestion = lastQuestion.then(ask, ask);
+  return lastQuestion;
 };
 
 // <form data-confirm="Question?" data-confirm-ok="Cancel upload">: submitted only once confirmed.
