@@ -203,14 +203,23 @@ def open_transport(
 
 
 def run(transport, command: str, *, stdin: bytes | None = None, timeout: float = CHANNEL_TIMEOUT):
-    """Run a command on the server: (exit status, stdout, stderr)."""
+    """Run a command on the server: (exit status, stdout, stderr).
+
+    A command given no `stdin` reads /dev/null, and this end never sends its channel's EOF. paramiko
+    builds an EOF under the channel's lock but sends it after letting go (paramiko#1115, #1705): when a
+    quick command had ended meanwhile, the CLOSE paramiko's own thread answers the server with could go
+    first, and OpenSSH then drops the whole connection ("ieof packet referred to nonexistent channel"),
+    every SFTP session on it too. A command given `stdin` reads it to the end before it ends, so its EOF
+    goes out before the server can close the channel."""
     channel = transport.open_session(timeout=CHANNEL_OPEN_TIMEOUT)
     try:
         channel.settimeout(timeout)
-        channel.exec_command(command)
-        if stdin:
+        if stdin is None:
+            channel.exec_command(f"exec </dev/null; {command}")
+        else:
+            channel.exec_command(command)
             channel.sendall(stdin)
-        channel.shutdown_write()
+            channel.shutdown_write()
         out, err = bytearray(), bytearray()
         while True:
             data = channel.recv(1 << 16)

@@ -12,6 +12,7 @@ import io
 import os
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -442,6 +443,39 @@ def test_concurrent_readers_use_several_channels_of_one_connection(make_server_s
     sessions = on_server(storage, "ps -o args= -C sshd | grep -c 'sshd: root' || true")
     assert int(sessions.strip() or 0) >= 1
     assert len(connection._idle) >= 2  # several SFTP channels opened on the one connection, kept
+
+
+
+def test_a_quick_command_keeps_the_connection_when_this_end_is_slow_to_send(make_server_storage, monkeypatch):
+    """A command that ends at once (`command -v python3` before every first write) must not cost the
+    connection: CI once lost one, and with it the SFTP session of a chunk being written. paramiko sends
+    a channel's EOF after letting go of the channel's lock; a thread that the CPU left there lets the
+    CLOSE paramiko answers the ended command with go first, and OpenSSH drops the whole connection for
+    an EOF on a channel it has freed. Here every EOF waits 0.3 s before it goes, as such a thread would."""
+    import paramiko
+    from paramiko.common import cMSG_CHANNEL_EOF
+
+    from storage.backends.server import connection_for
+
+    storage, backend = make_server_storage()
+    connection = connection_for(storage)
+    send = paramiko.Transport._send_user_message
+
+    def late_eof(transport, message):
+        if message.asbytes()[:1] == cMSG_CHANNEL_EOF and threading.current_thread() is not transport:
+            time.sleep(0.3)
+        return send(transport, message)
+
+    monkeypatch.setattr(paramiko.Transport, "_send_user_message", late_eof)
+    for _ in range(3):
+        assert connection.run("echo quick")[:2] == (0, b"quick\n")
+    assert connection.alive
+    data = random_bytes(MiB, 81)
+    backend.ingest(io.BytesIO(data), key="img")
+    assert read_all(backend, "img") == data
+    assert connection_for(storage) is connection  # the same connection, never dropped and made again
+    # A command given input still reads it, to its end.
+    assert connection.run("wc -c", stdin=b"12345")[:2] == (0, b"5\n")
 
 
 def test_lsblk_parsing_keeps_only_disks_with_nothing_on_them():
