@@ -445,7 +445,6 @@ def test_concurrent_readers_use_several_channels_of_one_connection(make_server_s
     assert len(connection._idle) >= 2  # several SFTP channels opened on the one connection, kept
 
 
-
 def test_a_quick_command_keeps_the_connection_when_this_end_is_slow_to_send(make_server_storage, monkeypatch):
     """A command that ends at once (`command -v python3` before every first write) must not cost the
     connection: CI once lost one, and with it the SFTP session of a chunk being written. paramiko sends
